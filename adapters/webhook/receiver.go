@@ -1,0 +1,112 @@
+package webhook
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Receiver is a webhook endpoint for tests and benchmarks: it records every
+// body it is POSTed and can be stopped and restarted on the same address.
+// Reject, if set, picks bodies to answer with 400.
+type Receiver struct {
+	Addr   string
+	Reject func(body []byte) bool
+	// OnBody, if set, is called with every accepted body.
+	OnBody func(body []byte)
+
+	mu     sync.Mutex
+	bodies [][]byte
+	srv    *http.Server
+	auth   string
+}
+
+// NewReceiver starts a receiver on a free loopback port. When token is not
+// empty every request must carry it as a bearer token.
+func NewReceiver(t testing.TB, token string) *Receiver {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Receiver{Addr: ln.Addr().String()}
+	if token != "" {
+		r.auth = "Bearer " + token
+	}
+	r.serve(ln)
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// URL returns the receiver's endpoint.
+func (r *Receiver) URL() string { return "http://" + r.Addr + "/" }
+
+func (r *Receiver) serve(ln net.Listener) {
+	srv := &http.Server{Handler: http.HandlerFunc(r.handle), ReadHeaderTimeout: 5 * time.Second}
+	r.mu.Lock()
+	r.srv = srv
+	r.mu.Unlock()
+	go srv.Serve(ln)
+}
+
+func (r *Receiver) handle(w http.ResponseWriter, req *http.Request) {
+	if r.auth != "" && req.Header.Get("Authorization") != r.auth {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if r.Reject != nil && r.Reject(body) {
+		http.Error(w, "rejected", http.StatusBadRequest)
+		return
+	}
+	if r.OnBody != nil {
+		r.OnBody(body)
+	} else {
+		r.mu.Lock()
+		r.bodies = append(r.bodies, body)
+		r.mu.Unlock()
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// Bodies returns what was received so far.
+func (r *Receiver) Bodies() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][]byte(nil), r.bodies...)
+}
+
+// Stop closes the listener and every connection.
+func (r *Receiver) Stop() {
+	r.mu.Lock()
+	srv := r.srv
+	r.srv = nil
+	r.mu.Unlock()
+	if srv != nil {
+		srv.Close()
+	}
+}
+
+// Start listens again on the same address.
+func (r *Receiver) Start(t testing.TB) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for i := 0; i < 50; i++ {
+		if ln, err = net.Listen("tcp", r.Addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.serve(ln)
+}

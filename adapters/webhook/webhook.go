@@ -1,0 +1,195 @@
+// Package webhook delivers events to an HTTP endpoint: one POST per event
+// with the body {"EventName":…,"Key":…,"Records":[event]}, over keep-alive
+// connections. A 2xx response is success; 408, 429, 5xx and network errors
+// are retried; any other status means the endpoint rejected the event for
+// good, and it is quarantined.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/bucketrelay/bucketrelay/delivery"
+)
+
+// DefaultTimeout bounds one POST when Config.Timeout is empty.
+const DefaultTimeout = 10 * time.Second
+
+// Config is a webhook target's entry under notify.webhook.<id>.
+type Config struct {
+	// Enable starts the target; a disabled target is parsed, not started.
+	Enable bool `json:"enable"`
+	// Endpoint is the URL events are POSTed to. Required.
+	Endpoint string `json:"endpoint"`
+	// AuthToken, if set, is sent as "Authorization: Bearer <token>" (a value
+	// that already has a scheme, such as "Basic …", is sent as it is).
+	AuthToken string `json:"authToken,omitempty"`
+	// CAFile is a PEM file of CAs to trust instead of the system's.
+	CAFile string `json:"caFile,omitempty"`
+	// ClientCert and ClientKey are PEM files for TLS client authentication.
+	ClientCert string `json:"clientCert,omitempty"`
+	ClientKey  string `json:"clientKey,omitempty"`
+	// Timeout bounds each POST, as a Go duration ("10s"); empty means
+	// DefaultTimeout.
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// Validate checks the configuration. Errors are *delivery.FieldError.
+func (c *Config) Validate() error {
+	if c.Endpoint == "" {
+		return delivery.Fieldf("endpoint", "required")
+	}
+	u, err := url.Parse(c.Endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return delivery.Fieldf("endpoint", "must be an http:// or https:// URL")
+	}
+	if (c.ClientCert == "") != (c.ClientKey == "") {
+		return delivery.Fieldf("clientCert", "clientCert and clientKey go together")
+	}
+	if c.Timeout != "" {
+		if d, err := time.ParseDuration(c.Timeout); err != nil || d <= 0 {
+			return delivery.Fieldf("timeout", "must be a positive duration such as \"10s\"")
+		}
+	}
+	return nil
+}
+
+// Target posts events to one endpoint.
+type Target struct {
+	cfg    Config
+	client *http.Client
+	auth   string
+	lg     *slog.Logger
+}
+
+var _ delivery.Target = (*Target)(nil)
+
+// New returns a target for cfg. It reads the TLS files but does not connect.
+func New(cfg Config, lg *slog.Logger) (*Target, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if lg == nil {
+		lg = slog.Default()
+	}
+	timeout := DefaultTimeout
+	if cfg.Timeout != "" {
+		timeout, _ = time.ParseDuration(cfg.Timeout)
+	}
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, delivery.Fieldf("caFile", "%v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, delivery.Fieldf("caFile", "no PEM certificate in %s", cfg.CAFile)
+		}
+		tlsConf.RootCAs = pool
+	}
+	if cfg.ClientCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.ClientCert, cfg.ClientKey)
+		if err != nil {
+			return nil, delivery.Fieldf("clientCert", "%v", err)
+		}
+		tlsConf.Certificates = []tls.Certificate{cert}
+	}
+	tr := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     tlsConf,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}
+	auth := ""
+	if cfg.AuthToken != "" {
+		auth = "Bearer " + cfg.AuthToken
+		if i := bytes.IndexByte([]byte(cfg.AuthToken), ' '); i > 0 {
+			auth = cfg.AuthToken
+		}
+	}
+	return &Target{cfg: cfg, client: &http.Client{Transport: tr, Timeout: timeout}, auth: auth, lg: lg}, nil
+}
+
+// Send posts items one at a time, in order. It goes on past an event the
+// endpoint rejects for good and stops at the first retryable failure.
+func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
+	var failed []delivery.ItemError
+	for i := range items {
+		err := t.post(ctx, &items[i])
+		if err == nil {
+			continue
+		}
+		failed = append(failed, delivery.ItemError{Index: i, Err: err})
+		if !delivery.IsPermanent(err) {
+			for j := i + 1; j < len(items); j++ {
+				failed = append(failed, delivery.ItemError{Index: j, Err: errNotSent})
+			}
+			break
+		}
+	}
+	if failed == nil {
+		return nil
+	}
+	return &delivery.BatchError{Failed: failed}
+}
+
+var errNotSent = errors.New("webhook: not sent: an earlier event failed")
+
+func (t *Target) post(ctx context.Context, it *delivery.Item) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.Endpoint, bytes.NewReader(it.Message()))
+	if err != nil {
+		return delivery.Permanent(fmt.Errorf("webhook: %s", t.redact(err.Error())))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "bucketrelay")
+	if t.auth != "" {
+		req.Header.Set("Authorization", t.auth)
+	}
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("webhook: %s", t.redact(err.Error()))
+	}
+	// Drain a little of the body so the connection can be reused.
+	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+	resp.Body.Close()
+	return StatusError(resp.StatusCode)
+}
+
+// StatusError classifies an HTTP status: nil for 2xx, a retryable error for
+// 408, 429 and 5xx (and anything unexpected), a permanent one for the other
+// 4xx.
+func StatusError(code int) error {
+	switch {
+	case code >= 200 && code < 300:
+		return nil
+	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
+		return fmt.Errorf("webhook: endpoint answered %d %s", code, http.StatusText(code))
+	case code >= 400 && code < 500:
+		return delivery.Permanent(fmt.Errorf("webhook: endpoint rejected the event: %s", strconv.Itoa(code)+" "+http.StatusText(code)))
+	default:
+		return fmt.Errorf("webhook: endpoint answered %d %s", code, http.StatusText(code))
+	}
+}
+
+func (t *Target) redact(s string) string { return delivery.Redact(s, t.cfg.AuthToken) }
+
+// Close closes idle connections.
+func (t *Target) Close() error {
+	t.client.CloseIdleConnections()
+	return nil
+}

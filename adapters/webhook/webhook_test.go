@@ -1,0 +1,99 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/delivery/targettest"
+	"github.com/bucketrelay/bucketrelay/event"
+)
+
+func TestConformance(t *testing.T) {
+	rcv := NewReceiver(t, "s3cr3t-token")
+	targettest.Run(t, targettest.Harness{
+		Features: targettest.Features{Message: true},
+		New: func(t testing.TB) delivery.Target {
+			tg, err := New(Config{Enable: true, Endpoint: rcv.URL(), AuthToken: "s3cr3t-token", Timeout: "2s"}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tg
+		},
+		Received: func(testing.TB) [][]byte { return rcv.Bodies() },
+		Stop:     func(testing.TB) { rcv.Stop() },
+		Start:    rcv.Start,
+	})
+}
+
+func TestStatusClassification(t *testing.T) {
+	for code, want := range map[int]string{200: "ok", 204: "ok", 400: "permanent", 404: "permanent", 408: "retry", 429: "retry", 500: "retry", 503: "retry"} {
+		err := StatusError(code)
+		got := "retry"
+		if err == nil {
+			got = "ok"
+		} else if delivery.IsPermanent(err) {
+			got = "permanent"
+		}
+		if got != want {
+			t.Errorf("status %d: got %s, want %s", code, got, want)
+		}
+	}
+}
+
+func TestPoisonEventDoesNotBlock(t *testing.T) {
+	rcv := NewReceiver(t, "")
+	rcv.Reject = func(b []byte) bool { return bytes.Contains(b, []byte("poison.jpg")) }
+	tg, err := New(Config{Enable: true, Endpoint: rcv.URL()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := []delivery.Item{}
+	for _, k := range []string{"a.jpg", "poison.jpg", "b.jpg"} {
+		r := targettest.Record("images", k, event.ObjectCreatedPut, 1)
+		e := targettest.Entry(r, "x")
+		items = append(items, delivery.Item{Key: e.Key, EventName: event.Name(e.Name), Record: e.Data})
+	}
+	err = tg.Send(context.Background(), items)
+	var be *delivery.BatchError
+	if !errors.As(err, &be) || len(be.Failed) != 1 || be.Failed[0].Index != 1 || !delivery.IsPermanent(be.Failed[0].Err) {
+		t.Fatalf("Send: got %v, want a BatchError with item 1 permanent", err)
+	}
+	if n := len(rcv.Bodies()); n != 2 {
+		t.Fatalf("receiver got %d events, want 2", n)
+	}
+}
+
+func TestSecretsNotInErrors(t *testing.T) {
+	tg, err := New(Config{Enable: true, Endpoint: "http://user:hunter22@127.0.0.1:1/hook", AuthToken: "tok-abcdef"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tg.Send(context.Background(), []delivery.Item{{Key: "b/k", EventName: event.ObjectCreatedPut, Record: []byte(`{}`)}})
+	if err == nil {
+		t.Fatal("send to a closed port succeeded")
+	}
+	if s := err.Error(); strings.Contains(s, "hunter22") || strings.Contains(s, "tok-abcdef") {
+		t.Fatalf("error leaks a secret: %s", s)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, c := range []struct {
+		cfg   Config
+		field string
+	}{
+		{Config{}, "endpoint"},
+		{Config{Endpoint: "ftp://x"}, "endpoint"},
+		{Config{Endpoint: "http://x", ClientCert: "a"}, "clientCert"},
+		{Config{Endpoint: "http://x", Timeout: "soon"}, "timeout"},
+	} {
+		var fe *delivery.FieldError
+		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
+			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
+		}
+	}
+}

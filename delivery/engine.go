@@ -1,0 +1,472 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/wal"
+)
+
+// Defaults for Options.
+const (
+	DefaultMinBackoff     = 100 * time.Millisecond
+	DefaultMaxBackoff     = 30 * time.Second
+	DefaultMaxBatch       = 1000
+	DefaultCoalesceEvents = 1_000_000
+	DefaultCoalesceKeys   = 50_000
+	DefaultShutdownGrace  = 10 * time.Second
+)
+
+// Options configures an Engine. The zero value is usable.
+type Options struct {
+	// MinBackoff is the first retry delay; 0 means DefaultMinBackoff.
+	MinBackoff time.Duration
+	// MaxBackoff caps the retry delay; 0 means DefaultMaxBackoff.
+	MaxBackoff time.Duration
+	// MaxAttempts quarantines an item after that many failed attempts;
+	// 0 means retry forever.
+	MaxAttempts int
+	// CoalesceEvents bounds the records a namespace target's loop reads
+	// into one coalescing window; 0 means DefaultCoalesceEvents.
+	CoalesceEvents int
+	// CoalesceKeys bounds the distinct keys of one window; 0 means
+	// DefaultCoalesceKeys.
+	CoalesceKeys int
+	// ShutdownGrace is how long a send in flight when Run's context ends
+	// may take to finish; 0 means DefaultShutdownGrace.
+	ShutdownGrace time.Duration
+	// Logger receives delivery messages; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Spec describes a target to the engine.
+type Spec struct {
+	// ID names the target in the log and in metrics: its ARN.
+	ID string
+	// Target sends the events.
+	Target Target
+	// Namespace asks for coalesced batches (see the package comment).
+	Namespace bool
+	// MaxBatch bounds the items of one Send; 0 means DefaultMaxBatch.
+	MaxBatch int
+}
+
+// Stats is a snapshot of one target's delivery.
+type Stats struct {
+	ID          string
+	Cursor      uint64
+	Pending     int64 // events routed to the target and not yet delivered
+	Delivered   uint64
+	Retried     uint64 // failed sends that were retried
+	Quarantined uint64
+	Sends       uint64 // successful Send calls (writes to the target)
+	LastError   string
+	Up          bool // the last send succeeded
+}
+
+// Engine runs one drain loop per target.
+type Engine struct {
+	log   *wal.Log
+	opts  Options
+	lg    *slog.Logger
+	mu    sync.Mutex
+	loops map[string]*loop
+	order []string
+}
+
+// New returns an engine draining l.
+func New(l *wal.Log, opts Options) *Engine {
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = DefaultMinBackoff
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = DefaultMaxBackoff
+	}
+	if opts.MaxBackoff < opts.MinBackoff {
+		opts.MaxBackoff = opts.MinBackoff
+	}
+	if opts.CoalesceEvents <= 0 {
+		opts.CoalesceEvents = DefaultCoalesceEvents
+	}
+	if opts.CoalesceKeys <= 0 {
+		opts.CoalesceKeys = DefaultCoalesceKeys
+	}
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = DefaultShutdownGrace
+	}
+	lg := opts.Logger
+	if lg == nil {
+		lg = slog.Default()
+	}
+	return &Engine{log: l, opts: opts, lg: lg, loops: map[string]*loop{}}
+}
+
+// Add registers a target: it gets a cursor in the log (starting after the
+// last record if it is new) and its backlog is counted. Add must be called
+// before records are routed to the target and before Run.
+func (e *Engine) Add(s Spec) error {
+	if s.ID == "" || s.Target == nil {
+		return errors.New("delivery: spec needs an ID and a Target")
+	}
+	if s.MaxBatch <= 0 {
+		s.MaxBatch = DefaultMaxBatch
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.loops[s.ID]; ok {
+		return fmt.Errorf("delivery: target %s added twice", s.ID)
+	}
+	cursor := e.log.Register(s.ID)
+	var pending int64
+	if _, err := e.log.Read(cursor, s.ID, func(wal.Record) bool { pending++; return true }); err != nil {
+		return fmt.Errorf("delivery: counting backlog of %s: %w", s.ID, err)
+	}
+	l := &loop{spec: s, e: e, lg: e.lg.With("target", s.ID), cursor: cursor}
+	l.pending.Store(pending)
+	l.up.Store(true)
+	e.loops[s.ID] = l
+	e.order = append(e.order, s.ID)
+	return nil
+}
+
+// Routed tells the engine that n more records were appended for target,
+// for its pending count.
+func (e *Engine) Routed(target string, n int) {
+	e.mu.Lock()
+	l := e.loops[target]
+	e.mu.Unlock()
+	if l != nil {
+		l.pending.Add(int64(n))
+	}
+}
+
+// Run runs every drain loop until ctx ends, lets sends in flight finish
+// (up to ShutdownGrace), closes the targets and returns.
+func (e *Engine) Run(ctx context.Context) error {
+	e.mu.Lock()
+	loops := make([]*loop, 0, len(e.loops))
+	for _, id := range e.order {
+		loops = append(loops, e.loops[id])
+	}
+	e.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, l := range loops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.run(ctx)
+			if err := l.spec.Target.Close(); err != nil {
+				l.lg.Warn("closing target", "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// Stats returns a snapshot of every target, in the order they were added.
+func (e *Engine) Stats() []Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]Stats, 0, len(e.loops))
+	for _, id := range e.order {
+		out = append(out, e.loops[id].stats())
+	}
+	return out
+}
+
+// OldestPending returns the append time of target's oldest pending record,
+// and false if it has none.
+func (e *Engine) OldestPending(target string) (time.Time, bool) {
+	c, ok := e.log.Cursor(target)
+	if !ok {
+		return time.Time{}, false
+	}
+	var t time.Time
+	found := false
+	_, _ = e.log.Read(c, target, func(r wal.Record) bool { t, found = r.AppendTime, true; return false })
+	return t, found
+}
+
+type loop struct {
+	spec   Spec
+	e      *Engine
+	lg     *slog.Logger
+	cursor uint64 // owned by run
+
+	pending     atomic.Int64
+	delivered   atomic.Uint64
+	retried     atomic.Uint64
+	quarantined atomic.Uint64
+	sends       atomic.Uint64
+	up          atomic.Bool
+	lastErr     atomic.Pointer[string]
+	pos         atomic.Uint64
+}
+
+func (l *loop) stats() Stats {
+	s := Stats{
+		ID: l.spec.ID, Cursor: l.pos.Load(), Pending: l.pending.Load(),
+		Delivered: l.delivered.Load(), Retried: l.retried.Load(), Quarantined: l.quarantined.Load(),
+		Sends: l.sends.Load(), Up: l.up.Load(),
+	}
+	if p := l.lastErr.Load(); p != nil {
+		s.LastError = *p
+	}
+	if s.Cursor == 0 {
+		s.Cursor = l.cursor
+	}
+	return s
+}
+
+func (l *loop) run(ctx context.Context) {
+	log := l.e.log
+	l.pos.Store(l.cursor)
+	for ctx.Err() == nil {
+		wake := log.Appended() // taken before reading, so no append is missed
+		items, next, err := l.read()
+		if err != nil {
+			l.fail(err)
+			l.lg.Error("reading the log", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(l.e.opts.MaxBackoff):
+			}
+			continue
+		}
+		if len(items) > 0 {
+			if !l.deliver(ctx, items) {
+				return // shutting down; the cursor stays before the batch
+			}
+		}
+		if next > l.cursor {
+			l.cursor = next
+			l.pos.Store(next)
+			if err := log.Advance(l.spec.ID, next); err != nil {
+				return
+			}
+		}
+		if len(items) == 0 {
+			select {
+			case <-wake:
+			case <-ctx.Done():
+			}
+		}
+	}
+}
+
+// read returns the next batch and the cursor after it.
+func (l *loop) read() ([]Item, uint64, error) {
+	max := l.spec.MaxBatch
+	if l.spec.Namespace {
+		max = l.e.opts.CoalesceEvents
+	}
+	var items []Item
+	var byKey map[string]int
+	if l.spec.Namespace {
+		byKey = map[string]int{}
+	}
+	n := 0
+	full := false // the window's key limit stopped the read
+	var taken uint64
+	next, err := l.e.log.Read(l.cursor, l.spec.ID, func(r wal.Record) bool {
+		it := Item{Seq: r.Seq, Key: r.Key, EventName: event.Name(r.Name), EventTime: r.EventTime, Record: r.Data}
+		if byKey != nil && len(byKey) >= l.e.opts.CoalesceKeys {
+			if _, ok := byKey[it.Key]; !ok {
+				full = true
+				return false
+			}
+		}
+		taken = r.Seq
+		n++
+		if byKey == nil {
+			items = append(items, it)
+			return n < max
+		}
+		if it.Op() == event.OpNone {
+			l.pending.Add(-1) // nothing to write: delivered by definition
+			l.delivered.Add(1)
+			return n < max
+		}
+		if i, ok := byKey[it.Key]; ok {
+			items[i].Seq = 0 // superseded
+			l.pending.Add(-1)
+			l.delivered.Add(1)
+		}
+		byKey[it.Key] = len(items)
+		items = append(items, it)
+		return n < max
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if full {
+		next = taken + 1 // resume at the record that did not fit
+		if taken == 0 {
+			next = l.cursor
+		}
+	}
+	if byKey != nil {
+		kept := items[:0]
+		for _, it := range items {
+			if it.Seq != 0 {
+				kept = append(kept, it)
+			}
+		}
+		items = kept
+	}
+	return items, next, nil
+}
+
+// deliver sends items in batches of MaxBatch until each is delivered or
+// quarantined. It returns false if ctx ended first.
+func (l *loop) deliver(ctx context.Context, items []Item) bool {
+	for len(items) > 0 {
+		n := min(len(items), l.spec.MaxBatch)
+		if !l.deliverBatch(ctx, items[:n]) {
+			return false
+		}
+		items = items[n:]
+	}
+	return true
+}
+
+func (l *loop) deliverBatch(ctx context.Context, batch []Item) bool {
+	bo := &backoff.ExponentialBackOff{
+		InitialInterval:     l.e.opts.MinBackoff,
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         l.e.opts.MaxBackoff,
+	}
+	bo.Reset()
+	attempts := make(map[uint64]int, len(batch))
+	single := false // after a permanent error on a batch, isolate items
+	pending := batch
+	for len(pending) > 0 {
+		if ctx.Err() != nil {
+			return false
+		}
+		send := pending
+		if single {
+			send = pending[:1]
+		}
+		err := l.send(ctx, send)
+		for _, it := range send {
+			attempts[it.Seq]++
+		}
+		if err == nil {
+			l.ok(len(send))
+			pending = pending[len(send):]
+			if !single {
+				bo.Reset()
+			}
+			continue
+		}
+		var failed []ItemError
+		var be *BatchError
+		switch {
+		case errors.As(err, &be):
+			failed = be.Failed
+		case IsPermanent(err) && len(send) == 1:
+			failed = []ItemError{{0, err}}
+		case IsPermanent(err):
+			single = true // find which items are bad, one at a time
+			continue
+		default:
+			failed = make([]ItemError, len(send))
+			for i := range send {
+				failed[i] = ItemError{i, err}
+			}
+		}
+		sort.Slice(failed, func(i, j int) bool { return failed[i].Index < failed[j].Index })
+		var retry []Item
+		var lastErr error
+		quarantined := 0
+		for _, f := range failed {
+			if f.Index < 0 || f.Index >= len(send) {
+				continue
+			}
+			it := send[f.Index]
+			if IsPermanent(f.Err) || (l.e.opts.MaxAttempts > 0 && attempts[it.Seq] >= l.e.opts.MaxAttempts) {
+				l.quarantine(it, f.Err, attempts[it.Seq])
+				quarantined++
+				single = false // the bad item is found
+				continue
+			}
+			retry = append(retry, it)
+			lastErr = f.Err
+		}
+		l.ok(len(send) - len(retry) - quarantined)
+		pending = append(retry, pending[len(send):]...)
+		if len(retry) == 0 {
+			continue
+		}
+		l.fail(lastErr)
+		l.retried.Add(1)
+		d := bo.NextBackOff()
+		l.lg.Warn("send failed, retrying", "err", lastErr, "items", len(retry), "retry_in", d.Round(time.Millisecond))
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		}
+	}
+	return true
+}
+
+// send calls the target. A send in flight when ctx ends may go on for
+// ShutdownGrace, so SIGTERM does not cut a batch the target is taking.
+func (l *loop) send(ctx context.Context, items []Item) error {
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(l.e.opts.ShutdownGrace, cancel)
+		context.AfterFunc(sctx, func() { t.Stop() })
+	})
+	defer stop()
+	err := l.spec.Target.Send(sctx, items)
+	if err == nil {
+		l.sends.Add(1)
+	}
+	return err
+}
+
+func (l *loop) ok(n int) {
+	if n <= 0 {
+		return
+	}
+	l.delivered.Add(uint64(n))
+	l.pending.Add(-int64(n))
+	if !l.up.Load() {
+		l.lg.Info("target is back")
+	}
+	l.up.Store(true)
+}
+
+func (l *loop) fail(err error) {
+	s := err.Error()
+	l.lastErr.Store(&s)
+	l.up.Store(false)
+}
+
+func (l *loop) quarantine(it Item, err error, attempts int) {
+	r := wal.Record{Seq: it.Seq, Entry: wal.Entry{Key: it.Key, Name: string(it.EventName), EventTime: it.EventTime, Data: it.Record}}
+	if qerr := l.e.log.Quarantine(l.spec.ID, r, err.Error(), attempts); qerr != nil {
+		l.lg.Error("quarantining", "seq", it.Seq, "err", qerr)
+	}
+	l.quarantined.Add(1)
+	l.pending.Add(-1)
+	l.fail(err)
+	l.lg.Warn("event quarantined", "seq", it.Seq, "key", it.Key, "err", err, "attempts", attempts)
+}

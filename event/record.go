@@ -1,0 +1,181 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+)
+
+// Record is one S3 event notification record, field for field as object
+// stores emit it (the "Records" array of a notification message).
+type Record struct {
+	EventVersion      string            `json:"eventVersion"`
+	EventSource       string            `json:"eventSource"`
+	AwsRegion         string            `json:"awsRegion"`
+	EventTime         string            `json:"eventTime"`
+	EventName         Name              `json:"eventName"`
+	UserIdentity      Identity          `json:"userIdentity"`
+	RequestParameters map[string]string `json:"requestParameters"`
+	ResponseElements  map[string]string `json:"responseElements"`
+	S3                S3                `json:"s3"`
+	Source            *Source           `json:"source,omitempty"`
+}
+
+// Identity names the principal behind a request or the owner of a bucket.
+type Identity struct {
+	PrincipalID string `json:"principalId"`
+}
+
+// S3 is the "s3" member of a record: the bucket and the object.
+type S3 struct {
+	SchemaVersion   string `json:"s3SchemaVersion"`
+	ConfigurationID string `json:"configurationId"`
+	Bucket          Bucket `json:"bucket"`
+	Object          Object `json:"object"`
+}
+
+// Bucket is the bucket an event happened in.
+type Bucket struct {
+	Name          string   `json:"name"`
+	OwnerIdentity Identity `json:"ownerIdentity"`
+	ARN           string   `json:"arn"`
+}
+
+// Object is the object an event happened to. Key is URL-encoded, as S3
+// sends it.
+type Object struct {
+	Key          string            `json:"key"`
+	Size         int64             `json:"size,omitempty"`
+	ETag         string            `json:"eTag,omitempty"`
+	ContentType  string            `json:"contentType,omitempty"`
+	UserMetadata map[string]string `json:"userMetadata,omitempty"`
+	VersionID    string            `json:"versionId,omitempty"`
+	Sequencer    string            `json:"sequencer"`
+}
+
+// Source is where the request that caused the event came from.
+type Source struct {
+	Host      string `json:"host"`
+	Port      string `json:"port"`
+	UserAgent string `json:"userAgent"`
+}
+
+// Errors returned by Record.Validate.
+var (
+	ErrNoBucket    = errors.New("event: s3.bucket.name is empty")
+	ErrNoKey       = errors.New("event: s3.object.key is empty")
+	ErrNoEventName = errors.New("event: eventName is empty")
+)
+
+// Validate reports whether r has what routing needs: a known event name, a
+// bucket name and an object key. A bad eventTime is reported too, since
+// access-format targets store it.
+func (r *Record) Validate() error {
+	if r.EventName == "" {
+		return ErrNoEventName
+	}
+	if !r.EventName.Known() {
+		return fmt.Errorf("event: eventName %q is not an S3 event name", string(r.EventName))
+	}
+	if r.S3.Bucket.Name == "" {
+		return ErrNoBucket
+	}
+	if r.S3.Object.Key == "" {
+		return ErrNoKey
+	}
+	if r.EventTime != "" {
+		if _, err := ParseTime(r.EventTime); err != nil {
+			return fmt.Errorf("event: eventTime %q: %w", r.EventTime, err)
+		}
+	}
+	return nil
+}
+
+// ObjectKey returns the object key decoded from its URL form (S3 sends
+// "my+photo.jpg" for "my photo.jpg"). A key that does not decode is
+// returned as it is.
+func (r *Record) ObjectKey() string {
+	k, err := url.QueryUnescape(r.S3.Object.Key)
+	if err != nil {
+		return r.S3.Object.Key
+	}
+	return k
+}
+
+// Key returns "bucket/object", the key namespace-format targets store the
+// object's state under and the "Key" of a notification message.
+func (r *Record) Key() string {
+	return r.S3.Bucket.Name + "/" + r.ObjectKey()
+}
+
+// Time returns the parsed eventTime, or the zero time if it is empty or
+// malformed.
+func (r *Record) Time() time.Time {
+	t, _ := ParseTime(r.EventTime)
+	return t
+}
+
+// ParseTime parses an eventTime: RFC 3339 with or without fractional
+// seconds.
+func ParseTime(s string) (time.Time, error) {
+	return time.Parse(time.RFC3339Nano, s)
+}
+
+// Message is the body webhook and queue targets send: the event name, the
+// "bucket/object" key and the records. Object stores name the first field
+// EventName; some older ones sent EventType.
+type Message struct {
+	EventName Name              `json:"EventName"`
+	Key       string            `json:"Key"`
+	Records   []json.RawMessage `json:"Records"`
+}
+
+// AppendMessage appends to dst the JSON of a Message carrying one record
+// whose JSON is raw. The record bytes are copied as they are, so a record is
+// never re-encoded between ingest and delivery.
+func AppendMessage(dst []byte, name, key string, raw []byte) []byte {
+	dst = append(dst, `{"EventName":`...)
+	dst = appendJSONString(dst, name)
+	dst = append(dst, `,"Key":`...)
+	dst = appendJSONString(dst, key)
+	dst = append(dst, `,"Records":[`...)
+	dst = append(dst, raw...)
+	return append(dst, "]}"...)
+}
+
+// AppendRecords appends {"Records":[raw]} to dst: the value namespace and
+// access-format targets store.
+func AppendRecords(dst []byte, raw []byte) []byte {
+	dst = append(dst, `{"Records":[`...)
+	dst = append(dst, raw...)
+	return append(dst, "]}"...)
+}
+
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			b, _ := json.Marshal(s)
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// Normalize strips insignificant whitespace from raw JSON so stored records
+// are compact; it returns raw unchanged if it is already compact or invalid.
+func Normalize(raw []byte) []byte {
+	if bytes.IndexAny(raw, " \n\t\r") < 0 {
+		return raw
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(raw))
+	if err := json.Compact(&buf, raw); err != nil {
+		return raw
+	}
+	return buf.Bytes()
+}
