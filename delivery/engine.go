@@ -403,7 +403,9 @@ func (l *loop) deliverBatch(ctx context.Context, batch []Item) bool {
 				continue
 			}
 			retry = append(retry, it)
-			lastErr = f.Err
+			if lastErr == nil {
+				lastErr = f.Err // the first failure is the cause
+			}
 		}
 		l.ok(len(send) - len(retry) - quarantined)
 		pending = append(retry, pending[len(send):]...)

@@ -1,0 +1,428 @@
+package amqp
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/bucketrelay/bucketrelay/delivery"
+)
+
+// Defaults.
+const (
+	// DefaultConfirmTimeout bounds the wait for the broker's confirmations
+	// of one batch; past it the connection is dropped and the unconfirmed
+	// items are retried.
+	DefaultConfirmTimeout = 30 * time.Second
+	// DefaultDialTimeout bounds connecting and the AMQP handshake.
+	DefaultDialTimeout = 10 * time.Second
+	// ContentType is the content type of every message.
+	ContentType = "application/json"
+)
+
+// Environment variables read by New when the configuration has no
+// credentials of its own.
+const (
+	EnvUsername = "RELAY_AMQP_USERNAME"
+	EnvPassword = "RELAY_AMQP_PASSWORD"
+)
+
+// Config is an AMQP target's entry under notify.amqp.<id>. The first twelve
+// fields are the seed's parameters, with the same names.
+type Config struct {
+	// Enable starts the target; a disabled target is parsed, not started.
+	Enable bool `json:"enable"`
+	// URL is the broker, amqp://user:password@host:5672/vhost or amqps://…
+	// for TLS. Required.
+	URL string `json:"url"`
+	// Exchange is the exchange published to; empty means the default
+	// exchange, which routes by queue name (RoutingKey is then the queue).
+	Exchange string `json:"exchange"`
+	// RoutingKey is the routing key of every message; empty by default.
+	RoutingKey string `json:"routingKey"`
+	// ExchangeType is the type the exchange is declared with (direct,
+	// fanout, topic, headers or a plugin's x-… type). Empty means the
+	// exchange must already exist: it is declared passively.
+	ExchangeType string `json:"exchangeType"`
+	// DeliveryMode is 0 or 1 for transient messages, 2 for persistent ones;
+	// 0 (the default) sends transient messages.
+	DeliveryMode uint8 `json:"deliveryMode"`
+	// Mandatory asks the broker to return messages no queue takes; they are
+	// then retried (see the package comment). False by default.
+	Mandatory bool `json:"mandatory"`
+	// Immediate is not supported by RabbitMQ 3+; true is a Validate error.
+	Immediate bool `json:"immediate"`
+	// Durable declares a durable exchange. False by default.
+	Durable bool `json:"durable"`
+	// Internal declares an internal exchange. False by default.
+	Internal bool `json:"internal"`
+	// NoWait declares the exchange without waiting for the broker's answer.
+	// False by default.
+	NoWait bool `json:"noWait"`
+	// AutoDeleted declares an auto-deleted exchange. False by default.
+	AutoDeleted bool `json:"autoDeleted"`
+
+	// PublisherConfirms waits for the broker's acknowledgement of every
+	// message before counting it delivered. Nil (the default) means true;
+	// false trades the at-least-once guarantee for latency.
+	PublisherConfirms *bool `json:"publisherConfirms,omitempty"`
+	// Username and Password, if set, replace the URL's credentials. When
+	// both and the URL's password are empty, RELAY_AMQP_USERNAME and
+	// RELAY_AMQP_PASSWORD are used if set.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// CAFile is a PEM file of CAs to trust instead of the system's
+	// (amqps:// only).
+	CAFile string `json:"caFile,omitempty"`
+	// ClientCert and ClientKey are PEM files for TLS client authentication
+	// (amqps:// only).
+	ClientCert string `json:"clientCert,omitempty"`
+	ClientKey  string `json:"clientKey,omitempty"`
+}
+
+// Confirms reports whether publisher confirms are on (the default).
+func (c *Config) Confirms() bool { return c.PublisherConfirms == nil || *c.PublisherConfirms }
+
+// Validate checks the configuration. Errors are *delivery.FieldError.
+func (c *Config) Validate() error {
+	if c.URL == "" {
+		return delivery.Fieldf("url", "required")
+	}
+	u, err := amqp091.ParseURI(c.URL)
+	if err != nil {
+		return delivery.Fieldf("url", "%s", delivery.Redact(err.Error()))
+	}
+	if c.DeliveryMode > 2 {
+		return delivery.Fieldf("deliveryMode", "must be 0 or 1 (transient) or 2 (persistent), not %d", c.DeliveryMode)
+	}
+	if c.Immediate {
+		return delivery.Fieldf("immediate", "not supported by RabbitMQ 3.0 and later (the broker closes the connection); use mandatory")
+	}
+	if c.Exchange == "" && c.ExchangeType != "" {
+		return delivery.Fieldf("exchangeType", "needs an exchange (the default exchange cannot be declared)")
+	}
+	if (c.ClientCert == "") != (c.ClientKey == "") {
+		return delivery.Fieldf("clientCert", "clientCert and clientKey go together")
+	}
+	if u.Scheme != "amqps" {
+		switch {
+		case c.CAFile != "":
+			return delivery.Fieldf("caFile", "needs an amqps:// url")
+		case c.ClientCert != "":
+			return delivery.Fieldf("clientCert", "needs an amqps:// url")
+		}
+	}
+	return nil
+}
+
+// Target publishes events to one exchange.
+type Target struct {
+	cfg      Config
+	lg       *slog.Logger
+	amqpCfg  amqp091.Config
+	password string // for redaction
+
+	conn    *amqp091.Connection
+	ch      *amqp091.Channel
+	returns chan amqp091.Return
+	closed  chan *amqp091.Error // the channel's or the connection's close reason
+}
+
+var _ delivery.Target = (*Target)(nil)
+
+// New returns a target for cfg. It reads the TLS files and the credentials
+// from the environment but does not connect.
+func New(cfg Config, lg *slog.Logger) (*Target, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if lg == nil {
+		lg = slog.Default()
+	}
+	u, _ := amqp091.ParseURI(cfg.URL)
+	user, pass := u.Username, u.Password
+	switch {
+	case cfg.Username != "" || cfg.Password != "":
+		if cfg.Username != "" {
+			user = cfg.Username
+		}
+		pass = cfg.Password
+	case u.Password == "":
+		if v := os.Getenv(EnvUsername); v != "" {
+			user = v
+		}
+		if v := os.Getenv(EnvPassword); v != "" {
+			pass = v
+		}
+	}
+	t := &Target{cfg: cfg, lg: lg, password: pass}
+	t.amqpCfg = amqp091.Config{
+		SASL:       []amqp091.Authentication{&amqp091.PlainAuth{Username: user, Password: pass}},
+		Vhost:      u.Vhost,
+		Heartbeat:  10 * time.Second,
+		Locale:     "en_US",
+		Dial:       amqp091.DefaultDial(DefaultDialTimeout),
+		Properties: amqp091.Table{"connection_name": "bucketrelay"},
+	}
+	if u.Scheme == "amqps" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Host}
+		if cfg.CAFile != "" {
+			pem, err := os.ReadFile(cfg.CAFile)
+			if err != nil {
+				return nil, delivery.Fieldf("caFile", "%v", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, delivery.Fieldf("caFile", "no PEM certificate in %s", cfg.CAFile)
+			}
+			tc.RootCAs = pool
+		}
+		if cfg.ClientCert != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.ClientCert, cfg.ClientKey)
+			if err != nil {
+				return nil, delivery.Fieldf("clientCert", "%v", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		t.amqpCfg.TLSClientConfig = tc
+	}
+	return t, nil
+}
+
+func (t *Target) errorf(format string, args ...any) error {
+	return errors.New(delivery.Redact("amqp: "+fmt.Sprintf(format, args...), t.password))
+}
+
+// connect opens the connection and the channel if they are not open, puts
+// the channel in confirm mode and declares the exchange.
+func (t *Target) connect(ctx context.Context) error {
+	if t.ch != nil && !t.ch.IsClosed() && !t.conn.IsClosed() {
+		return nil
+	}
+	t.reset()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	type dialed struct {
+		c   *amqp091.Connection
+		err error
+	}
+	res := make(chan dialed, 1)
+	go func() {
+		c, err := amqp091.DialConfig(t.cfg.URL, t.amqpCfg)
+		res <- dialed{c, err}
+	}()
+	var d dialed
+	select {
+	case d = <-res:
+	case <-ctx.Done():
+		go func() {
+			if d := <-res; d.c != nil {
+				d.c.Close()
+			}
+		}()
+		return ctx.Err()
+	}
+	if d.err != nil {
+		return t.errorf("connecting to %s: %v", t.cfg.URL, d.err)
+	}
+	ch, err := d.c.Channel()
+	if err != nil {
+		d.c.Close()
+		return t.errorf("opening a channel: %v", err)
+	}
+	if t.cfg.Confirms() {
+		if err := ch.Confirm(false); err != nil {
+			d.c.Close()
+			return t.errorf("enabling publisher confirms: %v", err)
+		}
+	}
+	if t.cfg.Exchange != "" {
+		if t.cfg.ExchangeType == "" {
+			err = ch.ExchangeDeclarePassive(t.cfg.Exchange, "", false, false, false, false, nil)
+		} else {
+			err = ch.ExchangeDeclare(t.cfg.Exchange, t.cfg.ExchangeType, t.cfg.Durable, t.cfg.AutoDeleted, t.cfg.Internal, t.cfg.NoWait, nil)
+		}
+		if err != nil {
+			d.c.Close()
+			return t.errorf("declaring exchange %q: %v", t.cfg.Exchange, err)
+		}
+	}
+	t.conn, t.ch = d.c, ch
+	closed := make(chan *amqp091.Error, 2)
+	t.closed = closed
+	reason := func(c chan *amqp091.Error) {
+		if e, ok := <-c; ok && e != nil {
+			select {
+			case closed <- e:
+			default:
+			}
+		}
+	}
+	go reason(ch.NotifyClose(make(chan *amqp091.Error, 1)))
+	go reason(d.c.NotifyClose(make(chan *amqp091.Error, 1)))
+	if t.cfg.Mandatory {
+		t.returns = ch.NotifyReturn(make(chan amqp091.Return, 256))
+	}
+	t.lg.Debug("amqp: connected", "exchange", t.cfg.Exchange)
+	return nil
+}
+
+// reset drops the connection; the next Send reconnects.
+func (t *Target) reset() {
+	if t.conn != nil {
+		_ = t.conn.Close()
+	}
+	t.conn, t.ch, t.returns, t.closed = nil, nil, nil, nil
+}
+
+// Send publishes items in order and, with publisher confirms, waits for the
+// broker to acknowledge them all. Items that were nacked, returned or not
+// confirmed before the connection failed are reported in a
+// *delivery.BatchError; all are retryable.
+func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	if err := t.connect(ctx); err != nil {
+		return err
+	}
+	ch := t.ch
+	// Writes to the socket and the waits below do not take a context:
+	// closing the connection unblocks them.
+	conn := t.conn
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+
+	closed := t.closed
+	confirms := t.cfg.Confirms()
+	dcs := make([]*amqp091.DeferredConfirmation, 0, len(items))
+	var failed []delivery.ItemError
+	var pubErr error
+	for i := range items {
+		it := &items[i]
+		msg := amqp091.Publishing{
+			ContentType:  ContentType,
+			DeliveryMode: t.cfg.DeliveryMode,
+			MessageId:    strconv.FormatUint(it.Seq, 10),
+			Timestamp:    it.EventTime,
+			Body:         it.Message(),
+		}
+		dc, err := ch.PublishWithDeferredConfirm(t.cfg.Exchange, t.cfg.RoutingKey, t.cfg.Mandatory, t.cfg.Immediate, msg)
+		if err != nil {
+			pubErr = err
+			break
+		}
+		dcs = append(dcs, dc)
+	}
+	if ctx.Err() != nil && pubErr != nil {
+		pubErr = ctx.Err()
+	}
+	// Wait for every confirmation, collecting returned messages meanwhile:
+	// the broker sends a message's basic.return before its basic.ack, and
+	// the client hands both over in that order.
+	returned := map[string]*amqp091.Return{}
+	rets := t.returns
+	timer := time.NewTimer(DefaultConfirmTimeout)
+	defer timer.Stop()
+	timedOut := false
+	for i := 0; confirms && i < len(dcs) && !timedOut; i++ {
+		for waiting := true; waiting; {
+			select {
+			case <-dcs[i].Done():
+				waiting = false
+			case r, ok := <-rets:
+				if !ok {
+					rets = nil
+					continue
+				}
+				returned[r.MessageId] = &r
+			case <-timer.C:
+				timedOut = true
+				waiting = false
+			}
+		}
+	}
+	for drained := false; !drained && rets != nil; {
+		select {
+		case r, ok := <-rets:
+			if !ok {
+				rets = nil
+				continue
+			}
+			returned[r.MessageId] = &r
+		default:
+			drained = true
+		}
+	}
+	connErr := func() error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if timedOut {
+			return fmt.Errorf("no confirmation within %v", DefaultConfirmTimeout)
+		}
+		select {
+		case e := <-closed:
+			closed <- e
+			return fmt.Errorf("broker closed the channel before confirming: %v", e)
+		case <-time.After(50 * time.Millisecond):
+			return errors.New("connection closed before the broker confirmed")
+		}
+	}
+	bad := timedOut || pubErr != nil
+	var okItems []int
+	for i, dc := range dcs {
+		var err error
+		if r := returned[strconv.FormatUint(items[i].Seq, 10)]; r != nil {
+			err = t.errorf("broker returned the message: %d %s (no queue is bound to exchange %q with key %q)", r.ReplyCode, r.ReplyText, t.cfg.Exchange, t.cfg.RoutingKey)
+		} else if confirms && !dc.Acked() {
+			select {
+			case <-dc.Done():
+				if ch.IsClosed() {
+					err = t.errorf("%v", connErr())
+					bad = true
+				} else {
+					err = t.errorf("broker nacked the message")
+				}
+			default:
+				err = t.errorf("%v", connErr())
+				bad = true
+			}
+		}
+		if err != nil {
+			failed = append(failed, delivery.ItemError{Index: i, Err: err})
+		} else {
+			okItems = append(okItems, i)
+		}
+	}
+	for i := len(dcs); i < len(items); i++ {
+		failed = append(failed, delivery.ItemError{Index: i, Err: t.errorf("publishing: %v", pubErr)})
+		bad = true
+	}
+	if bad || ch.IsClosed() {
+		t.reset()
+	}
+	if failed == nil {
+		return nil
+	}
+	if len(okItems) == 0 && len(failed) == len(items) {
+		// Nothing went through: one error for the whole batch.
+		return failed[0].Err
+	}
+	return &delivery.BatchError{Failed: failed}
+}
+
+// Close closes the connection.
+func (t *Target) Close() error {
+	t.reset()
+	return nil
+}

@@ -1,0 +1,37 @@
+// Package mqtt publishes events to an MQTT 3.1.1 broker (Mosquitto, EMQX,
+// HiveMQ…): one message per event on Config.Topic, body
+// {"EventName":…,"Key":…,"Records":[event]}, never retained.
+//
+// # Delivery guarantee
+//
+// QoS 1 (the seed's example) and QoS 2 are at-least-once: Send publishes the
+// whole batch with every message in flight, then waits for the broker's
+// acknowledgement of each (PUBACK for QoS 1, PUBCOMP for QoS 2). An item
+// counts as delivered only when it was acknowledged; items in flight when
+// the connection fails are reported failed and retried, so a message the
+// broker took but whose acknowledgement was lost arrives twice. QoS 2 does
+// not make it exactly-once across such a retry: the retry is a new message.
+//
+// QoS 0 is at-most-once: a message counts as delivered once it is written to
+// the connection, and what the client or the broker held when either failed
+// is lost. Use it only for events that may be dropped.
+//
+// What the broker does next is outside the relay: MQTT brokers hand a
+// message only to the subscriptions that exist when it arrives, so a
+// subscriber that is disconnected without a persistent session (or a broker
+// restarted without persistence) misses messages the relay delivered.
+//
+// # Ordering
+//
+// Messages are published in order on one connection, which the broker keeps
+// for each subscriber. Items retried after a lost connection are published
+// again in order, after nothing that followed them.
+//
+// # Connections
+//
+// New does no network I/O. Send connects lazily, with a clean session (no
+// state is kept on the broker between connections), and after a lost
+// connection the next Send connects a new client: paho's own automatic
+// reconnection is off so that a failure is seen by the relay, which retries
+// with backoff, rather than buffered in the client.
+package mqtt

@@ -1,0 +1,330 @@
+package mqtt
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/bucketrelay/bucketrelay/delivery"
+)
+
+// Defaults.
+const (
+	// DefaultKeepAlive is the keep-alive interval when Config.KeepAlive is
+	// empty.
+	DefaultKeepAlive = 30 * time.Second
+	// DefaultConnectTimeout bounds connecting to the broker.
+	DefaultConnectTimeout = 10 * time.Second
+	// DefaultAckTimeout bounds the wait for the broker's acknowledgements of
+	// one batch; past it the connection is dropped and the unacknowledged
+	// items are retried.
+	DefaultAckTimeout = 30 * time.Second
+	// ClientIDPrefix starts the client ID generated when Config.ClientID is
+	// empty: "bucketrelay-" and 16 random hex digits.
+	ClientIDPrefix = "bucketrelay-"
+	// EnvPassword is read by New when Config.Password is empty.
+	EnvPassword = "RELAY_MQTT_PASSWORD"
+	// maxInFlight bounds the messages awaiting acknowledgement; MQTT
+	// message IDs are 16 bits.
+	maxInFlight = 4096
+)
+
+// Config is an MQTT target's entry under notify.mqtt.<id>. The first seven
+// fields are the seed's parameters, with the same names.
+type Config struct {
+	// Enable starts the target; a disabled target is parsed, not started.
+	Enable bool `json:"enable"`
+	// Broker is the broker's URL: tcp://host:1883, tls://… or ssl://… for
+	// TLS (port 8883 usually), ws://… or wss://… for WebSocket (the path is
+	// kept). mqtt:// and mqtts:// are aliases of tcp:// and tls://.
+	// Required.
+	Broker string `json:"broker"`
+	// Topic is the topic every event is published on. Required; it may not
+	// contain the wildcards + and #.
+	Topic string `json:"topic"`
+	// QoS is 0 (at-most-once), 1 or 2 (at-least-once); 0 by default, as the
+	// seed's parameter, though its example and the recommended value is 1.
+	QoS int `json:"qos"`
+	// ClientID identifies the relay to the broker; empty means
+	// "bucketrelay-" and random hex digits. Two clients with the same ID
+	// disconnect each other: give each target its own.
+	ClientID string `json:"clientId"`
+	// Username and Password authenticate to the broker, if it asks. An
+	// empty Password is read from RELAY_MQTT_PASSWORD.
+	Username string `json:"username"`
+	Password string `json:"password"`
+
+	// CAFile is a PEM file of CAs to trust instead of the system's
+	// (tls://, ssl://, wss:// only).
+	CAFile string `json:"caFile,omitempty"`
+	// ClientCert and ClientKey are PEM files for TLS client authentication.
+	ClientCert string `json:"clientCert,omitempty"`
+	ClientKey  string `json:"clientKey,omitempty"`
+	// KeepAlive is the keep-alive interval, as a Go duration ("30s");
+	// empty means DefaultKeepAlive.
+	KeepAlive string `json:"keepAlive,omitempty"`
+}
+
+var schemes = map[string]bool{"tcp": false, "mqtt": false, "ws": false, "tls": true, "ssl": true, "tcps": true, "mqtts": true, "wss": true}
+
+// Validate checks the configuration. Errors are *delivery.FieldError.
+func (c *Config) Validate() error {
+	if c.Broker == "" {
+		return delivery.Fieldf("broker", "required")
+	}
+	u, err := url.Parse(c.Broker)
+	if err != nil {
+		return delivery.Fieldf("broker", "%s", delivery.Redact(err.Error()))
+	}
+	secure, ok := schemes[u.Scheme]
+	if !ok || u.Host == "" {
+		return delivery.Fieldf("broker", "must be a tcp://, tls://, ssl://, ws:// or wss:// URL with a host")
+	}
+	if c.Topic == "" {
+		return delivery.Fieldf("topic", "required")
+	}
+	if strings.ContainsAny(c.Topic, "+#\x00") {
+		return delivery.Fieldf("topic", "may not contain the wildcards + and #")
+	}
+	if c.QoS < 0 || c.QoS > 2 {
+		return delivery.Fieldf("qos", "must be 0, 1 or 2, not %d", c.QoS)
+	}
+	if len(c.ClientID) > 65535 {
+		return delivery.Fieldf("clientId", "too long")
+	}
+	if (c.ClientCert == "") != (c.ClientKey == "") {
+		return delivery.Fieldf("clientCert", "clientCert and clientKey go together")
+	}
+	if !secure {
+		switch {
+		case c.CAFile != "":
+			return delivery.Fieldf("caFile", "needs a tls://, ssl:// or wss:// broker")
+		case c.ClientCert != "":
+			return delivery.Fieldf("clientCert", "needs a tls://, ssl:// or wss:// broker")
+		}
+	}
+	if c.KeepAlive != "" {
+		if d, err := time.ParseDuration(c.KeepAlive); err != nil || d < time.Second {
+			return delivery.Fieldf("keepAlive", "must be a duration of at least 1s such as \"30s\"")
+		}
+	}
+	return nil
+}
+
+// Target publishes events on one topic.
+type Target struct {
+	cfg      Config
+	lg       *slog.Logger
+	opts     *paho.ClientOptions
+	password string
+	client   paho.Client
+}
+
+var _ delivery.Target = (*Target)(nil)
+
+// New returns a target for cfg. It reads the TLS files and the password
+// from the environment but does not connect.
+func New(cfg Config, lg *slog.Logger) (*Target, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if lg == nil {
+		lg = slog.Default()
+	}
+	if cfg.ClientID == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		cfg.ClientID = ClientIDPrefix + hex.EncodeToString(b[:])
+	}
+	pass := cfg.Password
+	if pass == "" {
+		pass = os.Getenv(EnvPassword)
+	}
+	keepAlive := DefaultKeepAlive
+	if cfg.KeepAlive != "" {
+		keepAlive, _ = time.ParseDuration(cfg.KeepAlive)
+	}
+	broker := cfg.Broker
+	if u, _ := url.Parse(broker); u.Scheme == "mqtt" || u.Scheme == "mqtts" {
+		u.Scheme = map[string]string{"mqtt": "tcp", "mqtts": "tls"}[u.Scheme]
+		broker = u.String()
+	}
+	opts := paho.NewClientOptions().
+		AddBroker(broker).
+		SetClientID(cfg.ClientID).
+		SetUsername(cfg.Username).
+		SetPassword(pass).
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetKeepAlive(keepAlive).
+		SetPingTimeout(10 * time.Second).
+		SetConnectTimeout(DefaultConnectTimeout).
+		SetWriteTimeout(DefaultAckTimeout).
+		SetOrderMatters(true).
+		SetProtocolVersion(4)
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, delivery.Fieldf("caFile", "%v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, delivery.Fieldf("caFile", "no PEM certificate in %s", cfg.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if cfg.ClientCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.ClientCert, cfg.ClientKey)
+		if err != nil {
+			return nil, delivery.Fieldf("clientCert", "%v", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	opts.SetTLSConfig(tc)
+	t := &Target{cfg: cfg, lg: lg, opts: opts, password: pass}
+	opts.SetConnectionLostHandler(func(_ paho.Client, err error) {
+		lg.Debug("mqtt: connection lost", "err", t.redact(err.Error()))
+	})
+	return t, nil
+}
+
+func (t *Target) redact(s string) string { return delivery.Redact(s, t.password) }
+
+func (t *Target) errorf(format string, args ...any) error {
+	return errors.New(t.redact("mqtt: " + fmt.Sprintf(format, args...)))
+}
+
+// wait waits for tok, ctx or the deadline.
+func wait(ctx context.Context, tok paho.Token, deadline <-chan time.Time) error {
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-deadline:
+		return errTimeout
+	}
+}
+
+var errTimeout = errors.New("timed out")
+
+// connect connects a new client unless the current one is connected.
+func (t *Target) connect(ctx context.Context) error {
+	if t.client != nil && t.client.IsConnectionOpen() {
+		return nil
+	}
+	t.reset()
+	c := paho.NewClient(t.opts)
+	timer := time.NewTimer(DefaultConnectTimeout + time.Second)
+	defer timer.Stop()
+	if err := wait(ctx, c.Connect(), timer.C); err != nil {
+		c.Disconnect(0)
+		return t.errorf("connecting to %s: %v", t.cfg.Broker, err)
+	}
+	t.client = c
+	t.lg.Debug("mqtt: connected", "broker", delivery.Redact(t.cfg.Broker))
+	return nil
+}
+
+// reset drops the client; the next Send connects a new one.
+func (t *Target) reset() {
+	if t.client != nil {
+		t.client.Disconnect(0)
+		t.client = nil
+	}
+}
+
+// Send publishes items in order with every message in flight, then waits
+// for the broker's acknowledgements (QoS 1 and 2). Items not acknowledged
+// are reported in a *delivery.BatchError; all are retryable.
+func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	if err := t.connect(ctx); err != nil {
+		return err
+	}
+	deadline := time.NewTimer(DefaultAckTimeout)
+	defer deadline.Stop()
+	qos := byte(t.cfg.QoS)
+	toks := make([]paho.Token, len(items))
+	errs := make([]error, len(items))
+	broken := false
+	n := 0 // items published
+	for ; n < len(items); n++ {
+		if n >= maxInFlight {
+			if errs[n-maxInFlight] = wait(ctx, toks[n-maxInFlight], deadline.C); errs[n-maxInFlight] != nil {
+				broken = true
+				break
+			}
+		}
+		toks[n] = t.client.Publish(t.cfg.Topic, qos, false, items[n].Message())
+	}
+	for i := max(0, n-maxInFlight); i < n && !broken; i++ {
+		if errs[i] = wait(ctx, toks[i], deadline.C); errs[i] != nil {
+			broken = true
+		}
+	}
+	var failed []delivery.ItemError
+	delivered := 0
+	for i := range items {
+		err := errs[i]
+		if err == nil && (i >= n || !done(toks[i])) {
+			err = errors.New("not acknowledged: an earlier message failed")
+		}
+		if err == nil {
+			err = toks[i].Error()
+		}
+		if err != nil {
+			if errors.Is(err, errTimeout) {
+				err = fmt.Errorf("no acknowledgement within %v", DefaultAckTimeout)
+			}
+			failed = append(failed, delivery.ItemError{Index: i, Err: t.errorf("publishing to %s: %v", t.cfg.Topic, err)})
+			broken = true
+			continue
+		}
+		delivered++
+	}
+	if broken {
+		t.reset()
+	}
+	if failed == nil {
+		return nil
+	}
+	if delivered == 0 {
+		return failed[0].Err
+	}
+	return &delivery.BatchError{Failed: failed}
+}
+
+func done(tok paho.Token) bool {
+	select {
+	case <-tok.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// Close disconnects from the broker, waiting up to 250 ms for messages in
+// flight.
+func (t *Target) Close() error {
+	if t.client != nil {
+		t.client.Disconnect(250)
+		t.client = nil
+	}
+	return nil
+}

@@ -1,0 +1,384 @@
+package mqtt
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/delivery/targettest"
+	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/internal/testenv"
+)
+
+const (
+	brokerAddr = "127.0.0.1:1883"
+	brokerURL  = "tcp://127.0.0.1:1883"
+)
+
+// Services runs scripts/services.sh with args (stop mosquitto, start
+// mosquitto) from a test's working directory.
+func Services(t testing.TB, args ...string) {
+	t.Helper()
+	out, err := exec.Command("../../scripts/services.sh", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("services.sh %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// Subscriber receives what is published on a topic, as the seed's paho
+// example does (it subscribes to "minio"), at QoS 1, and resubscribes after
+// the broker restarts.
+type Subscriber struct {
+	mu     sync.Mutex
+	bodies [][]byte
+	subbed chan struct{} // receives after each successful subscription
+	client paho.Client
+}
+
+// NewSubscriber subscribes to topic on broker until the test ends.
+func NewSubscriber(t testing.TB, broker, topic string) *Subscriber {
+	t.Helper()
+	s := &Subscriber{subbed: make(chan struct{}, 16)}
+	opts := paho.NewClientOptions().AddBroker(broker).
+		SetClientID(fmt.Sprintf("bucketrelay-test-sub-%d-%d", os.Getpid(), time.Now().UnixNano())).
+		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).
+		SetConnectRetryInterval(100 * time.Millisecond).SetMaxReconnectInterval(200 * time.Millisecond).
+		SetOrderMatters(true)
+	opts.SetOnConnectHandler(func(c paho.Client) {
+		go func() {
+			tok := c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) {
+				s.mu.Lock()
+				s.bodies = append(s.bodies, append([]byte(nil), m.Payload()...))
+				s.mu.Unlock()
+			})
+			if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+				s.subbed <- struct{}{}
+			}
+		}()
+	})
+	s.client = paho.NewClient(opts)
+	s.client.Connect()
+	s.WaitSubscribed(t)
+	t.Cleanup(func() { s.client.Disconnect(100) })
+	return s
+}
+
+// WaitSubscribed waits for the next successful subscription.
+func (s *Subscriber) WaitSubscribed(t testing.TB) {
+	t.Helper()
+	select {
+	case <-s.subbed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("subscriber did not subscribe")
+	}
+}
+
+// Bodies returns what the subscriber received, in arrival order.
+func (s *Subscriber) Bodies() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]byte(nil), s.bodies...)
+}
+
+// Gate is a loopback TCP proxy to the broker that the test can close. An
+// MQTT broker only hands a message to the subscriptions that exist when it
+// arrives, and Mosquitto keeps no session across a restart, so after a
+// restart the relay must not publish before the test's subscriber has
+// subscribed again: the relay connects through the gate, which the harness
+// opens only then. The broker itself is really stopped and started.
+type Gate struct {
+	ln      net.Listener
+	target  string
+	mu      sync.Mutex
+	open    bool
+	conns   map[net.Conn]bool
+	stopped chan struct{}
+}
+
+// NewGate listens on a loopback port and forwards to target while open.
+func NewGate(t testing.TB, target string) *Gate {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &Gate{ln: ln, target: target, open: true, conns: map[net.Conn]bool{}, stopped: make(chan struct{})}
+	go g.serve()
+	t.Cleanup(func() { ln.Close(); g.SetOpen(false); <-g.stopped })
+	return g
+}
+
+// URL is the broker URL through the gate.
+func (g *Gate) URL() string { return "tcp://" + g.ln.Addr().String() }
+
+// SetOpen opens or closes the gate; closing it cuts every connection.
+func (g *Gate) SetOpen(open bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.open = open
+	if !open {
+		for c := range g.conns {
+			c.Close()
+		}
+	}
+}
+
+func (g *Gate) serve() {
+	defer close(g.stopped)
+	for {
+		c, err := g.ln.Accept()
+		if err != nil {
+			return
+		}
+		g.mu.Lock()
+		open := g.open
+		if open {
+			g.conns[c] = true
+		}
+		g.mu.Unlock()
+		if !open {
+			c.Close()
+			continue
+		}
+		go g.pipe(c)
+	}
+}
+
+func (g *Gate) pipe(c net.Conn) {
+	defer func() {
+		g.mu.Lock()
+		delete(g.conns, c)
+		g.mu.Unlock()
+		c.Close()
+	}()
+	up, err := net.DialTimeout("tcp", g.target, 2*time.Second)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+	<-done
+}
+
+func newTarget(t testing.TB, cfg Config) *Target {
+	t.Helper()
+	tg, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tg.Close() })
+	return tg
+}
+
+func harness(t *testing.T, qos int) targettest.Harness {
+	topic := fmt.Sprintf("minio/test-%d-qos%d", os.Getpid(), qos)
+	sub := NewSubscriber(t, brokerURL, topic)
+	gate := NewGate(t, brokerAddr)
+	return targettest.Harness{
+		Features: targettest.Features{Message: true, AtMostOnce: qos == 0},
+		New: func(t testing.TB) delivery.Target {
+			return newTarget(t, Config{Enable: true, Broker: gate.URL(), Topic: topic, QoS: qos})
+		},
+		Received: func(testing.TB) [][]byte { return sub.Bodies() },
+		Stop: func(t testing.TB) {
+			gate.SetOpen(false)
+			Services(t, "stop", "mosquitto")
+			for len(sub.subbed) > 0 {
+				<-sub.subbed
+			}
+		},
+		Start: func(t testing.TB) {
+			Services(t, "start", "mosquitto")
+			sub.WaitSubscribed(t)
+			gate.SetOpen(true)
+		},
+		Timeout: 30 * time.Second,
+	}
+}
+
+func TestConformanceQoS1(t *testing.T) {
+	testenv.Require(t, "mosquitto", brokerAddr)
+	targettest.Run(t, harness(t, 1))
+}
+
+func TestConformanceQoS2(t *testing.T) {
+	testenv.Require(t, "mosquitto", brokerAddr)
+	targettest.Run(t, harness(t, 2))
+}
+
+// QoS 0 is at-most-once: only the steady-state subtests run.
+func TestConformanceQoS0(t *testing.T) {
+	testenv.Require(t, "mosquitto", brokerAddr)
+	targettest.Run(t, harness(t, 0))
+}
+
+func items(bucket string, n int) []delivery.Item {
+	out := make([]delivery.Item, n)
+	for i := range out {
+		r := targettest.Record(bucket, fmt.Sprintf("k%d.jpg", i), event.ObjectCreatedPut, i)
+		e := targettest.Entry(r, "x")
+		out[i] = delivery.Item{Seq: uint64(i + 1), Key: e.Key, EventName: event.Name(e.Name), EventTime: e.EventTime, Record: e.Data}
+	}
+	return out
+}
+
+// A connection cut in the middle of a batch fails the unacknowledged items
+// as retryable, and the next Send reconnects by itself.
+func TestCutConnectionIsRetried(t *testing.T) {
+	testenv.Require(t, "mosquitto", brokerAddr)
+	topic := fmt.Sprintf("minio/cut-%d", os.Getpid())
+	sub := NewSubscriber(t, brokerURL, topic)
+	gate := NewGate(t, brokerAddr)
+	tg := newTarget(t, Config{Enable: true, Broker: gate.URL(), Topic: topic, QoS: 1})
+	its := items("cut", 100)
+	if err := tg.Send(context.Background(), its[:10]); err != nil {
+		t.Fatal(err)
+	}
+	gate.SetOpen(false)
+	err := tg.Send(context.Background(), its[10:])
+	if err == nil {
+		t.Fatal("Send through a closed gate succeeded")
+	}
+	if delivery.IsPermanent(err) {
+		t.Fatalf("got permanent error %v, want retryable", err)
+	}
+	gate.SetOpen(true)
+	if err := tg.Send(context.Background(), its[10:]); err != nil {
+		t.Fatalf("Send after reopening: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(sub.Bodies()) < 100 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	got := sub.Bodies()
+	if len(got) < 100 {
+		t.Fatalf("subscriber got %d messages, want 100", len(got))
+	}
+	if !bytes.Equal(got[0], its[0].Message()) {
+		t.Fatalf("got body %s, want %s", got[0], its[0].Message())
+	}
+}
+
+// Send honours its context when the broker does not answer.
+func TestSendHonoursContext(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // accept and say nothing
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	tg := newTarget(t, Config{Enable: true, Broker: "tcp://" + ln.Addr().String(), Topic: "minio", QoS: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := tg.Send(ctx, items("ctx", 1)); err == nil {
+		t.Fatal("Send to a silent broker succeeded")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Send took %v, want about 300ms", d)
+	}
+}
+
+func TestEnvPassword(t *testing.T) {
+	t.Setenv(EnvPassword, "hunter22")
+	tg, err := New(Config{Enable: true, Broker: "tcp://user@127.0.0.1:1", Topic: "minio", QoS: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.password != "hunter22" {
+		t.Fatalf("got password %q, want the environment's", tg.password)
+	}
+	if !strings.HasPrefix(tg.cfg.ClientID, ClientIDPrefix) {
+		t.Fatalf("got client ID %q, want %s…", tg.cfg.ClientID, ClientIDPrefix)
+	}
+	err = tg.Send(context.Background(), items("secret", 1))
+	if err == nil {
+		t.Fatal("send to a closed port succeeded")
+	}
+	if !strings.HasPrefix(err.Error(), "mqtt: ") || strings.Contains(err.Error(), "hunter22") {
+		t.Fatalf("got error %q, want an mqtt: error without the password", err)
+	}
+}
+
+// The seed's example configuration loads into Config, field for field, and
+// validates.
+func TestSeedExampleConfig(t *testing.T) {
+	const seed = `{"mqtt": {
+    "1": {
+        "enable": true,
+        "broker": "tcp://localhost:1883",
+        "topic": "minio",
+        "qos": 1,
+        "clientId": "minio",
+        "username": "",
+        "password": ""
+    }
+}}`
+	var outer map[string]map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(seed), &outer); err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(outer["mqtt"]["1"]))
+	dec.DisallowUnknownFields()
+	var cfg Config
+	if err := dec.Decode(&cfg); err != nil {
+		t.Fatalf("decoding the seed's example: %v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	want := Config{Enable: true, Broker: "tcp://localhost:1883", Topic: "minio", QoS: 1, ClientID: "minio"}
+	if cfg != want {
+		t.Fatalf("got %+v, want %+v", cfg, want)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, c := range []struct {
+		cfg   Config
+		field string
+	}{
+		{Config{}, "broker"},
+		{Config{Broker: "http://x:1883", Topic: "t"}, "broker"},
+		{Config{Broker: "tcp://", Topic: "t"}, "broker"},
+		{Config{Broker: "tcp://x:1883"}, "topic"},
+		{Config{Broker: "tcp://x:1883", Topic: "a/#"}, "topic"},
+		{Config{Broker: "tcp://x:1883", Topic: "t", QoS: 3}, "qos"},
+		{Config{Broker: "tls://x:8883", Topic: "t", ClientCert: "c"}, "clientCert"},
+		{Config{Broker: "tcp://x:1883", Topic: "t", CAFile: "ca.pem"}, "caFile"},
+		{Config{Broker: "tcp://x:1883", Topic: "t", KeepAlive: "soon"}, "keepAlive"},
+	} {
+		var fe *delivery.FieldError
+		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
+			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
+		}
+	}
+	for _, b := range []string{"tcp://h:1883", "tls://h:8883", "ssl://h:8883", "ws://h:8080/mqtt", "wss://h/mqtt", "mqtt://h:1883"} {
+		if err := (&Config{Broker: b, Topic: "minio", QoS: 1}).Validate(); err != nil {
+			t.Errorf("Validate(%s) = %v, want nil", b, err)
+		}
+	}
+}

@@ -1,0 +1,521 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/delivery/targettest"
+	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/internal/testenv"
+	"github.com/bucketrelay/bucketrelay/wal"
+)
+
+const addr = "127.0.0.1:3306"
+
+func testConfig(table, format string) Config {
+	return Config{Enable: true, Format: format, Table: table, Host: "127.0.0.1", Port: "3306",
+		User: "relay", Password: testenv.Getenv("RELAY_TEST_MYSQL_PASSWORD", "password"), Database: "miniodb"}
+}
+
+// testDB opens a checking connection and drops table now and at cleanup.
+func testDB(t testing.TB, table string) *sql.DB {
+	t.Helper()
+	testenv.Require(t, "mariadb", addr)
+	cfg := testConfig(table, "")
+	mc, _ := cfg.driverConfig()
+	mc.Logger = &mysql.NopLogger{}
+	conn, err := mysql.NewConnector(mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(conn)
+	drop := func() { _, _ = db.Exec("DROP TABLE IF EXISTS `" + table + "`") }
+	drop()
+	t.Cleanup(func() { drop(); db.Close() })
+	return db
+}
+
+func tableName(kind string) string { return fmt.Sprintf("relay_test_%s_%d", kind, os.Getpid()) }
+
+func services(t testing.TB, cmd string) {
+	t.Helper()
+	out, err := exec.Command("bash", "../../scripts/services.sh", cmd, "mariadb").CombinedOutput()
+	if err != nil {
+		t.Fatalf("services.sh %s mariadb: %v: %s", cmd, err, out)
+	}
+}
+
+func stopServer(t testing.TB)  { services(t, "stop") }
+func startServer(t testing.TB) { services(t, "start") }
+
+// query retries a query across a server restart.
+func query(t testing.TB, db *sql.DB, q string, scan func(*sql.Rows) error) {
+	t.Helper()
+	var err error
+	for try := 0; try < 50; try++ {
+		var rows *sql.Rows
+		rows, err = db.Query(q)
+		if err == nil {
+			for rows.Next() && err == nil {
+				err = scan(rows)
+			}
+			rows.Close()
+			if err == nil {
+				err = rows.Err()
+			}
+			if err == nil {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: %v", q, err)
+}
+
+func state(t testing.TB, db *sql.DB, table string) map[string][]byte {
+	m := map[string][]byte{}
+	query(t, db, "SELECT key_name, value FROM `"+table+"`", func(r *sql.Rows) error {
+		var k string
+		var v []byte
+		err := r.Scan(&k, &v)
+		m[k] = v
+		return err
+	})
+	return m
+}
+
+func newTarget(t testing.TB, cfg Config) *Target {
+	t.Helper()
+	tg, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
+func TestConformanceNamespace(t *testing.T) {
+	table := tableName("ns")
+	db := testDB(t, table)
+	targettest.Run(t, targettest.Harness{
+		Features: targettest.Features{Namespace: true},
+		New:      func(t testing.TB) delivery.Target { return newTarget(t, testConfig(table, "")) },
+		State:    func(t testing.TB) map[string][]byte { return state(t, db, table) },
+		Stop:     stopServer,
+		Start:    startServer,
+	})
+}
+
+func TestConformanceAccess(t *testing.T) {
+	table := tableName("access")
+	db := testDB(t, table)
+	targettest.Run(t, targettest.Harness{
+		Features: targettest.Features{},
+		New:      func(t testing.TB) delivery.Target { return newTarget(t, testConfig(table, FormatAccess)) },
+		// Without a primary key InnoDB clusters rows by its hidden row id,
+		// so a table scan returns them in insertion order.
+		Received: func(t testing.TB) [][]byte {
+			var out [][]byte
+			query(t, db, "SELECT event_data FROM `"+table+"`", func(r *sql.Rows) error {
+				var v []byte
+				err := r.Scan(&v)
+				out = append(out, v)
+				return err
+			})
+			return out
+		},
+		Stop:  stopServer,
+		Start: startServer,
+	})
+}
+
+func item(bucket, key string, name event.Name, i int) delivery.Item {
+	r := targettest.Record(bucket, key, name, i)
+	e := targettest.Entry(r, "x")
+	return delivery.Item{Seq: uint64(i + 1), Key: e.Key, EventName: name, EventTime: e.EventTime, Record: e.Data}
+}
+
+// TestSeedExample is the seed's check: select * from minio_images shows
+// key_name | value rows.
+func TestSeedExample(t *testing.T) {
+	db := testDB(t, "minio_images")
+	tg := newTarget(t, Config{Enable: true, Table: "minio_images", Host: "127.0.0.1", Port: "3306", User: "relay", Password: "password", Database: "miniodb"})
+	defer tg.Close()
+	if err := tg.Send(context.Background(), []delivery.Item{item("images", "myphoto.jpg", event.ObjectCreatedPut, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Query("select * from minio_images")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	if strings.Join(cols, ",") != "key_name,value" {
+		t.Fatalf("got columns %v, want key_name, value", cols)
+	}
+	n := 0
+	for rows.Next() {
+		var k string
+		var v []byte
+		if err := rows.Scan(&k, &v); err != nil {
+			t.Fatal(err)
+		}
+		var m struct{ Records []event.Record }
+		if err := json.Unmarshal(v, &m); err != nil || len(m.Records) != 1 || m.Records[0].S3.Object.Key != "myphoto.jpg" {
+			t.Fatalf("value %s: got %v, want {\"Records\":[record of myphoto.jpg]}", v, err)
+		}
+		if k != "images/myphoto.jpg" {
+			t.Fatalf("got key_name %q, want images/myphoto.jpg", k)
+		}
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("got %d rows, want 1", n)
+	}
+}
+
+// TestKeys checks a key of the longest S3 object name, a non-ASCII key, and
+// that keys differing only by case are two rows.
+func TestKeys(t *testing.T) {
+	table := tableName("keys")
+	db := testDB(t, table)
+	tg := newTarget(t, testConfig(table, ""))
+	defer tg.Close()
+	long := strings.Repeat("k", 1024)
+	keys := []string{long, "фото/снимок.jpg", "A.jpg", "a.jpg"}
+	var items []delivery.Item
+	for i, k := range keys {
+		it := item("b", k, event.ObjectCreatedPut, i)
+		it.Key = "b/" + k
+		items = append(items, it)
+	}
+	if err := tg.Send(context.Background(), items); err != nil {
+		t.Fatal(err)
+	}
+	got := state(t, db, table)
+	if len(got) != len(keys) {
+		t.Fatalf("got %d rows, want %d", len(got), len(keys))
+	}
+	for _, k := range keys {
+		if _, ok := got["b/"+k]; !ok {
+			t.Errorf("row %.40q missing", "b/"+k)
+		}
+	}
+	// Delete the long key.
+	del := item("b", long, event.ObjectRemovedDelete, 9)
+	del.Key = "b/" + long
+	if err := tg.Send(context.Background(), []delivery.Item{del}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := state(t, db, table)["b/"+long]; ok {
+		t.Fatal("the long key's row is still there after its delete")
+	}
+}
+
+func TestPartialFailure(t *testing.T) {
+	for _, format := range []string{FormatNamespace, FormatAccess} {
+		t.Run(format, func(t *testing.T) {
+			table := tableName("partial_" + format)
+			db := testDB(t, table)
+			tg := newTarget(t, testConfig(table, format))
+			defer tg.Close()
+			items := []delivery.Item{
+				item("b", "1.jpg", event.ObjectCreatedPut, 1),
+				item("b", "2.jpg", event.ObjectCreatedPut, 2),
+				item("b", "3.jpg", event.ObjectCreatedPut, 3),
+				item("b", "4.jpg", event.ObjectCreatedPut, 4),
+			}
+			items[2].Record = json.RawMessage(`{"eventName": "s3:ObjectCreated:Put", "broken`)
+			err := tg.Send(context.Background(), items)
+			var be *delivery.BatchError
+			if !errors.As(err, &be) || len(be.Failed) != 1 || be.Failed[0].Index != 2 || !delivery.IsPermanent(be.Failed[0].Err) {
+				t.Fatalf("Send: got %v, want a BatchError with item 2 permanent", err)
+			}
+			var n int
+			if err := db.QueryRow("SELECT COUNT(*) FROM `" + table + "`").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != 3 {
+				t.Fatalf("got %d rows, want 3", n)
+			}
+		})
+	}
+}
+
+// TestPoisonQuarantined runs a bad item through the engine: it is
+// quarantined and the items around it are delivered.
+func TestPoisonQuarantined(t *testing.T) {
+	table := tableName("poison")
+	db := testDB(t, table)
+	l, err := wal.Open(filepath.Join(t.TempDir(), "wal.db"), wal.Options{CursorSyncInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	eng := delivery.New(l, delivery.Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	const id = "arn:minio:sqs::1:mysql"
+	if err := eng.Add(delivery.Spec{ID: id, Target: newTarget(t, testConfig(table, "")), Namespace: true}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { eng.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	var entries []*wal.Entry
+	for i := 0; i < 10; i++ {
+		e := targettest.Entry(targettest.Record("b", fmt.Sprintf("%d.jpg", i), event.ObjectCreatedPut, i), id)
+		if i == 4 {
+			e.Data = []byte(`{"broken`)
+		}
+		entries = append(entries, e)
+	}
+	if _, err := l.Append(ctx, entries...); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		q := eng.Stats()[0].Quarantined
+		if q == 1 && len(state(t, db, table)) == 9 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d quarantined and %d rows, want 1 and 9", q, len(state(t, db, table)))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestWrongShapedTable(t *testing.T) {
+	table := tableName("wrong")
+	db := testDB(t, table)
+	if _, err := db.Exec("CREATE TABLE `" + table + "` (key_name VARCHAR(100) PRIMARY KEY, data TEXT)"); err != nil {
+		t.Fatal(err)
+	}
+	tg := newTarget(t, testConfig(table, ""))
+	defer tg.Close()
+	err := tg.Send(context.Background(), []delivery.Item{item("b", "1.jpg", event.ObjectCreatedPut, 1)})
+	if err == nil || !delivery.IsPermanent(err) || !strings.Contains(err.Error(), table) || !strings.Contains(err.Error(), "value") {
+		t.Fatalf("Send: got %v, want a permanent error naming %s and column value", err, table)
+	}
+	// A namespace table whose key_name is not unique cannot be upserted.
+	if _, err := db.Exec("DROP TABLE `" + table + "`"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE `" + table + "` (key_name VARCHAR(100), value JSON)"); err != nil {
+		t.Fatal(err)
+	}
+	tg2 := newTarget(t, testConfig(table, ""))
+	defer tg2.Close()
+	err = tg2.Send(context.Background(), []delivery.Item{item("b", "1.jpg", event.ObjectCreatedPut, 1)})
+	if err == nil || !delivery.IsPermanent(err) || !strings.Contains(err.Error(), "key_name") {
+		t.Fatalf("Send: got %v, want a permanent error naming key_name", err)
+	}
+}
+
+func TestSecretsNotInErrors(t *testing.T) {
+	testenv.Require(t, "mariadb", addr)
+	cfg := testConfig(tableName("secret"), "")
+	cfg.Password = "hunter22-wrong"
+	tg := newTarget(t, cfg)
+	defer tg.Close()
+	err := tg.Send(context.Background(), []delivery.Item{item("b", "1.jpg", event.ObjectCreatedPut, 1)})
+	if err == nil || delivery.IsPermanent(err) {
+		t.Fatalf("Send with a wrong password: got %v, want a retryable error", err)
+	}
+	if strings.Contains(err.Error(), "hunter22") {
+		t.Fatalf("error leaks the password: %s", err)
+	}
+	// Nothing listens on port 1: a connection error, also retryable.
+	cfg.DSNString = "relay:hunter22-wrong@tcp(127.0.0.1:1)/miniodb"
+	tg2 := newTarget(t, cfg)
+	defer tg2.Close()
+	err = tg2.Send(context.Background(), []delivery.Item{item("b", "1.jpg", event.ObjectCreatedPut, 1)})
+	if err == nil || delivery.IsPermanent(err) || strings.Contains(err.Error(), "hunter22") {
+		t.Fatalf("Send to a closed port: got %v, want a retryable error without the password", err)
+	}
+}
+
+func TestNewDoesNotDial(t *testing.T) {
+	start := time.Now()
+	tg, err := New(Config{Table: "t", Host: "192.0.2.1", Port: "3306", User: "u", Database: "d"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.Close()
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Fatalf("New took %v, want no network I/O", d)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, c := range []struct {
+		cfg   Config
+		field string
+	}{
+		{Config{Database: "d"}, "table"},
+		{Config{Table: "a;drop", Database: "d"}, "table"},
+		{Config{Table: "a`b", Database: "d"}, "table"},
+		{Config{Table: "t"}, "database"},
+		{Config{Table: "t", Database: "d", Format: "json"}, "format"},
+		{Config{Table: "t", Database: "d", Port: "x"}, "port"},
+		{Config{Table: "t", DSNString: "nonsense"}, "dsnString"},
+		{Config{Table: "t", DSNString: "u:p@tcp(h:3306)/"}, "dsnString"},
+	} {
+		var fe *delivery.FieldError
+		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
+			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
+		}
+	}
+	ok := Config{Table: "minio_images", Host: "h", Port: "3306", User: "root", Password: "password", Database: "miniodb"}
+	if err := ok.Validate(); err != nil || !ok.Namespace() {
+		t.Errorf("seed example: Validate = %v, Namespace = %v; want nil, true", err, ok.Namespace())
+	}
+	acc := Config{Format: "access", Table: "t", DSNString: "u:p@tcp(h:3306)/db?tls=skip-verify"}
+	if err := acc.Validate(); err != nil || acc.Namespace() {
+		t.Errorf("access: Validate = %v, Namespace = %v; want nil, false", err, acc.Namespace())
+	}
+	t.Setenv(PasswordEnv, "from-env")
+	mc, err := (&Config{Table: "t", User: "u", Database: "d"}).driverConfig()
+	if err != nil || mc.Passwd != "from-env" {
+		t.Errorf("password from %s: got %v, want from-env", PasswordEnv, err)
+	}
+}
+
+// counting wraps a target and counts the items of successful sends.
+type counting struct {
+	delivery.Target
+	items atomic.Int64
+}
+
+func (c *counting) Send(ctx context.Context, items []delivery.Item) error {
+	err := c.Target.Send(ctx, items)
+	if err == nil {
+		c.items.Add(int64(len(items)))
+	}
+	return err
+}
+
+// TestModel drives random puts, overwrites and deletes over a few keys
+// through the log and the engine while the server is stopped and started
+// at random; the table must end equal to the model. It then checks that a
+// backlog built during an outage costs at most one write per key.
+func TestModel(t *testing.T) {
+	table := tableName("model")
+	db := testDB(t, table)
+	l, err := wal.Open(filepath.Join(t.TempDir(), "wal.db"), wal.Options{CursorSyncInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	eng := delivery.New(l, delivery.Options{MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, ShutdownGrace: time.Second})
+	const id = "arn:minio:sqs::1:mysql"
+	tg := &counting{Target: newTarget(t, testConfig(table, ""))}
+	if err := eng.Add(delivery.Spec{ID: id, Target: tg, Namespace: true, MaxBatch: 100}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { eng.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	down := false
+	defer func() {
+		if down {
+			startServer(t)
+		}
+	}()
+
+	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
+	model := map[string]string{}
+	const keys = 12
+	seq := 0
+	appendOps := func(n int) map[string]bool {
+		touched := map[string]bool{}
+		var entries []*wal.Entry
+		for range n {
+			k := fmt.Sprintf("k%02d.jpg", rng.IntN(keys))
+			name := event.ObjectCreatedPut
+			if rng.IntN(4) == 0 {
+				name = event.ObjectRemovedDelete
+			}
+			r := targettest.Record("model", k, name, seq)
+			seq++
+			if name == event.ObjectRemovedDelete {
+				delete(model, r.Key())
+			} else {
+				model[r.Key()] = r.ResponseElements["x-amz-request-id"]
+			}
+			touched[r.Key()] = true
+			entries = append(entries, targettest.Entry(r, id))
+		}
+		if _, err := l.Append(ctx, entries...); err != nil {
+			t.Fatal(err)
+		}
+		return touched
+	}
+	waitModel := func() {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got := map[string]string{}
+			for k, v := range state(t, db, table) {
+				var m struct{ Records []event.Record }
+				if err := json.Unmarshal(v, &m); err != nil || len(m.Records) != 1 {
+					t.Fatalf("row %s is not {\"Records\":[record]}: %s", k, v)
+				}
+				got[k] = m.Records[0].ResponseElements["x-amz-request-id"]
+			}
+			if fmt.Sprint(got) == fmt.Sprint(model) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("table differs from the model:\n got %v\nwant %v", got, model)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	for step := 0; step < 40; step++ {
+		appendOps(1 + rng.IntN(20))
+		if rng.IntN(10) == 0 {
+			if down {
+				startServer(t)
+			} else {
+				stopServer(t)
+			}
+			down = !down
+		}
+		time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
+	}
+	if down {
+		startServer(t)
+		down = false
+	}
+	waitModel()
+
+	// Outage: one backlog of 2,000 events over 12 keys, appended at once
+	// while the server is down, costs at most 12 writes.
+	stopServer(t)
+	down = true
+	before := tg.items.Load()
+	touched := appendOps(2000)
+	time.Sleep(300 * time.Millisecond)
+	startServer(t)
+	down = false
+	waitModel()
+	if w := tg.items.Load() - before; w > int64(len(touched)) {
+		t.Fatalf("wrote %d rows after the outage, want at most %d (distinct keys)", w, len(touched))
+	}
+}

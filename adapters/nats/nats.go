@@ -1,0 +1,509 @@
+package nats
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/stan.go"
+
+	"github.com/bucketrelay/bucketrelay/delivery"
+)
+
+// Defaults the configuration does not expose.
+const (
+	// DefaultDialTimeout bounds one connection attempt.
+	DefaultDialTimeout = 5 * time.Second
+	// DefaultReconnectWait is the pause between reconnect attempts.
+	DefaultReconnectWait = time.Second
+	// DefaultAckTimeout bounds the wait for a JetStream PubAck, a streaming
+	// ack or a core flush.
+	DefaultAckTimeout = 10 * time.Second
+	// DefaultMaxPending bounds the JetStream publishes awaiting a PubAck.
+	DefaultMaxPending = 4096
+	// DefaultStreamingPingInterval is the streaming ping interval in
+	// seconds; the connection is dropped after DefaultStreamingPingMaxOut
+	// unanswered pings.
+	DefaultStreamingPingInterval = 1
+	// DefaultStreamingPingMaxOut: see DefaultStreamingPingInterval.
+	DefaultStreamingPingMaxOut = 3
+)
+
+// Environment variables read when the matching field is empty.
+const (
+	EnvPassword = "RELAY_NATS_PASSWORD"
+	EnvToken    = "RELAY_NATS_TOKEN"
+)
+
+// Config is a NATS target's entry under notify.nats.<id>.
+type Config struct {
+	// Enable starts the target; a disabled target is parsed, not started.
+	Enable bool `json:"enable"`
+	// Address is the server's host:port ("0.0.0.0:4222"), or a nats:// or
+	// tls:// URL; several may be given separated by commas. Required.
+	Address string `json:"address"`
+	// Subject is the subject events are published on. Required; no
+	// wildcards.
+	Subject string `json:"subject"`
+	// Username and Password authenticate with user credentials. An empty
+	// Password is read from RELAY_NATS_PASSWORD.
+	Username string `json:"username"`
+	Password string `json:"password"`
+	// Token authenticates with a token; empty means RELAY_NATS_TOKEN.
+	Token string `json:"token"`
+	// Secure connects with TLS.
+	Secure bool `json:"secure"`
+	// PingInterval is the client's ping interval in seconds; 0 means the
+	// client's default (2 minutes).
+	PingInterval int64 `json:"pingInterval"`
+	// Streaming selects NATS Streaming.
+	Streaming StreamingConfig `json:"streaming"`
+	// JetStream selects JetStream.
+	JetStream JetStreamConfig `json:"jetStream"`
+	// CAFile is a PEM file of CAs to trust instead of the system's (implies
+	// TLS).
+	CAFile string `json:"caFile,omitempty"`
+	// ClientCert and ClientKey are PEM files for TLS client authentication.
+	ClientCert string `json:"clientCert,omitempty"`
+	ClientKey  string `json:"clientKey,omitempty"`
+}
+
+// StreamingConfig is the "streaming" object of a NATS target.
+type StreamingConfig struct {
+	// Enable publishes through NATS Streaming instead of core NATS.
+	Enable bool `json:"enable"`
+	// ClusterID is the streaming server's cluster ID. Required when
+	// enabled.
+	ClusterID string `json:"clusterID"`
+	// ClientID names this publisher to the streaming server; it must be
+	// unique among its clients. Required when enabled.
+	ClientID string `json:"clientID"`
+	// Async pipelines the batch (PublishAsync); false publishes one event at
+	// a time, each waiting for its ack.
+	Async bool `json:"async"`
+	// MaxPubAcksInflight bounds the unacknowledged async publishes; 0 means
+	// the client's default (16384).
+	MaxPubAcksInflight int `json:"maxPubAcksInflight"`
+}
+
+// JetStreamConfig is the "jetStream" object of a NATS target.
+type JetStreamConfig struct {
+	// Enable publishes through JetStream and waits for PubAcks.
+	Enable bool `json:"enable"`
+}
+
+// Mode names the publishing mode: "core", "jetstream" or "streaming".
+func (c *Config) Mode() string {
+	switch {
+	case c.Streaming.Enable:
+		return "streaming"
+	case c.JetStream.Enable:
+		return "jetstream"
+	}
+	return "core"
+}
+
+var clientIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// Validate checks the configuration. Errors are *delivery.FieldError.
+func (c *Config) Validate() error {
+	if strings.TrimSpace(c.Address) == "" {
+		return delivery.Fieldf("address", "required")
+	}
+	if _, err := serverURLs(c.Address, false); err != nil {
+		return delivery.Fieldf("address", "%v", err)
+	}
+	if c.Subject == "" {
+		return delivery.Fieldf("subject", "required")
+	}
+	if strings.ContainsAny(c.Subject, "*> \t\r\n") {
+		return delivery.Fieldf("subject", "must not contain wildcards or white space")
+	}
+	for _, tok := range strings.Split(c.Subject, ".") {
+		if tok == "" {
+			return delivery.Fieldf("subject", "has an empty token")
+		}
+	}
+	if c.Token != "" && c.Username != "" {
+		return delivery.Fieldf("token", "token and username are exclusive")
+	}
+	if c.Password != "" && c.Username == "" {
+		return delivery.Fieldf("username", "required with password")
+	}
+	if c.PingInterval < 0 {
+		return delivery.Fieldf("pingInterval", "must not be negative")
+	}
+	if (c.ClientCert == "") != (c.ClientKey == "") {
+		return delivery.Fieldf("clientCert", "clientCert and clientKey go together")
+	}
+	if c.Streaming.Enable && c.JetStream.Enable {
+		return delivery.Fieldf("jetStream.enable", "streaming and jetStream are exclusive")
+	}
+	if c.Streaming.Enable {
+		if c.Streaming.ClusterID == "" {
+			return delivery.Fieldf("streaming.clusterID", "required")
+		}
+		if c.Streaming.ClientID == "" {
+			return delivery.Fieldf("streaming.clientID", "required")
+		}
+		if !clientIDRe.MatchString(c.Streaming.ClientID) {
+			return delivery.Fieldf("streaming.clientID", "may contain only letters, digits, '-' and '_'")
+		}
+		if c.Streaming.MaxPubAcksInflight < 0 {
+			return delivery.Fieldf("streaming.maxPubAcksInflight", "must not be negative")
+		}
+	}
+	return nil
+}
+
+// serverURLs turns the address into the client's comma-separated URL list.
+func serverURLs(addr string, secure bool) (string, error) {
+	var urls []string
+	for _, a := range strings.Split(addr, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		if !strings.Contains(a, "://") {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return "", fmt.Errorf("%q is not host:port", a)
+			}
+			scheme := "nats://"
+			if secure {
+				scheme = "tls://"
+			}
+			a = scheme + a
+		}
+		urls = append(urls, a)
+	}
+	if len(urls) == 0 {
+		return "", errors.New("no server address")
+	}
+	return strings.Join(urls, ","), nil
+}
+
+// Target publishes events to one subject.
+type Target struct {
+	cfg      Config
+	lg       *slog.Logger
+	url      string
+	password string
+	token    string
+	tls      *tls.Config // nil: plain TCP
+
+	mu     sync.Mutex // guards the connections against Close and lost-connection callbacks
+	nc     *natsgo.Conn
+	js     jetstream.JetStream
+	sc     stan.Conn
+	scLost bool
+	closed bool
+}
+
+var _ delivery.Target = (*Target)(nil)
+
+// New returns a target for cfg. It reads the TLS files but does not connect.
+func New(cfg Config, lg *slog.Logger) (*Target, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if lg == nil {
+		lg = slog.Default()
+	}
+	t := &Target{cfg: cfg, password: cfg.Password, token: cfg.Token}
+	if t.password == "" && cfg.Username != "" {
+		t.password = os.Getenv(EnvPassword)
+	}
+	if t.token == "" && cfg.Username == "" {
+		t.token = os.Getenv(EnvToken)
+	}
+	secure := cfg.Secure || cfg.CAFile != "" || cfg.ClientCert != ""
+	if secure {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.CAFile != "" {
+			pem, err := os.ReadFile(cfg.CAFile)
+			if err != nil {
+				return nil, delivery.Fieldf("caFile", "%v", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, delivery.Fieldf("caFile", "no PEM certificate in %s", cfg.CAFile)
+			}
+			tc.RootCAs = pool
+		}
+		if cfg.ClientCert != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.ClientCert, cfg.ClientKey)
+			if err != nil {
+				return nil, delivery.Fieldf("clientCert", "%v", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		t.tls = tc
+	}
+	t.url, _ = serverURLs(cfg.Address, secure)
+	t.lg = lg.With("target", "nats", "address", delivery.Redact(cfg.Address, t.password, t.token), "subject", cfg.Subject, "mode", cfg.Mode())
+	return t, nil
+}
+
+// Send publishes items in order; see the package comment for what each mode
+// waits for.
+func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	switch t.cfg.Mode() {
+	case "jetstream":
+		return t.sendJetStream(ctx, items)
+	case "streaming":
+		return t.sendStreaming(ctx, items)
+	}
+	return t.sendCore(ctx, items)
+}
+
+// options returns the NATS client options for this target.
+func (t *Target) options() []natsgo.Option {
+	opts := []natsgo.Option{
+		natsgo.Name("bucketrelay"),
+		natsgo.Timeout(DefaultDialTimeout),
+		natsgo.MaxReconnects(-1),
+		natsgo.ReconnectWait(DefaultReconnectWait),
+		natsgo.ReconnectJitter(100*time.Millisecond, time.Second),
+		// No reconnect buffer: a publish while disconnected fails at once
+		// and the relay retries it from its log.
+		natsgo.ReconnectBufSize(-1),
+		natsgo.DisconnectErrHandler(func(_ *natsgo.Conn, err error) {
+			if err != nil {
+				t.lg.Warn("nats: disconnected", "err", t.redact(err.Error()))
+			}
+		}),
+		natsgo.ReconnectHandler(func(*natsgo.Conn) { t.lg.Info("nats: reconnected") }),
+		natsgo.ErrorHandler(func(_ *natsgo.Conn, _ *natsgo.Subscription, err error) {
+			t.lg.Warn("nats: asynchronous error", "err", t.redact(err.Error()))
+		}),
+	}
+	if t.cfg.Username != "" {
+		opts = append(opts, natsgo.UserInfo(t.cfg.Username, t.password))
+	}
+	if t.token != "" {
+		opts = append(opts, natsgo.Token(t.token))
+	}
+	if t.tls != nil {
+		opts = append(opts, natsgo.Secure(t.tls.Clone()))
+	}
+	if t.cfg.PingInterval > 0 {
+		opts = append(opts, natsgo.PingInterval(time.Duration(t.cfg.PingInterval)*time.Second))
+	}
+	return opts
+}
+
+// conn returns the NATS connection, connecting on first use.
+func (t *Target) conn() (*natsgo.Conn, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, errClosed
+	}
+	if t.nc != nil && !t.nc.IsClosed() {
+		return t.nc, nil
+	}
+	t.nc, t.js = nil, nil
+	nc, err := natsgo.Connect(t.url, t.options()...)
+	if err != nil {
+		return nil, fmt.Errorf("nats: connecting to %s: %s", t.redact(t.cfg.Address), t.redact(err.Error()))
+	}
+	t.lg.Info("nats: connected", "server", nc.ConnectedUrlRedacted())
+	t.nc = nc
+	return nc, nil
+}
+
+var (
+	errClosed  = errors.New("nats: target is closed")
+	errNotSent = errors.New("nats: not sent: an earlier event failed")
+	errResent  = errors.New("nats: sent again: an earlier event failed")
+)
+
+// connected checks that nc can publish now.
+func (t *Target) connected(nc *natsgo.Conn) error {
+	if s := nc.Status(); s != natsgo.CONNECTED {
+		return fmt.Errorf("nats: not connected to %s (%s)", t.redact(t.cfg.Address), strings.ToLower(s.String()))
+	}
+	return nil
+}
+
+// sendCore publishes the batch and flushes: at-most-once.
+func (t *Target) sendCore(ctx context.Context, items []delivery.Item) error {
+	nc, err := t.conn()
+	if err != nil {
+		return err
+	}
+	if err := t.connected(nc); err != nil {
+		return err
+	}
+	errs := make([]error, len(items))
+	for i := range items {
+		if err := nc.Publish(t.cfg.Subject, items[i].Message()); err != nil {
+			errs[i] = t.publishErr(err)
+			if !delivery.IsPermanent(errs[i]) {
+				for j := i + 1; j < len(items); j++ {
+					errs[j] = errNotSent
+				}
+				break
+			}
+		}
+	}
+	fctx, cancel := context.WithTimeout(ctx, DefaultAckTimeout)
+	defer cancel()
+	if err := nc.FlushWithContext(fctx); err != nil {
+		return fmt.Errorf("nats: flush: %s", t.redact(err.Error()))
+	}
+	return ordered(errs)
+}
+
+// publishErr classifies an error of a publish call.
+func (t *Target) publishErr(err error) error {
+	e := fmt.Errorf("nats: publish: %s", t.redact(err.Error()))
+	if errors.Is(err, natsgo.ErrMaxPayload) || errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum) {
+		return delivery.Permanent(e)
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum {
+		return delivery.Permanent(e)
+	}
+	return e
+}
+
+// ordered turns per-item errors (nil: acknowledged) into Send's result.
+// Items after the first retryable failure are reported failed too, even if
+// acknowledged, so that the retry sends them again after it: the subject
+// sees every event in log order, possibly twice, never out of order.
+func ordered(errs []error) error {
+	var failed []delivery.ItemError
+	retry := false
+	for i, err := range errs {
+		switch {
+		case err != nil:
+			failed = append(failed, delivery.ItemError{Index: i, Err: err})
+			if !delivery.IsPermanent(err) {
+				retry = true
+			}
+		case retry:
+			failed = append(failed, delivery.ItemError{Index: i, Err: errResent})
+		}
+	}
+	if failed == nil {
+		return nil
+	}
+	return &delivery.BatchError{Failed: failed}
+}
+
+// jetStream returns the JetStream context, connecting on first use.
+func (t *Target) jetStream() (jetstream.JetStream, *natsgo.Conn, error) {
+	nc, err := t.conn()
+	if err != nil {
+		return nil, nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.js == nil {
+		js, err := jetstream.New(nc,
+			jetstream.WithPublishAsyncMaxPending(DefaultMaxPending),
+			jetstream.WithPublishAsyncTimeout(DefaultAckTimeout))
+		if err != nil {
+			return nil, nil, fmt.Errorf("nats: jetstream: %s", t.redact(err.Error()))
+		}
+		t.js = js
+	}
+	return t.js, nc, nil
+}
+
+// sendJetStream publishes the batch asynchronously and waits for every
+// PubAck.
+func (t *Target) sendJetStream(ctx context.Context, items []delivery.Item) error {
+	js, nc, err := t.jetStream()
+	if err != nil {
+		return err
+	}
+	if err := t.connected(nc); err != nil {
+		return err
+	}
+	errs := make([]error, len(items))
+	futs := make([]jetstream.PubAckFuture, len(items))
+	for i := range items {
+		f, err := js.PublishAsync(t.cfg.Subject, items[i].Message())
+		if err != nil {
+			errs[i] = t.publishErr(err)
+			if !delivery.IsPermanent(errs[i]) {
+				for j := i + 1; j < len(items); j++ {
+					errs[j] = errNotSent
+				}
+				break
+			}
+			continue
+		}
+		futs[i] = f
+	}
+	timer := time.NewTimer(DefaultAckTimeout + time.Second)
+	defer timer.Stop()
+	var stop error
+	for i, f := range futs {
+		if f == nil {
+			continue
+		}
+		if stop != nil {
+			errs[i] = stop
+			continue
+		}
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			errs[i] = t.ackErr(err)
+		case <-ctx.Done():
+			stop = fmt.Errorf("nats: waiting for PubAck: %w", ctx.Err())
+			errs[i] = stop
+		case <-timer.C:
+			stop = errors.New("nats: waiting for PubAck: timed out")
+			errs[i] = stop
+		}
+	}
+	return ordered(errs)
+}
+
+// ackErr classifies a failed PubAck.
+func (t *Target) ackErr(err error) error {
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrNoResponders) {
+		return fmt.Errorf("nats: no stream answers on subject %q (no responders): create a JetStream stream covering it: %w", t.cfg.Subject, err)
+	}
+	return t.publishErr(err)
+}
+
+func (t *Target) redact(s string) string { return delivery.Redact(s, t.password, t.token) }
+
+// Close closes the connections. Send waits for its acks, so nothing is in
+// flight when Close is called.
+func (t *Target) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closed = true
+	var err error
+	if t.sc != nil {
+		if e := t.sc.Close(); e != nil && !errors.Is(e, stan.ErrConnectionClosed) {
+			err = fmt.Errorf("nats: closing streaming connection: %s", t.redact(e.Error()))
+		}
+		t.sc = nil
+	}
+	if t.nc != nil {
+		t.nc.Close()
+		t.nc, t.js = nil, nil
+	}
+	return err
+}

@@ -1,0 +1,404 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	stand "github.com/nats-io/nats-streaming-server/server"
+	"github.com/nats-io/nats-streaming-server/stores"
+	"github.com/nats-io/stan.go"
+
+	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/delivery/targettest"
+	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/internal/testenv"
+)
+
+// systemAddr is the nats-server scripts/services.sh runs (JetStream on).
+var systemAddr = testenv.Getenv("RELAY_NATS_ADDR", "127.0.0.1:4222")
+
+const servicesScript = "../../scripts/services.sh"
+
+// collector keeps every body a subscriber received, in arrival order.
+type collector struct {
+	mu     sync.Mutex
+	bodies [][]byte
+}
+
+func (c *collector) add(b []byte) {
+	c.mu.Lock()
+	c.bodies = append(c.bodies, append([]byte(nil), b...))
+	c.mu.Unlock()
+}
+
+func (c *collector) reset() {
+	c.mu.Lock()
+	c.bodies = nil
+	c.mu.Unlock()
+}
+
+func (c *collector) Received(testing.TB) [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([][]byte(nil), c.bodies...)
+}
+
+func newTarget(t testing.TB, cfg Config) delivery.Target {
+	t.Helper()
+	tg, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
+func testSubject(kind string) string {
+	return fmt.Sprintf("bucketevents.test.%s.%d", kind, os.Getpid())
+}
+
+// TestCoreConformance runs the suite against the system nats-server with a
+// plain subscriber, like the seed's Go example. Core NATS is at-most-once,
+// so the suite skips its outage subtests.
+func TestCoreConformance(t *testing.T) {
+	testenv.Require(t, "nats", systemAddr)
+	subject := testSubject("core")
+	nc, err := natsgo.Connect("nats://" + systemAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var c collector
+	if _, err := nc.Subscribe(subject, func(m *natsgo.Msg) { c.add(m.Data) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	targettest.Run(t, targettest.Harness{
+		Features: targettest.Features{Message: true, AtMostOnce: true},
+		New: func(t testing.TB) delivery.Target {
+			return newTarget(t, Config{Enable: true, Address: systemAddr, Subject: subject})
+		},
+		Received: c.Received,
+		Timeout:  20 * time.Second,
+	})
+}
+
+// systemNATS stops and starts the nats-server of scripts/services.sh.
+type systemNATS struct{}
+
+func (systemNATS) Stop(t testing.TB) {
+	t.Helper()
+	if out, err := exec.Command(servicesScript, "stop", "nats").CombinedOutput(); err != nil {
+		t.Fatalf("services.sh stop nats: %v: %s", err, out)
+	}
+	// pkill returns before the process is gone; start would see it alive.
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if exec.Command("pgrep", "-x", "nats-server").Run() != nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("nats-server did not stop")
+}
+
+func (systemNATS) Start(t testing.TB) {
+	t.Helper()
+	if out, err := exec.Command(servicesScript, "start", "nats").CombinedOutput(); err != nil {
+		t.Fatalf("services.sh start nats: %v: %s", err, out)
+	}
+}
+
+// TestJetStreamConformance runs the suite against the system nats-server
+// (the real binary), restarting it with scripts/services.sh. The consumer
+// is an ordered JetStream consumer, which survives the restarts.
+func TestJetStreamConformance(t *testing.T) {
+	testenv.Require(t, "nats", systemAddr)
+	if _, err := os.Stat(servicesScript); err != nil {
+		t.Fatalf("cannot restart nats-server: %v", err)
+	}
+	subject := testSubject("js")
+	stream := fmt.Sprintf("RELAYTEST_JS_%d", os.Getpid())
+	nc, err := natsgo.Connect("nats://"+systemAddr, natsgo.MaxReconnects(-1), natsgo.ReconnectWait(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = js.DeleteStream(ctx, stream)
+	}()
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c collector
+	cc, err := cons.Consume(func(m jetstream.Msg) { c.add(m.Data()) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+	targettest.Run(t, targettest.Harness{
+		Features: targettest.Features{Message: true},
+		New: func(t testing.TB) delivery.Target {
+			return newTarget(t, Config{Enable: true, Address: systemAddr, Subject: subject, JetStream: JetStreamConfig{Enable: true}})
+		},
+		Received: c.Received,
+		Stop:     systemNATS{}.Stop,
+		Start:    systemNATS{}.Start,
+		Timeout:  45 * time.Second,
+	})
+}
+
+// TestJetStreamNoStream checks that a subject without a stream is a
+// retryable failure that says so.
+func TestJetStreamNoStream(t *testing.T) {
+	testenv.Require(t, "nats", systemAddr)
+	tg := newTarget(t, Config{Address: systemAddr, Subject: testSubject("nostream"), JetStream: JetStreamConfig{Enable: true}})
+	defer tg.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := tg.Send(ctx, items(3))
+	var be *delivery.BatchError
+	if !errors.As(err, &be) || len(be.Failed) != 3 {
+		t.Fatalf("Send: got %v, want a BatchError failing all 3 items", err)
+	}
+	if delivery.IsPermanent(be.Failed[0].Err) || !strings.Contains(be.Failed[0].Err.Error(), "no responders") {
+		t.Fatalf("got %v, want a retryable \"no responders\" error", be.Failed[0].Err)
+	}
+}
+
+// stanServer is an embedded NATS Streaming server with its own embedded
+// NATS server, on a fixed loopback port, storing in files so that what it
+// acknowledged survives a restart.
+type stanServer struct {
+	t       testing.TB
+	port    int
+	dir     string
+	mu      sync.Mutex
+	srv     *stand.StanServer
+	sub     stan.Conn
+	c       collector
+	subject string
+}
+
+const testCluster = "test-cluster"
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func (s *stanServer) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+
+// Start starts the server and (re)subscribes from the first message: the
+// file store has everything acknowledged, so the collector starts over.
+func (s *stanServer) Start(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sopts := stand.GetDefaultOptions()
+	sopts.ID = testCluster
+	sopts.StoreType = stores.TypeFile
+	sopts.FilestoreDir = s.dir
+	nopts := stand.DefaultNatsServerOptions
+	nopts.Host = "127.0.0.1"
+	nopts.Port = s.port
+	var err error
+	for i := 0; i < 50; i++ { // the port may linger a moment after Stop
+		if s.srv, err = stand.RunServerWithOpts(sopts, &nopts); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("starting the streaming server: %v", err)
+	}
+	sub, err := stan.Connect(testCluster, fmt.Sprintf("test-sub-%d", os.Getpid()), stan.NatsURL("nats://"+s.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.c.reset()
+	if _, err := sub.Subscribe(s.subject, func(m *stan.Msg) { s.c.add(m.Data) }, stan.DeliverAllAvailable()); err != nil {
+		t.Fatal(err)
+	}
+	s.sub = sub
+}
+
+// Stop closes the subscriber and shuts the server down.
+func (s *stanServer) Stop(testing.TB) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sub != nil {
+		s.sub.Close()
+		s.sub = nil
+	}
+	if s.srv != nil {
+		s.srv.Shutdown()
+		s.srv = nil
+	}
+}
+
+func newStanServer(t *testing.T, subject string) *stanServer {
+	s := &stanServer{t: t, port: freePort(t), dir: t.TempDir(), subject: subject}
+	s.Start(t)
+	t.Cleanup(func() { s.Stop(t) })
+	return s
+}
+
+// TestStreamingConformance runs the suite against an embedded NATS
+// Streaming server, with a stan subscriber delivering all available
+// messages, like the seed's Go example.
+func TestStreamingConformance(t *testing.T) {
+	s := newStanServer(t, "bucketevents")
+	targettest.Run(t, targettest.Harness{
+		Features: targettest.Features{Message: true},
+		New: func(t testing.TB) delivery.Target {
+			return newTarget(t, Config{Enable: true, Address: s.addr(), Subject: "bucketevents",
+				Streaming: StreamingConfig{Enable: true, ClusterID: testCluster, ClientID: "minio-client", Async: true, MaxPubAcksInflight: 10}})
+		},
+		Received: s.c.Received,
+		Stop:     s.Stop,
+		Start:    s.Start,
+		Timeout:  45 * time.Second,
+	})
+}
+
+func items(n int) []delivery.Item {
+	out := make([]delivery.Item, n)
+	for i := range out {
+		e := targettest.Entry(targettest.Record("images", fmt.Sprintf("p%d.jpg", i), event.ObjectCreatedPut, i), "x")
+		out[i] = delivery.Item{Seq: uint64(i + 1), Key: e.Key, EventName: event.Name(e.Name), Record: e.Data}
+	}
+	return out
+}
+
+// TestStreamingSync checks the synchronous mode (streaming.async false).
+func TestStreamingSync(t *testing.T) {
+	s := newStanServer(t, "sync")
+	tg := newTarget(t, Config{Address: s.addr(), Subject: "sync",
+		Streaming: StreamingConfig{Enable: true, ClusterID: testCluster, ClientID: "sync-client"}})
+	defer tg.Close()
+	if err := tg.Send(context.Background(), items(5)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.c.Received(t)) < 5 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := len(s.c.Received(t)); got != 5 {
+		t.Fatalf("subscriber got %d messages, want 5", got)
+	}
+}
+
+// TestStreamingWrongCluster checks that an unknown cluster ID is a
+// retryable connect failure, and the server answering on the port is not
+// mistaken for an acknowledgement.
+func TestStreamingWrongCluster(t *testing.T) {
+	s := newStanServer(t, "x")
+	tg := newTarget(t, Config{Address: s.addr(), Subject: "x",
+		Streaming: StreamingConfig{Enable: true, ClusterID: "no-such-cluster", ClientID: "c"}})
+	defer tg.Close()
+	err := tg.Send(context.Background(), items(1))
+	if err == nil || delivery.IsPermanent(err) || !strings.HasPrefix(err.Error(), "nats: ") {
+		t.Fatalf("Send: got %v, want a retryable nats: error", err)
+	}
+}
+
+// TestNewDoesNoIO checks that New never dials and that Send's errors carry
+// no secret.
+func TestNewDoesNoIO(t *testing.T) {
+	port := freePort(t) // closed
+	for _, cfg := range []Config{
+		{Address: fmt.Sprintf("127.0.0.1:%d", port), Subject: "s", Username: "u", Password: "hunter22"},
+		{Address: fmt.Sprintf("127.0.0.1:%d", port), Subject: "s", Token: "tok-abcdef", JetStream: JetStreamConfig{Enable: true}},
+		{Address: fmt.Sprintf("127.0.0.1:%d", port), Subject: "s", Streaming: StreamingConfig{Enable: true, ClusterID: "c", ClientID: "x"}},
+		{Address: fmt.Sprintf("nats://u:hunter22@127.0.0.1:%d", port), Subject: "s"},
+	} {
+		start := time.Now()
+		tg := newTarget(t, cfg)
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Fatalf("New took %v", d)
+		}
+		err := tg.Send(context.Background(), items(2))
+		if err == nil || delivery.IsPermanent(err) {
+			t.Fatalf("%s: Send to a closed port: got %v, want a retryable error", cfg.Mode(), err)
+		}
+		if s := err.Error(); strings.Contains(s, "hunter22") || strings.Contains(s, "tok-abcdef") {
+			t.Fatalf("error leaks a secret: %s", s)
+		}
+		tg.Close()
+	}
+}
+
+func TestEnvCredentials(t *testing.T) {
+	t.Setenv(EnvPassword, "from-env")
+	t.Setenv(EnvToken, "tok-env")
+	tg, err := New(Config{Address: "h:1", Subject: "s", Username: "u"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.password != "from-env" || tg.token != "" {
+		t.Fatalf("got password %q token %q, want from-env and none", tg.password, tg.token)
+	}
+	tg, _ = New(Config{Address: "h:1", Subject: "s"}, nil)
+	if tg.token != "tok-env" {
+		t.Fatalf("got token %q, want tok-env", tg.token)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	ok := Config{Address: "0.0.0.0:4222", Subject: "bucketevents"}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("Validate(%+v) = %v, want nil", ok, err)
+	}
+	for _, c := range []struct {
+		cfg   Config
+		field string
+	}{
+		{Config{Subject: "s"}, "address"},
+		{Config{Address: "nohost", Subject: "s"}, "address"},
+		{Config{Address: "h:1"}, "subject"},
+		{Config{Address: "h:1", Subject: "a.*"}, "subject"},
+		{Config{Address: "h:1", Subject: "a..b"}, "subject"},
+		{Config{Address: "h:1", Subject: "s", Token: "t", Username: "u"}, "token"},
+		{Config{Address: "h:1", Subject: "s", Password: "p"}, "username"},
+		{Config{Address: "h:1", Subject: "s", PingInterval: -1}, "pingInterval"},
+		{Config{Address: "h:1", Subject: "s", ClientCert: "c"}, "clientCert"},
+		{Config{Address: "h:1", Subject: "s", JetStream: JetStreamConfig{true}, Streaming: StreamingConfig{Enable: true, ClusterID: "c", ClientID: "x"}}, "jetStream.enable"},
+		{Config{Address: "h:1", Subject: "s", Streaming: StreamingConfig{Enable: true, ClientID: "x"}}, "streaming.clusterID"},
+		{Config{Address: "h:1", Subject: "s", Streaming: StreamingConfig{Enable: true, ClusterID: "c"}}, "streaming.clientID"},
+		{Config{Address: "h:1", Subject: "s", Streaming: StreamingConfig{Enable: true, ClusterID: "c", ClientID: "a b"}}, "streaming.clientID"},
+		{Config{Address: "h:1", Subject: "s", Streaming: StreamingConfig{Enable: true, ClusterID: "c", ClientID: "x", MaxPubAcksInflight: -1}}, "streaming.maxPubAcksInflight"},
+	} {
+		var fe *delivery.FieldError
+		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
+			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
+		}
+	}
+}

@@ -1,0 +1,535 @@
+package postgresql
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/event"
+)
+
+// Defaults for Config.
+const (
+	// DefaultHost is used when neither host nor connectionString names one.
+	DefaultHost = "localhost"
+	// DefaultPort is used when neither port nor connectionString names one.
+	DefaultPort = "5432"
+	// DefaultTimeout bounds connecting and each Send when Config.Timeout is
+	// empty.
+	DefaultTimeout = 30 * time.Second
+	// PasswordEnv is read for the password when Config.Password is empty.
+	PasswordEnv = "RELAY_POSTGRES_PASSWORD"
+)
+
+// Formats.
+const (
+	FormatNamespace = "namespace"
+	FormatAccess    = "access"
+)
+
+// Config is a PostgreSQL target's entry under notify.postgresql.<id>.
+// Host, Port, User, Password and Database, when set, override what
+// ConnectionString says.
+type Config struct {
+	// Enable starts the target; a disabled target is parsed, not started.
+	Enable bool `json:"enable"`
+	// Format is "namespace" (one row per object, the default when empty)
+	// or "access" (one row per event).
+	Format string `json:"format"`
+	// ConnectionString holds libpq connection parameters, as key=value
+	// pairs ("sslmode=disable") or a postgres:// URL. Optional.
+	ConnectionString string `json:"connectionString,omitempty"`
+	// Table is the table events are stored in, optionally schema-qualified
+	// (schema.table); unquoted, so PostgreSQL folds it to lower case.
+	// Required.
+	Table string `json:"table"`
+	// Host is the server's host name; empty means the connection string's,
+	// else DefaultHost.
+	Host string `json:"host,omitempty"`
+	// Port is the server's port; empty means the connection string's, else
+	// DefaultPort.
+	Port string `json:"port,omitempty"`
+	// User is the database user; empty means the connection string's, else
+	// the user running the relay.
+	User string `json:"user,omitempty"`
+	// Password is the user's password; empty means RELAY_POSTGRES_PASSWORD,
+	// else the connection string's (or ~/.pgpass).
+	Password string `json:"password,omitempty"`
+	// Database is the database name; empty means the connection string's,
+	// else the user name.
+	Database string `json:"database,omitempty"`
+	// Timeout bounds connecting and each batch, as a Go duration; empty
+	// means DefaultTimeout.
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// Namespace reports whether the format is namespace (or empty).
+func (c *Config) Namespace() bool { return c.Format != FormatAccess }
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$`)
+
+// Validate checks the configuration. Errors are *delivery.FieldError.
+func (c *Config) Validate() error {
+	switch c.Format {
+	case "", FormatNamespace, FormatAccess:
+	default:
+		return delivery.Fieldf("format", "must be %q or %q, not %q", FormatNamespace, FormatAccess, c.Format)
+	}
+	if c.Table == "" {
+		return delivery.Fieldf("table", "required")
+	}
+	if !identRE.MatchString(c.Table) {
+		return delivery.Fieldf("table", "%q is not a table name: letters, digits, _ and $, not starting with a digit, at most 63 characters, optionally schema.table", c.Table)
+	}
+	if c.Port != "" {
+		if p, err := strconv.Atoi(c.Port); err != nil || p <= 0 || p > 65535 {
+			return delivery.Fieldf("port", "%q is not a port number", c.Port)
+		}
+	}
+	if c.Timeout != "" {
+		if d, err := time.ParseDuration(c.Timeout); err != nil || d <= 0 {
+			return delivery.Fieldf("timeout", "must be a positive duration such as \"30s\"")
+		}
+	}
+	if _, err := c.connConfig(""); err != nil {
+		return delivery.Fieldf("connectionString", "%s", delivery.Redact(err.Error(), c.Password))
+	}
+	return nil
+}
+
+// connConfig combines ConnectionString with the separate parameters.
+func (c *Config) connConfig(envPassword string) (*pgx.ConnConfig, error) {
+	password := c.Password
+	if password == "" {
+		password = envPassword
+	}
+	cs := strings.TrimSpace(c.ConnectionString)
+	if strings.HasPrefix(cs, "postgres://") || strings.HasPrefix(cs, "postgresql://") {
+		cc, err := pgx.ParseConfig(cs)
+		if err != nil {
+			return nil, err
+		}
+		if c.Host != "" || c.Port != "" {
+			cc.Fallbacks = nil
+		}
+		if c.Host != "" {
+			cc.Host = c.Host
+		}
+		if c.Port != "" {
+			p, _ := strconv.Atoi(c.Port)
+			cc.Port = uint16(p)
+		}
+		if c.User != "" {
+			cc.User = c.User
+		}
+		if password != "" {
+			cc.Password = password
+		}
+		if c.Database != "" {
+			cc.Database = c.Database
+		}
+		return cc, nil
+	}
+	// key=value: later settings override earlier ones.
+	var b strings.Builder
+	b.WriteString("host=" + quote(DefaultHost) + " port=" + DefaultPort + " ")
+	b.WriteString(cs)
+	for _, kv := range [][2]string{{"host", c.Host}, {"port", c.Port}, {"user", c.User}, {"password", password}, {"dbname", c.Database}} {
+		if kv[1] != "" {
+			b.WriteString(" " + kv[0] + "=" + quote(kv[1]))
+		}
+	}
+	return pgx.ParseConfig(b.String())
+}
+
+// quote quotes a libpq key=value value.
+func quote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+// Target writes events to one table over one connection.
+type Target struct {
+	cfg      Config
+	cc       *pgx.ConnConfig
+	password string
+	timeout  time.Duration
+	lg       *slog.Logger
+
+	conn    *pgx.Conn // nil until the first Send, and after a failure
+	checked bool      // the table was checked (or created) on conn
+
+	upsertSQL, deleteSQL, insertSQL string
+}
+
+var _ delivery.Target = (*Target)(nil)
+
+// New returns a target for cfg. It does not connect: the connection is
+// made, and the table checked or created, by the first Send.
+func New(cfg Config, lg *slog.Logger) (*Target, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if lg == nil {
+		lg = slog.Default()
+	}
+	timeout := DefaultTimeout
+	if cfg.Timeout != "" {
+		timeout, _ = time.ParseDuration(cfg.Timeout)
+	}
+	cc, err := cfg.connConfig(os.Getenv(PasswordEnv))
+	if err != nil {
+		return nil, delivery.Fieldf("connectionString", "%s", delivery.Redact(err.Error(), cfg.Password))
+	}
+	if cc.ConnectTimeout == 0 || cc.ConnectTimeout > timeout {
+		cc.ConnectTimeout = timeout
+	}
+	if cc.RuntimeParams == nil {
+		cc.RuntimeParams = map[string]string{}
+	}
+	if cc.RuntimeParams["application_name"] == "" {
+		cc.RuntimeParams["application_name"] = "bucketrelay"
+	}
+	tb := cfg.Table
+	return &Target{
+		cfg: cfg, cc: cc, password: cc.Password, timeout: timeout, lg: lg.With("table", tb),
+		upsertSQL: "INSERT INTO " + tb + " (key, value) SELECT * FROM unnest($1::text[], $2::jsonb[]) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+		deleteSQL: "DELETE FROM " + tb + " WHERE key = ANY($1::text[])",
+		insertSQL: "INSERT INTO " + tb + " (event_time, event_data) SELECT t, d FROM unnest($1::timestamptz[], $2::jsonb[]) WITH ORDINALITY AS u(t, d, n) ORDER BY n",
+	}, nil
+}
+
+// Send applies items as one transaction. It returns nil when the
+// transaction committed, a *delivery.BatchError listing the items the
+// table refused for good (the others were stored), a permanent error when
+// the table has the wrong shape, and a retryable error otherwise.
+func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	if err := t.connect(ctx); err != nil {
+		return err
+	}
+	var err error
+	if t.cfg.Namespace() {
+		err = t.sendNamespace(ctx, items)
+	} else {
+		err = t.sendAccess(ctx, items)
+	}
+	if err == nil {
+		return nil
+	}
+	if isDataError(err) {
+		return t.sendEach(ctx, items)
+	}
+	return t.classify(err)
+}
+
+func (t *Target) connect(ctx context.Context) error {
+	if t.conn != nil && t.conn.IsClosed() {
+		t.drop()
+	}
+	if t.conn == nil {
+		c, err := pgx.ConnectConfig(ctx, t.cc)
+		if err != nil {
+			return t.errorf("connecting: %v", err)
+		}
+		t.conn = c
+		t.checked = false
+	}
+	if !t.checked {
+		if err := t.prepareTable(ctx); err != nil {
+			return t.classify(err)
+		}
+		t.checked = true
+	}
+	return nil
+}
+
+// schemaError is a table of the wrong shape.
+type schemaError struct{ msg string }
+
+func (e *schemaError) Error() string { return e.msg }
+
+// prepareTable creates the table if it is missing and checks its columns.
+func (t *Target) prepareTable(ctx context.Context) error {
+	cols := "key VARCHAR PRIMARY KEY, value JSONB"
+	if !t.cfg.Namespace() {
+		cols = "event_time TIMESTAMPTZ NOT NULL, event_data JSONB"
+	}
+	var exists bool
+	if err := t.conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t.cfg.Table).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		if _, err := t.conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+t.cfg.Table+" ("+cols+")"); err != nil {
+			return err
+		}
+		t.lg.Info("created table", "columns", cols)
+		return nil
+	}
+	rows, err := t.conn.Query(ctx, `SELECT attname, format_type(atttypid, atttypmod), attnotnull, atthasdef
+		FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, t.cfg.Table)
+	if err != nil {
+		return err
+	}
+	type column struct {
+		typ             string
+		notNull, hasDef bool
+	}
+	have := map[string]column{}
+	var order []string
+	for rows.Next() {
+		var name string
+		var c column
+		if err := rows.Scan(&name, &c.typ, &c.notNull, &c.hasDef); err != nil {
+			rows.Close()
+			return err
+		}
+		have[name] = c
+		order = append(order, name)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	want := [][2]string{{"key", "text"}, {"value", "json"}}
+	if !t.cfg.Namespace() {
+		want = [][2]string{{"event_time", "timestamp"}, {"event_data", "json"}}
+	}
+	for _, w := range want {
+		c, ok := have[w[0]]
+		if !ok {
+			return &schemaError{fmt.Sprintf("postgresql: table %s has no column %s (the %s format needs %s)", t.cfg.Table, w[0], t.format(), cols)}
+		}
+		if !typeFits(c.typ, w[1]) {
+			return &schemaError{fmt.Sprintf("postgresql: table %s: column %s is %s (the %s format needs %s)", t.cfg.Table, w[0], c.typ, t.format(), cols)}
+		}
+		delete(have, w[0])
+	}
+	for _, name := range order {
+		if c, ok := have[name]; ok && c.notNull && !c.hasDef {
+			return &schemaError{fmt.Sprintf("postgresql: table %s: column %s is NOT NULL without a default, and the %s format does not fill it", t.cfg.Table, name, t.format())}
+		}
+	}
+	return nil
+}
+
+func (t *Target) format() string {
+	if t.cfg.Namespace() {
+		return FormatNamespace
+	}
+	return FormatAccess
+}
+
+// typeFits reports whether a column of type typ (format_type) can hold
+// what kind ("text", "json", "timestamp") says.
+func typeFits(typ, kind string) bool {
+	switch kind {
+	case "text":
+		return typ == "text" || strings.HasPrefix(typ, "character varying") || strings.HasPrefix(typ, "character(")
+	case "json":
+		return typ == "jsonb" || typ == "json"
+	case "timestamp":
+		return strings.HasPrefix(typ, "timestamp")
+	}
+	return false
+}
+
+// newest returns the indexes of the items that are the last of their key,
+// in order: a namespace batch from the engine already has one item per
+// key, but a Target used without coalescing must not let a batch fail on
+// a key it upserts twice.
+func newest(items []delivery.Item) []int {
+	idx := make(map[string]int, len(items))
+	for i := range items {
+		idx[items[i].Key] = i
+	}
+	out := make([]int, 0, len(idx))
+	for i := range items {
+		if idx[items[i].Key] == i {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (t *Target) sendNamespace(ctx context.Context, items []delivery.Item) error {
+	var keys, dels []string
+	var vals [][]byte
+	size := 0
+	for i := range items {
+		size += len(items[i].Record) + len(`{"Records":[]}`)
+	}
+	buf := make([]byte, 0, size)
+	for _, i := range newest(items) {
+		it := &items[i]
+		switch it.Op() {
+		case event.OpPut:
+			start := len(buf)
+			buf = event.AppendRecords(buf, it.Record)
+			keys = append(keys, it.Key)
+			vals = append(vals, buf[start:len(buf):len(buf)])
+		case event.OpDelete:
+			dels = append(dels, it.Key)
+		}
+	}
+	// Both statements go in one round trip; a batch without explicit
+	// transaction control runs as one implicit transaction.
+	var b pgx.Batch
+	if len(keys) > 0 {
+		b.Queue(t.upsertSQL, keys, vals)
+	}
+	if len(dels) > 0 {
+		b.Queue(t.deleteSQL, dels)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	return t.conn.SendBatch(ctx, &b).Close()
+}
+
+func (t *Target) sendAccess(ctx context.Context, items []delivery.Item) error {
+	times := make([]time.Time, len(items))
+	vals := make([][]byte, len(items))
+	size := 0
+	for i := range items {
+		size += len(items[i].Record) + len(`{"Records":[]}`)
+	}
+	buf := make([]byte, 0, size)
+	for i := range items {
+		times[i] = EventTime(&items[i])
+		start := len(buf)
+		buf = event.AppendRecords(buf, items[i].Record)
+		vals[i] = buf[start:len(buf):len(buf)]
+	}
+	_, err := t.conn.Exec(ctx, t.insertSQL, times, vals)
+	return err
+}
+
+// sendEach stores items one statement at a time after their batch hit a
+// data error, and reports the items that failed.
+func (t *Target) sendEach(ctx context.Context, items []delivery.Item) error {
+	var failed []delivery.ItemError
+	for i := range items {
+		var err error
+		if t.conn == nil || t.conn.IsClosed() {
+			err = t.errorf("connection lost")
+		} else if t.cfg.Namespace() {
+			err = t.sendNamespace(ctx, items[i:i+1])
+		} else {
+			err = t.sendAccess(ctx, items[i:i+1])
+		}
+		if err == nil {
+			continue
+		}
+		if !isDataError(err) {
+			err = t.classify(err)
+			if delivery.IsPermanent(err) {
+				return err // the table itself is wrong
+			}
+			failed = append(failed, delivery.ItemError{Index: i, Err: err})
+			for j := i + 1; j < len(items); j++ {
+				failed = append(failed, delivery.ItemError{Index: j, Err: err})
+			}
+			break
+		}
+		failed = append(failed, delivery.ItemError{Index: i, Err: delivery.Permanent(t.errorf("%s %s rejected: %v", t.cfg.Table, items[i].Key, err))})
+	}
+	if failed == nil {
+		return nil
+	}
+	return &delivery.BatchError{Failed: failed}
+}
+
+// EventTime returns the time the access format stores with it: its
+// EventTime, else the record's eventTime, else the current time.
+func EventTime(it *delivery.Item) time.Time {
+	if !it.EventTime.IsZero() {
+		return it.EventTime
+	}
+	var r struct {
+		EventTime string `json:"eventTime"`
+	}
+	if json.Unmarshal(it.Record, &r) == nil {
+		if ts, err := event.ParseTime(r.EventTime); err == nil {
+			return ts
+		}
+	}
+	return time.Now()
+}
+
+// isDataError reports whether the server refused the data itself
+// (SQLSTATE class 22, data exception, or 23, integrity constraint
+// violation): sending the same item again can never succeed.
+func isDataError(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23"))
+}
+
+// classify turns an error into what Send returns, dropping a broken
+// connection and forgetting the table check when the table may have
+// changed.
+func (t *Target) classify(err error) error {
+	var se *schemaError
+	if errors.As(err, &se) {
+		return delivery.Permanent(se)
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "42P01", "42703", "42804": // undefined table or column, type mismatch: check again
+			t.checked = false
+		case "42P10":
+			return delivery.Permanent(t.errorf("table %s has no unique constraint on key, which the namespace format needs (key VARCHAR PRIMARY KEY): %v", t.cfg.Table, err))
+		case "42601": // syntax error: a reserved word as table name
+			return delivery.Permanent(t.errorf("table %s: %v", t.cfg.Table, err))
+		}
+		if t.conn != nil && t.conn.IsClosed() {
+			t.drop()
+		}
+		if strings.HasPrefix(err.Error(), "postgresql: ") {
+			return err
+		}
+		return t.errorf("%v", err)
+	}
+	// Anything but an answer from the server leaves the connection in an
+	// unknown state.
+	t.drop()
+	if strings.HasPrefix(err.Error(), "postgresql: ") {
+		return err
+	}
+	return t.errorf("%v", err)
+}
+
+func (t *Target) errorf(format string, args ...any) error {
+	return errors.New("postgresql: " + delivery.Redact(fmt.Sprintf(format, args...), t.password))
+}
+
+func (t *Target) drop() {
+	if t.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		t.conn.Close(ctx)
+		cancel()
+		t.conn = nil
+	}
+	t.checked = false
+}
+
+// Close closes the connection.
+func (t *Target) Close() error {
+	t.drop()
+	return nil
+}

@@ -1,0 +1,388 @@
+package redis
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/event"
+)
+
+// Defaults for Config.
+const (
+	// DefaultTimeout bounds connecting and each round trip when
+	// Config.Timeout is empty.
+	DefaultTimeout = 10 * time.Second
+	// PasswordEnv is read for the password when Config.Password is empty.
+	PasswordEnv = "RELAY_REDIS_PASSWORD"
+)
+
+// Formats.
+const (
+	FormatNamespace = "namespace"
+	FormatAccess    = "access"
+)
+
+// Config is a Redis target's entry under notify.redis.<id>.
+type Config struct {
+	// Enable starts the target; a disabled target is parsed, not started.
+	Enable bool `json:"enable"`
+	// Format is "namespace" (a hash, the default when empty) or "access"
+	// (a list).
+	Format string `json:"format"`
+	// Address is the server's host:port. Required.
+	Address string `json:"address"`
+	// Password authenticates the connection (AUTH); empty means the
+	// RELAY_REDIS_PASSWORD environment variable, and no AUTH if that is
+	// empty too.
+	Password string `json:"password,omitempty"`
+	// Key is the Redis key events are stored under. Required.
+	Key string `json:"key"`
+	// User is the ACL user name (Redis 6+); empty means the default user.
+	User string `json:"user,omitempty"`
+	// DB is the database number selected after connecting; 0 by default.
+	DB int `json:"db,omitempty"`
+	// TLS connects with TLS; implied by CAFile or ClientCert.
+	TLS bool `json:"tls,omitempty"`
+	// TLSSkipVerify accepts any server certificate. For tests only.
+	TLSSkipVerify bool `json:"tlsSkipVerify,omitempty"`
+	// CAFile is a PEM file of CAs to trust instead of the system's.
+	CAFile string `json:"caFile,omitempty"`
+	// ClientCert and ClientKey are PEM files for TLS client authentication.
+	ClientCert string `json:"clientCert,omitempty"`
+	ClientKey  string `json:"clientKey,omitempty"`
+	// Timeout bounds connecting and each round trip, as a Go duration;
+	// empty means DefaultTimeout.
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// Namespace reports whether the format is namespace (or empty).
+func (c *Config) Namespace() bool { return c.Format != FormatAccess }
+
+// Validate checks the configuration. Errors are *delivery.FieldError.
+func (c *Config) Validate() error {
+	switch c.Format {
+	case "", FormatNamespace, FormatAccess:
+	default:
+		return delivery.Fieldf("format", "must be %q or %q, not %q", FormatNamespace, FormatAccess, c.Format)
+	}
+	if c.Address == "" {
+		return delivery.Fieldf("address", "required")
+	}
+	if _, port, err := net.SplitHostPort(c.Address); err != nil || port == "" {
+		return delivery.Fieldf("address", "must be host:port, such as 127.0.0.1:6379")
+	}
+	if c.Key == "" {
+		return delivery.Fieldf("key", "required")
+	}
+	if c.DB < 0 {
+		return delivery.Fieldf("db", "must not be negative")
+	}
+	if (c.ClientCert == "") != (c.ClientKey == "") {
+		return delivery.Fieldf("clientCert", "clientCert and clientKey go together")
+	}
+	if c.Timeout != "" {
+		if d, err := time.ParseDuration(c.Timeout); err != nil || d <= 0 {
+			return delivery.Fieldf("timeout", "must be a positive duration such as \"10s\"")
+		}
+	}
+	return nil
+}
+
+// Target writes events to one Redis key over one connection.
+type Target struct {
+	cfg      Config
+	password string
+	opts     []redis.DialOption
+	timeout  time.Duration
+	lg       *slog.Logger
+
+	conn    redis.Conn // nil until the first Send, and after a failure
+	checked bool       // the key's type was checked on conn
+	buf     []byte
+}
+
+var _ delivery.Target = (*Target)(nil)
+
+// New returns a target for cfg. It reads the TLS files but does not
+// connect: the connection is made by the first Send.
+func New(cfg Config, lg *slog.Logger) (*Target, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if lg == nil {
+		lg = slog.Default()
+	}
+	timeout := DefaultTimeout
+	if cfg.Timeout != "" {
+		timeout, _ = time.ParseDuration(cfg.Timeout)
+	}
+	password := cfg.Password
+	if password == "" {
+		password = os.Getenv(PasswordEnv)
+	}
+	opts := []redis.DialOption{
+		redis.DialConnectTimeout(timeout),
+		redis.DialReadTimeout(timeout),
+		redis.DialWriteTimeout(timeout),
+		redis.DialKeepAlive(30 * time.Second),
+		redis.DialDatabase(cfg.DB),
+		redis.DialClientName("bucketrelay"),
+	}
+	if password != "" {
+		opts = append(opts, redis.DialPassword(password))
+	}
+	if cfg.User != "" {
+		opts = append(opts, redis.DialUsername(cfg.User))
+	}
+	if cfg.TLS || cfg.CAFile != "" || cfg.ClientCert != "" {
+		host, _, _ := net.SplitHostPort(cfg.Address)
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host, InsecureSkipVerify: cfg.TLSSkipVerify}
+		if cfg.CAFile != "" {
+			pem, err := os.ReadFile(cfg.CAFile)
+			if err != nil {
+				return nil, delivery.Fieldf("caFile", "%v", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, delivery.Fieldf("caFile", "no PEM certificate in %s", cfg.CAFile)
+			}
+			tc.RootCAs = pool
+		}
+		if cfg.ClientCert != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.ClientCert, cfg.ClientKey)
+			if err != nil {
+				return nil, delivery.Fieldf("clientCert", "%v", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		opts = append(opts, redis.DialUseTLS(true), redis.DialTLSConfig(tc), redis.DialTLSSkipVerify(cfg.TLSSkipVerify))
+	}
+	return &Target{cfg: cfg, password: password, opts: opts, timeout: timeout, lg: lg.With("key", cfg.Key)}, nil
+}
+
+// Send applies items as one atomic batch: namespace items as HSET/HDEL in
+// one MULTI/EXEC, access items as one RPUSH. It returns nil when Redis has
+// acknowledged the whole batch, a permanent error when the key holds a
+// value of the wrong type, and a retryable error otherwise (nothing of the
+// batch was applied, or, if the connection broke while waiting for the
+// answer, possibly all of it).
+func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	c, err := t.connect(ctx)
+	if err != nil {
+		return err
+	}
+	if t.cfg.Namespace() {
+		err = t.sendNamespace(ctx, c, items)
+	} else {
+		err = t.sendAccess(ctx, c, items)
+	}
+	if err != nil && c.Err() != nil {
+		t.drop()
+	}
+	return err
+}
+
+// connect returns the connection, dialling and checking the key's type if
+// there is none.
+func (t *Target) connect(ctx context.Context) (redis.Conn, error) {
+	if t.conn != nil && t.conn.Err() != nil {
+		t.drop()
+	}
+	if t.conn == nil {
+		dctx, cancel := context.WithTimeout(ctx, t.timeout)
+		c, err := redis.DialContext(dctx, "tcp", t.cfg.Address, t.opts...)
+		cancel()
+		if err != nil {
+			return nil, t.errorf("connecting to %s: %v", t.cfg.Address, err)
+		}
+		t.conn = c
+		t.checked = false
+	}
+	if !t.checked {
+		if err := t.checkType(ctx); err != nil {
+			if t.conn != nil && t.conn.Err() != nil {
+				t.drop()
+			}
+			return nil, err
+		}
+		t.checked = true
+	}
+	return t.conn, nil
+}
+
+// checkType makes sure the key is absent or of the format's type.
+func (t *Target) checkType(ctx context.Context) error {
+	typ, err := redis.String(redis.DoContext(t.conn, ctx, "TYPE", t.cfg.Key))
+	if err != nil {
+		return t.errorf("checking the type of key %s: %v", t.cfg.Key, err)
+	}
+	want := "hash"
+	if !t.cfg.Namespace() {
+		want = "list"
+	}
+	if typ != "none" && typ != want {
+		return delivery.Permanent(t.errorf("key %s is a %s, want a %s", t.cfg.Key, typ, want))
+	}
+	return nil
+}
+
+func (t *Target) sendNamespace(ctx context.Context, c redis.Conn, items []delivery.Item) error {
+	set := make([]any, 1, 1+2*len(items))
+	del := make([]any, 1, 1+len(items))
+	set[0], del[0] = t.cfg.Key, t.cfg.Key
+	// One buffer holds every value, so a batch costs one allocation.
+	size := 0
+	for i := range items {
+		size += len(items[i].Record) + len(`{"Records":[]}`)
+	}
+	buf := t.buffer(size)
+	for i := range items {
+		it := &items[i]
+		switch it.Op() {
+		case event.OpPut:
+			start := len(buf)
+			buf = event.AppendRecords(buf, it.Record)
+			set = append(set, it.Key, buf[start:len(buf):len(buf)])
+		case event.OpDelete:
+			del = append(del, it.Key)
+		}
+	}
+	if len(set) == 1 && len(del) == 1 {
+		return nil // nothing to write
+	}
+	if err := c.Send("MULTI"); err != nil {
+		return t.errorf("sending MULTI: %v", err)
+	}
+	if len(set) > 1 {
+		if err := c.Send("HSET", set...); err != nil {
+			return t.errorf("sending HSET: %v", err)
+		}
+	}
+	if len(del) > 1 {
+		if err := c.Send("HDEL", del...); err != nil {
+			return t.errorf("sending HDEL: %v", err)
+		}
+	}
+	reply, err := redis.DoContext(c, ctx, "EXEC")
+	if err != nil {
+		return t.classify("EXEC", err)
+	}
+	replies, ok := reply.([]any)
+	if !ok {
+		return t.errorf("EXEC was aborted (reply %T)", reply)
+	}
+	for _, r := range replies {
+		if e, ok := r.(redis.Error); ok {
+			return t.classify("EXEC", e)
+		}
+	}
+	return nil
+}
+
+func (t *Target) sendAccess(ctx context.Context, c redis.Conn, items []delivery.Item) error {
+	args := make([]any, 1, 1+len(items))
+	args[0] = t.cfg.Key
+	size := 0
+	for i := range items {
+		size += len(items[i].Record) + len(`["2006-01-02T15:04:05.999999999Z07:00",{"Records":[]}]`)
+	}
+	buf := t.buffer(size)
+	for i := range items {
+		start := len(buf)
+		buf = AppendAccessItem(buf, &items[i])
+		args = append(args, buf[start:len(buf):len(buf)])
+	}
+	if _, err := redis.DoContext(c, ctx, "RPUSH", args...); err != nil {
+		return t.classify("RPUSH", err)
+	}
+	return nil
+}
+
+// buffer returns an empty buffer of at least n bytes, reused across sends
+// when it is not too large to keep.
+func (t *Target) buffer(n int) []byte {
+	if cap(t.buf) < n {
+		b := make([]byte, 0, n)
+		if n <= 16<<20 {
+			t.buf = b
+		}
+		return b
+	}
+	return t.buf[:0]
+}
+
+// AppendAccessItem appends to dst the access-format list item of it:
+// [eventTime, {"Records":[record]}], eventTime in RFC 3339 (the item's, or
+// the record's eventTime, or the current time if neither is known).
+func AppendAccessItem(dst []byte, it *delivery.Item) []byte {
+	dst = append(dst, `["`...)
+	dst = EventTime(it).AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, `",`...)
+	dst = event.AppendRecords(dst, it.Record)
+	return append(dst, ']')
+}
+
+// EventTime returns the time access formats store with it: its EventTime,
+// else the record's eventTime, else the current time.
+func EventTime(it *delivery.Item) time.Time {
+	if !it.EventTime.IsZero() {
+		return it.EventTime.UTC()
+	}
+	var r struct {
+		EventTime string `json:"eventTime"`
+	}
+	if json.Unmarshal(it.Record, &r) == nil {
+		if ts, err := event.ParseTime(r.EventTime); err == nil {
+			return ts.UTC()
+		}
+	}
+	return time.Now().UTC()
+}
+
+// classify turns a command's error into the error Send returns: WRONGTYPE
+// is permanent, and forces a new type check; anything else is retried.
+func (t *Target) classify(cmd string, err error) error {
+	var re redis.Error
+	if errors.As(err, &re) && strings.HasPrefix(string(re), "WRONGTYPE") {
+		t.checked = false
+		want := "hash"
+		if !t.cfg.Namespace() {
+			want = "list"
+		}
+		return delivery.Permanent(t.errorf("key %s is not a %s: %v", t.cfg.Key, want, err))
+	}
+	return t.errorf("%s: %v", cmd, err)
+}
+
+func (t *Target) errorf(format string, args ...any) error {
+	return errors.New("redis: " + delivery.Redact(fmt.Sprintf(format, args...), t.password))
+}
+
+func (t *Target) drop() {
+	if t.conn != nil {
+		t.conn.Close()
+		t.conn = nil
+	}
+	t.checked = false
+}
+
+// Close closes the connection.
+func (t *Target) Close() error {
+	t.drop()
+	return nil
+}

@@ -1,0 +1,197 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/delivery/targettest"
+	"github.com/bucketrelay/bucketrelay/event"
+)
+
+func newTarget(t testing.TB, cfg Config) *Target {
+	t.Helper()
+	tg, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
+func TestConformanceNamespace(t *testing.T) {
+	requireRedis(t)
+	key := uniqueKey(t, "ns")
+	targettest.Run(t, targettest.Harness{
+		Features: targettest.Features{Namespace: true},
+		New: func(t testing.TB) delivery.Target {
+			return newTarget(t, Config{Enable: true, Format: "namespace", Address: addr, Key: key, Timeout: "2s"})
+		},
+		State: func(t testing.TB) map[string][]byte { return hash(t, key) },
+		Stop:  stopRedis,
+		Start: startRedis,
+	})
+}
+
+func TestConformanceAccess(t *testing.T) {
+	requireRedis(t)
+	key := uniqueKey(t, "access")
+	targettest.Run(t, targettest.Harness{
+		New: func(t testing.TB) delivery.Target {
+			return newTarget(t, Config{Enable: true, Format: "access", Address: addr, Key: key, Timeout: "2s"})
+		},
+		Received: func(t testing.TB) [][]byte { _, b := list(t, key); return b },
+		Stop:     stopRedis,
+		Start:    startRedis,
+	})
+}
+
+func item(bucket, object string, name event.Name, i int) delivery.Item {
+	r := targettest.Record(bucket, object, name, i)
+	e := targettest.Entry(r, "x")
+	return delivery.Item{Seq: uint64(i + 1), Key: e.Key, EventName: name, EventTime: e.EventTime, Record: e.Data}
+}
+
+// TestSeedFormats checks what the seed's redis-cli session shows: HSET of
+// "bucket/object" to {"Records":[record]} in a hash, and RPUSH of
+// [eventTime, {"Records":[record]}] to a list.
+func TestSeedFormats(t *testing.T) {
+	requireRedis(t)
+	ctx := context.Background()
+	key := uniqueKey(t, "seed")
+	ns := newTarget(t, Config{Address: addr, Key: key})
+	defer ns.Close()
+	put := item("images", "myphoto.jpg", event.ObjectCreatedPut, 1)
+	other := item("images", "other.jpg", event.ObjectCreatedPut, 2)
+	if err := ns.Send(ctx, []delivery.Item{put, other}); err != nil {
+		t.Fatal(err)
+	}
+	got := hash(t, key)
+	want := `{"Records":[` + string(put.Record) + `]}`
+	if string(got["images/myphoto.jpg"]) != want || len(got) != 2 {
+		t.Fatalf("HGETALL: got %q, want images/myphoto.jpg = %s and one more field", got, want)
+	}
+	del := item("images", "myphoto.jpg", event.ObjectRemovedDelete, 3)
+	if err := ns.Send(ctx, []delivery.Item{del}); err != nil {
+		t.Fatal(err)
+	}
+	if got := hash(t, key); len(got) != 1 || got["images/other.jpg"] == nil {
+		t.Fatalf("after the delete, HGETALL: got %q, want only images/other.jpg", got)
+	}
+
+	lkey := uniqueKey(t, "seedlist")
+	acc := newTarget(t, Config{Format: "access", Address: addr, Key: lkey})
+	defer acc.Close()
+	if err := acc.Send(ctx, []delivery.Item{put, del}); err != nil {
+		t.Fatal(err)
+	}
+	times, bodies := list(t, lkey)
+	if len(bodies) != 2 || string(bodies[0]) != want {
+		t.Fatalf("LRANGE: got %q, want 2 items, the first %s", bodies, want)
+	}
+	var r event.Record
+	json.Unmarshal(put.Record, &r)
+	if ts, err := time.Parse(time.RFC3339Nano, times[0]); err != nil || !ts.Equal(r.Time()) {
+		t.Fatalf("item time: got %q, want %s", times[0], r.EventTime)
+	}
+}
+
+func TestWrongType(t *testing.T) {
+	requireRedis(t)
+	key := uniqueKey(t, "wrongtype")
+	do(t, "SET", key, "x")
+	tg := newTarget(t, Config{Address: addr, Key: key})
+	defer tg.Close()
+	err := tg.Send(context.Background(), []delivery.Item{item("b", "o", event.ObjectCreatedPut, 1)})
+	want := "redis: key " + key + " is a string, want a hash"
+	if !delivery.IsPermanent(err) || err.Error() != want {
+		t.Fatalf("Send: got %v, want permanent %q", err, want)
+	}
+	acc := newTarget(t, Config{Format: "access", Address: addr, Key: key})
+	defer acc.Close()
+	err = acc.Send(context.Background(), []delivery.Item{item("b", "o", event.ObjectCreatedPut, 1)})
+	if !delivery.IsPermanent(err) || !strings.Contains(err.Error(), "want a list") {
+		t.Fatalf("Send: got %v, want permanent \"... want a list\"", err)
+	}
+	// Fixed by an operator: the next send goes through.
+	do(t, "DEL", key)
+	if err := tg.Send(context.Background(), []delivery.Item{item("b", "o", event.ObjectCreatedPut, 1)}); err != nil {
+		t.Fatalf("Send after DEL: %v", err)
+	}
+}
+
+func TestSecretsNotInErrors(t *testing.T) {
+	requireRedis(t)
+	for _, a := range []string{"127.0.0.1:1", addr} {
+		tg := newTarget(t, Config{Address: a, Key: "k", Password: "hunter22-secret", User: "nobody", Timeout: "2s"})
+		err := tg.Send(context.Background(), []delivery.Item{item("b", "o", event.ObjectCreatedPut, 1)})
+		tg.Close()
+		if err == nil {
+			t.Fatalf("%s: send with a bad password succeeded", a)
+		}
+		if strings.Contains(err.Error(), "hunter22") || !strings.HasPrefix(err.Error(), "redis: ") {
+			t.Fatalf("%s: error leaks the secret or lacks the prefix: %s", a, err)
+		}
+		if delivery.IsPermanent(err) {
+			t.Fatalf("%s: got a permanent error, want a retryable one: %v", a, err)
+		}
+	}
+}
+
+func TestPasswordFromEnv(t *testing.T) {
+	t.Setenv(PasswordEnv, "from-env")
+	tg := newTarget(t, Config{Address: addr, Key: "k"})
+	if tg.password != "from-env" {
+		t.Fatalf("password: got %q, want the value of %s", tg.password, PasswordEnv)
+	}
+}
+
+func TestCanceledContext(t *testing.T) {
+	requireRedis(t)
+	tg := newTarget(t, Config{Address: addr, Key: uniqueKey(t, "ctx")})
+	defer tg.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := tg.Send(ctx, []delivery.Item{item("b", "o", event.ObjectCreatedPut, 1)}); err == nil || delivery.IsPermanent(err) {
+		t.Fatalf("Send with a canceled context: got %v, want a retryable error", err)
+	}
+	if err := tg.Send(context.Background(), []delivery.Item{item("b", "o", event.ObjectCreatedPut, 1)}); err != nil {
+		t.Fatalf("Send after the canceled one: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, c := range []struct {
+		cfg   Config
+		field string
+	}{
+		{Config{Key: "k"}, "address"},
+		{Config{Address: "localhost", Key: "k"}, "address"},
+		{Config{Address: "localhost:6379"}, "key"},
+		{Config{Address: "localhost:6379", Key: "k", Format: "json"}, "format"},
+		{Config{Address: "localhost:6379", Key: "k", DB: -1}, "db"},
+		{Config{Address: "localhost:6379", Key: "k", ClientKey: "x"}, "clientCert"},
+		{Config{Address: "localhost:6379", Key: "k", Timeout: "soon"}, "timeout"},
+	} {
+		var fe *delivery.FieldError
+		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
+			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
+		}
+	}
+	var cfg Config
+	seed := `{"enable": true, "format": "namespace", "address": "127.0.0.1:6379", "password": "yoursecret", "key": "bucketevents"}`
+	if err := json.Unmarshal([]byte(seed), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil || !cfg.Namespace() || cfg.Key != "bucketevents" || cfg.Password != "yoursecret" {
+		t.Fatalf("seed example: %+v, Validate = %v", cfg, err)
+	}
+	for f, want := range map[string]bool{"": true, "namespace": true, "access": false} {
+		if got := (&Config{Format: f}).Namespace(); got != want {
+			t.Errorf("Namespace() with format %q: got %v, want %v", f, got, want)
+		}
+	}
+}

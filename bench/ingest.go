@@ -1,0 +1,262 @@
+package main
+
+// Scenario "ingest": durable ingest through the library and through HTTP,
+// beside two baselines (one bbolt transaction per event, one fsynced file
+// per event).
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/relay"
+	"github.com/bucketrelay/bucketrelay/rules"
+)
+
+func init() { register("ingest", runIngest) }
+
+// loadResult is what one closed-loop load measured.
+type loadResult struct {
+	rate     float64 // events/s
+	p50, p99 float64 // ms per call
+	events   int64
+}
+
+// closedLoop runs workers that each call call(worker, i) back to back for
+// d, and measures events/s and per-call latency after a warm-up of d/10.
+// call returns the events it handled.
+func closedLoop(ctx context.Context, workers int, d time.Duration, call func(w, i int) (int, error)) (loadResult, error) {
+	warm := d / 10
+	start := time.Now()
+	measureFrom := start.Add(warm)
+	end := measureFrom.Add(d)
+	var lat latencies
+	var events atomic.Int64
+	var firstErr atomic.Pointer[error]
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for i := 0; ; i++ {
+				t0 := time.Now()
+				if t0.After(end) || ctx.Err() != nil {
+					break
+				}
+				n, err := call(w, i)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					break
+				}
+				if t0.After(measureFrom) {
+					mine = append(mine, time.Since(t0))
+					events.Add(int64(n))
+				}
+			}
+			lat.add(mine)
+		}()
+	}
+	wg.Wait()
+	if p := firstErr.Load(); p != nil {
+		return loadResult{}, *p
+	}
+	wall := time.Since(measureFrom).Seconds()
+	return loadResult{
+		rate:   float64(events.Load()) / wall,
+		p50:    lat.pct(50),
+		p99:    lat.pct(99),
+		events: events.Load(),
+	}, nil
+}
+
+func runIngest(ctx context.Context, o Options) (Result, error) {
+	var res Result
+	d := o.Duration
+	baseD := min(d, 3*time.Second)
+	if o.Quick {
+		d = min(d, time.Second)
+		baseD = min(baseD, time.Second)
+	}
+	stopProfile, err := startProfile()
+	if err != nil {
+		return res, err
+	}
+	defer stopProfile()
+
+	const arn = "arn:minio:sqs::bench:webhook"
+	cfg, err := relay.ParseConfig(fmt.Appendf(nil, `{"relay":{"dataDir":%q,"listen":"127.0.0.1:0"}}`, filepath.Join(o.Dir, "relay")))
+	if err != nil {
+		return res, err
+	}
+	sink := &ackTarget{}
+	r, err := relay.Open(cfg, relay.Options{Logger: quietLogger(), Targets: map[string]delivery.Target{arn: sink}})
+	if err != nil {
+		return res, err
+	}
+	defer r.Close()
+	if err := r.SetBucketRules(benchBucket, []rules.Rule{{ARN: arn, Events: []event.Name{"s3:ObjectCreated:*"}}}); err != nil {
+		return res, err
+	}
+	pool := recordPool(4096)
+	res.Notes = append(res.Notes,
+		fmt.Sprintf("records are targettest.Record padded with user metadata: %d bytes of JSON each; Publish marshals them (part of the measured cost)", recordSize()),
+		"every event is routed by a bucket rule (s3:ObjectCreated:*) to a target given in relay.Options.Targets that acknowledges every Send at once, so events are logged, read back and delivered while ingest runs; fsync on (default relay settings)",
+		fmt.Sprintf("each load runs %v after a %v warm-up; latency is per call, from Publish to its return (durable acknowledgement)", d, d/10))
+
+	type lib struct {
+		pubs, per int
+		rateGoal  string
+		p50Goal   string
+	}
+	var rates = map[string]float64{}
+	for _, c := range []lib{{1, 1, "", "< 2"}, {16, 1, "", ""}, {64, 1, "", ""}, {256, 1, "≥ 100000", ""}, {16, 100, "≥ 300000", ""}} {
+		lr, err := closedLoop(ctx, c.pubs, d, func(w, i int) (int, error) {
+			k := (w*7919 + i*c.per) % (len(pool) - c.per)
+			return c.per, r.Publish(ctx, pool[k:k+c.per]...)
+		})
+		if err != nil {
+			return res, fmt.Errorf("library %d×%d: %w", c.pubs, c.per, err)
+		}
+		name := fmt.Sprintf("library %d publisher(s) × %d record(s)/call", c.pubs, c.per)
+		rates[fmt.Sprintf("%d×%d", c.pubs, c.per)] = lr.rate
+		res.Add(name+": rate", lr.rate, "events/s", c.rateGoal)
+		res.Add(name+": p50 ack", lr.p50, "ms", c.p50Goal)
+		res.Add(name+": p99 ack", lr.p99, "ms", "")
+	}
+
+	// Through HTTP: POST /v1/events with 100 records from 16 keep-alive
+	// clients.
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	bodies := make([][]byte, 32)
+	for i := range bodies {
+		raws := make([]json.RawMessage, 100)
+		for j := range raws {
+			raws[j], _ = json.Marshal(pool[(i*100+j)%len(pool)])
+		}
+		bodies[i], _ = json.Marshal(map[string]any{"Records": raws})
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64}}
+	defer client.CloseIdleConnections()
+	lr, err := closedLoop(ctx, 16, d, func(w, i int) (int, error) {
+		resp, err := client.Post(srv.URL+"/v1/events", "application/json", bytes.NewReader(bodies[(w+i)%len(bodies)]))
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("POST /v1/events: %s", resp.Status)
+		}
+		return 100, nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("http: %w", err)
+	}
+	rates["http"] = lr.rate
+	res.Add("HTTP 16 clients × 100 records/POST: rate", lr.rate, "events/s", "≥ 100000")
+	res.Add("HTTP 16 clients × 100 records/POST: p50 request", lr.p50, "ms", "")
+	res.Add("HTTP 16 clients × 100 records/POST: p99 request", lr.p99, "ms", "")
+	res.Notes = append(res.Notes, fmt.Sprintf("HTTP: a loopback httptest server with r.Handler(); %d-byte bodies built before the run; client and server share the machine's cores", len(bodies[0])))
+	if st := r.Stats(); len(st) > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("target delivered %d events in %d sends during the run; backlog at the end %d", st[0].Delivered, st[0].Sends, st[0].Pending))
+	}
+
+	// Baselines, each with the same records.
+	raws := make([][]byte, len(pool))
+	for i := range pool {
+		raws[i], _ = json.Marshal(pool[i])
+	}
+	for _, w := range []int{1, 16} {
+		b, err := boltBaseline(ctx, filepath.Join(o.Dir, fmt.Sprintf("bolt-%d.db", w)), w, baseD, raws)
+		if err != nil {
+			return res, fmt.Errorf("bbolt baseline: %w", err)
+		}
+		rates[fmt.Sprintf("bolt%d", w)] = b.rate
+		res.Add(fmt.Sprintf("baseline bbolt tx per event, %d writer(s): rate", w), b.rate, "events/s", "")
+		res.Add(fmt.Sprintf("baseline bbolt tx per event, %d writer(s): p50", w), b.p50, "ms", "")
+		f, err := fileBaseline(ctx, filepath.Join(o.Dir, fmt.Sprintf("queue-%d", w)), w, baseD, raws)
+		if err != nil {
+			return res, fmt.Errorf("file baseline: %w", err)
+		}
+		rates[fmt.Sprintf("file%d", w)] = f.rate
+		res.Add(fmt.Sprintf("baseline file+fsync per event, %d writer(s): rate", w), f.rate, "events/s", "")
+		res.Add(fmt.Sprintf("baseline file+fsync per event, %d writer(s): p50", w), f.p50, "ms", "")
+	}
+	ratio := func(name, a, b string) {
+		if rates[b] > 0 {
+			res.Add(name, rates[a]/rates[b], "×", "")
+		}
+	}
+	ratio("ratio library 1×1 / bbolt 1 writer", "1×1", "bolt1")
+	ratio("ratio library 1×1 / file 1 writer", "1×1", "file1")
+	ratio("ratio library 16×1 / bbolt 16 writers", "16×1", "bolt16")
+	ratio("ratio library 16×1 / file 16 writers", "16×1", "file16")
+	ratio("ratio library 256×1 / bbolt 16 writers", "256×1", "bolt16")
+	ratio("ratio library 256×1 / file 16 writers", "256×1", "file16")
+	ratio("ratio library 16×100 / bbolt 16 writers", "16×100", "bolt16")
+	ratio("ratio library 16×100 / file 16 writers", "16×100", "file16")
+	res.Notes = append(res.Notes,
+		fmt.Sprintf("baselines run %v each with the same record bytes: bbolt = go.etcd.io/bbolt default options (fsync on), one db.Update with one Put per event; file = one file per event in a queue directory: create, write, fsync, close (the seed's per-event queue store design)", baseD))
+	return res, nil
+}
+
+// boltBaseline stores one event per bbolt transaction.
+func boltBaseline(ctx context.Context, path string, workers int, d time.Duration, raws [][]byte) (loadResult, error) {
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		return loadResult{}, err
+	}
+	defer os.Remove(path)
+	defer db.Close()
+	name := []byte("events")
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucketIfNotExists(name); return err }); err != nil {
+		return loadResult{}, err
+	}
+	return closedLoop(ctx, workers, d, func(w, i int) (int, error) {
+		return 1, db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(name)
+			seq, _ := b.NextSequence()
+			return b.Put(binary.BigEndian.AppendUint64(nil, seq), raws[(w+i)%len(raws)])
+		})
+	})
+}
+
+// fileBaseline writes each event to its own fsynced file.
+func fileBaseline(ctx context.Context, dir string, workers int, d time.Duration, raws [][]byte) (loadResult, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return loadResult{}, err
+	}
+	defer os.RemoveAll(dir)
+	var n atomic.Int64
+	return closedLoop(ctx, workers, d, func(w, i int) (int, error) {
+		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("%020d.event", n.Add(1))), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := f.Write(raws[(w+i)%len(raws)]); err != nil {
+			f.Close()
+			return 0, err
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return 0, err
+		}
+		return 1, f.Close()
+	})
+}

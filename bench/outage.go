@@ -1,0 +1,182 @@
+package main
+
+// Scenario "outage": a webhook receiver goes down for o.Outage under a
+// steady load and comes back; the relay must drain the backlog with no
+// event lost.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+func init() { register("outage", runOutage) }
+
+// sample is one 250 ms reading.
+type sample struct {
+	t         float64 // seconds since the start
+	pending   int64
+	delivered uint64
+	rate      float64 // delivered/s over the last interval
+}
+
+func runOutage(ctx context.Context, o Options) (Result, error) {
+	var res Result
+	const offered = 5_000
+	lead, tail := 5*time.Second, 3*time.Second
+	if o.Quick {
+		lead, tail = time.Second, time.Second
+	}
+	rv, err := newReceiver()
+	if err != nil {
+		return res, err
+	}
+	if err := rv.start(); err != nil {
+		return res, err
+	}
+	defer rv.stop()
+	r, _, err := webhookRelay(filepath.Join(o.Dir, "relay"), rv.URL(), "")
+	if err != nil {
+		return res, err
+	}
+	defer r.Close()
+
+	start := time.Now()
+	var mu sync.Mutex
+	var samples []sample
+	sctx, stopSampling := context.WithCancel(context.Background())
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		var last sample
+		for {
+			select {
+			case <-tick.C:
+			case <-sctx.Done():
+				return
+			}
+			p, dl := pending(r)
+			s := sample{t: time.Since(start).Seconds(), pending: p, delivered: dl}
+			if last.t > 0 {
+				s.rate = float64(dl-last.delivered) / (s.t - last.t)
+			}
+			last = s
+			mu.Lock()
+			samples = append(samples, s)
+			mu.Unlock()
+		}
+	}()
+	p := &pacer{r: r, rate: offered, batch: 10}
+	lctx, stopLoad := context.WithCancel(ctx)
+	loaded := make(chan struct{})
+	go func() { p.run(lctx, 32); close(loaded) }()
+	defer func() { stopLoad(); <-loaded; stopSampling(); <-sampled }()
+
+	sleep := func(d time.Duration) bool {
+		select {
+		case <-time.After(d):
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	if !sleep(lead) {
+		return res, ctx.Err()
+	}
+	tDown := time.Since(start).Seconds()
+	rv.stop()
+	if !sleep(o.Outage) {
+		return res, ctx.Err()
+	}
+	backlog, dlUp := pending(r)
+	if err := rv.start(); err != nil {
+		return res, err
+	}
+	up := time.Now()
+	tUp := up.Sub(start).Seconds()
+	// The first delivery after recovery waits for the retry backoff.
+	if !waitFor(ctx, 2*time.Minute, func() bool { _, dl := pending(r); return dl > dlUp }) {
+		return res, fmt.Errorf("nothing delivered within 2 minutes after the receiver came back")
+	}
+	first := time.Now()
+	// Drained: the backlog is back to what 100 ms of load leaves in flight.
+	if !waitFor(ctx, 10*time.Minute, func() bool { pd, _ := pending(r); return pd <= offered/10 }) {
+		return res, fmt.Errorf("backlog not drained within 10 minutes")
+	}
+	drained := time.Now()
+	_, dlDrained := pending(r)
+	_, dlFirst := dlUp, dlUp
+	_ = dlFirst
+	if !sleep(tail) {
+		return res, ctx.Err()
+	}
+	stopLoad()
+	<-loaded
+	published := int(p.next.Load())
+	if !waitFor(ctx, time.Minute, func() bool { u, _ := rv.counts(); return int(u) >= published }) {
+		res.Notes = append(res.Notes, "not every event was received within a minute after the load stopped")
+	}
+	time.Sleep(500 * time.Millisecond) // let late duplicates, if any, arrive
+	stopSampling()
+	<-sampled
+	lost := rv.missing(published)
+	_, dups := rv.counts()
+
+	drain := drained.Sub(up).Seconds()
+	active := drained.Sub(first).Seconds()
+	res.Add("offered load", float64(published)/time.Since(start).Seconds(), "events/s", "5000")
+	res.Add("outage", o.Outage.Seconds(), "s", "")
+	res.Add("backlog when the receiver came back", float64(backlog), "events", "")
+	res.Add("time from recovery to first delivery (retry backoff)", first.Sub(up).Seconds(), "s", "")
+	res.Add("time to drain (recovery → backlog ≤ 500)", drain, "s", "")
+	res.Add("drain rate, net of new load (backlog / time to drain)", float64(backlog)/drain, "events/s", "")
+	if active > 0 {
+		res.Add("delivered rate while draining (first delivery → drained)", float64(dlDrained-dlUp)/active, "events/s", "")
+	}
+	mu.Lock()
+	peak := 0.0
+	for _, s := range samples {
+		if s.t > tUp {
+			peak = max(peak, s.rate)
+		}
+	}
+	res.Add("peak delivered rate (250 ms samples)", peak, "events/s", "")
+	res.Add("published", float64(published), "events", "")
+	res.Add("lost", float64(lost), "events", "0")
+	res.Add("duplicates", float64(dups), "events", "")
+	if n := p.errs.Load(); n > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("%d publish errors, last: %s", n, *p.lastE.Load()))
+	}
+	res.Notes = append(res.Notes,
+		fmt.Sprintf("webhook target from a config with default relay settings (fsync on, retry backoff 100 ms doubling up to 30 s); the receiver closes its listener and connections for %v, then listens again on the same port", o.Outage),
+		"a paced publisher offers 5,000 stamped events/s (calls of up to 10 records) for the whole run; lost = ids never received, duplicates = receipts beyond the first")
+
+	c := &chart{
+		title: fmt.Sprintf("Webhook outage of %v under %d events/s: backlog and delivered rate", o.Outage, offered),
+		left:  series{name: "backlog (pending events)", color: "#c0392b"},
+		right: series{name: "delivered events/s", color: "#2471a3"},
+		spans: []span{{from: tDown, to: tUp, label: "receiver down"}},
+		marks: []span{{from: first.Sub(start).Seconds(), label: "first delivery"}, {from: drained.Sub(start).Seconds(), label: "drained"}},
+	}
+	for _, s := range samples {
+		c.x = append(c.x, s.t)
+		c.left.y = append(c.left.y, float64(s.pending))
+		c.right.y = append(c.right.y, s.rate)
+	}
+	mu.Unlock()
+	dir := "bench"
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		dir = filepath.Dir(o.Dir)
+	}
+	path := filepath.Join(dir, "outage.svg")
+	if err := c.write(path); err != nil {
+		return res, err
+	}
+	res.Files = append(res.Files, path)
+	return res, nil
+}

@@ -1,0 +1,151 @@
+package main
+
+// Scenario "webhook": delivery end to end to a local keep-alive receiver:
+// the delivered rate, and publish-to-receipt latency at a paced load.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/bucketrelay/bucketrelay/event"
+)
+
+func init() { register("webhook", runWebhook) }
+
+func runWebhook(ctx context.Context, o Options) (Result, error) {
+	var res Result
+	d := o.Duration
+	if o.Quick {
+		d = min(d, time.Second)
+	}
+	rv, err := newReceiver()
+	if err != nil {
+		return res, err
+	}
+	if err := rv.start(); err != nil {
+		return res, err
+	}
+	defer rv.stop()
+	r, _, err := webhookRelay(filepath.Join(o.Dir, "relay"), rv.URL(), "")
+	if err != nil {
+		return res, err
+	}
+	defer r.Close()
+	pool := recordPool(4096)
+
+	// 1. Delivered rate: publishers keep a backlog of 20,000–100,000
+	// events so the drain loop never waits for input.
+	fctx, stopFeed := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var feedErr error
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; fctx.Err() == nil; i++ {
+				if p, _ := pending(r); p > 100_000 {
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				k := (w*4001 + i*100) % (len(pool) - 100)
+				if err := r.Publish(fctx, pool[k:k+100]...); err != nil && fctx.Err() == nil {
+					feedErr = err
+					return
+				}
+			}
+		}()
+	}
+	waitFor(ctx, 30*time.Second, func() bool { p, _ := pending(r); return p > 20_000 })
+	b0, t0 := rv.bodies.Load(), time.Now()
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+	}
+	b1, t1 := rv.bodies.Load(), time.Now()
+	stopFeed()
+	wg.Wait()
+	if feedErr != nil {
+		return res, feedErr
+	}
+	rate := float64(b1-b0) / t1.Sub(t0).Seconds()
+	res.Add("delivered rate (backlog kept ≥ 20k)", rate, "events/s", "≥ 20000")
+	if !waitFor(ctx, 5*time.Minute, func() bool { p, _ := pending(r); return p == 0 }) {
+		return res, fmt.Errorf("backlog did not drain after the rate run")
+	}
+
+	// The same receiver fed directly by one keep-alive net/http client with
+	// the same bodies: the ceiling of a one-connection, one-POST-per-event
+	// sender on this machine.
+	direct, err := directPosts(ctx, rv.URL(), pool, min(d, 2*time.Second))
+	if err != nil {
+		return res, err
+	}
+	res.Add("direct net/http client, 1 connection, 1 POST per event", direct, "events/s", "")
+	res.Add("ratio relay delivered / direct client", rate/direct, "×", "")
+
+	// 2. Latency at a paced 10,000 events/s: each record carries its
+	// publish time; the receiver subtracts it from its receipt time.
+	const offered = 10_000
+	rv.mu.Lock()
+	rv.keep = true
+	rv.mu.Unlock()
+	p := &pacer{r: r, rate: offered, batch: 10}
+	pctx, stopPace := context.WithTimeout(ctx, d+d/5)
+	done := make(chan struct{})
+	go func() { p.run(pctx, 32); close(done) }()
+	// Discard the first sixth (warm-up).
+	time.Sleep(d / 5)
+	rv.takeLatencies()
+	<-done
+	stopPace()
+	published := int(p.next.Load())
+	if !waitFor(ctx, time.Minute, func() bool { u, _ := rv.counts(); return int(u) >= published }) {
+		return res, fmt.Errorf("paced run: %d of %d events received", func() int64 { u, _ := rv.counts(); return u }(), published)
+	}
+	lat := rv.takeLatencies()
+	_, dups := rv.counts()
+	res.Add("paced run: offered", float64(published)/(d+d/5).Seconds(), "events/s", "10000")
+	res.Add("paced run: publish-to-receipt p50", percentile(lat, 50), "ms", "")
+	res.Add("paced run: publish-to-receipt p99", percentile(lat, 99), "ms", "< 25")
+	res.Add("paced run: publish-to-receipt max", percentile(lat, 100), "ms", "")
+	res.Add("paced run: lost", float64(rv.missing(published)), "events", "0")
+	res.Add("paced run: duplicates", float64(dups), "events", "")
+	if n := p.errs.Load(); n > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("paced run: %d publish errors, last: %s", n, *p.lastE.Load()))
+	}
+	res.Notes = append(res.Notes,
+		"relay built from a config (notify.webhook.1 → the bench's own net/http receiver on loopback, keep-alive); default relay settings, fsync on",
+		fmt.Sprintf("paced run: a 1 ms ticker hands calls of up to 10 stamped records to 32 publisher goroutines for %v; latency = receipt time − time stamped into the record just before Publish (so it includes the fsync wait), over the last %v", d+d/5, d))
+	return res, nil
+}
+
+// directPosts posts one message body per request over one keep-alive
+// connection for d and returns the rate.
+func directPosts(ctx context.Context, url string, pool []event.Record, d time.Duration) (float64, error) {
+	bodies := make([][]byte, len(pool))
+	for i := range pool {
+		raw, _ := json.Marshal(pool[i])
+		bodies[i] = event.AppendMessage(nil, string(pool[i].EventName), pool[i].Key(), raw)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	defer client.CloseIdleConnections()
+	lr, err := closedLoop(ctx, 1, d, func(_, i int) (int, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bodies[i%len(bodies)]))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return 1, nil
+	})
+	return lr.rate, err
+}

@@ -1,0 +1,76 @@
+// Command relay is the bucket notification relay daemon and its client.
+//
+//	relay serve --config FILE        run the relay
+//	relay demo                       run it on an embedded default, no broker needed
+//	relay events add|list|remove     manage bucket rules on a running relay (like `mc events`)
+//
+// Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// errUsage marks errors that are the caller's: exit code 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:]))
+}
+
+func run(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		usage()
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = (&serveCommand{}).Run(ctx, args[1:])
+	case "demo":
+		err = (&demoCommand{}).Run(ctx, args[1:])
+	case "events":
+		err = (&eventsCommand{}).Run(ctx, args[1:])
+	case "help", "-h", "--help":
+		usage()
+		return 0
+	default:
+		fmt.Fprintf(os.Stderr, "relay: unknown command %q\n", args[0])
+		usage()
+		return 2
+	}
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, "relay:", err)
+		return 2
+	default:
+		fmt.Fprintln(os.Stderr, "relay:", err)
+		return 1
+	}
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `Usage: relay <command> [flags]
+
+Commands:
+  serve --config FILE     run the relay daemon
+  demo [--keep]           run the relay on an embedded default (a webhook
+                          target to a built-in receiver), publish sample
+                          events and show them delivered
+  events add BUCKET ARN [--events put,delete,get] [--prefix P] [--suffix S]
+  events list BUCKET
+  events remove BUCKET [ARN] [--events ...] [--force]
+
+Run 'relay <command> -h' for a command's flags.
+`)
+}

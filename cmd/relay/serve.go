@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/bucketrelay/bucketrelay/relay"
+)
+
+// serveCommand runs the relay daemon.
+type serveCommand struct {
+	ready func(addr string) // tests: called once listening
+}
+
+// Usage prints the command's help.
+func (c *serveCommand) Usage(fs *flag.FlagSet) {
+	fmt.Fprint(fs.Output(), "Usage: relay serve --config FILE\n\nRuns the relay: the HTTP API on relay.listen, delivery to every enabled target.\nSIGTERM or SIGINT lets sends in flight finish and stops cleanly.\n\nFlags:\n")
+	fs.PrintDefaults()
+}
+
+// Run runs the daemon until ctx ends.
+func (c *serveCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	path := fs.String("config", "", "configuration file (JSON)")
+	fs.Usage = func() { c.Usage(fs) }
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *path == "" {
+		fs.Usage()
+		return fmt.Errorf("%w: serve needs --config FILE", errUsage)
+	}
+	cfg, err := relay.LoadConfig(*path)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return serve(ctx, cfg, os.Stdout, c.ready)
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(strings.ToUpper(level)))
+	if level == "" {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// serve runs a relay for cfg until ctx ends. It prints the SQS ARNs line to
+// out once the API is listening.
+func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(string)) error {
+	lg := newLogger(cfg.Relay.LogLevel)
+	slog.SetDefault(lg)
+	r, err := relay.Open(cfg, relay.Options{Logger: lg})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Relay.Listen)
+	if err != nil {
+		r.Close()
+		return err
+	}
+	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(out, "SQS ARNs: %s\n", strings.Join(r.ARNs(), " "))
+	lg.Info("relay listening", "addr", ln.Addr().String(), "dataDir", cfg.Relay.DataDir, "targets", len(r.ARNs()))
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		r.Close()
+		return err
+	}
+	lg.Info("stopping: finishing requests and sends in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		lg.Warn("http shutdown", "err", err)
+	}
+	if err := r.Close(); err != nil {
+		return err
+	}
+	lg.Info("stopped")
+	return nil
+}

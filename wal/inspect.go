@@ -1,0 +1,122 @@
+package wal
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// This file holds read-only helpers for inspection tools (cmd/walinspect).
+// None of them changes the file; all of them work on a log opened with
+// OpenReadOnly as well as on one opened with Open.
+
+// Backlog is what one target still has to deliver, as the log holds it.
+type Backlog struct {
+	// Cursor is the target's cursor, the next sequence it has to deliver;
+	// 0 when HasCursor is false.
+	Cursor uint64
+	// HasCursor reports whether the target has a cursor. A target that held
+	// records are routed to but that has no cursor (it was never registered)
+	// counts every record routed to it as pending.
+	HasCursor bool
+	// Pending is the number of held records at or past Cursor that are
+	// routed to the target.
+	Pending int64
+	// OldestSeq is the sequence of the oldest pending record, 0 if none.
+	OldestSeq uint64
+	// OldestAppend is when the oldest pending record was appended; the zero
+	// time if none is pending.
+	OldestAppend time.Time
+}
+
+// Backlogs scans the held records once and returns the backlog of every
+// target that has a cursor or that a held record is routed to. Frames that
+// every one of their targets has passed are skipped without being
+// decompressed. If progress is not nil it is called after each frame with
+// the last sequence of that frame. A frame that fails its checksum ends the
+// scan with an error wrapping ErrCorrupt that names the sequence.
+func (l *Log) Backlogs(progress func(seq uint64)) (map[string]Backlog, error) {
+	out := map[string]Backlog{}
+	for t, c := range l.Cursors() {
+		out[t] = Backlog{Cursor: c, HasCursor: true}
+	}
+	last := l.LastSeq()
+	err := l.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRecords).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(k) != 8 {
+				return &corruptError{0, fmt.Sprintf("record key %x is not a sequence", k)}
+			}
+			h, err := decodeHeader(binary.BigEndian.Uint64(k), v, true)
+			if err != nil {
+				return err
+			}
+			if h.first > last {
+				return nil
+			}
+			hlast := h.first + uint64(h.count) - 1
+			behind := false
+			for _, t := range h.targets {
+				b, ok := out[t]
+				if !ok {
+					out[t] = Backlog{}
+				}
+				if b.Cursor <= hlast {
+					behind = true
+				}
+			}
+			if behind {
+				err = decodeRecords(h, 0, func(r Record) bool {
+					for _, t := range r.Targets {
+						b := out[t]
+						if r.Seq < b.Cursor {
+							continue
+						}
+						if b.Pending == 0 {
+							b.OldestSeq = r.Seq
+							b.OldestAppend = r.AppendTime
+						}
+						b.Pending++
+						out[t] = b
+					}
+					return true
+				})
+				if err != nil {
+					return err
+				}
+			}
+			if progress != nil {
+				progress(hlast)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Frames returns the number of frames (group commits) the log holds.
+func (l *Log) Frames() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.frameIdx)
+}
+
+// CheckStorage runs bbolt's own consistency check of the file's pages
+// (double-freed, unreachable or out-of-bounds pages) in a read-only
+// transaction and returns one error per problem found. It complements
+// Verify, which checks the log's own frames and cursors.
+func (l *Log) CheckStorage() []error {
+	var errs []error
+	err := l.db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			errs = append(errs, fmt.Errorf("wal: storage: %w", err))
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
