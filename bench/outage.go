@@ -110,8 +110,6 @@ func runOutage(ctx context.Context, o Options) (Result, error) {
 	}
 	drained := time.Now()
 	_, dlDrained := pending(r)
-	_, dlFirst := dlUp, dlUp
-	_ = dlFirst
 	if !sleep(tail) {
 		return res, ctx.Err()
 	}

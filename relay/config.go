@@ -347,7 +347,11 @@ func jsonError(doc []byte, path string, err error) error {
 		return &ConfigError{Line: line, Column: col, Msg: "invalid JSON: unexpected end of input (a missing '}' or ']'?)"}
 	case errors.As(err, &te):
 		p := join(path, te.Field)
-		return &ConfigError{Path: p, Msg: fmt.Sprintf("expected %s, got %s", typeName(te.Type.String()), te.Value)}
+		e := &ConfigError{Path: p, Msg: fmt.Sprintf("expected %s, got %s", typeName(te.Type.String()), te.Value)}
+		if p == "" {
+			e.Line, e.Column = lineCol(doc, te.Offset-1)
+		}
+		return e
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return &ConfigError{Path: join(path, name), Msg: "unknown field"}

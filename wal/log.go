@@ -229,6 +229,11 @@ func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) 
 // load rebuilds the in-memory frame index and cursors.
 func (l *Log) load() error {
 	return l.db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketRecords, bucketCursors, bucketQuarantine, bucketMeta} {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("wal: %s is not a relay log (no %q bucket)", l.db.Path(), b)
+			}
+		}
 		next := uint64(1)
 		if v := tx.Bucket(bucketMeta).Get(keyNextSeq); len(v) == 8 {
 			next = binary.BigEndian.Uint64(v)
@@ -597,11 +602,13 @@ func (l *Log) Bytes() int64 {
 	return l.bytes
 }
 
-// FileSize returns the size of the bbolt file in bytes.
+// FileSize returns the size of the log file on disk in bytes.
 func (l *Log) FileSize() int64 {
-	var n int64
-	_ = l.db.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
-	return n
+	fi, err := os.Stat(l.db.Path())
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
 
 // Path returns the file the log is stored in.

@@ -23,12 +23,12 @@ type scramClient struct {
 	pass    string
 	authz   string
 
-	step        int
-	nonce       string
-	firstBare   string // client-first-message-bare
-	serverSig   []byte
-	done        bool
-	fixedNonce  string // tests only
+	step       int
+	nonce      string
+	firstBare  string // client-first-message-bare
+	serverSig  []byte
+	done       bool
+	fixedNonce string // tests only
 }
 
 func newSCRAM256() *scramClient { return &scramClient{newHash: sha256.New} }

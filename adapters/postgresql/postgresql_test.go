@@ -266,3 +266,24 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestUncoalescedBatch: a batch holding several events of one key (a
+// target used without the engine's coalescing) ends in the last one's
+// state instead of failing the upsert.
+func TestUncoalescedBatch(t *testing.T) {
+	requirePostgres(t)
+	table := uniqueTable(t, "uncoalesced")
+	tg := newTarget(t, seedConfig("namespace", table))
+	defer tg.Close()
+	err := tg.Send(context.Background(), []delivery.Item{
+		item("b", "x", event.ObjectCreatedPut, 1), item("b", "x", event.ObjectRemovedDelete, 2),
+		item("b", "y", event.ObjectRemovedDelete, 3), item("b", "y", event.ObjectCreatedPut, 4),
+		item("b", "y", event.ObjectCreatedPut, 5),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := namespaceRows(t, table); len(got) != 1 || got["b/y"] == nil {
+		t.Fatalf("rows: got %q, want only b/y", got)
+	}
+}

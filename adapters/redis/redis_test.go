@@ -195,3 +195,23 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestUncoalescedBatch: a batch holding several events of one key (a
+// target used without the engine's coalescing) ends in the last one's
+// state.
+func TestUncoalescedBatch(t *testing.T) {
+	requireRedis(t)
+	key := uniqueKey(t, "uncoalesced")
+	tg := newTarget(t, Config{Address: addr, Key: key})
+	defer tg.Close()
+	err := tg.Send(context.Background(), []delivery.Item{
+		item("b", "x", event.ObjectCreatedPut, 1), item("b", "x", event.ObjectRemovedDelete, 2),
+		item("b", "y", event.ObjectRemovedDelete, 3), item("b", "y", event.ObjectCreatedPut, 4),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hash(t, key); len(got) != 1 || got["b/y"] == nil {
+		t.Fatalf("HGETALL: got %q, want only b/y", got)
+	}
+}

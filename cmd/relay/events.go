@@ -68,7 +68,7 @@ func (c *eventsCommand) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) < 2 {
 		fs.Usage()
-		return fmt.Errorf("%w: events needs a subcommand and a bucket", errUsage)
+		return usagef("events needs a subcommand and a bucket")
 	}
 	sub, bucket := pos[0], bucketName(pos[1])
 	if !strings.Contains(f.server, "://") {
@@ -78,17 +78,17 @@ func (c *eventsCommand) Run(ctx context.Context, args []string) error {
 	switch sub {
 	case "add":
 		if len(pos) != 3 {
-			return fmt.Errorf("%w: events add BUCKET ARN", errUsage)
+			return usagef("events add BUCKET ARN")
 		}
 		return c.add(ctx, cl, bucket, pos[2], f)
 	case "list", "ls":
 		if len(pos) != 2 {
-			return fmt.Errorf("%w: events list BUCKET", errUsage)
+			return usagef("events list BUCKET")
 		}
 		return c.list(ctx, cl, bucket, f.json)
 	case "remove", "rm":
 		if len(pos) > 3 {
-			return fmt.Errorf("%w: events remove BUCKET [ARN]", errUsage)
+			return usagef("events remove BUCKET [ARN]")
 		}
 		arn := ""
 		if len(pos) == 3 {
@@ -96,7 +96,7 @@ func (c *eventsCommand) Run(ctx context.Context, args []string) error {
 		}
 		return c.remove(ctx, cl, bucket, arn, f)
 	}
-	return fmt.Errorf("%w: unknown events subcommand %q (add, list, remove)", errUsage, sub)
+	return usagef("unknown events subcommand %q (add, list, remove)", sub)
 }
 
 func bucketName(s string) string {
@@ -125,7 +125,7 @@ func parseEvents(s string) ([]event.Name, error) {
 			n = w
 		}
 		if !n.Known() {
-			return nil, fmt.Errorf("%w: unknown event %q (put, delete, get or a full name such as s3:ObjectCreated:Put)", errUsage, p)
+			return nil, usagef("unknown event %q (put, delete, get or a full name such as s3:ObjectCreated:Put)", p)
 		}
 		out = append(out, n)
 	}
@@ -134,7 +134,7 @@ func parseEvents(s string) ([]event.Name, error) {
 
 func (c *eventsCommand) add(ctx context.Context, cl *apiClient, bucket, arn string, f eventsFlags) error {
 	if _, err := rules.ParseARN(arn); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return usagef("%v", err)
 	}
 	evs := f.events
 	if evs == "" {
@@ -182,7 +182,7 @@ func (c *eventsCommand) list(ctx context.Context, cl *apiClient, bucket string, 
 func (c *eventsCommand) remove(ctx context.Context, cl *apiClient, bucket, arn string, f eventsFlags) error {
 	if arn == "" {
 		if !f.force {
-			return fmt.Errorf("%w: removing every rule of %s needs --force", errUsage, bucket)
+			return usagef("removing every rule of %s needs --force", bucket)
 		}
 		if err := cl.delete(ctx, bucket); err != nil {
 			return err

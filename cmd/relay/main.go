@@ -17,8 +17,18 @@ import (
 	"syscall"
 )
 
-// errUsage marks errors that are the caller's: exit code 2.
-var errUsage = errors.New("usage")
+// errUsage marks errors that are the caller's (bad flags, arguments or
+// configuration): exit code 2. usagef wraps a message with it.
+var errUsage = errors.New("usage error")
+
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string        { return e.msg }
+func (e *usageError) Is(target error) bool { return target == errUsage }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -37,11 +37,11 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	if *path == "" {
 		fs.Usage()
-		return fmt.Errorf("%w: serve needs --config FILE", errUsage)
+		return usagef("serve needs --config FILE")
 	}
 	cfg, err := relay.LoadConfig(*path)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return usagef("%v", err)
 	}
 	return serve(ctx, cfg, os.Stdout, c.ready)
 }

@@ -1,0 +1,379 @@
+package kafka
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/bucketrelay/bucketrelay/delivery"
+)
+
+// Defaults the configuration does not expose.
+const (
+	// DefaultDialTimeout bounds one connection attempt to a broker.
+	DefaultDialTimeout = 5 * time.Second
+	// DefaultRequestTimeout bounds a produce request, and the broker's wait
+	// for its in-sync replicas.
+	DefaultRequestTimeout = 10 * time.Second
+	// DefaultRetries is how often the producer retries a produce request
+	// itself before Send reports the failure.
+	DefaultRetries = 3
+)
+
+// EnvSASLPassword is read when sasl.password is empty.
+const EnvSASLPassword = "RELAY_KAFKA_SASL_PASSWORD"
+
+// Config is a Kafka target's entry under notify.kafka.<id>.
+type Config struct {
+	// Enable starts the target; a disabled target is parsed, not started.
+	Enable bool `json:"enable"`
+	// Brokers are the bootstrap brokers, host:port. Required.
+	Brokers []string `json:"brokers"`
+	// Topic receives the events. Required.
+	Topic string `json:"topic"`
+	// TLS configures encryption.
+	TLS TLSConfig `json:"tls"`
+	// SASL configures authentication.
+	SASL SASLConfig `json:"sasl"`
+	// Compression is the codec of produced batches: "none" (the default),
+	// "gzip", "snappy", "lz4" or "zstd" (Kafka 2.1 or later).
+	Compression string `json:"compression,omitempty"`
+	// Version is the Kafka version of the brokers ("2.8.0"); empty means
+	// the client's default (2.8.0). Versions before 0.11 get a producer
+	// without idempotence.
+	Version string `json:"version,omitempty"`
+}
+
+// TLSConfig is the "tls" object of a Kafka target.
+type TLSConfig struct {
+	// Enable connects with TLS.
+	Enable bool `json:"enable"`
+	// SkipVerify accepts any broker certificate (insecure; for tests).
+	SkipVerify bool `json:"skipVerify"`
+	// CAFile is a PEM file of CAs to trust instead of the system's.
+	CAFile string `json:"caFile,omitempty"`
+	// ClientCert and ClientKey are PEM files for TLS client authentication.
+	ClientCert string `json:"clientCert,omitempty"`
+	ClientKey  string `json:"clientKey,omitempty"`
+}
+
+// SASLConfig is the "sasl" object of a Kafka target.
+type SASLConfig struct {
+	// Enable authenticates with SASL.
+	Enable bool `json:"enable"`
+	// Username and Password are the credentials; an empty Password is read
+	// from RELAY_KAFKA_SASL_PASSWORD.
+	Username string `json:"username"`
+	Password string `json:"password"`
+	// Mechanism is "plain" (the default), "sha256" (SCRAM-SHA-256) or
+	// "sha512" (SCRAM-SHA-512).
+	Mechanism string `json:"mechanism,omitempty"`
+}
+
+var codecs = map[string]sarama.CompressionCodec{
+	"": sarama.CompressionNone, "none": sarama.CompressionNone, "gzip": sarama.CompressionGZIP,
+	"snappy": sarama.CompressionSnappy, "lz4": sarama.CompressionLZ4, "zstd": sarama.CompressionZSTD,
+}
+
+// Validate checks the configuration. Errors are *delivery.FieldError.
+func (c *Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return delivery.Fieldf("brokers", "required")
+	}
+	for _, b := range c.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			return delivery.Fieldf("brokers", "%q is not host:port", b)
+		}
+	}
+	if c.Topic == "" {
+		return delivery.Fieldf("topic", "required")
+	}
+	if len(c.Topic) > 249 || strings.Trim(c.Topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" || c.Topic == "." || c.Topic == ".." {
+		return delivery.Fieldf("topic", "may contain only letters, digits, '.', '_' and '-' (at most 249)")
+	}
+	codec, ok := codecs[strings.ToLower(c.Compression)]
+	if !ok {
+		return delivery.Fieldf("compression", "must be none, gzip, snappy, lz4 or zstd")
+	}
+	v := sarama.DefaultVersion
+	if c.Version != "" {
+		var err error
+		if v, err = sarama.ParseKafkaVersion(c.Version); err != nil {
+			return delivery.Fieldf("version", "%v", err)
+		}
+	}
+	if codec == sarama.CompressionZSTD && !v.IsAtLeast(sarama.V2_1_0_0) {
+		return delivery.Fieldf("compression", "zstd needs Kafka 2.1 or later (version)")
+	}
+	if (c.TLS.ClientCert == "") != (c.TLS.ClientKey == "") {
+		return delivery.Fieldf("tls.clientCert", "clientCert and clientKey go together")
+	}
+	if c.SASL.Enable {
+		if c.SASL.Username == "" {
+			return delivery.Fieldf("sasl.username", "required")
+		}
+		switch strings.ToLower(c.SASL.Mechanism) {
+		case "", "plain", "sha256", "sha512":
+		default:
+			return delivery.Fieldf("sasl.mechanism", "must be plain, sha256 or sha512")
+		}
+	}
+	return nil
+}
+
+// Target produces events to one topic.
+type Target struct {
+	cfg      Config
+	lg       *slog.Logger
+	sc       *sarama.Config
+	password string
+
+	mu       sync.Mutex // guards producer against Close
+	producer sarama.SyncProducer
+	closed   bool
+}
+
+var _ delivery.Target = (*Target)(nil)
+
+// New returns a target for cfg. It reads the TLS files but does not connect.
+func New(cfg Config, lg *slog.Logger) (*Target, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if lg == nil {
+		lg = slog.Default()
+	}
+	t := &Target{cfg: cfg, password: cfg.SASL.Password}
+	if t.password == "" && cfg.SASL.Enable {
+		t.password = os.Getenv(EnvSASLPassword)
+	}
+	sc, err := t.saramaConfig()
+	if err != nil {
+		return nil, err
+	}
+	t.sc = sc
+	t.lg = lg.With("target", "kafka", "brokers", strings.Join(cfg.Brokers, ","), "topic", cfg.Topic)
+	return t, nil
+}
+
+func (t *Target) saramaConfig() (*sarama.Config, error) {
+	cfg := t.cfg
+	sc := sarama.NewConfig()
+	sc.ClientID = "bucketrelay"
+	if cfg.Version != "" {
+		sc.Version, _ = sarama.ParseKafkaVersion(cfg.Version)
+	}
+	sc.Net.DialTimeout = DefaultDialTimeout
+	sc.Net.ReadTimeout = DefaultRequestTimeout + 5*time.Second
+	sc.Net.WriteTimeout = DefaultRequestTimeout
+	sc.Net.MaxOpenRequests = 1 // required for idempotence; keeps order
+	sc.Metadata.Retry.Max = 1
+	sc.Metadata.Retry.Backoff = 200 * time.Millisecond
+	sc.Metadata.Full = false
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Idempotent = sc.Version.IsAtLeast(sarama.V0_11_0_0)
+	sc.Producer.Timeout = DefaultRequestTimeout
+	sc.Producer.Retry.Max = DefaultRetries
+	sc.Producer.Retry.Backoff = 100 * time.Millisecond
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+	sc.Producer.Compression = codecs[strings.ToLower(cfg.Compression)]
+	sc.Producer.Partitioner = sarama.NewHashPartitioner
+	if cfg.TLS.Enable {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.TLS.SkipVerify} //nolint:gosec // the user asked for it
+		if cfg.TLS.CAFile != "" {
+			pem, err := os.ReadFile(cfg.TLS.CAFile)
+			if err != nil {
+				return nil, delivery.Fieldf("tls.caFile", "%v", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, delivery.Fieldf("tls.caFile", "no PEM certificate in %s", cfg.TLS.CAFile)
+			}
+			tc.RootCAs = pool
+		}
+		if cfg.TLS.ClientCert != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.TLS.ClientCert, cfg.TLS.ClientKey)
+			if err != nil {
+				return nil, delivery.Fieldf("tls.clientCert", "%v", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		sc.Net.TLS.Enable = true
+		sc.Net.TLS.Config = tc
+	}
+	if cfg.SASL.Enable {
+		sc.Net.SASL.Enable = true
+		sc.Net.SASL.Handshake = true
+		sc.Net.SASL.User = cfg.SASL.Username
+		sc.Net.SASL.Password = t.password
+		switch strings.ToLower(cfg.SASL.Mechanism) {
+		case "sha256":
+			sc.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA256
+			sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return newSCRAM256() }
+		case "sha512":
+			sc.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
+			sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return newSCRAM512() }
+		default:
+			sc.Net.SASL.Mechanism = sarama.SASLTypePlaintext
+		}
+	}
+	if err := sc.Validate(); err != nil {
+		return nil, delivery.Fieldf("version", "%v", err)
+	}
+	return sc, nil
+}
+
+var (
+	errClosed = errors.New("kafka: target is closed")
+	errResent = errors.New("kafka: sent again: an earlier event of the same object failed")
+)
+
+// conn returns the producer, creating it (and dialling the brokers) on
+// first use and after a failure.
+func (t *Target) conn() (sarama.SyncProducer, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, errClosed
+	}
+	if t.producer != nil {
+		return t.producer, nil
+	}
+	p, err := sarama.NewSyncProducer(t.cfg.Brokers, t.sc)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: connecting to %s: %s", strings.Join(t.cfg.Brokers, ","), t.redact(err.Error()))
+	}
+	t.lg.Info("kafka: connected")
+	t.producer = p
+	return p, nil
+}
+
+// drop closes p, if it is still the producer, so the next Send makes a new
+// one: after a failure the producer's idempotence state may be stale.
+func (t *Target) drop(p sarama.SyncProducer) {
+	t.mu.Lock()
+	if t.producer == p {
+		t.producer = nil
+	} else {
+		p = nil
+	}
+	t.mu.Unlock()
+	if p != nil {
+		go p.Close() // may wait for in-flight requests; nobody waits for it
+	}
+}
+
+// Send produces items, keyed by object, in one SendMessages call, and
+// returns when every broker acknowledged them with acks=all.
+func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	p, err := t.conn()
+	if err != nil {
+		return err
+	}
+	msgs := make([]*sarama.ProducerMessage, len(items))
+	for i := range items {
+		msgs[i] = &sarama.ProducerMessage{
+			Topic:    t.cfg.Topic,
+			Key:      sarama.StringEncoder(items[i].Key),
+			Value:    sarama.ByteEncoder(items[i].Message()),
+			Metadata: i,
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.SendMessages(msgs) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		t.drop(p)
+		return fmt.Errorf("kafka: producing: %w", ctx.Err())
+	}
+	if err == nil {
+		return nil
+	}
+	t.drop(p)
+	var perrs sarama.ProducerErrors
+	if !errors.As(err, &perrs) {
+		return fmt.Errorf("kafka: producing: %s", t.redact(err.Error()))
+	}
+	errs := make([]error, len(items))
+	mapped := 0
+	for _, pe := range perrs {
+		if i, ok := pe.Msg.Metadata.(int); ok && i >= 0 && i < len(items) && errs[i] == nil {
+			errs[i] = t.itemErr(pe.Err)
+			mapped++
+		}
+	}
+	if mapped != len(perrs) {
+		return fmt.Errorf("kafka: producing: %s", t.redact(err.Error()))
+	}
+	return keyOrdered(items, errs)
+}
+
+// itemErr classifies the failure of one message.
+func (t *Target) itemErr(err error) error {
+	e := fmt.Errorf("kafka: producing: %s", t.redact(err.Error()))
+	if errors.Is(err, sarama.ErrMessageSizeTooLarge) || errors.Is(err, sarama.ErrInvalidRecord) {
+		return delivery.Permanent(e)
+	}
+	return e
+}
+
+// keyOrdered turns per-item errors (nil: acknowledged) into Send's result.
+// An acknowledged item is reported failed too when an earlier item of the
+// same object failed and will be retried, so that the retry keeps the
+// object's events in order (a consumer may then see one twice).
+func keyOrdered(items []delivery.Item, errs []error) error {
+	var failed []delivery.ItemError
+	var retried map[string]bool
+	for i, err := range errs {
+		switch {
+		case err != nil:
+			failed = append(failed, delivery.ItemError{Index: i, Err: err})
+			if !delivery.IsPermanent(err) {
+				if retried == nil {
+					retried = map[string]bool{}
+				}
+				retried[items[i].Key] = true
+			}
+		case retried[items[i].Key]:
+			failed = append(failed, delivery.ItemError{Index: i, Err: errResent})
+		}
+	}
+	if failed == nil {
+		return nil
+	}
+	return &delivery.BatchError{Failed: failed}
+}
+
+func (t *Target) redact(s string) string { return delivery.Redact(s, t.password) }
+
+// Close closes the producer. Send waits for its acks, so nothing is in
+// flight when Close is called.
+func (t *Target) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closed = true
+	if t.producer == nil {
+		return nil
+	}
+	err := t.producer.Close()
+	t.producer = nil
+	if err != nil {
+		return fmt.Errorf("kafka: closing: %s", t.redact(err.Error()))
+	}
+	return nil
+}

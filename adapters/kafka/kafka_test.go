@@ -1,0 +1,349 @@
+package kafka
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/delivery/targettest"
+	"github.com/bucketrelay/bucketrelay/event"
+)
+
+// Broker is an in-process Kafka broker (kfake: the real wire protocol) on a
+// fixed loopback port, persisting to a directory so that what it
+// acknowledged survives Stop and Start, plus a consumer that reads the
+// topic from the start into memory. It takes testing.TB so that bench/ can
+// reuse it.
+type Broker struct {
+	Addr  string
+	Topic string
+	opts  []kfake.Opt
+
+	mu      sync.Mutex
+	cluster *kfake.Cluster
+	values  [][]byte
+	keys    []string
+	cancel  context.CancelFunc
+	done    chan struct{}
+	consume bool
+}
+
+// NewBroker starts a broker with topic (3 partitions) and, if consume, its
+// consumer.
+func NewBroker(t testing.TB, topic string, consume bool, extra ...kfake.Opt) *Broker {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	b := &Broker{Addr: fmt.Sprintf("127.0.0.1:%d", port), Topic: topic, consume: consume}
+	b.opts = append([]kfake.Opt{kfake.Ports(port), kfake.DataDir(t.TempDir()), kfake.SeedTopics(3, topic)}, extra...)
+	b.Start(t)
+	t.Cleanup(func() { b.Stop(t); b.stopConsumer() })
+	return b
+}
+
+// Start starts the cluster on the broker's port, and the consumer if it is
+// not running.
+func (b *Broker) Start(t testing.TB) {
+	t.Helper()
+	var c *kfake.Cluster
+	var err error
+	for i := 0; i < 50; i++ {
+		if c, err = kfake.NewCluster(b.opts...); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("starting kfake: %v", err)
+	}
+	b.mu.Lock()
+	b.cluster = c
+	running := b.cancel != nil
+	b.mu.Unlock()
+	if b.consume && !running {
+		b.startConsumer(t)
+	}
+}
+
+// Stop closes the cluster (it saves its data to disk first).
+func (b *Broker) Stop(testing.TB) {
+	b.mu.Lock()
+	c := b.cluster
+	b.cluster = nil
+	b.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+}
+
+// Cluster returns the running cluster, or nil.
+func (b *Broker) Cluster() *kfake.Cluster {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cluster
+}
+
+func (b *Broker) startConsumer(t testing.TB) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.ConsumeTopics(b.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.mu.Lock()
+	b.cancel, b.done = cancel, make(chan struct{})
+	b.mu.Unlock()
+	go func() {
+		defer close(b.done)
+		defer cl.Close()
+		for ctx.Err() == nil {
+			fs := cl.PollFetches(ctx)
+			b.mu.Lock()
+			fs.EachRecord(func(r *kgo.Record) {
+				b.values = append(b.values, r.Value)
+				b.keys = append(b.keys, string(r.Key))
+			})
+			b.mu.Unlock()
+		}
+	}()
+}
+
+func (b *Broker) stopConsumer() {
+	b.mu.Lock()
+	cancel, done := b.cancel, b.done
+	b.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// Received returns the values the consumer read, in arrival order.
+func (b *Broker) Received(testing.TB) [][]byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([][]byte(nil), b.values...)
+}
+
+// Keys returns the record keys the consumer read, in arrival order.
+func (b *Broker) Keys() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.keys...)
+}
+
+func newTarget(t testing.TB, cfg Config) *Target {
+	t.Helper()
+	tg, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
+// TestConformance runs the suite against kfake, stopping and restarting it
+// on the same port.
+func TestConformance(t *testing.T) {
+	b := NewBroker(t, "bucketevents", true)
+	targettest.Run(t, targettest.Harness{
+		Features: targettest.Features{Message: true},
+		New: func(t testing.TB) delivery.Target {
+			return newTarget(t, Config{Enable: true, Brokers: []string{b.Addr}, Topic: "bucketevents"})
+		},
+		Received: b.Received,
+		Stop:     b.Stop,
+		Start:    b.Start,
+		Timeout:  45 * time.Second,
+	})
+}
+
+func items(n int) []delivery.Item {
+	out := make([]delivery.Item, n)
+	for i := range out {
+		e := targettest.Entry(targettest.Record("images", fmt.Sprintf("p%d.jpg", i%3), event.ObjectCreatedPut, i), "x")
+		out[i] = delivery.Item{Seq: uint64(i + 1), Key: e.Key, EventName: event.Name(e.Name), Record: e.Data}
+	}
+	return out
+}
+
+func waitCount(t *testing.T, b *Broker, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(b.Received(t)) < n && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := len(b.Received(t)); got != n {
+		t.Fatalf("consumer got %d records, want %d", got, n)
+	}
+}
+
+// TestKeysAndCompression checks the record key is bucket/object and that
+// every codec is accepted by the broker.
+func TestKeysAndCompression(t *testing.T) {
+	b := NewBroker(t, "bucketevents", true)
+	total := 0
+	for _, codec := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
+		tg := newTarget(t, Config{Brokers: []string{b.Addr}, Topic: "bucketevents", Compression: codec})
+		if err := tg.Send(context.Background(), items(6)); err != nil {
+			t.Fatalf("%s: %v", codec, err)
+		}
+		tg.Close()
+		total += 6
+	}
+	waitCount(t, b, total)
+	for _, k := range b.Keys() {
+		if !strings.HasPrefix(k, "images/p") {
+			t.Fatalf("record key %q, want images/p…", k)
+		}
+	}
+}
+
+// TestSASL checks PLAIN and both SCRAM mechanisms against a broker that
+// requires them, and that a wrong password is a retryable error that does
+// not show the password.
+func TestSASL(t *testing.T) {
+	b := NewBroker(t, "bucketevents", false, kfake.EnableSASL(),
+		kfake.Superuser("PLAIN", "plainuser", "plain-pass"),
+		kfake.Superuser("SCRAM-SHA-256", "user256", "pass-256"),
+		kfake.Superuser("SCRAM-SHA-512", "user512", "pass-512"))
+	n := 0
+	for _, s := range []SASLConfig{
+		{Enable: true, Username: "plainuser", Password: "plain-pass", Mechanism: "plain"},
+		{Enable: true, Username: "user256", Password: "pass-256", Mechanism: "sha256"},
+		{Enable: true, Username: "user512", Password: "pass-512", Mechanism: "sha512"},
+	} {
+		tg := newTarget(t, Config{Brokers: []string{b.Addr}, Topic: "bucketevents", SASL: s})
+		if err := tg.Send(context.Background(), items(2)); err != nil {
+			t.Fatalf("%s: %v", s.Mechanism, err)
+		}
+		tg.Close()
+		n += 2
+	}
+	t.Setenv(EnvSASLPassword, "wrong-password")
+	tg := newTarget(t, Config{Brokers: []string{b.Addr}, Topic: "bucketevents", SASL: SASLConfig{Enable: true, Username: "user256", Mechanism: "sha256"}})
+	defer tg.Close()
+	err := tg.Send(context.Background(), items(1))
+	if err == nil || delivery.IsPermanent(err) || strings.Contains(err.Error(), "wrong-password") {
+		t.Fatalf("Send with a wrong password: got %v, want a retryable error without the password", err)
+	}
+}
+
+// TestDownAtStartNoIO checks that New does not dial and that Send to a
+// closed port fails retryably, then succeeds once the broker is up.
+func TestDownAtStartNoIO(t *testing.T) {
+	b := NewBroker(t, "bucketevents", true)
+	b.Stop(t)
+	start := time.Now()
+	tg := newTarget(t, Config{Brokers: []string{b.Addr}, Topic: "bucketevents"})
+	defer tg.Close()
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Fatalf("New took %v", d)
+	}
+	err := tg.Send(context.Background(), items(1))
+	if err == nil || delivery.IsPermanent(err) || !strings.HasPrefix(err.Error(), "kafka: ") {
+		t.Fatalf("Send to a stopped broker: got %v, want a retryable kafka: error", err)
+	}
+	b.Start(t)
+	if err := tg.Send(context.Background(), items(3)); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, b, 3)
+}
+
+func TestKeyOrdered(t *testing.T) {
+	its := items(6) // keys p0 p1 p2 p0 p1 p2
+	boom := errors.New("boom")
+	errs := []error{nil, boom, delivery.Permanent(boom), nil, nil, nil}
+	var be *delivery.BatchError
+	if err := keyOrdered(its, errs); !errors.As(err, &be) {
+		t.Fatalf("got %v, want a BatchError", err)
+	}
+	var got []int
+	for _, f := range be.Failed {
+		got = append(got, f.Index)
+	}
+	// 1 failed; 4 has 1's key and is resent; 2 is permanent, so 5 is not.
+	if fmt.Sprint(got) != "[1 2 4]" {
+		t.Fatalf("failed items %v, want [1 2 4]", got)
+	}
+	if keyOrdered(its, make([]error, 6)) != nil {
+		t.Fatal("no failures: want nil")
+	}
+}
+
+// TestSCRAMVector checks the SCRAM client against RFC 7677's example.
+func TestSCRAMVector(t *testing.T) {
+	c := &scramClient{newHash: sha256.New, fixedNonce: "rOprNGfwEbeRWgbNEkqO"}
+	if err := c.Begin("user", "pencil", ""); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := c.Step("")
+	if first != "n,,n=user,r=rOprNGfwEbeRWgbNEkqO" {
+		t.Fatalf("client-first %q", first)
+	}
+	final, err := c.Step("r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+	if final != want {
+		t.Fatalf("client-final: got %q, want %q", final, want)
+	}
+	if _, err := c.Step("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="); err != nil || !c.Done() {
+		t.Fatalf("server-final: got %v done=%v, want nil and done", err, c.Done())
+	}
+	c2 := &scramClient{newHash: sha256.New, fixedNonce: "rOprNGfwEbeRWgbNEkqO"}
+	c2.Begin("user", "pencil", "")
+	c2.Step("")
+	c2.Step("r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+	if _, err := c2.Step("v=AAAA"); err == nil {
+		t.Fatal("a wrong server signature was accepted")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	ok := Config{Brokers: []string{"localhost:9092"}, Topic: "bucketevents"}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("Validate(%+v) = %v, want nil", ok, err)
+	}
+	b := []string{"h:1"}
+	for _, c := range []struct {
+		cfg   Config
+		field string
+	}{
+		{Config{Topic: "t"}, "brokers"},
+		{Config{Brokers: []string{"nohost"}, Topic: "t"}, "brokers"},
+		{Config{Brokers: b}, "topic"},
+		{Config{Brokers: b, Topic: "a/b"}, "topic"},
+		{Config{Brokers: b, Topic: "t", Compression: "brotli"}, "compression"},
+		{Config{Brokers: b, Topic: "t", Compression: "zstd", Version: "1.0.0"}, "compression"},
+		{Config{Brokers: b, Topic: "t", Version: "banana"}, "version"},
+		{Config{Brokers: b, Topic: "t", TLS: TLSConfig{ClientKey: "k"}}, "tls.clientCert"},
+		{Config{Brokers: b, Topic: "t", SASL: SASLConfig{Enable: true}}, "sasl.username"},
+		{Config{Brokers: b, Topic: "t", SASL: SASLConfig{Enable: true, Username: "u", Mechanism: "kerberos"}}, "sasl.mechanism"},
+	} {
+		var fe *delivery.FieldError
+		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
+			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
+		}
+	}
+	// Old brokers get a producer without idempotence.
+	tg := newTarget(t, Config{Brokers: b, Topic: "t", Version: "0.10.2.0"})
+	if tg.sc.Producer.Idempotent {
+		t.Fatal("idempotent producer for Kafka 0.10")
+	}
+}

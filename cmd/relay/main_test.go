@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bucketrelay/bucketrelay/relay"
+)
+
+func TestDemo(t *testing.T) {
+	var out bytes.Buffer
+	err := (&demoCommand{out: &out}).Run(context.Background(), []string{"--data", t.TempDir(), "--listen", "127.0.0.1:0"})
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	s := out.String()
+	for _, want := range []string{
+		"SQS ARNs: arn:minio:sqs::1:webhook",
+		"Successfully added arn:minio:sqs::1:webhook",
+		`arn:minio:sqs::1:webhook   s3:ObjectCreated:*,s3:ObjectRemoved:*   Filter: suffix=".jpg"`,
+		`{"accepted":3}`,
+		`{"EventName":"s3:ObjectCreated:Put","Key":"images/myphoto.jpg","Records":[`,
+		`{"EventName":"s3:ObjectRemoved:Delete","Key":"images/myphoto.jpg","Records":[`,
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, `"Key":"images/notes.txt"`) {
+		t.Error("demo delivered notes.txt, which the .jpg rule filters out")
+	}
+}
+
+func TestEventsCommands(t *testing.T) {
+	cfg, err := relay.ParseConfig([]byte(`{"relay":{"dataDir":"` + t.TempDir() + `","listen":"127.0.0.1:0"},
+"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://127.0.0.1:1/"}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	var sqs bytes.Buffer
+	go func() { done <- serve(ctx, cfg, &sqs, func(a string) { addrc <- a }) }()
+	server := "http://" + <-addrc
+	defer func() { cancel(); <-done }()
+
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := (&eventsCommand{out: &out}).Run(context.Background(), append(args, "--server", server))
+		return out.String(), err
+	}
+	if _, err := run("add", "myminio/images", "arn:minio:sqs::1:webhook", "--events", "put", "--suffix", ".jpg"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run("add", "images", "arn:minio:sqs::1:webhook", "--events", "delete,get", "--prefix", "thumbs/"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run("list", "images")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "arn:minio:sqs::1:webhook   s3:ObjectCreated:*                       Filter: suffix=\".jpg\"\n" +
+		"arn:minio:sqs::1:webhook   s3:ObjectRemoved:*,s3:ObjectAccessed:*   Filter: prefix=\"thumbs/\"\n"
+	if out != want {
+		t.Fatalf("list:\ngot  %q\nwant %q", out, want)
+	}
+	if _, err := run("add", "images", "arn:minio:sqs::7:webhook"); err == nil || !strings.Contains(err.Error(), "arn:minio:sqs::7:webhook") {
+		t.Fatalf("add with an unknown ARN: err %v, want one naming it", err)
+	}
+	if _, err := run("add", "images", "arn:minio:sqs::1:webhook", "--events", "melt"); !errors.Is(err, errUsage) {
+		t.Fatalf("add with a bad event: err %v, want a usage error", err)
+	}
+	if _, err := run("remove", "images", "arn:minio:sqs::1:webhook", "--events", "put"); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := run("list", "images"); strings.Contains(out, "ObjectCreated") || !strings.Contains(out, "thumbs/") {
+		t.Fatalf("after remove --events put: %q", out)
+	}
+	if _, err := run("remove", "images"); !errors.Is(err, errUsage) {
+		t.Fatalf("remove without ARN or --force: err %v, want a usage error", err)
+	}
+	if _, err := run("remove", "images", "--force"); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := run("list", "images"); out != "" {
+		t.Fatalf("after remove --force: %q", out)
+	}
+}
+
+func TestServeBadConfigExitCode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(path, []byte(`{"notify":{"webhook":{"1":{"enable":true}}}}`), 0o600)
+	if code := run(context.Background(), []string{"serve", "--config", path}); code != 2 {
+		t.Fatalf("serve with a bad config exited %d, want 2", code)
+	}
+	if code := run(context.Background(), []string{"bogus"}); code != 2 {
+		t.Fatalf("unknown command exited %d, want 2", code)
+	}
+}
