@@ -185,6 +185,10 @@ func (t *Target) saramaConfig() (*sarama.Config, error) {
 	sc.Producer.Timeout = DefaultRequestTimeout
 	sc.Producer.Retry.Max = DefaultRetries
 	sc.Producer.Retry.Backoff = 100 * time.Millisecond
+	// InitProducerID is retried this often (default 50 × 100 ms): fail fast
+	// and let the relay retry instead.
+	sc.Producer.Transaction.Retry.Max = 2
+	sc.Producer.Transaction.Retry.Backoff = 100 * time.Millisecond
 	sc.Producer.Return.Successes = true
 	sc.Producer.Return.Errors = true
 	sc.Producer.Compression = codecs[strings.ToLower(cfg.Compression)]
