@@ -22,7 +22,7 @@ func Example() {
 	got := make(chan string, 1)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		got <- string(b[:61])
+		got <- string(b[:62])
 	}))
 	defer hook.Close()
 
