@@ -6,6 +6,14 @@ import (
 	"log/slog"
 	"sort"
 
+	"github.com/bucketrelay/bucketrelay/adapters/amqp"
+	"github.com/bucketrelay/bucketrelay/adapters/elasticsearch"
+	"github.com/bucketrelay/bucketrelay/adapters/kafka"
+	"github.com/bucketrelay/bucketrelay/adapters/mqtt"
+	"github.com/bucketrelay/bucketrelay/adapters/mysql"
+	"github.com/bucketrelay/bucketrelay/adapters/nats"
+	"github.com/bucketrelay/bucketrelay/adapters/postgresql"
+	"github.com/bucketrelay/bucketrelay/adapters/redis"
 	"github.com/bucketrelay/bucketrelay/adapters/webhook"
 	"github.com/bucketrelay/bucketrelay/delivery"
 )
@@ -65,6 +73,17 @@ func register[C any, PC interface {
 var kindByName = map[string]kind{}
 
 func init() {
+	// Batch sizes: what one Send carries. Brokers pipeline a batch under one
+	// wait for acknowledgements; stores write a batch in one statement or
+	// round trip.
+	register[amqp.Config](KindAMQP, 1000, amqp.New)
+	register[mqtt.Config](KindMQTT, 1000, mqtt.New)
+	register[elasticsearch.Config](KindElasticsearch, 1000, elasticsearch.New)
+	register[redis.Config](KindRedis, 1000, redis.New)
+	register[nats.Config](KindNATS, 1000, nats.New)
+	register[postgresql.Config](KindPostgreSQL, 1000, postgresql.New)
+	register[mysql.Config](KindMySQL, 500, mysql.New)
+	register[kafka.Config](KindKafka, 1000, kafka.New)
 	register[webhook.Config](KindWebhook, 500, webhook.New)
 }
 
