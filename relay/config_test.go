@@ -143,3 +143,25 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestExampleConfig loads the README's example configuration.
+func TestExampleConfig(t *testing.T) {
+	c, err := LoadConfig(filepath.Join("..", "testdata", "relay.example.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.EnabledARNs(), " "); got != "arn:minio:sqs::1:redis arn:minio:sqs::1:webhook" {
+		t.Fatalf("ARNs = %s", got)
+	}
+	if len(c.Buckets["images"]) != 2 || c.Buckets["images"][0].Suffix != ".jpg" {
+		t.Fatalf("buckets = %+v", c.Buckets)
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, _ := os.ReadFile(filepath.Join("..", "testdata", "relay.example.json"))
+	if !strings.Contains(string(readme), string(example)) {
+		t.Fatal("README.md's example configuration differs from testdata/relay.example.json")
+	}
+}
