@@ -126,27 +126,32 @@ func (e *Engine) Add(s Spec) error {
 		return fmt.Errorf("delivery: target %s added twice", s.ID)
 	}
 	cursor := e.log.Register(s.ID)
-	var pending int64
-	if _, err := e.log.Read(cursor, s.ID, func(wal.Record) bool { pending++; return true }); err != nil {
+	// Pending is the backlog now plus what is routed later less what the
+	// loop passes: count the backlog up to a sequence the routed counter
+	// was read at.
+	routed0, last := e.log.Routed(s.ID)
+	var backlog int64
+	if _, err := e.log.Read(cursor, s.ID, func(r wal.Record) bool {
+		if r.Seq > last {
+			return false
+		}
+		backlog++
+		return true
+	}); err != nil {
 		return fmt.Errorf("delivery: counting backlog of %s: %w", s.ID, err)
 	}
-	l := &loop{spec: s, e: e, lg: e.lg.With("target", s.ID), cursor: cursor}
-	l.pending.Store(pending)
+	l := &loop{spec: s, e: e, lg: e.lg.With("target", s.ID), cursor: cursor, routed0: routed0, backlog: backlog}
+	l.bo = &backoff.ExponentialBackOff{
+		InitialInterval:     e.opts.MinBackoff,
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         e.opts.MaxBackoff,
+	}
+	l.bo.Reset()
 	l.up.Store(true)
 	e.loops[s.ID] = l
 	e.order = append(e.order, s.ID)
 	return nil
-}
-
-// Routed tells the engine that n more records were appended for target,
-// for its pending count.
-func (e *Engine) Routed(target string, n int) {
-	e.mu.Lock()
-	l := e.loops[target]
-	e.mu.Unlock()
-	if l != nil {
-		l.pending.Add(int64(n))
-	}
 }
 
 // Run runs every drain loop until ctx ends, lets sends in flight finish
@@ -203,7 +208,11 @@ type loop struct {
 	lg     *slog.Logger
 	cursor uint64 // owned by run
 
-	pending     atomic.Int64
+	bo      *backoff.ExponentialBackOff // reset by every successful send
+	routed0 uint64                      // the log's routed count for the target at Add
+	backlog int64                       // records pending at Add
+
+	consumed    atomic.Int64 // records the cursor passed since Add
 	delivered   atomic.Uint64
 	retried     atomic.Uint64
 	quarantined atomic.Uint64
@@ -213,9 +222,16 @@ type loop struct {
 	pos         atomic.Uint64
 }
 
+// pending returns the records routed to the target that its cursor has not
+// passed.
+func (l *loop) pending() int64 {
+	routed, _ := l.e.log.Routed(l.spec.ID)
+	return int64(routed-l.routed0) + l.backlog - l.consumed.Load()
+}
+
 func (l *loop) stats() Stats {
 	s := Stats{
-		ID: l.spec.ID, Cursor: l.pos.Load(), Pending: l.pending.Load(),
+		ID: l.spec.ID, Cursor: l.pos.Load(), Pending: l.pending(),
 		Delivered: l.delivered.Load(), Retried: l.retried.Load(), Quarantined: l.quarantined.Load(),
 		Sends: l.sends.Load(), Up: l.up.Load(),
 	}
@@ -233,7 +249,7 @@ func (l *loop) run(ctx context.Context) {
 	l.pos.Store(l.cursor)
 	for ctx.Err() == nil {
 		wake := log.Appended() // taken before reading, so no append is missed
-		items, next, err := l.read()
+		items, n, next, err := l.read()
 		if err != nil {
 			l.fail(err)
 			l.lg.Error("reading the log", "err", err)
@@ -244,13 +260,20 @@ func (l *loop) run(ctx context.Context) {
 			continue
 		}
 		if len(items) > 0 {
-			if !l.deliver(ctx, items) {
+			switch l.deliver(ctx, items) {
+			case stopped:
 				return // shutting down; the cursor stays before the batch
+			case reread:
+				continue
 			}
 		}
 		if next > l.cursor {
 			l.cursor = next
 			l.pos.Store(next)
+			l.consumed.Add(int64(n))
+			// Records coalesced away or with nothing to write count as
+			// delivered once the window is done.
+			l.delivered.Add(uint64(n - len(items)))
 			if err := log.Advance(l.spec.ID, next); err != nil {
 				return
 			}
@@ -264,8 +287,9 @@ func (l *loop) run(ctx context.Context) {
 	}
 }
 
-// read returns the next batch and the cursor after it.
-func (l *loop) read() ([]Item, uint64, error) {
+// read returns the next batch, the number of the target's records it
+// covers (coalesced ones included) and the cursor after it.
+func (l *loop) read() ([]Item, int, uint64, error) {
 	max := l.spec.MaxBatch
 	if l.spec.Namespace {
 		max = l.e.opts.CoalesceEvents
@@ -293,21 +317,17 @@ func (l *loop) read() ([]Item, uint64, error) {
 			return n < max
 		}
 		if it.Op() == event.OpNone {
-			l.pending.Add(-1) // nothing to write: delivered by definition
-			l.delivered.Add(1)
-			return n < max
+			return n < max // nothing to write: delivered by definition
 		}
 		if i, ok := byKey[it.Key]; ok {
 			items[i].Seq = 0 // superseded
-			l.pending.Add(-1)
-			l.delivered.Add(1)
 		}
 		byKey[it.Key] = len(items)
 		items = append(items, it)
 		return n < max
 	})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	if full {
 		next = taken + 1 // resume at the record that did not fit
@@ -324,36 +344,44 @@ func (l *loop) read() ([]Item, uint64, error) {
 		}
 		items = kept
 	}
-	return items, next, nil
+	return items, n, next, nil
 }
 
 // deliver sends items in batches of MaxBatch until each is delivered or
 // quarantined. It returns false if ctx ended first.
-func (l *loop) deliver(ctx context.Context, items []Item) bool {
+// outcome says how a delivery attempt ended.
+type outcome int
+
+const (
+	delivered outcome = iota // every item delivered or quarantined
+	stopped                  // ctx ended first
+	reread                   // nothing was written: read a wider window
+)
+
+func (l *loop) deliver(ctx context.Context, items []Item) outcome {
+	first := true
 	for len(items) > 0 {
 		n := min(len(items), l.spec.MaxBatch)
-		if !l.deliverBatch(ctx, items[:n]) {
-			return false
+		// A namespace window that fails before any write is read again
+		// after the backoff, so events that arrived meanwhile are
+		// coalesced into it: one write per key over the whole outage.
+		if o := l.deliverBatch(ctx, items[:n], first && l.spec.Namespace); o != delivered {
+			return o
 		}
+		first = false
 		items = items[n:]
 	}
-	return true
+	return delivered
 }
 
-func (l *loop) deliverBatch(ctx context.Context, batch []Item) bool {
-	bo := &backoff.ExponentialBackOff{
-		InitialInterval:     l.e.opts.MinBackoff,
-		RandomizationFactor: 0.5,
-		Multiplier:          2,
-		MaxInterval:         l.e.opts.MaxBackoff,
-	}
-	bo.Reset()
+func (l *loop) deliverBatch(ctx context.Context, batch []Item, rereadOK bool) outcome {
+	bo := l.bo
 	attempts := make(map[uint64]int, len(batch))
 	single := false // after a permanent error on a batch, isolate items
 	pending := batch
 	for len(pending) > 0 {
 		if ctx.Err() != nil {
-			return false
+			return stopped
 		}
 		send := pending
 		if single {
@@ -421,10 +449,13 @@ func (l *loop) deliverBatch(ctx context.Context, batch []Item) bool {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return false
+			return stopped
+		}
+		if rereadOK && len(pending) == len(batch) {
+			return reread
 		}
 	}
-	return true
+	return delivered
 }
 
 // send calls the target. A send in flight when ctx ends may go on for
@@ -449,7 +480,6 @@ func (l *loop) ok(n int) {
 		return
 	}
 	l.delivered.Add(uint64(n))
-	l.pending.Add(-int64(n))
 	if !l.up.Load() {
 		l.lg.Info("target is back")
 	}
@@ -468,7 +498,6 @@ func (l *loop) quarantine(it Item, err error, attempts int) {
 		l.lg.Error("quarantining", "seq", it.Seq, "err", qerr)
 	}
 	l.quarantined.Add(1)
-	l.pending.Add(-1)
 	l.fail(err)
 	l.lg.Warn("event quarantined", "seq", it.Seq, "key", it.Key, "err", err, "attempts", attempts)
 }

@@ -190,7 +190,6 @@ func (r *Relay) publish(ctx context.Context, recs []event.Record, raws []json.Ra
 	start := time.Now()
 	entries := make([]*wal.Entry, 0, len(recs))
 	store := make([]wal.Entry, len(recs))
-	routed := map[string]int{}
 	var match []string
 	for i := range recs {
 		rec := &recs[i]
@@ -205,7 +204,6 @@ func (r *Relay) publish(ctx context.Context, recs []event.Record, raws []json.Ra
 		for _, a := range match {
 			if r.enabled[a] {
 				e.Targets = append(e.Targets, a)
-				routed[a]++
 			}
 		}
 		if len(e.Targets) == 0 {
@@ -220,9 +218,6 @@ func (r *Relay) publish(ctx context.Context, recs []event.Record, raws []json.Ra
 	if len(entries) > 0 {
 		if _, err := r.log.Append(ctx, entries...); err != nil {
 			return 0, err
-		}
-		for a, n := range routed {
-			r.eng.Routed(a, n)
 		}
 	}
 	r.metrics.observeIngest(len(recs), time.Since(start))

@@ -99,9 +99,10 @@ type appendReq struct {
 }
 
 type pendingFrame struct {
-	meta  frameMeta
-	value []byte
-	reqs  []*appendReq
+	meta   frameMeta
+	value  []byte
+	reqs   []*appendReq
+	routed map[string]int // records per target
 }
 
 // Log is a write-ahead log. Its methods are safe for concurrent use.
@@ -124,6 +125,7 @@ type Log struct {
 	setIDs   map[string]uint32
 	cursors  map[string]uint64 // committed or pending
 	durable  map[string]uint64 // committed
+	routed   map[string]uint64 // records committed per target since Open
 	dirty    map[string]uint64 // cursor moves not yet committed
 	quar     []QuarantineEntry // quarantine entries not yet committed
 	events   int64             // records held (committed or reserved)
@@ -217,6 +219,7 @@ func newLog(db *bolt.DB, opts Options, ro bool) *Log {
 		setIDs:   map[string]uint32{},
 		cursors:  map[string]uint64{},
 		durable:  map[string]uint64{},
+		routed:   map[string]uint64{},
 		dirty:    map[string]uint64{},
 		freed:    make(chan struct{}),
 		appended: make(chan struct{}),
@@ -393,22 +396,23 @@ func (l *Log) batch() {
 		l.mu.Unlock()
 		v := encodeFrame(first, time.Now(), entries)
 		var targets []string
-		seen := map[string]bool{}
+		routed := map[string]int{}
 		for _, e := range entries {
 			for _, t := range e.Targets {
-				if !seen[t] {
-					seen[t] = true
+				if routed[t] == 0 {
 					targets = append(targets, t)
 				}
+				routed[t]++
 			}
 		}
 		l.mu.Lock()
 		id := l.setID(targets)
 		l.mu.Unlock()
 		l.frames <- &pendingFrame{
-			meta:  frameMeta{first: first, count: uint32(len(entries)), targets: id, bytes: size},
-			value: v,
-			reqs:  reqs,
+			meta:   frameMeta{first: first, count: uint32(len(entries)), targets: id, bytes: size},
+			value:  v,
+			reqs:   reqs,
+			routed: routed,
 		}
 	}
 }
@@ -530,6 +534,11 @@ func (l *Log) writeTx(frames []*pendingFrame) {
 	}
 	l.mu.Lock()
 	l.frameIdx = append(l.frameIdx[:0:0], idx[reclaim:]...)
+	for _, f := range frames {
+		for t, n := range f.routed {
+			l.routed[t] += uint64(n)
+		}
+	}
 	if n := len(frames); n > 0 {
 		l.lastSeq.Store(frames[n-1].meta.last())
 		close(l.appended)
@@ -569,6 +578,14 @@ func (l *Log) passed(m frameMeta) bool {
 		}
 	}
 	return true
+}
+
+// Routed returns how many records routed to target were committed since
+// the log was opened, and the last committed sequence, as of one moment.
+func (l *Log) Routed(target string) (n, lastSeq uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.routed[target], l.lastSeq.Load()
 }
 
 // LastSeq returns the sequence of the last durable record, 0 if none was
