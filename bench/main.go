@@ -100,11 +100,12 @@ func main() {
 	defer stop()
 	var results []Result
 	failed := false
+	ran := map[string]bool{}
 	for _, s := range scenarios {
 		if len(want) > 0 && !want[s.name] {
 			continue
 		}
-		delete(want, s.name)
+		ran[s.name] = true
 		fmt.Fprintf(os.Stderr, "bench: running %s\n", s.name)
 		sub, _ := os.MkdirTemp(o.Dir, s.name+"-")
 		so := o
@@ -123,7 +124,9 @@ func main() {
 		}
 	}
 	for n := range want {
-		fatal(fmt.Errorf("unknown scenario %q (see --list)", n))
+		if !ran[n] {
+			fatal(fmt.Errorf("unknown scenario %q (see --list)", n))
+		}
 	}
 	if *jsonOut {
 		enc := json.NewEncoder(os.Stdout)
