@@ -87,6 +87,15 @@ func main() {
 	for _, a := range flag.Args() {
 		want[a] = true
 	}
+	for n := range want {
+		known := false
+		for _, s := range scenarios {
+			known = known || s.name == n
+		}
+		if !known {
+			fatal(fmt.Errorf("unknown scenario %q (see --list)", n))
+		}
+	}
 	o := Options{Duration: *dur, Outage: *outage, Dir: *dir, Quick: *quick}
 	if o.Dir == "" {
 		d, err := os.MkdirTemp("", "relay-bench-")
@@ -123,11 +132,7 @@ func main() {
 			printResult(r)
 		}
 	}
-	for n := range want {
-		if !ran[n] {
-			fatal(fmt.Errorf("unknown scenario %q (see --list)", n))
-		}
-	}
+
 	if *jsonOut {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
