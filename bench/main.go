@@ -109,12 +109,10 @@ func main() {
 	defer stop()
 	var results []Result
 	failed := false
-	ran := map[string]bool{}
 	for _, s := range scenarios {
 		if len(want) > 0 && !want[s.name] {
 			continue
 		}
-		ran[s.name] = true
 		fmt.Fprintf(os.Stderr, "bench: running %s\n", s.name)
 		sub, _ := os.MkdirTemp(o.Dir, s.name+"-")
 		so := o
