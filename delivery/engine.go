@@ -244,52 +244,81 @@ func (l *loop) stats() Stats {
 	return s
 }
 
+// window is one read of the log: the items to send, how many of the
+// target's records they cover (coalesced ones included), where the next
+// read starts, and the append signal taken before reading.
+type window struct {
+	items []Item
+	n     int
+	next  uint64
+	wake  <-chan struct{}
+	err   error
+}
+
+// readAt reads the window starting at from.
+func (l *loop) readAt(from uint64) window {
+	w := window{wake: l.e.log.Appended()} // taken before reading, so no append is missed
+	w.items, w.n, w.next, w.err = l.read(from)
+	return w
+}
+
 func (l *loop) run(ctx context.Context) {
 	log := l.e.log
 	l.pos.Store(l.cursor)
+	w := l.readAt(l.cursor)
 	for ctx.Err() == nil {
-		wake := log.Appended() // taken before reading, so no append is missed
-		items, n, next, err := l.read()
-		if err != nil {
-			l.fail(err)
-			l.lg.Error("reading the log", "err", err)
+		if w.err != nil {
+			l.fail(w.err)
+			l.lg.Error("reading the log", "err", w.err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(l.e.opts.MaxBackoff):
 			}
+			w = l.readAt(l.cursor)
 			continue
 		}
-		if len(items) > 0 {
-			switch l.deliver(ctx, items) {
+		var prefetch chan window
+		if len(w.items) > 0 {
+			// Read the next window while this one is being sent.
+			prefetch = make(chan window, 1)
+			go func(from uint64) { prefetch <- l.readAt(from) }(w.next)
+			switch l.deliver(ctx, w.items) {
 			case stopped:
-				return // shutting down; the cursor stays before the batch
+				<-prefetch
+				return // shutting down; the cursor stays before the window
 			case reread:
+				<-prefetch
+				w = l.readAt(l.cursor)
 				continue
 			}
 		}
-		if next > l.cursor {
-			l.cursor = next
-			l.pos.Store(next)
-			l.consumed.Add(int64(n))
+		if w.next > l.cursor {
+			l.cursor = w.next
+			l.pos.Store(w.next)
+			l.consumed.Add(int64(w.n))
 			// Records coalesced away or with nothing to write count as
 			// delivered once the window is done.
-			l.delivered.Add(uint64(n - len(items)))
-			if err := log.Advance(l.spec.ID, next); err != nil {
+			l.delivered.Add(uint64(w.n - len(w.items)))
+			if err := log.Advance(l.spec.ID, w.next); err != nil {
 				return
 			}
 		}
-		if len(items) == 0 {
-			select {
-			case <-wake:
-			case <-ctx.Done():
-			}
+		if prefetch != nil {
+			w = <-prefetch
+			continue
 		}
+		select {
+		case <-w.wake:
+		case <-ctx.Done():
+			return
+		}
+		w = l.readAt(l.cursor)
 	}
 }
 
-// read returns the next batch, the number of the target's records it
-// covers (coalesced ones included) and the cursor after it.
-func (l *loop) read() ([]Item, int, uint64, error) {
+// read returns the batch starting at from, the number of the target's
+// records it covers (coalesced ones included) and the cursor after it.
+func (l *loop) read(from uint64) ([]Item, int, uint64, error) {
 	max := l.spec.MaxBatch
 	if l.spec.Namespace {
 		max = l.e.opts.CoalesceEvents
@@ -302,7 +331,7 @@ func (l *loop) read() ([]Item, int, uint64, error) {
 	n := 0
 	full := false // the window's key limit stopped the read
 	var taken uint64
-	next, err := l.e.log.Read(l.cursor, l.spec.ID, func(r wal.Record) bool {
+	next, err := l.e.log.Read(from, l.spec.ID, func(r wal.Record) bool {
 		it := Item{Seq: r.Seq, Key: r.Key, EventName: event.Name(r.Name), EventTime: r.EventTime, Record: r.Data}
 		if byKey != nil && len(byKey) >= l.e.opts.CoalesceKeys {
 			if _, ok := byKey[it.Key]; !ok {
@@ -332,7 +361,7 @@ func (l *loop) read() ([]Item, int, uint64, error) {
 	if full {
 		next = taken + 1 // resume at the record that did not fit
 		if taken == 0 {
-			next = l.cursor
+			next = from
 		}
 	}
 	if byKey != nil {

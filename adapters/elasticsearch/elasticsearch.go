@@ -206,6 +206,9 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 	body := make([]byte, 0, len(items)*(len(items[0].Record)+160))
 	sent := make([]int, 0, len(items)) // bulk position → item index
 	for i := range items {
+		if t.namespace && items[i].Op() == event.OpNone {
+			continue // access events change no object: nothing to write
+		}
 		var err error
 		body, err = t.appendOp(body, &items[i])
 		if err != nil {
@@ -215,6 +218,9 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 		sent = append(sent, i)
 	}
 	if len(sent) == 0 {
+		if len(failed) == 0 {
+			return nil
+		}
 		return &delivery.BatchError{Failed: failed}
 	}
 	res, err := esapi.BulkRequest{
@@ -230,23 +236,27 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 		return t.statusError("bulk request", res)
 	}
 	var br struct {
-		Errors bool `json:"errors"`
-		Items  []map[string]struct {
+		Errors bool            `json:"errors"`
+		Items  json.RawMessage `json:"items"` // decoded only when some failed
+	}
+	if err := json.NewDecoder(res.Body).Decode(&br); err != nil {
+		return t.errorf("reading the bulk response: %v", err)
+	}
+	if br.Errors {
+		var results []map[string]struct {
 			Status int `json:"status"`
 			Error  *struct {
 				Type   string `json:"type"`
 				Reason string `json:"reason"`
 			} `json:"error"`
-		} `json:"items"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&br); err != nil {
-		return t.errorf("reading the bulk response: %v", err)
-	}
-	if br.Errors || len(failed) > 0 {
-		if len(br.Items) != len(sent) {
-			return t.errorf("bulk response has %d items for %d operations", len(br.Items), len(sent))
 		}
-		for pos, m := range br.Items {
+		if err := json.Unmarshal(br.Items, &results); err != nil {
+			return t.errorf("reading the bulk response: %v", err)
+		}
+		if len(results) != len(sent) {
+			return t.errorf("bulk response has %d items for %d operations", len(results), len(sent))
+		}
+		for pos, m := range results {
 			for action, r := range m {
 				if r.Status >= 200 && r.Status < 300 || (action == "delete" && r.Status == http.StatusNotFound) {
 					continue

@@ -16,8 +16,9 @@
 // later records of the same object in the batch are retried with it even if
 // they were written, so each object's events reach its partition in order
 // (possibly one twice). Across objects there is no order, as across
-// partitions. A record the brokers reject for good (larger than the topic's
-// message.max.bytes) is quarantined; every other failure is retried.
+// partitions. A record that can never be written (larger than the
+// producer's 1,000,000-byte limit or the topic's max.message.bytes, or an
+// invalid record) is quarantined; every other failure is retried.
 //
 // # Connections
 //

@@ -193,6 +193,9 @@ func (t *Target) saramaConfig() (*sarama.Config, error) {
 	sc.Producer.Return.Errors = true
 	sc.Producer.Compression = codecs[strings.ToLower(cfg.Compression)]
 	sc.Producer.Partitioner = sarama.NewHashPartitioner
+	// Gather what SendMessages hands over into few produce requests rather
+	// than sending the first message of a batch alone.
+	sc.Producer.Flush.Frequency = time.Millisecond
 	if cfg.TLS.Enable {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.TLS.SkipVerify} //nolint:gosec // the user asked for it
 		if cfg.TLS.CAFile != "" {
@@ -330,7 +333,8 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 // itemErr classifies the failure of one message.
 func (t *Target) itemErr(err error) error {
 	e := fmt.Errorf("kafka: producing: %s", t.redact(err.Error()))
-	if errors.Is(err, sarama.ErrMessageSizeTooLarge) || errors.Is(err, sarama.ErrInvalidRecord) {
+	var ce sarama.ConfigurationError // the client refuses the record itself: larger than Producer.MaxMessageBytes
+	if errors.Is(err, sarama.ErrMessageSizeTooLarge) || errors.Is(err, sarama.ErrInvalidRecord) || errors.As(err, &ce) {
 		return delivery.Permanent(e)
 	}
 	return e

@@ -347,3 +347,22 @@ func TestValidate(t *testing.T) {
 		t.Fatal("idempotent producer for Kafka 0.10")
 	}
 }
+
+// TestOversizedIsPermanent checks that a record larger than the broker
+// takes is quarantined (permanent) and the others of the batch delivered.
+func TestOversizedIsPermanent(t *testing.T) {
+	b := NewBroker(t, "bucketevents", true)
+	tg := newTarget(t, Config{Brokers: []string{b.Addr}, Topic: "bucketevents"})
+	defer tg.Close()
+	r := targettest.Record("images", "huge.jpg", event.ObjectCreatedPut, 0)
+	r.S3.Object.UserMetadata = map[string]string{"X-Amz-Meta-Blob": strings.Repeat("x", 2<<20)}
+	e := targettest.Entry(r, "x")
+	batch := append(items(2), delivery.Item{Seq: 99, Key: e.Key, EventName: event.Name(e.Name), Record: e.Data})
+	batch = append(batch, items(1)...)
+	err := tg.Send(context.Background(), batch)
+	var be *delivery.BatchError
+	if !errors.As(err, &be) || len(be.Failed) != 1 || be.Failed[0].Index != 2 || !delivery.IsPermanent(be.Failed[0].Err) {
+		t.Fatalf("Send: got %v, want only item 2 failed, permanently", err)
+	}
+	waitCount(t, b, 3)
+}

@@ -331,11 +331,12 @@ func (t *Target) writeBatch(ctx context.Context, items []delivery.Item) (err err
 	if t.namespace {
 		var puts, dels []*delivery.Item
 		for i := range items {
-			if items[i].Op() == event.OpDelete {
+			switch items[i].Op() {
+			case event.OpDelete:
 				dels = append(dels, &items[i])
-			} else {
+			case event.OpPut:
 				puts = append(puts, &items[i])
-			}
+			} // OpNone (access events) changes nothing
 		}
 		for len(puts) > 0 {
 			n := min(len(puts), RowsPerStatement)
@@ -381,11 +382,22 @@ func (t *Target) upsert(ctx context.Context, ex execer, items []*delivery.Item) 
 		b.WriteString("(?,?)")
 		// Strings, not []byte: the driver would send bytes as _binary'…',
 		// which MySQL's JSON type refuses.
-		args = append(args, it.Key, string(event.AppendRecords(nil, it.Record)))
+		args = append(args, it.Key, recordsJSON(it.Record))
 	}
 	b.WriteString(" ON DUPLICATE KEY UPDATE value = VALUES(value)")
 	_, err := ex.ExecContext(ctx, b.String(), args...)
 	return err
+}
+
+// recordsJSON returns event.AppendRecords(nil, rec), {"Records":[rec]}, as a
+// string made in one allocation.
+func recordsJSON(rec []byte) string {
+	var b strings.Builder
+	b.Grow(len(rec) + len(`{"Records":[]}`))
+	b.WriteString(`{"Records":[`)
+	b.Write(rec)
+	b.WriteString(`]}`)
+	return b.String()
 }
 
 func (t *Target) delete(ctx context.Context, ex execer, items []*delivery.Item) error {
@@ -422,7 +434,7 @@ func (t *Target) append(ctx context.Context, ex execer, items []delivery.Item) e
 		if ts.IsZero() {
 			ts = now
 		}
-		args = append(args, ts.UTC(), string(event.AppendRecords(nil, items[i].Record)))
+		args = append(args, ts.UTC(), recordsJSON(items[i].Record))
 	}
 	_, err := ex.ExecContext(ctx, b.String(), args...)
 	return err
@@ -441,7 +453,7 @@ func (t *Target) writeEach(ctx context.Context, items []delivery.Item) error {
 			err = t.append(ctx, t.db, items[i:i+1])
 		case it.Op() == event.OpDelete:
 			err = t.delete(ctx, t.db, []*delivery.Item{it})
-		default:
+		case it.Op() == event.OpPut:
 			err = t.upsert(ctx, t.db, []*delivery.Item{it})
 		}
 		if err == nil {

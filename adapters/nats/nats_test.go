@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	natsgo "github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	stand "github.com/nats-io/nats-streaming-server/server"
 	"github.com/nats-io/nats-streaming-server/stores"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/stan.go"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
@@ -400,5 +400,85 @@ func TestValidate(t *testing.T) {
 		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
 			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
 		}
+	}
+}
+
+// bigItem returns an item whose body exceeds the server's max_payload
+// (1 MiB by default).
+func bigItem() delivery.Item {
+	r := targettest.Record("images", "huge.jpg", event.ObjectCreatedPut, 0)
+	r.S3.Object.UserMetadata = map[string]string{"X-Amz-Meta-Blob": strings.Repeat("x", 2<<20)}
+	e := targettest.Entry(r, "x")
+	return delivery.Item{Seq: 99, Key: e.Key, EventName: event.Name(e.Name), Record: e.Data}
+}
+
+// TestOversizedIsPermanent checks that an event larger than the server
+// takes is quarantined (permanent) and the others of the batch delivered,
+// in core and JetStream mode.
+func TestOversizedIsPermanent(t *testing.T) {
+	testenv.Require(t, "nats", systemAddr)
+	subject := testSubject("big")
+	stream := fmt.Sprintf("RELAYTEST_BIG_%d", os.Getpid())
+	nc, err := natsgo.Connect("nats://" + systemAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	defer js.DeleteStream(context.Background(), stream)
+	for _, js := range []bool{false, true} {
+		tg := newTarget(t, Config{Address: systemAddr, Subject: subject, JetStream: JetStreamConfig{Enable: js}})
+		batch := append(items(2), bigItem())
+		batch = append(batch, items(1)...)
+		err := tg.Send(ctx, batch)
+		var be *delivery.BatchError
+		if !errors.As(err, &be) || len(be.Failed) != 1 || be.Failed[0].Index != 2 || !delivery.IsPermanent(be.Failed[0].Err) {
+			t.Fatalf("jetStream=%v: Send: got %v, want only item 2 failed, permanently", js, err)
+		}
+		tg.Close()
+	}
+}
+
+// TestCoreReconnects checks that a core target outlives a restart of the
+// real nats-server: sends fail (retryably) while it is down and succeed
+// again once it is back, without a new target.
+func TestCoreReconnects(t *testing.T) {
+	testenv.Require(t, "nats", systemAddr)
+	if _, err := os.Stat(servicesScript); err != nil {
+		t.Fatalf("cannot restart nats-server: %v", err)
+	}
+	tg := newTarget(t, Config{Address: systemAddr, Subject: testSubject("reconnect")})
+	defer tg.Close()
+	ctx := context.Background()
+	if err := tg.Send(ctx, items(1)); err != nil {
+		t.Fatal(err)
+	}
+	systemNATS{}.Stop(t)
+	started := false
+	defer func() {
+		if !started {
+			systemNATS{}.Start(t)
+		}
+	}()
+	if err := tg.Send(ctx, items(1)); err == nil || delivery.IsPermanent(err) {
+		t.Fatalf("Send with the server down: got %v, want a retryable error", err)
+	}
+	systemNATS{}.Start(t)
+	started = true
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := tg.Send(ctx, items(1))
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Send after the restart: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -85,7 +85,6 @@ func TestModel(t *testing.T) {
 		if _, err := l.Append(context.Background(), es...); err != nil {
 			t.Fatal(err)
 		}
-		eng.Routed(id, len(es))
 	}
 	drained := func() {
 		t.Helper()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -76,6 +78,16 @@ func TestSeedFormats(t *testing.T) {
 	got = namespaceRows(t, table)
 	if len(got) != 1 || !jsonEqual(got["images/other.jpg"], `{"Records":[`+string(put2.Record)+`]}`) {
 		t.Fatalf("after delete and overwrite: got %q, want only images/other.jpg, overwritten", got)
+	}
+
+	// The seed's own check, with psql.
+	if _, err := exec.LookPath("psql"); err == nil {
+		cmd := exec.Command("psql", "-h", host, "-p", port, "-U", "postgres", "-d", "minio_events", "-c", "select * from "+table)
+		cmd.Env = append(os.Environ(), "PGPASSWORD="+password)
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "images/other.jpg | {\"Records\": [{") || !strings.Contains(string(out), "(1 row)") {
+			t.Fatalf("psql: %v:\n%s", err, out)
+		}
 	}
 
 	at := uniqueTable(t, "seedaccess")

@@ -83,14 +83,14 @@ func uniqueTable(t testing.TB, name string) string {
 	return tb
 }
 
-// rows returns "select * from table" as the seed's psql session does: key
-// and value for namespace tables.
+// namespaceRows returns "select * from table", as the seed's psql session
+// shows it: key and value.
 func namespaceRows(t testing.TB, table string) map[string][]byte {
 	t.Helper()
 	c := db(t)
 	defer c.Close(context.Background())
 	out := map[string][]byte{}
-	rows, err := c.Query(context.Background(), "SELECT key, value::text FROM "+table)
+	rows, err := c.Query(context.Background(), "SELECT * FROM "+table)
 	if err != nil {
 		if strings.Contains(err.Error(), "42P01") {
 			return out // not created yet
@@ -117,7 +117,7 @@ func accessRows(t testing.TB, table string) (times []time.Time, data [][]byte) {
 	t.Helper()
 	c := db(t)
 	defer c.Close(context.Background())
-	rows, err := c.Query(context.Background(), "SELECT event_time, event_data::text FROM "+table+" ORDER BY ctid")
+	rows, err := c.Query(context.Background(), "SELECT * FROM "+table+" ORDER BY ctid")
 	if err != nil {
 		if strings.Contains(err.Error(), "42P01") {
 			return nil, nil

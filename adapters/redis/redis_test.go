@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +75,14 @@ func TestSeedFormats(t *testing.T) {
 	want := `{"Records":[` + string(put.Record) + `]}`
 	if string(got["images/myphoto.jpg"]) != want || len(got) != 2 {
 		t.Fatalf("HGETALL: got %q, want images/myphoto.jpg = %s and one more field", got, want)
+	}
+	// The seed's own check, with redis-cli.
+	if _, err := exec.LookPath("redis-cli"); err == nil {
+		h, p, _ := net.SplitHostPort(addr)
+		out, err := exec.Command("redis-cli", "-h", h, "-p", p, "HGETALL", key).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "images/myphoto.jpg\n"+want+"\n") {
+			t.Fatalf("redis-cli HGETALL: %v:\n%.300s", err, out)
+		}
 	}
 	del := item("images", "myphoto.jpg", event.ObjectRemovedDelete, 3)
 	if err := ns.Send(ctx, []delivery.Item{del}); err != nil {

@@ -55,8 +55,8 @@ type Doc struct {
 	Source json.RawMessage
 }
 
-// Server is a stand-in node. Set the exported fields before the first
-// request; they may not change while it serves.
+// Server is a stand-in node. Change the exported fields only while no
+// request is in flight.
 type Server struct {
 	// Reject, if set, is called for every bulk operation. A non-zero
 	// status fails the operation with that status and error type (for

@@ -1,0 +1,194 @@
+package main
+
+// Scenario "kafka": the Kafka target (sarama, idempotent, acks=all) against
+// an in-process Kafka broker speaking the real wire protocol (franz-go's
+// kfake, persisting to disk so that a stop and start keeps what it
+// acknowledged), beside a sarama AsyncProducer with the same settings, and
+// the drain after the broker was down. No Kafka server can be installed on
+// the bench machine; a real cluster would add its own costs (replication,
+// fsync policy) that kfake does not have, and kfake's CPU is taken from the
+// same two cores as the relay's.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	kafkaadapter "github.com/bucketrelay/bucketrelay/adapters/kafka"
+	"github.com/bucketrelay/bucketrelay/delivery"
+)
+
+func init() { register("kafka", runKafka) }
+
+// Topics of the scenario: the rate runs and the outage run each have their
+// own, so the outage's consumer reads only the outage's events.
+const (
+	kafkaRateTopic   = "bucketevents"
+	kafkaOutageTopic = "bucketevents-outage"
+	kafkaPartitions  = 3
+)
+
+// benchKafka is a kfake cluster on a fixed loopback port with a data
+// directory.
+type benchKafka struct {
+	mu      sync.Mutex
+	port    int
+	dir     string
+	cluster *kfake.Cluster
+}
+
+func (b *benchKafka) addr() string { return fmt.Sprintf("127.0.0.1:%d", b.port) }
+
+func (b *benchKafka) start() error {
+	var c *kfake.Cluster
+	var err error
+	for range 50 {
+		c, err = kfake.NewCluster(kfake.Ports(b.port), kfake.DataDir(b.dir),
+			kfake.SeedTopics(kafkaPartitions, kafkaRateTopic, kafkaOutageTopic))
+		if err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.cluster = c
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *benchKafka) stop() error {
+	b.mu.Lock()
+	c := b.cluster
+	b.cluster = nil
+	b.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+	return nil
+}
+
+// kafkaProducerConfig is the target's producer configuration: idempotent,
+// acks=all, one request in flight per broker.
+func kafkaProducerConfig() *sarama.Config {
+	sc := sarama.NewConfig()
+	sc.ClientID = "bucketrelay-bench-direct"
+	sc.Net.MaxOpenRequests = 1
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Idempotent = true
+	sc.Producer.Retry.Max = kafkaadapter.DefaultRetries
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+	sc.Producer.Partitioner = sarama.NewHashPartitioner
+	return sc
+}
+
+func runKafka(ctx context.Context, o Options) (Result, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return Result{}, err
+	}
+	srv := &benchKafka{port: l.Addr().(*net.TCPAddr).Port, dir: filepath.Join(o.Dir, "kafka")}
+	l.Close()
+	if err := srv.start(); err != nil {
+		return Result{}, err
+	}
+	defer srv.stop()
+	addr := srv.addr()
+	target := func(topic string) func() (delivery.Target, error) {
+		return func() (delivery.Target, error) {
+			return kafkaadapter.New(kafkaadapter.Config{Enable: true, Brokers: []string{addr}, Topic: topic}, nkQuiet())
+		}
+	}
+	return nkRun(ctx, o, nkSpec{
+		newTarget:    target(kafkaRateTopic),
+		outageTarget: target(kafkaOutageTopic),
+		direct: func(ctx context.Context, bodies [][]byte, keys []string, d time.Duration) (float64, error) {
+			return kafkaDirect(ctx, addr, bodies, keys, d)
+		},
+		consume: func(seen *nkSeen) (func(), error) {
+			cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(kafkaOutageTopic),
+				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+				kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }))
+			if err != nil {
+				return nil, err
+			}
+			cctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for cctx.Err() == nil {
+					cl.PollFetches(cctx).EachRecord(func(r *kgo.Record) { seen.add(r.Value) })
+				}
+			}()
+			return func() { cancel(); <-done; cl.Close() }, nil
+		},
+		stop: srv.stop, start: srv.start,
+		goal: "≥ 50000",
+		notes: []string{
+			fmt.Sprintf("broker: franz-go kfake (in process, real Kafka protocol, %d partitions, data directory; Stop = Close, Start = a new cluster on the same port and directory)", kafkaPartitions),
+			"target: sarama SyncProducer.SendMessages per batch of 1000, idempotent, acks=all, MaxOpenRequests 1, key bucket/object; direct client: sarama AsyncProducer, same settings, fed continuously",
+			"outage: a consumer (franz-go kgo) reads the outage topic from the start throughout; lost = ids it never read",
+		},
+	})
+}
+
+// kafkaDirect feeds an AsyncProducer continuously for d and returns the
+// acknowledged rate.
+func kafkaDirect(ctx context.Context, addr string, bodies [][]byte, keys []string, d time.Duration) (float64, error) {
+	p, err := sarama.NewAsyncProducer([]string{addr}, kafkaProducerConfig())
+	if err != nil {
+		return 0, err
+	}
+	var acked, failed atomic.Int64
+	var lastErr atomic.Pointer[error]
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for range p.Successes() {
+			acked.Add(1)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for e := range p.Errors() {
+			failed.Add(1)
+			err := e.Err
+			lastErr.Store(&err)
+		}
+	}()
+	start := time.Now()
+	n := 0
+	for time.Since(start) < d && ctx.Err() == nil {
+		for range 100 {
+			k := n % len(bodies)
+			p.Input() <- &sarama.ProducerMessage{Topic: kafkaRateTopic, Key: sarama.StringEncoder(keys[k]), Value: sarama.ByteEncoder(bodies[k])}
+			n++
+		}
+	}
+	for acked.Load()+failed.Load() < int64(n) && time.Since(start) < d+30*time.Second {
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	p.AsyncClose()
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		return 0, fmt.Errorf("%d of %d direct messages failed: %v", f, n, *lastErr.Load())
+	}
+	if acked.Load() < int64(n) {
+		return 0, errors.New("direct messages not all acknowledged within 30 s")
+	}
+	return float64(n) / elapsed.Seconds(), nil
+}
