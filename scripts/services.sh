@@ -55,7 +55,12 @@ start_mosquitto() {
   fi
   wait_port 127.0.0.1 1883 mosquitto
 }
-stop_mosquitto() { pkill -x mosquitto || true; }
+# wait_gone NAME: wait until no process of that name is left (pkill returns at once).
+wait_gone() {
+  for _ in $(seq 1 100); do pgrep -x "$1" >/dev/null || return 0; sleep 0.1; done
+  pkill -9 -x "$1" || true
+}
+stop_mosquitto() { pkill -x mosquitto || true; wait_gone mosquitto; }
 
 start_redis() {
   if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
@@ -74,7 +79,7 @@ start_nats() {
   fi
   wait_port 127.0.0.1 4222 nats
 }
-stop_nats() { pkill -x nats-server || true; }
+stop_nats() { pkill -x nats-server || true; wait_gone nats-server; }
 
 start_postgres() {
   log "starting postgresql"

@@ -24,6 +24,9 @@ const (
 	DefaultConfirmTimeout = 30 * time.Second
 	// DefaultDialTimeout bounds connecting and the AMQP handshake.
 	DefaultDialTimeout = 10 * time.Second
+	// closeTimeout bounds closing a connection: the close handshake with a
+	// broker that no longer answers must not block a send.
+	closeTimeout = time.Second
 	// ContentType is the content type of every message.
 	ContentType = "application/json"
 )
@@ -226,7 +229,7 @@ func (t *Target) connect(ctx context.Context) error {
 	case <-ctx.Done():
 		go func() {
 			if d := <-res; d.c != nil {
-				d.c.Close()
+				_ = d.c.CloseDeadline(time.Now().Add(closeTimeout))
 			}
 		}()
 		return ctx.Err()
@@ -236,12 +239,12 @@ func (t *Target) connect(ctx context.Context) error {
 	}
 	ch, err := d.c.Channel()
 	if err != nil {
-		d.c.Close()
+		_ = d.c.CloseDeadline(time.Now().Add(closeTimeout))
 		return t.errorf("opening a channel: %v", err)
 	}
 	if t.cfg.Confirms() {
 		if err := ch.Confirm(false); err != nil {
-			d.c.Close()
+			_ = d.c.CloseDeadline(time.Now().Add(closeTimeout))
 			return t.errorf("enabling publisher confirms: %v", err)
 		}
 	}
@@ -252,7 +255,7 @@ func (t *Target) connect(ctx context.Context) error {
 			err = ch.ExchangeDeclare(t.cfg.Exchange, t.cfg.ExchangeType, t.cfg.Durable, t.cfg.AutoDeleted, t.cfg.Internal, t.cfg.NoWait, nil)
 		}
 		if err != nil {
-			d.c.Close()
+			_ = d.c.CloseDeadline(time.Now().Add(closeTimeout))
 			return t.errorf("declaring exchange %q: %v", t.cfg.Exchange, err)
 		}
 	}
@@ -279,7 +282,7 @@ func (t *Target) connect(ctx context.Context) error {
 // reset drops the connection; the next Send reconnects.
 func (t *Target) reset() {
 	if t.conn != nil {
-		_ = t.conn.Close()
+		_ = t.conn.CloseDeadline(time.Now().Add(closeTimeout))
 	}
 	t.conn, t.ch, t.returns, t.closed = nil, nil, nil, nil
 }
@@ -299,7 +302,7 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 	// Writes to the socket and the waits below do not take a context:
 	// closing the connection unblocks them.
 	conn := t.conn
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	stop := context.AfterFunc(ctx, func() { _ = conn.CloseDeadline(time.Now().Add(closeTimeout)) })
 	defer stop()
 
 	closed := t.closed
@@ -363,20 +366,26 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 			drained = true
 		}
 	}
+	// connErr says why unconfirmed items failed; computed once.
+	var whyClosed error
 	connErr := func() error {
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if whyClosed != nil {
+			return whyClosed
 		}
-		if timedOut {
-			return fmt.Errorf("no confirmation within %v", DefaultConfirmTimeout)
+		switch {
+		case ctx.Err() != nil:
+			whyClosed = ctx.Err()
+		case timedOut:
+			whyClosed = fmt.Errorf("no confirmation within %v", DefaultConfirmTimeout)
+		default:
+			select {
+			case e := <-closed:
+				whyClosed = fmt.Errorf("broker closed the channel before confirming: %v", e)
+			case <-time.After(50 * time.Millisecond):
+				whyClosed = errors.New("connection closed before the broker confirmed")
+			}
 		}
-		select {
-		case e := <-closed:
-			closed <- e
-			return fmt.Errorf("broker closed the channel before confirming: %v", e)
-		case <-time.After(50 * time.Millisecond):
-			return errors.New("connection closed before the broker confirmed")
-		}
+		return whyClosed
 	}
 	bad := timedOut || pubErr != nil
 	var okItems []int

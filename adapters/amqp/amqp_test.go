@@ -40,11 +40,17 @@ func Services(t testing.TB, args ...string) {
 // the seed's pika example does, and reconnects after the broker restarts.
 // Unlike the example, the queue and the exchange are durable so that
 // messages the broker confirmed survive the restart the tests make.
+//
+// Bodies returns each distinct body once and Dups counts the redeliveries:
+// the suite counts every body it gets toward the events it waits for, so a
+// duplicate would end its wait before the last events arrived.
 type Consumer struct {
 	URL, Exchange, Queue string
 
 	mu     sync.Mutex
 	bodies [][]byte
+	seen   map[string]bool
+	dups   int
 	ready  chan struct{} // closed once the queue is bound
 	stop   chan struct{}
 	done   chan struct{}
@@ -54,7 +60,7 @@ type Consumer struct {
 // to it, and consumes it until the test ends.
 func NewConsumer(t testing.TB, url, exchange, queue string) *Consumer {
 	t.Helper()
-	c := &Consumer{URL: url, Exchange: exchange, Queue: queue, ready: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	c := &Consumer{URL: url, Exchange: exchange, Queue: queue, seen: map[string]bool{}, ready: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	conn, err := amqp091.Dial(url)
 	if err != nil {
 		t.Fatal(err)
@@ -136,14 +142,26 @@ func (c *Consumer) consume(bound func()) error {
 				return errors.New("consumer channel closed")
 			}
 			c.mu.Lock()
-			c.bodies = append(c.bodies, d.Body)
+			if c.seen[string(d.Body)] {
+				c.dups++
+			} else {
+				c.seen[string(d.Body)] = true
+				c.bodies = append(c.bodies, d.Body)
+			}
 			c.mu.Unlock()
 			_ = d.Ack(false)
 		}
 	}
 }
 
-// Bodies returns what the consumer received, in arrival order.
+// Dups returns how many bodies arrived more than once.
+func (c *Consumer) Dups() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dups
+}
+
+// Bodies returns the distinct bodies received, in arrival order.
 func (c *Consumer) Bodies() [][]byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -172,6 +190,7 @@ func newTarget(t testing.TB, cfg Config) *Target {
 func TestConformance(t *testing.T) {
 	testenv.Require(t, "rabbitmq", brokerAddr)
 	c := NewConsumer(t, brokerURL, "bucketevents", fmt.Sprintf("bucketrelay-test-%d", os.Getpid()))
+	t.Cleanup(func() { t.Logf("%d duplicates (at-least-once delivery)", c.Dups()) })
 	targettest.Run(t, targettest.Harness{
 		Features: targettest.Features{Message: true},
 		New:      func(t testing.TB) delivery.Target { return newTarget(t, testConfig("bucketevents")) },
@@ -246,10 +265,9 @@ func TestReturnedMessageIsRetried(t *testing.T) {
 	}
 }
 
-// The exchange is declared once per connection, not per event; a second
-// Send on the same connection does not redeclare (checked by deleting the
-// exchange between sends: the publish then fails only if nothing
-// redeclares it, and the target recovers on the next Send).
+// Publishing to an exchange that was deleted makes the broker close the
+// channel; the send fails (retryable) and the next one reconnects and
+// declares the exchange again.
 func TestReconnectsAfterChannelClosed(t *testing.T) {
 	testenv.Require(t, "rabbitmq", brokerAddr)
 	ex := fmt.Sprintf("bucketrelay-redeclare-%d", os.Getpid())
@@ -281,6 +299,73 @@ func TestReconnectsAfterChannelClosed(t *testing.T) {
 		t.Fatal("target kept the failed connection")
 	}
 	_ = ch.ExchangeDelete(ex, false, false)
+}
+
+// A queue that rejects publishes beyond its length makes the broker nack
+// them: those items, and only those, fail (retryable) in a BatchError.
+func TestNackedItemsInBatchError(t *testing.T) {
+	testenv.Require(t, "rabbitmq", brokerAddr)
+	ex := fmt.Sprintf("bucketrelay-nack-%d", os.Getpid())
+	cfg := testConfig(ex)
+	cfg.Durable, cfg.AutoDeleted = false, true
+	conn, err := amqp091.Dial(brokerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, _ := conn.Channel()
+	if err := ch.ExchangeDeclare(ex, "fanout", false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	q, err := ch.QueueDeclare("", false, true, true, false, amqp091.Table{"x-max-length": int32(3), "x-overflow": "reject-publish"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(q.Name, "", ex, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	tg := newTarget(t, cfg)
+	err = tg.Send(context.Background(), items("nack", 5))
+	var be *delivery.BatchError
+	if !errors.As(err, &be) {
+		t.Fatalf("Send: got %v, want a BatchError", err)
+	}
+	var idx []int
+	for _, f := range be.Failed {
+		if delivery.IsPermanent(f.Err) {
+			t.Errorf("item %d: got permanent error %v, want retryable", f.Index, f.Err)
+		}
+		idx = append(idx, f.Index)
+	}
+	if fmt.Sprint(idx) != "[3 4]" {
+		t.Fatalf("failed items %v, want [3 4] (%v)", idx, err)
+	}
+	// The channel is still good: after the consumer makes room, the retry
+	// of the failed items goes through on the same connection.
+	first := tg.conn
+	if _, err := ch.QueuePurge(q.Name, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.Send(context.Background(), items("nack", 5)[3:]); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if tg.conn != first {
+		t.Fatal("a nack dropped the connection, want it kept")
+	}
+}
+
+// An empty exchangeType declares the exchange passively: it must exist.
+func TestPassiveDeclare(t *testing.T) {
+	testenv.Require(t, "rabbitmq", brokerAddr)
+	tg := newTarget(t, Config{Enable: true, URL: brokerURL, Exchange: "amq.fanout"})
+	if err := tg.Send(context.Background(), items("passive", 2)); err != nil {
+		t.Fatalf("Send to the existing amq.fanout: %v", err)
+	}
+	tg = newTarget(t, Config{Enable: true, URL: brokerURL, Exchange: fmt.Sprintf("bucketrelay-missing-%d", os.Getpid())})
+	err := tg.Send(context.Background(), items("passive", 2))
+	if err == nil || delivery.IsPermanent(err) || !strings.Contains(err.Error(), "NOT_FOUND") {
+		t.Fatalf("Send to a missing exchange: got %v, want a retryable NOT_FOUND error", err)
+	}
 }
 
 func TestPublisherConfirmsOff(t *testing.T) {

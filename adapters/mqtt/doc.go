@@ -12,6 +12,13 @@
 // broker took but whose acknowledgement was lost arrives twice. QoS 2 does
 // not make it exactly-once across such a retry: the retry is a new message.
 //
+// At most Config.MaxInFlight messages are awaiting acknowledgement at once.
+// For QoS 2 the default is 20, Mosquitto's max_inflight_messages: Mosquitto
+// completes the QoS 2 handshake for, and then drops, the messages an MQTT
+// 3.1.1 client sends beyond that limit (seen against the real broker; the
+// tests cover it). Raise MaxInFlight for QoS 2 only together with the
+// broker's limit.
+//
 // QoS 0 is at-most-once: a message counts as delivered once it is written to
 // the connection, and what the client or the broker held when either failed
 // is lost. Use it only for events that may be dropped.
@@ -23,9 +30,10 @@
 //
 // # Ordering
 //
-// Messages are published in order on one connection, which the broker keeps
-// for each subscriber. Items retried after a lost connection are published
-// again in order, after nothing that followed them.
+// Messages are published in order on one connection, and the broker keeps
+// that order for each subscriber. The broker acknowledges in order too, so
+// when a connection is lost the unacknowledged items are a tail of the
+// batch, retried in order on the next connection.
 //
 // # Connections
 //

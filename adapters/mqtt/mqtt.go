@@ -30,14 +30,22 @@ const (
 	// one batch; past it the connection is dropped and the unacknowledged
 	// items are retried.
 	DefaultAckTimeout = 30 * time.Second
+	// publishWriteTimeout bounds how long one publish waits for the client's
+	// writer, which stops taking messages when the connection is lost.
+	publishWriteTimeout = 5 * time.Second
 	// ClientIDPrefix starts the client ID generated when Config.ClientID is
 	// empty: "bucketrelay-" and 16 random hex digits.
 	ClientIDPrefix = "bucketrelay-"
 	// EnvPassword is read by New when Config.Password is empty.
 	EnvPassword = "RELAY_MQTT_PASSWORD"
-	// maxInFlight bounds the messages awaiting acknowledgement; MQTT
-	// message IDs are 16 bits.
-	maxInFlight = 4096
+	// DefaultMaxInFlight bounds the QoS 1 messages awaiting acknowledgement
+	// when Config.MaxInFlight is 0.
+	DefaultMaxInFlight = 4096
+	// DefaultMaxInFlightQoS2 bounds the QoS 2 messages awaiting
+	// acknowledgement when Config.MaxInFlight is 0: Mosquitto's default
+	// max_inflight_messages. Mosquitto acknowledges, then silently drops,
+	// the QoS 2 messages an MQTT 3.1.1 client sends beyond that limit.
+	DefaultMaxInFlightQoS2 = 20
 )
 
 // Config is an MQTT target's entry under notify.mqtt.<id>. The first seven
@@ -74,6 +82,24 @@ type Config struct {
 	// KeepAlive is the keep-alive interval, as a Go duration ("30s");
 	// empty means DefaultKeepAlive.
 	KeepAlive string `json:"keepAlive,omitempty"`
+	// MaxInFlight bounds the messages published and not yet acknowledged
+	// (QoS 1 and 2). 0 means DefaultMaxInFlight for QoS 1 and
+	// DefaultMaxInFlightQoS2 for QoS 2; for QoS 2 it must not exceed the
+	// broker's limit (Mosquitto: max_inflight_messages), which the broker
+	// enforces by dropping messages it has acknowledged.
+	MaxInFlight int `json:"maxInFlight,omitempty"`
+}
+
+// inFlight returns the effective MaxInFlight.
+func (c *Config) inFlight() int {
+	switch {
+	case c.MaxInFlight > 0:
+		return c.MaxInFlight
+	case c.QoS == 2:
+		return DefaultMaxInFlightQoS2
+	default:
+		return DefaultMaxInFlight
+	}
 }
 
 var schemes = map[string]bool{"tcp": false, "mqtt": false, "ws": false, "tls": true, "ssl": true, "tcps": true, "mqtts": true, "wss": true}
@@ -113,6 +139,9 @@ func (c *Config) Validate() error {
 		case c.ClientCert != "":
 			return delivery.Fieldf("clientCert", "needs a tls://, ssl:// or wss:// broker")
 		}
+	}
+	if c.MaxInFlight < 0 || c.MaxInFlight > 65535 {
+		return delivery.Fieldf("maxInFlight", "must be between 1 and 65535 (0 for the default)")
 	}
 	if c.KeepAlive != "" {
 		if d, err := time.ParseDuration(c.KeepAlive); err != nil || d < time.Second {
@@ -171,7 +200,7 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		SetKeepAlive(keepAlive).
 		SetPingTimeout(10 * time.Second).
 		SetConnectTimeout(DefaultConnectTimeout).
-		SetWriteTimeout(DefaultAckTimeout).
+		SetWriteTimeout(publishWriteTimeout).
 		SetOrderMatters(true).
 		SetProtocolVersion(4)
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -207,17 +236,36 @@ func (t *Target) errorf(format string, args ...any) error {
 	return errors.New(t.redact("mqtt: " + fmt.Sprintf(format, args...)))
 }
 
-// wait waits for tok, ctx or the deadline.
-func wait(ctx context.Context, tok paho.Token, deadline <-chan time.Time) error {
-	select {
-	case <-tok.Done():
-		return tok.Error()
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-deadline:
-		return errTimeout
+// wait waits for tok, ctx or the deadline. With a client, it also gives up
+// shortly after the client's connection closed: a publish racing with the
+// loss of the connection can be left with a token nothing completes.
+func wait(ctx context.Context, c paho.Client, tok paho.Token, deadline <-chan time.Time) error {
+	var tick <-chan time.Time
+	if c != nil {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		tick = t.C
+	}
+	lost := 0
+	for {
+		select {
+		case <-tok.Done():
+			return tok.Error()
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline:
+			return errTimeout
+		case <-tick:
+			if c.IsConnectionOpen() {
+				lost = 0
+			} else if lost++; lost >= 3 {
+				return errConnLost
+			}
+		}
 	}
 }
+
+var errConnLost = errors.New("connection lost before the broker acknowledged")
 
 var errTimeout = errors.New("timed out")
 
@@ -230,7 +278,7 @@ func (t *Target) connect(ctx context.Context) error {
 	c := paho.NewClient(t.opts)
 	timer := time.NewTimer(DefaultConnectTimeout + time.Second)
 	defer timer.Stop()
-	if err := wait(ctx, c.Connect(), timer.C); err != nil {
+	if err := wait(ctx, nil, c.Connect(), timer.C); err != nil {
 		c.Disconnect(0)
 		return t.errorf("connecting to %s: %v", t.cfg.Broker, err)
 	}
@@ -263,18 +311,31 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 	toks := make([]paho.Token, len(items))
 	errs := make([]error, len(items))
 	broken := false
+	maxInFlight := t.cfg.inFlight()
 	n := 0 // items published
 	for ; n < len(items); n++ {
+		if ctx.Err() != nil || !t.client.IsConnectionOpen() {
+			broken = true
+			break
+		}
 		if n >= maxInFlight {
-			if errs[n-maxInFlight] = wait(ctx, toks[n-maxInFlight], deadline.C); errs[n-maxInFlight] != nil {
+			if errs[n-maxInFlight] = wait(ctx, t.client, toks[n-maxInFlight], deadline.C); errs[n-maxInFlight] != nil {
 				broken = true
 				break
 			}
 		}
+		// Publish blocks (up to publishWriteTimeout) while the client's
+		// writer does not take the message; a token that failed at once
+		// means the connection is gone.
 		toks[n] = t.client.Publish(t.cfg.Topic, qos, false, items[n].Message())
+		if done(toks[n]) && toks[n].Error() != nil {
+			n++
+			broken = true
+			break
+		}
 	}
 	for i := max(0, n-maxInFlight); i < n && !broken; i++ {
-		if errs[i] = wait(ctx, toks[i], deadline.C); errs[i] != nil {
+		if errs[i] = wait(ctx, t.client, toks[i], deadline.C); errs[i] != nil {
 			broken = true
 		}
 	}
@@ -282,8 +343,12 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 	delivered := 0
 	for i := range items {
 		err := errs[i]
-		if err == nil && (i >= n || !done(toks[i])) {
-			err = errors.New("not acknowledged: an earlier message failed")
+		switch {
+		case err != nil:
+		case i >= n:
+			err = errors.New("not published: the connection failed first")
+		case !done(toks[i]):
+			err = errors.New("not acknowledged: the connection failed first")
 		}
 		if err == nil {
 			err = toks[i].Error()

@@ -38,12 +38,33 @@ func Services(t testing.TB, args ...string) {
 	}
 }
 
+// StopMosquitto stops the broker and waits until its process is gone:
+// services.sh start skips starting one while pgrep still sees the old
+// process, which lingers as a zombie for about a second after pkill.
+func StopMosquitto(t testing.TB) {
+	t.Helper()
+	Services(t, "stop", "mosquitto")
+	deadline := time.Now().Add(20 * time.Second)
+	for exec.Command("pgrep", "-x", "mosquitto").Run() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("mosquitto's process did not go away")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // Subscriber receives what is published on a topic, as the seed's paho
 // example does (it subscribes to "minio"), at QoS 1, and resubscribes after
 // the broker restarts.
+//
+// Bodies returns each distinct body once and Dups counts the redeliveries:
+// the suite counts every body it gets toward the events it waits for, so a
+// duplicate would end its wait before the last events arrived.
 type Subscriber struct {
 	mu     sync.Mutex
 	bodies [][]byte
+	seen   map[string]bool
+	dups   int
 	subbed chan struct{} // receives after each successful subscription
 	client paho.Client
 }
@@ -51,7 +72,7 @@ type Subscriber struct {
 // NewSubscriber subscribes to topic on broker until the test ends.
 func NewSubscriber(t testing.TB, broker, topic string) *Subscriber {
 	t.Helper()
-	s := &Subscriber{subbed: make(chan struct{}, 16)}
+	s := &Subscriber{subbed: make(chan struct{}, 16), seen: map[string]bool{}}
 	opts := paho.NewClientOptions().AddBroker(broker).
 		SetClientID(fmt.Sprintf("bucketrelay-test-sub-%d-%d", os.Getpid(), time.Now().UnixNano())).
 		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).
@@ -61,7 +82,12 @@ func NewSubscriber(t testing.TB, broker, topic string) *Subscriber {
 		go func() {
 			tok := c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) {
 				s.mu.Lock()
-				s.bodies = append(s.bodies, append([]byte(nil), m.Payload()...))
+				if s.seen[string(m.Payload())] {
+					s.dups++
+				} else {
+					s.seen[string(m.Payload())] = true
+					s.bodies = append(s.bodies, append([]byte(nil), m.Payload()...))
+				}
 				s.mu.Unlock()
 			})
 			if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
@@ -86,7 +112,14 @@ func (s *Subscriber) WaitSubscribed(t testing.TB) {
 	}
 }
 
-// Bodies returns what the subscriber received, in arrival order.
+// Dups returns how many bodies arrived more than once.
+func (s *Subscriber) Dups() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dups
+}
+
+// Bodies returns the distinct bodies received, in arrival order.
 func (s *Subscriber) Bodies() [][]byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -188,6 +221,7 @@ func newTarget(t testing.TB, cfg Config) *Target {
 func harness(t *testing.T, qos int) targettest.Harness {
 	topic := fmt.Sprintf("minio/test-%d-qos%d", os.Getpid(), qos)
 	sub := NewSubscriber(t, brokerURL, topic)
+	t.Cleanup(func() { t.Logf("%d duplicates (at-least-once delivery)", sub.Dups()) })
 	gate := NewGate(t, brokerAddr)
 	return targettest.Harness{
 		Features: targettest.Features{Message: true, AtMostOnce: qos == 0},
@@ -197,7 +231,7 @@ func harness(t *testing.T, qos int) targettest.Harness {
 		Received: func(testing.TB) [][]byte { return sub.Bodies() },
 		Stop: func(t testing.TB) {
 			gate.SetOpen(false)
-			Services(t, "stop", "mosquitto")
+			StopMosquitto(t)
 			for len(sub.subbed) > 0 {
 				<-sub.subbed
 			}
@@ -370,6 +404,7 @@ func TestValidate(t *testing.T) {
 		{Config{Broker: "tls://x:8883", Topic: "t", ClientCert: "c"}, "clientCert"},
 		{Config{Broker: "tcp://x:1883", Topic: "t", CAFile: "ca.pem"}, "caFile"},
 		{Config{Broker: "tcp://x:1883", Topic: "t", KeepAlive: "soon"}, "keepAlive"},
+		{Config{Broker: "tcp://x:1883", Topic: "t", MaxInFlight: -1}, "maxInFlight"},
 	} {
 		var fe *delivery.FieldError
 		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {

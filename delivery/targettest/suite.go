@@ -162,15 +162,20 @@ func (h Harness) timeout() time.Duration {
 	return 60 * time.Second
 }
 
-// waitReceived waits until n events of bucket arrived and returns them.
+// waitReceived waits until n distinct events of bucket arrived (duplicates
+// do not count) and returns every one received.
 func waitReceived(t testing.TB, h Harness, bucket string, n int) []received {
 	t.Helper()
 	deadline := time.Now().Add(h.timeout())
 	for {
 		got := parseBodies(t, h, h.Received(t), bucket)
-		if len(got) >= n || time.Now().After(deadline) {
-			if len(got) < n {
-				t.Fatalf("received %d events of bucket %s, want %d", len(got), bucket, n)
+		distinct := map[int]bool{}
+		for _, r := range got {
+			distinct[r.Seq] = true
+		}
+		if len(distinct) >= n || time.Now().After(deadline) {
+			if len(distinct) < n {
+				t.Fatalf("received %d distinct events of bucket %s, want %d", len(distinct), bucket, n)
 			}
 			return got
 		}
