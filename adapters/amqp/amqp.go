@@ -2,8 +2,6 @@ package amqp
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +12,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/internal/tlsconf"
 )
 
 // Defaults.
@@ -176,25 +175,11 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		Properties: amqp091.Table{"connection_name": "bucketrelay"},
 	}
 	if u.Scheme == "amqps" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Host}
-		if cfg.CAFile != "" {
-			pem, err := os.ReadFile(cfg.CAFile)
-			if err != nil {
-				return nil, delivery.Fieldf("caFile", "%v", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, delivery.Fieldf("caFile", "no PEM certificate in %s", cfg.CAFile)
-			}
-			tc.RootCAs = pool
+		tc, err := tlsconf.Load("", cfg.CAFile, cfg.ClientCert, cfg.ClientKey)
+		if err != nil {
+			return nil, err
 		}
-		if cfg.ClientCert != "" {
-			cert, err := tls.LoadX509KeyPair(cfg.ClientCert, cfg.ClientKey)
-			if err != nil {
-				return nil, delivery.Fieldf("clientCert", "%v", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
+		tc.ServerName = u.Host
 		t.amqpCfg.TLSClientConfig = tc
 	}
 	return t, nil

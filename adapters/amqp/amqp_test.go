@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -25,16 +24,6 @@ const (
 	brokerAddr = "127.0.0.1:5672"
 	brokerURL  = "amqp://relay:relay@127.0.0.1:5672/"
 )
-
-// Services runs scripts/services.sh with args (stop rabbitmq, start
-// rabbitmq) from a test's working directory.
-func Services(t testing.TB, args ...string) {
-	t.Helper()
-	out, err := exec.Command("../../scripts/services.sh", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("services.sh %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
 
 // Consumer reads the messages of one queue bound to a fanout exchange, as
 // the seed's pika example does, and reconnects after the broker restarts.
@@ -195,8 +184,8 @@ func TestConformance(t *testing.T) {
 		Features: targettest.Features{Message: true},
 		New:      func(t testing.TB) delivery.Target { return newTarget(t, testConfig("bucketevents")) },
 		Received: func(testing.TB) [][]byte { return c.Bodies() },
-		Stop:     func(t testing.TB) { Services(t, "stop", "rabbitmq") },
-		Start:    func(t testing.TB) { Services(t, "start", "rabbitmq") },
+		Stop:     func(t testing.TB) { testenv.Services(t, "stop", "rabbitmq") },
+		Start:    func(t testing.TB) { testenv.Services(t, "start", "rabbitmq") },
 	})
 }
 

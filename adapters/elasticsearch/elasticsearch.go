@@ -3,8 +3,6 @@ package elasticsearch
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/internal/tlsconf"
 )
 
 // Formats of Config.Format.
@@ -148,17 +147,9 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	if pass != "" && user == "" {
 		user = "elastic"
 	}
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, delivery.Fieldf("caFile", "%v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, delivery.Fieldf("caFile", "no PEM certificate in %s", cfg.CAFile)
-		}
-		tlsConf.RootCAs = pool
+	tlsConf, err := tlsconf.Load("", cfg.CAFile, "", "")
+	if err != nil {
+		return nil, err
 	}
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,

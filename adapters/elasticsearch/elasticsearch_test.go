@@ -6,14 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,7 +19,6 @@ import (
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/internal/testenv"
-	"github.com/bucketrelay/bucketrelay/wal"
 )
 
 // backend is the node the tests run against: the in-process stand-in
@@ -190,12 +186,6 @@ func TestConformanceAccess(t *testing.T) {
 	targettest.Run(t, b.harness(t, index, targettest.Features{}))
 }
 
-func item(bucket, key string, name event.Name, i int) delivery.Item {
-	r := targettest.Record(bucket, key, name, i)
-	e := targettest.Entry(r, "x")
-	return delivery.Item{Seq: uint64(i + 1), Key: e.Key, EventName: name, EventTime: e.EventTime, Record: e.Data}
-}
-
 // TestSeedExample is the seed's check: _search shows a document whose _id is
 // "images/myphoto.jpg" and whose _source is {"Records":[…]}.
 func TestSeedExample(t *testing.T) {
@@ -203,7 +193,7 @@ func TestSeedExample(t *testing.T) {
 	b.dropIndex(t, "minio_events")
 	tg := newTarget(t, Config{Enable: true, Format: "namespace", URL: b.url, Index: "minio_events"})
 	defer tg.Close()
-	if err := tg.Send(context.Background(), []delivery.Item{item("images", "myphoto.jpg", event.ObjectCreatedPut, 1)}); err != nil {
+	if err := tg.Send(context.Background(), []delivery.Item{targettest.Item("images", "myphoto.jpg", event.ObjectCreatedPut, 1)}); err != nil {
 		t.Fatal(err)
 	}
 	hits := b.docs(t, "minio_events")
@@ -218,7 +208,7 @@ func TestSeedExample(t *testing.T) {
 	if code != 200 || !strings.Contains(string(body), `"found":true`) {
 		t.Fatalf("GET _doc/images%%2Fmyphoto.jpg: got %d %s, want 200 found", code, body)
 	}
-	if err := tg.Send(context.Background(), []delivery.Item{item("images", "myphoto.jpg", event.ObjectRemovedDelete, 2)}); err != nil {
+	if err := tg.Send(context.Background(), []delivery.Item{targettest.Item("images", "myphoto.jpg", event.ObjectRemovedDelete, 2)}); err != nil {
 		t.Fatal(err)
 	}
 	if hits := b.docs(t, "minio_events"); len(hits) != 0 {
@@ -235,11 +225,11 @@ func TestPartialFailure(t *testing.T) {
 			tg := newTarget(t, Config{Format: format, URL: b.url, Index: index})
 			defer tg.Close()
 			items := []delivery.Item{
-				item("b", "1.jpg", event.ObjectCreatedPut, 1),
-				item("b", "2.jpg", event.ObjectCreatedPut, 2),
-				item("b", "3.jpg", event.ObjectCreatedPut, 3),
-				item("b", "gone.jpg", event.ObjectRemovedDelete, 4), // not there: success
-				item("b", "busy.jpg", event.ObjectCreatedPut, 5),
+				targettest.Item("b", "1.jpg", event.ObjectCreatedPut, 1),
+				targettest.Item("b", "2.jpg", event.ObjectCreatedPut, 2),
+				targettest.Item("b", "3.jpg", event.ObjectCreatedPut, 3),
+				targettest.Item("b", "gone.jpg", event.ObjectRemovedDelete, 4), // not there: success
+				targettest.Item("b", "busy.jpg", event.ObjectCreatedPut, 5),
 			}
 			items[1].Record = json.RawMessage(`{"eventName": "s3:ObjectCreated:Put", "broken`)
 			want := map[int]bool{1: true} // index → permanent
@@ -282,8 +272,8 @@ func TestLongKey(t *testing.T) {
 	b.dropIndex(t, index)
 	tg := newTarget(t, Config{URL: b.url, Index: index})
 	defer tg.Close()
-	long := item("b", strings.Repeat("k", 600), event.ObjectCreatedPut, 1)
-	err := tg.Send(context.Background(), []delivery.Item{item("b", "1.jpg", event.ObjectCreatedPut, 0), long})
+	long := targettest.Item("b", strings.Repeat("k", 600), event.ObjectCreatedPut, 1)
+	err := tg.Send(context.Background(), []delivery.Item{targettest.Item("b", "1.jpg", event.ObjectCreatedPut, 0), long})
 	var be *delivery.BatchError
 	if !errors.As(err, &be) || len(be.Failed) != 1 || be.Failed[0].Index != 1 || !delivery.IsPermanent(be.Failed[0].Err) {
 		t.Fatalf("Send: got %v, want item 1 permanent", err)
@@ -301,7 +291,7 @@ func TestCredentials(t *testing.T) {
 	defer s.Stop()
 	s.Username, s.Password = "elastic", "MagicWord"
 	host := strings.TrimPrefix(s.URL(), "http://")
-	it := []delivery.Item{item("b", "1.jpg", event.ObjectCreatedPut, 1)}
+	it := []delivery.Item{targettest.Item("b", "1.jpg", event.ObjectCreatedPut, 1)}
 
 	tg := newTarget(t, Config{URL: "http://elastic:MagicWord@" + host, Index: "creds"})
 	if err := tg.Send(context.Background(), it); err != nil {
@@ -365,117 +355,12 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-type counting struct {
-	delivery.Target
-	items atomic.Int64
-}
-
-func (c *counting) Send(ctx context.Context, items []delivery.Item) error {
-	err := c.Target.Send(ctx, items)
-	if err == nil {
-		c.items.Add(int64(len(items)))
-	}
-	return err
-}
-
-// TestModel drives random puts, overwrites and deletes over a few keys
-// through the log and the engine while the node is stopped and started at
-// random; the index must end equal to the model. A backlog built during an
-// outage must cost at most one write per key.
+// TestModel runs the model test (targettest.RunModel) against an index on
+// the stand-in: a real cluster cannot be stopped from here, so the harness
+// has no Stop and RunModel skips.
 func TestModel(t *testing.T) {
 	b := newBackend(t)
-	if b.fake == nil {
-		t.Skip("needs the stand-in: a real cluster cannot be stopped from here")
-	}
 	index := indexName("model")
-	l, err := wal.Open(filepath.Join(t.TempDir(), "wal.db"), wal.Options{CursorSyncInterval: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	eng := delivery.New(l, delivery.Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, ShutdownGrace: time.Second})
-	const id = "arn:minio:sqs::1:elasticsearch"
-	tg := &counting{Target: newTarget(t, Config{URL: b.url, Index: index})}
-	if err := eng.Add(delivery.Spec{ID: id, Target: tg, Namespace: true, MaxBatch: 100}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { eng.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	rng := rand.New(rand.NewPCG(2, uint64(time.Now().UnixNano())))
-	model := map[string]string{}
-	seq := 0
-	appendOps := func(n int) map[string]bool {
-		touched := map[string]bool{}
-		var entries []*wal.Entry
-		for range n {
-			k := fmt.Sprintf("k%02d.jpg", rng.IntN(12))
-			name := event.ObjectCreatedPut
-			if rng.IntN(4) == 0 {
-				name = event.ObjectRemovedDelete
-			}
-			r := targettest.Record("model", k, name, seq)
-			seq++
-			if name == event.ObjectRemovedDelete {
-				delete(model, r.Key())
-			} else {
-				model[r.Key()] = r.ResponseElements["x-amz-request-id"]
-			}
-			touched[r.Key()] = true
-			entries = append(entries, targettest.Entry(r, id))
-		}
-		if _, err := l.Append(ctx, entries...); err != nil {
-			t.Fatal(err)
-		}
-		return touched
-	}
-	waitModel := func() {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			got := map[string]string{}
-			for _, d := range b.fake.Docs(index) {
-				var m struct{ Records []event.Record }
-				if err := json.Unmarshal(d.Source, &m); err != nil || len(m.Records) != 1 {
-					t.Fatalf("document %s is not {\"Records\":[record]}: %s", d.ID, d.Source)
-				}
-				got[d.ID] = m.Records[0].ResponseElements["x-amz-request-id"]
-			}
-			if fmt.Sprint(got) == fmt.Sprint(model) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("index differs from the model:\n got %v\nwant %v", got, model)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	down := false
-	for step := 0; step < 60; step++ {
-		appendOps(1 + rng.IntN(20))
-		if rng.IntN(8) == 0 {
-			if down {
-				b.start(t)
-			} else {
-				b.stop(t)
-			}
-			down = !down
-		}
-		time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond)
-	}
-	if down {
-		b.start(t)
-	}
-	waitModel()
-
-	b.stop(t)
-	before := tg.items.Load()
-	touched := appendOps(2000)
-	time.Sleep(200 * time.Millisecond)
-	b.start(t)
-	waitModel()
-	if w := tg.items.Load() - before; w > int64(len(touched)) {
-		t.Fatalf("wrote %d documents after the outage, want at most %d (distinct keys)", w, len(touched))
-	}
+	b.dropIndex(t, index)
+	targettest.RunModel(t, b.harness(t, index, targettest.Features{Namespace: true}), targettest.ModelOptions{})
 }

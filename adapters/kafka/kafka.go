@@ -2,8 +2,6 @@ package kafka
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +14,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/internal/tlsconf"
 )
 
 // Defaults the configuration does not expose.
@@ -197,25 +196,11 @@ func (t *Target) saramaConfig() (*sarama.Config, error) {
 	// than sending the first message of a batch alone.
 	sc.Producer.Flush.Frequency = time.Millisecond
 	if cfg.TLS.Enable {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.TLS.SkipVerify} //nolint:gosec // the user asked for it
-		if cfg.TLS.CAFile != "" {
-			pem, err := os.ReadFile(cfg.TLS.CAFile)
-			if err != nil {
-				return nil, delivery.Fieldf("tls.caFile", "%v", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, delivery.Fieldf("tls.caFile", "no PEM certificate in %s", cfg.TLS.CAFile)
-			}
-			tc.RootCAs = pool
+		tc, err := tlsconf.Load("tls.", cfg.TLS.CAFile, cfg.TLS.ClientCert, cfg.TLS.ClientKey)
+		if err != nil {
+			return nil, err
 		}
-		if cfg.TLS.ClientCert != "" {
-			cert, err := tls.LoadX509KeyPair(cfg.TLS.ClientCert, cfg.TLS.ClientKey)
-			if err != nil {
-				return nil, delivery.Fieldf("tls.clientCert", "%v", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
+		tc.InsecureSkipVerify = cfg.TLS.SkipVerify //nolint:gosec // the user asked for it
 		sc.Net.TLS.Enable = true
 		sc.Net.TLS.Config = tc
 	}

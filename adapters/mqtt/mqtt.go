@@ -3,8 +3,6 @@ package mqtt
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,6 +15,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/internal/tlsconf"
 )
 
 // Defaults.
@@ -203,24 +202,9 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		SetWriteTimeout(publishWriteTimeout).
 		SetOrderMatters(true).
 		SetProtocolVersion(4)
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, delivery.Fieldf("caFile", "%v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, delivery.Fieldf("caFile", "no PEM certificate in %s", cfg.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if cfg.ClientCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.ClientCert, cfg.ClientKey)
-		if err != nil {
-			return nil, delivery.Fieldf("clientCert", "%v", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
+	tc, err := tlsconf.Load("", cfg.CAFile, cfg.ClientCert, cfg.ClientKey)
+	if err != nil {
+		return nil, err
 	}
 	opts.SetTLSConfig(tc)
 	t := &Target{cfg: cfg, lg: lg, opts: opts, password: pass}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -28,29 +27,11 @@ const (
 	brokerURL  = "tcp://127.0.0.1:1883"
 )
 
-// Services runs scripts/services.sh with args (stop mosquitto, start
-// mosquitto) from a test's working directory.
-func Services(t testing.TB, args ...string) {
-	t.Helper()
-	out, err := exec.Command("../../scripts/services.sh", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("services.sh %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
-// StopMosquitto stops the broker and waits until its process is gone:
-// services.sh start skips starting one while pgrep still sees the old
-// process, which lingers as a zombie for about a second after pkill.
+// StopMosquitto stops the broker and waits until its process, which
+// lingers as a zombie for about a second after pkill, is gone.
 func StopMosquitto(t testing.TB) {
 	t.Helper()
-	Services(t, "stop", "mosquitto")
-	deadline := time.Now().Add(20 * time.Second)
-	for exec.Command("pgrep", "-x", "mosquitto").Run() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("mosquitto's process did not go away")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.StopService(t, "mosquitto", "mosquitto")
 }
 
 // Subscriber receives what is published on a topic, as the seed's paho
@@ -237,7 +218,7 @@ func harness(t *testing.T, qos int) targettest.Harness {
 			}
 		},
 		Start: func(t testing.TB) {
-			Services(t, "start", "mosquitto")
+			testenv.Services(t, "start", "mosquitto")
 			sub.WaitSubscribed(t)
 			gate.SetOpen(true)
 		},

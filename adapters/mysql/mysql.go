@@ -2,8 +2,6 @@ package mysql
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/internal/tlsconf"
 )
 
 // Formats of Config.Format.
@@ -141,16 +140,12 @@ func (c *Config) driverConfig() (*mysql.Config, error) {
 		mc.Passwd = os.Getenv(PasswordEnv)
 	}
 	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
+		tc, err := tlsconf.Load("", c.CAFile, "", "")
 		if err != nil {
-			return nil, delivery.Fieldf("caFile", "%v", err)
+			return nil, err
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, delivery.Fieldf("caFile", "no PEM certificate in %s", c.CAFile)
-		}
-		host, _, _ := net.SplitHostPort(mc.Addr)
-		mc.TLS = &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}
+		tc.ServerName, _, _ = net.SplitHostPort(mc.Addr)
+		mc.TLS = tc
 	}
 	// Multi-row statements are sent as text: one round trip each instead of
 	// prepare, execute and close.

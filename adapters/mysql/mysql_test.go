@@ -6,12 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,16 +48,8 @@ func testDB(t testing.TB, table string) *sql.DB {
 
 func tableName(kind string) string { return fmt.Sprintf("relay_test_%s_%d", kind, os.Getpid()) }
 
-func services(t testing.TB, cmd string) {
-	t.Helper()
-	out, err := exec.Command("bash", "../../scripts/services.sh", cmd, "mariadb").CombinedOutput()
-	if err != nil {
-		t.Fatalf("services.sh %s mariadb: %v: %s", cmd, err, out)
-	}
-}
-
-func stopServer(t testing.TB)  { services(t, "stop") }
-func startServer(t testing.TB) { services(t, "start") }
+func stopServer(t testing.TB)  { testenv.Services(t, "stop", "mariadb") }
+func startServer(t testing.TB) { testenv.Services(t, "start", "mariadb") }
 
 // query retries a query across a server restart.
 func query(t testing.TB, db *sql.DB, q string, scan func(*sql.Rows) error) {
@@ -107,16 +96,21 @@ func newTarget(t testing.TB, cfg Config) *Target {
 	return tg
 }
 
-func TestConformanceNamespace(t *testing.T) {
-	table := tableName("ns")
+// namespaceHarness is the suite's harness for a namespace table, which it
+// drops now and at cleanup.
+func namespaceHarness(t testing.TB, table string) targettest.Harness {
 	db := testDB(t, table)
-	targettest.Run(t, targettest.Harness{
+	return targettest.Harness{
 		Features: targettest.Features{Namespace: true},
 		New:      func(t testing.TB) delivery.Target { return newTarget(t, testConfig(table, "")) },
 		State:    func(t testing.TB) map[string][]byte { return state(t, db, table) },
 		Stop:     stopServer,
 		Start:    startServer,
-	})
+	}
+}
+
+func TestConformanceNamespace(t *testing.T) {
+	targettest.Run(t, namespaceHarness(t, tableName("ns")))
 }
 
 func TestConformanceAccess(t *testing.T) {
@@ -142,19 +136,13 @@ func TestConformanceAccess(t *testing.T) {
 	})
 }
 
-func item(bucket, key string, name event.Name, i int) delivery.Item {
-	r := targettest.Record(bucket, key, name, i)
-	e := targettest.Entry(r, "x")
-	return delivery.Item{Seq: uint64(i + 1), Key: e.Key, EventName: name, EventTime: e.EventTime, Record: e.Data}
-}
-
 // TestSeedExample is the seed's check: select * from minio_images shows
 // key_name | value rows.
 func TestSeedExample(t *testing.T) {
 	db := testDB(t, "minio_images")
 	tg := newTarget(t, Config{Enable: true, Table: "minio_images", Host: "127.0.0.1", Port: "3306", User: "relay", Password: "password", Database: "miniodb"})
 	defer tg.Close()
-	if err := tg.Send(context.Background(), []delivery.Item{item("images", "myphoto.jpg", event.ObjectCreatedPut, 1)}); err != nil {
+	if err := tg.Send(context.Background(), []delivery.Item{targettest.Item("images", "myphoto.jpg", event.ObjectCreatedPut, 1)}); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := db.Query("select * from minio_images")
@@ -198,7 +186,7 @@ func TestKeys(t *testing.T) {
 	keys := []string{long, "фото/снимок.jpg", "A.jpg", "a.jpg"}
 	var items []delivery.Item
 	for i, k := range keys {
-		it := item("b", k, event.ObjectCreatedPut, i)
+		it := targettest.Item("b", k, event.ObjectCreatedPut, i)
 		it.Key = "b/" + k
 		items = append(items, it)
 	}
@@ -215,7 +203,7 @@ func TestKeys(t *testing.T) {
 		}
 	}
 	// Delete the long key.
-	del := item("b", long, event.ObjectRemovedDelete, 9)
+	del := targettest.Item("b", long, event.ObjectRemovedDelete, 9)
 	del.Key = "b/" + long
 	if err := tg.Send(context.Background(), []delivery.Item{del}); err != nil {
 		t.Fatal(err)
@@ -233,10 +221,10 @@ func TestPartialFailure(t *testing.T) {
 			tg := newTarget(t, testConfig(table, format))
 			defer tg.Close()
 			items := []delivery.Item{
-				item("b", "1.jpg", event.ObjectCreatedPut, 1),
-				item("b", "2.jpg", event.ObjectCreatedPut, 2),
-				item("b", "3.jpg", event.ObjectCreatedPut, 3),
-				item("b", "4.jpg", event.ObjectCreatedPut, 4),
+				targettest.Item("b", "1.jpg", event.ObjectCreatedPut, 1),
+				targettest.Item("b", "2.jpg", event.ObjectCreatedPut, 2),
+				targettest.Item("b", "3.jpg", event.ObjectCreatedPut, 3),
+				targettest.Item("b", "4.jpg", event.ObjectCreatedPut, 4),
 			}
 			items[2].Record = json.RawMessage(`{"eventName": "s3:ObjectCreated:Put", "broken`)
 			err := tg.Send(context.Background(), items)
@@ -306,7 +294,7 @@ func TestWrongShapedTable(t *testing.T) {
 	}
 	tg := newTarget(t, testConfig(table, ""))
 	defer tg.Close()
-	err := tg.Send(context.Background(), []delivery.Item{item("b", "1.jpg", event.ObjectCreatedPut, 1)})
+	err := tg.Send(context.Background(), []delivery.Item{targettest.Item("b", "1.jpg", event.ObjectCreatedPut, 1)})
 	if err == nil || !delivery.IsPermanent(err) || !strings.Contains(err.Error(), table) || !strings.Contains(err.Error(), "value") {
 		t.Fatalf("Send: got %v, want a permanent error naming %s and column value", err, table)
 	}
@@ -319,7 +307,7 @@ func TestWrongShapedTable(t *testing.T) {
 	}
 	tg2 := newTarget(t, testConfig(table, ""))
 	defer tg2.Close()
-	err = tg2.Send(context.Background(), []delivery.Item{item("b", "1.jpg", event.ObjectCreatedPut, 1)})
+	err = tg2.Send(context.Background(), []delivery.Item{targettest.Item("b", "1.jpg", event.ObjectCreatedPut, 1)})
 	if err == nil || !delivery.IsPermanent(err) || !strings.Contains(err.Error(), "key_name") {
 		t.Fatalf("Send: got %v, want a permanent error naming key_name", err)
 	}
@@ -331,7 +319,7 @@ func TestSecretsNotInErrors(t *testing.T) {
 	cfg.Password = "hunter22-wrong"
 	tg := newTarget(t, cfg)
 	defer tg.Close()
-	err := tg.Send(context.Background(), []delivery.Item{item("b", "1.jpg", event.ObjectCreatedPut, 1)})
+	err := tg.Send(context.Background(), []delivery.Item{targettest.Item("b", "1.jpg", event.ObjectCreatedPut, 1)})
 	if err == nil || delivery.IsPermanent(err) {
 		t.Fatalf("Send with a wrong password: got %v, want a retryable error", err)
 	}
@@ -342,7 +330,7 @@ func TestSecretsNotInErrors(t *testing.T) {
 	cfg.DSNString = "relay:hunter22-wrong@tcp(127.0.0.1:1)/miniodb"
 	tg2 := newTarget(t, cfg)
 	defer tg2.Close()
-	err = tg2.Send(context.Background(), []delivery.Item{item("b", "1.jpg", event.ObjectCreatedPut, 1)})
+	err = tg2.Send(context.Background(), []delivery.Item{targettest.Item("b", "1.jpg", event.ObjectCreatedPut, 1)})
 	if err == nil || delivery.IsPermanent(err) || strings.Contains(err.Error(), "hunter22") {
 		t.Fatalf("Send to a closed port: got %v, want a retryable error without the password", err)
 	}
@@ -394,128 +382,7 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// counting wraps a target and counts the items of successful sends.
-type counting struct {
-	delivery.Target
-	items atomic.Int64
-}
-
-func (c *counting) Send(ctx context.Context, items []delivery.Item) error {
-	err := c.Target.Send(ctx, items)
-	if err == nil {
-		c.items.Add(int64(len(items)))
-	}
-	return err
-}
-
-// TestModel drives random puts, overwrites and deletes over a few keys
-// through the log and the engine while the server is stopped and started
-// at random; the table must end equal to the model. It then checks that a
-// backlog built during an outage costs at most one write per key.
+// TestModel runs the model test (targettest.RunModel) against a table.
 func TestModel(t *testing.T) {
-	table := tableName("model")
-	db := testDB(t, table)
-	l, err := wal.Open(filepath.Join(t.TempDir(), "wal.db"), wal.Options{CursorSyncInterval: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	eng := delivery.New(l, delivery.Options{MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, ShutdownGrace: time.Second})
-	const id = "arn:minio:sqs::1:mysql"
-	tg := &counting{Target: newTarget(t, testConfig(table, ""))}
-	if err := eng.Add(delivery.Spec{ID: id, Target: tg, Namespace: true, MaxBatch: 100}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { eng.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	down := false
-	defer func() {
-		if down {
-			startServer(t)
-		}
-	}()
-
-	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
-	model := map[string]string{}
-	const keys = 12
-	seq := 0
-	appendOps := func(n int) map[string]bool {
-		touched := map[string]bool{}
-		var entries []*wal.Entry
-		for range n {
-			k := fmt.Sprintf("k%02d.jpg", rng.IntN(keys))
-			name := event.ObjectCreatedPut
-			if rng.IntN(4) == 0 {
-				name = event.ObjectRemovedDelete
-			}
-			r := targettest.Record("model", k, name, seq)
-			seq++
-			if name == event.ObjectRemovedDelete {
-				delete(model, r.Key())
-			} else {
-				model[r.Key()] = r.ResponseElements["x-amz-request-id"]
-			}
-			touched[r.Key()] = true
-			entries = append(entries, targettest.Entry(r, id))
-		}
-		if _, err := l.Append(ctx, entries...); err != nil {
-			t.Fatal(err)
-		}
-		return touched
-	}
-	waitModel := func() {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			got := map[string]string{}
-			for k, v := range state(t, db, table) {
-				var m struct{ Records []event.Record }
-				if err := json.Unmarshal(v, &m); err != nil || len(m.Records) != 1 {
-					t.Fatalf("row %s is not {\"Records\":[record]}: %s", k, v)
-				}
-				got[k] = m.Records[0].ResponseElements["x-amz-request-id"]
-			}
-			if fmt.Sprint(got) == fmt.Sprint(model) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("table differs from the model:\n got %v\nwant %v", got, model)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-
-	for step := 0; step < 40; step++ {
-		appendOps(1 + rng.IntN(20))
-		if rng.IntN(10) == 0 {
-			if down {
-				startServer(t)
-			} else {
-				stopServer(t)
-			}
-			down = !down
-		}
-		time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
-	}
-	if down {
-		startServer(t)
-		down = false
-	}
-	waitModel()
-
-	// Outage: one backlog of 2,000 events over 12 keys, appended at once
-	// while the server is down, costs at most 12 writes.
-	stopServer(t)
-	down = true
-	before := tg.items.Load()
-	touched := appendOps(2000)
-	time.Sleep(300 * time.Millisecond)
-	startServer(t)
-	down = false
-	waitModel()
-	if w := tg.items.Load() - before; w > int64(len(touched)) {
-		t.Fatalf("wrote %d rows after the outage, want at most %d (distinct keys)", w, len(touched))
-	}
+	targettest.RunModel(t, namespaceHarness(t, tableName("model")), targettest.ModelOptions{Rounds: 9})
 }

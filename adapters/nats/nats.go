@@ -3,7 +3,6 @@ package nats
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"github.com/nats-io/stan.go"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/internal/tlsconf"
 )
 
 // Defaults the configuration does not expose.
@@ -229,24 +229,9 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	}
 	secure := cfg.Secure || cfg.CAFile != "" || cfg.ClientCert != ""
 	if secure {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if cfg.CAFile != "" {
-			pem, err := os.ReadFile(cfg.CAFile)
-			if err != nil {
-				return nil, delivery.Fieldf("caFile", "%v", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, delivery.Fieldf("caFile", "no PEM certificate in %s", cfg.CAFile)
-			}
-			tc.RootCAs = pool
-		}
-		if cfg.ClientCert != "" {
-			cert, err := tls.LoadX509KeyPair(cfg.ClientCert, cfg.ClientKey)
-			if err != nil {
-				return nil, delivery.Fieldf("clientCert", "%v", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
+		tc, err := tlsconf.Load("", cfg.CAFile, cfg.ClientCert, cfg.ClientKey)
+		if err != nil {
+			return nil, err
 		}
 		t.tls = tc
 	}

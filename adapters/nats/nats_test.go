@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -26,8 +25,6 @@ import (
 
 // systemAddr is the nats-server scripts/services.sh runs (JetStream on).
 var systemAddr = testenv.Getenv("RELAY_NATS_ADDR", "127.0.0.1:4222")
-
-const servicesScript = "../../scripts/services.sh"
 
 // collector keeps every body a subscriber received, in arrival order.
 type collector struct {
@@ -97,27 +94,17 @@ func TestCoreConformance(t *testing.T) {
 // systemNATS stops and starts the nats-server of scripts/services.sh.
 type systemNATS struct{}
 
+// Stop stops the server and waits until its process is gone: pkill
+// returns before it is, and start would see it alive.
 func (systemNATS) Stop(t testing.TB) {
 	t.Helper()
-	if out, err := exec.Command(servicesScript, "stop", "nats").CombinedOutput(); err != nil {
-		t.Fatalf("services.sh stop nats: %v: %s", err, out)
-	}
-	// pkill returns before the process is gone; start would see it alive.
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if exec.Command("pgrep", "-x", "nats-server").Run() != nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("nats-server did not stop")
+	testenv.StopService(t, "nats", "nats-server")
 }
 
+// Start starts the server.
 func (systemNATS) Start(t testing.TB) {
 	t.Helper()
-	if out, err := exec.Command(servicesScript, "start", "nats").CombinedOutput(); err != nil {
-		t.Fatalf("services.sh start nats: %v: %s", err, out)
-	}
+	testenv.Services(t, "start", "nats")
 }
 
 // TestJetStreamConformance runs the suite against the system nats-server
@@ -125,7 +112,7 @@ func (systemNATS) Start(t testing.TB) {
 // is an ordered JetStream consumer, which survives the restarts.
 func TestJetStreamConformance(t *testing.T) {
 	testenv.Require(t, "nats", systemAddr)
-	if _, err := os.Stat(servicesScript); err != nil {
+	if _, err := os.Stat(testenv.ServicesScript(t)); err != nil {
 		t.Fatalf("cannot restart nats-server: %v", err)
 	}
 	subject := testSubject("js")
@@ -449,7 +436,7 @@ func TestOversizedIsPermanent(t *testing.T) {
 // again once it is back, without a new target.
 func TestCoreReconnects(t *testing.T) {
 	testenv.Require(t, "nats", systemAddr)
-	if _, err := os.Stat(servicesScript); err != nil {
+	if _, err := os.Stat(testenv.ServicesScript(t)); err != nil {
 		t.Fatalf("cannot restart nats-server: %v", err)
 	}
 	tg := newTarget(t, Config{Address: systemAddr, Subject: testSubject("reconnect")})

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
 )
 
@@ -19,7 +20,7 @@ func BenchmarkSend(b *testing.B) {
 			defer tg.Close()
 			items := make([]delivery.Item, 1000)
 			for i := range items {
-				items[i] = item("images", fmt.Sprintf("photos/%04d.jpg", i), event.ObjectCreatedPut, i)
+				items[i] = targettest.Item("images", fmt.Sprintf("photos/%04d.jpg", i), event.ObjectCreatedPut, i)
 			}
 			b.SetBytes(int64(len(items) * len(items[0].Record)))
 			b.ResetTimer()

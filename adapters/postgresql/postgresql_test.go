@@ -23,16 +23,26 @@ func newTarget(t testing.TB, cfg Config) *Target {
 	return tg
 }
 
-func TestConformanceNamespace(t *testing.T) {
-	requirePostgres(t)
-	table := uniqueTable(t, "ns")
-	targettest.Run(t, targettest.Harness{
+// namespaceHarness is the suite's harness for a namespace table.
+func namespaceHarness(table string) targettest.Harness {
+	return targettest.Harness{
 		Features: targettest.Features{Namespace: true},
 		New:      func(t testing.TB) delivery.Target { return newTarget(t, seedConfig("namespace", table)) },
 		State:    func(t testing.TB) map[string][]byte { return namespaceRows(t, table) },
 		Stop:     stopPostgres,
 		Start:    startPostgres,
-	})
+	}
+}
+
+func TestConformanceNamespace(t *testing.T) {
+	requirePostgres(t)
+	targettest.Run(t, namespaceHarness(uniqueTable(t, "ns")))
+}
+
+// TestModel runs the model test (targettest.RunModel) against a table.
+func TestModel(t *testing.T) {
+	requirePostgres(t)
+	targettest.RunModel(t, namespaceHarness(uniqueTable(t, "model")), targettest.ModelOptions{Rounds: 9, Seed: 2026})
 }
 
 func TestConformanceAccess(t *testing.T) {
@@ -46,12 +56,6 @@ func TestConformanceAccess(t *testing.T) {
 	})
 }
 
-func item(bucket, object string, name event.Name, i int) delivery.Item {
-	r := targettest.Record(bucket, object, name, i)
-	e := targettest.Entry(r, "x")
-	return delivery.Item{Seq: uint64(i + 1), Key: e.Key, EventName: name, EventTime: e.EventTime, Record: e.Data}
-}
-
 // TestSeedFormats checks what the seed's "select * from bucketevents"
 // shows: a (key, value) row per object, value {"Records":[record]}; and for
 // the access format one (event_time, event_data) row per event.
@@ -61,8 +65,8 @@ func TestSeedFormats(t *testing.T) {
 	table := uniqueTable(t, "seed")
 	ns := newTarget(t, seedConfig("namespace", table))
 	defer ns.Close()
-	put := item("images", "myphoto.jpg", event.ObjectCreatedPut, 1)
-	other := item("images", "other.jpg", event.ObjectCreatedPut, 2)
+	put := targettest.Item("images", "myphoto.jpg", event.ObjectCreatedPut, 1)
+	other := targettest.Item("images", "other.jpg", event.ObjectCreatedPut, 2)
 	if err := ns.Send(ctx, []delivery.Item{put, other}); err != nil {
 		t.Fatal(err)
 	}
@@ -70,8 +74,8 @@ func TestSeedFormats(t *testing.T) {
 	if len(got) != 2 || !jsonEqual(got["images/myphoto.jpg"], `{"Records":[`+string(put.Record)+`]}`) {
 		t.Fatalf("select * from %s: got %q, want images/myphoto.jpg and images/other.jpg", table, got)
 	}
-	del := item("images", "myphoto.jpg", event.ObjectRemovedDelete, 3)
-	put2 := item("images", "other.jpg", event.ObjectCreatedPut, 4)
+	del := targettest.Item("images", "myphoto.jpg", event.ObjectRemovedDelete, 3)
+	put2 := targettest.Item("images", "other.jpg", event.ObjectCreatedPut, 4)
 	if err := ns.Send(ctx, []delivery.Item{del, put2}); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +131,7 @@ func TestPartialFailure(t *testing.T) {
 			defer tg.Close()
 			var items []delivery.Item
 			for i, k := range []string{"a.jpg", "poison.jpg", "b.jpg"} {
-				items = append(items, item("images", k, event.ObjectCreatedPut, i))
+				items = append(items, targettest.Item("images", k, event.ObjectCreatedPut, i))
 			}
 			items[1].Record = json.RawMessage(strings.Replace(string(items[1].Record), `"minio:s3"`, `"minio\u0000s3"`, 1))
 			err := tg.Send(context.Background(), items)
@@ -160,7 +164,7 @@ func TestWrongSchema(t *testing.T) {
 		table := uniqueTable(t, "schema")
 		exec1(t, "CREATE TABLE "+table+" ("+c.cols+")")
 		tg := newTarget(t, seedConfig(c.format, table))
-		err := tg.Send(context.Background(), []delivery.Item{item("b", "o", event.ObjectCreatedPut, 1)})
+		err := tg.Send(context.Background(), []delivery.Item{targettest.Item("b", "o", event.ObjectCreatedPut, 1)})
 		tg.Close()
 		if !delivery.IsPermanent(err) || !strings.Contains(err.Error(), "table "+table) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s (%s): got %v, want a permanent error naming the table and %q", c.format, c.cols, err, c.want)
@@ -171,7 +175,7 @@ func TestWrongSchema(t *testing.T) {
 	exec1(t, "CREATE TABLE "+table+" (key VARCHAR, value JSONB)")
 	tg := newTarget(t, seedConfig("namespace", table))
 	defer tg.Close()
-	err := tg.Send(context.Background(), []delivery.Item{item("b", "o", event.ObjectCreatedPut, 1)})
+	err := tg.Send(context.Background(), []delivery.Item{targettest.Item("b", "o", event.ObjectCreatedPut, 1)})
 	if !delivery.IsPermanent(err) || !strings.Contains(err.Error(), "unique") {
 		t.Errorf("table without a primary key: got %v, want a permanent error", err)
 	}
@@ -180,7 +184,7 @@ func TestWrongSchema(t *testing.T) {
 	exec1(t, "CREATE TABLE "+table+" (id BIGSERIAL PRIMARY KEY, event_time TIMESTAMPTZ NOT NULL, event_data JSONB)")
 	acc := newTarget(t, seedConfig("access", table))
 	defer acc.Close()
-	if err := acc.Send(context.Background(), []delivery.Item{item("b", "o", event.ObjectCreatedPut, 1)}); err != nil {
+	if err := acc.Send(context.Background(), []delivery.Item{targettest.Item("b", "o", event.ObjectCreatedPut, 1)}); err != nil {
 		t.Errorf("access table with an id column: %v", err)
 	}
 }
@@ -192,7 +196,7 @@ func TestTableDroppedWhileRunning(t *testing.T) {
 	tg := newTarget(t, seedConfig("namespace", table))
 	defer tg.Close()
 	send := func() error {
-		return tg.Send(context.Background(), []delivery.Item{item("b", "o", event.ObjectCreatedPut, 1)})
+		return tg.Send(context.Background(), []delivery.Item{targettest.Item("b", "o", event.ObjectCreatedPut, 1)})
 	}
 	if err := send(); err != nil {
 		t.Fatal(err)
@@ -213,7 +217,7 @@ func TestSecretsNotInErrors(t *testing.T) {
 		cfg.Port = p
 		cfg.Password = "hunter22-secret"
 		tg := newTarget(t, cfg)
-		err := tg.Send(context.Background(), []delivery.Item{item("b", "o", event.ObjectCreatedPut, 1)})
+		err := tg.Send(context.Background(), []delivery.Item{targettest.Item("b", "o", event.ObjectCreatedPut, 1)})
 		tg.Close()
 		if err == nil {
 			t.Fatalf("port %s: send with a bad password succeeded", p)
@@ -288,9 +292,9 @@ func TestUncoalescedBatch(t *testing.T) {
 	tg := newTarget(t, seedConfig("namespace", table))
 	defer tg.Close()
 	err := tg.Send(context.Background(), []delivery.Item{
-		item("b", "x", event.ObjectCreatedPut, 1), item("b", "x", event.ObjectRemovedDelete, 2),
-		item("b", "y", event.ObjectRemovedDelete, 3), item("b", "y", event.ObjectCreatedPut, 4),
-		item("b", "y", event.ObjectCreatedPut, 5),
+		targettest.Item("b", "x", event.ObjectCreatedPut, 1), targettest.Item("b", "x", event.ObjectRemovedDelete, 2),
+		targettest.Item("b", "y", event.ObjectRemovedDelete, 3), targettest.Item("b", "y", event.ObjectCreatedPut, 4),
+		targettest.Item("b", "y", event.ObjectCreatedPut, 5),
 	})
 	if err != nil {
 		t.Fatal(err)

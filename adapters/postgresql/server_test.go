@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -140,17 +138,5 @@ func accessRows(t testing.TB, table string) (times []time.Time, data [][]byte) {
 	return times, data
 }
 
-func services(t testing.TB, verb string) {
-	t.Helper()
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(filepath.Join(root, "scripts", "services.sh"), verb, "postgres")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("services.sh %s postgres: %v: %s", verb, err, out)
-	}
-}
-
-func stopPostgres(t testing.TB)  { services(t, "stop") }
-func startPostgres(t testing.TB) { services(t, "start") }
+func stopPostgres(t testing.TB)  { testenv.Services(t, "stop", "postgres") }
+func startPostgres(t testing.TB) { testenv.Services(t, "start", "postgres") }

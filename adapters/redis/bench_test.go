@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
 )
 
@@ -18,7 +19,7 @@ func BenchmarkSend(b *testing.B) {
 			defer tg.Close()
 			items := make([]delivery.Item, 1000)
 			for i := range items {
-				items[i] = item("images", "photos/"+string(rune('a'+i%26))+string(rune('a'+i/26)), event.ObjectCreatedPut, i)
+				items[i] = targettest.Item("images", "photos/"+string(rune('a'+i%26))+string(rune('a'+i/26)), event.ObjectCreatedPut, i)
 			}
 			b.SetBytes(int64(len(items) * len(items[0].Record)))
 			b.ResetTimer()

@@ -2,8 +2,6 @@ package redis
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/internal/tlsconf"
 )
 
 // Defaults for Config.
@@ -147,26 +146,12 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		opts = append(opts, redis.DialUsername(cfg.User))
 	}
 	if cfg.TLS || cfg.CAFile != "" || cfg.ClientCert != "" {
-		host, _, _ := net.SplitHostPort(cfg.Address)
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host, InsecureSkipVerify: cfg.TLSSkipVerify}
-		if cfg.CAFile != "" {
-			pem, err := os.ReadFile(cfg.CAFile)
-			if err != nil {
-				return nil, delivery.Fieldf("caFile", "%v", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, delivery.Fieldf("caFile", "no PEM certificate in %s", cfg.CAFile)
-			}
-			tc.RootCAs = pool
+		tc, err := tlsconf.Load("", cfg.CAFile, cfg.ClientCert, cfg.ClientKey)
+		if err != nil {
+			return nil, err
 		}
-		if cfg.ClientCert != "" {
-			cert, err := tls.LoadX509KeyPair(cfg.ClientCert, cfg.ClientKey)
-			if err != nil {
-				return nil, delivery.Fieldf("clientCert", "%v", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
+		tc.ServerName, _, _ = net.SplitHostPort(cfg.Address)
+		tc.InsecureSkipVerify = cfg.TLSSkipVerify
 		opts = append(opts, redis.DialUseTLS(true), redis.DialTLSConfig(tc), redis.DialTLSSkipVerify(cfg.TLSSkipVerify))
 	}
 	return &Target{cfg: cfg, password: password, opts: opts, timeout: timeout, lg: lg.With("key", cfg.Key)}, nil

@@ -24,10 +24,9 @@ func newTarget(t testing.TB, cfg Config) *Target {
 	return tg
 }
 
-func TestConformanceNamespace(t *testing.T) {
-	requireRedis(t)
-	key := uniqueKey(t, "ns")
-	targettest.Run(t, targettest.Harness{
+// namespaceHarness is the suite's harness for a namespace hash at key.
+func namespaceHarness(key string) targettest.Harness {
+	return targettest.Harness{
 		Features: targettest.Features{Namespace: true},
 		New: func(t testing.TB) delivery.Target {
 			return newTarget(t, Config{Enable: true, Format: "namespace", Address: addr, Key: key, Timeout: "2s"})
@@ -35,7 +34,18 @@ func TestConformanceNamespace(t *testing.T) {
 		State: func(t testing.TB) map[string][]byte { return hash(t, key) },
 		Stop:  stopRedis,
 		Start: startRedis,
-	})
+	}
+}
+
+func TestConformanceNamespace(t *testing.T) {
+	requireRedis(t)
+	targettest.Run(t, namespaceHarness(uniqueKey(t, "ns")))
+}
+
+// TestModel runs the model test (targettest.RunModel) against a hash.
+func TestModel(t *testing.T) {
+	requireRedis(t)
+	targettest.RunModel(t, namespaceHarness(uniqueKey(t, "model")), targettest.ModelOptions{Seed: 2026})
 }
 
 func TestConformanceAccess(t *testing.T) {
@@ -51,12 +61,6 @@ func TestConformanceAccess(t *testing.T) {
 	})
 }
 
-func item(bucket, object string, name event.Name, i int) delivery.Item {
-	r := targettest.Record(bucket, object, name, i)
-	e := targettest.Entry(r, "x")
-	return delivery.Item{Seq: uint64(i + 1), Key: e.Key, EventName: name, EventTime: e.EventTime, Record: e.Data}
-}
-
 // TestSeedFormats checks what the seed's redis-cli session shows: HSET of
 // "bucket/object" to {"Records":[record]} in a hash, and RPUSH of
 // [eventTime, {"Records":[record]}] to a list.
@@ -66,8 +70,8 @@ func TestSeedFormats(t *testing.T) {
 	key := uniqueKey(t, "seed")
 	ns := newTarget(t, Config{Address: addr, Key: key})
 	defer ns.Close()
-	put := item("images", "myphoto.jpg", event.ObjectCreatedPut, 1)
-	other := item("images", "other.jpg", event.ObjectCreatedPut, 2)
+	put := targettest.Item("images", "myphoto.jpg", event.ObjectCreatedPut, 1)
+	other := targettest.Item("images", "other.jpg", event.ObjectCreatedPut, 2)
 	if err := ns.Send(ctx, []delivery.Item{put, other}); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +88,7 @@ func TestSeedFormats(t *testing.T) {
 			t.Fatalf("redis-cli HGETALL: %v:\n%.300s", err, out)
 		}
 	}
-	del := item("images", "myphoto.jpg", event.ObjectRemovedDelete, 3)
+	del := targettest.Item("images", "myphoto.jpg", event.ObjectRemovedDelete, 3)
 	if err := ns.Send(ctx, []delivery.Item{del}); err != nil {
 		t.Fatal(err)
 	}
@@ -115,20 +119,20 @@ func TestWrongType(t *testing.T) {
 	do(t, "SET", key, "x")
 	tg := newTarget(t, Config{Address: addr, Key: key})
 	defer tg.Close()
-	err := tg.Send(context.Background(), []delivery.Item{item("b", "o", event.ObjectCreatedPut, 1)})
+	err := tg.Send(context.Background(), []delivery.Item{targettest.Item("b", "o", event.ObjectCreatedPut, 1)})
 	want := "redis: key " + key + " is a string, want a hash"
 	if !delivery.IsPermanent(err) || err.Error() != want {
 		t.Fatalf("Send: got %v, want permanent %q", err, want)
 	}
 	acc := newTarget(t, Config{Format: "access", Address: addr, Key: key})
 	defer acc.Close()
-	err = acc.Send(context.Background(), []delivery.Item{item("b", "o", event.ObjectCreatedPut, 1)})
+	err = acc.Send(context.Background(), []delivery.Item{targettest.Item("b", "o", event.ObjectCreatedPut, 1)})
 	if !delivery.IsPermanent(err) || !strings.Contains(err.Error(), "want a list") {
 		t.Fatalf("Send: got %v, want permanent \"... want a list\"", err)
 	}
 	// Fixed by an operator: the next send goes through.
 	do(t, "DEL", key)
-	if err := tg.Send(context.Background(), []delivery.Item{item("b", "o", event.ObjectCreatedPut, 1)}); err != nil {
+	if err := tg.Send(context.Background(), []delivery.Item{targettest.Item("b", "o", event.ObjectCreatedPut, 1)}); err != nil {
 		t.Fatalf("Send after DEL: %v", err)
 	}
 }
@@ -137,7 +141,7 @@ func TestSecretsNotInErrors(t *testing.T) {
 	requireRedis(t)
 	for _, a := range []string{"127.0.0.1:1", addr} {
 		tg := newTarget(t, Config{Address: a, Key: "k", Password: "hunter22-secret", User: "nobody", Timeout: "2s"})
-		err := tg.Send(context.Background(), []delivery.Item{item("b", "o", event.ObjectCreatedPut, 1)})
+		err := tg.Send(context.Background(), []delivery.Item{targettest.Item("b", "o", event.ObjectCreatedPut, 1)})
 		tg.Close()
 		if err == nil {
 			t.Fatalf("%s: send with a bad password succeeded", a)
@@ -165,10 +169,10 @@ func TestCanceledContext(t *testing.T) {
 	defer tg.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := tg.Send(ctx, []delivery.Item{item("b", "o", event.ObjectCreatedPut, 1)}); err == nil || delivery.IsPermanent(err) {
+	if err := tg.Send(ctx, []delivery.Item{targettest.Item("b", "o", event.ObjectCreatedPut, 1)}); err == nil || delivery.IsPermanent(err) {
 		t.Fatalf("Send with a canceled context: got %v, want a retryable error", err)
 	}
-	if err := tg.Send(context.Background(), []delivery.Item{item("b", "o", event.ObjectCreatedPut, 1)}); err != nil {
+	if err := tg.Send(context.Background(), []delivery.Item{targettest.Item("b", "o", event.ObjectCreatedPut, 1)}); err != nil {
 		t.Fatalf("Send after the canceled one: %v", err)
 	}
 }
@@ -215,8 +219,8 @@ func TestUncoalescedBatch(t *testing.T) {
 	tg := newTarget(t, Config{Address: addr, Key: key})
 	defer tg.Close()
 	err := tg.Send(context.Background(), []delivery.Item{
-		item("b", "x", event.ObjectCreatedPut, 1), item("b", "x", event.ObjectRemovedDelete, 2),
-		item("b", "y", event.ObjectRemovedDelete, 3), item("b", "y", event.ObjectCreatedPut, 4),
+		targettest.Item("b", "x", event.ObjectCreatedPut, 1), targettest.Item("b", "x", event.ObjectRemovedDelete, 2),
+		targettest.Item("b", "y", event.ObjectRemovedDelete, 3), targettest.Item("b", "y", event.ObjectCreatedPut, 4),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -97,15 +97,6 @@ func list(t testing.TB, key string) (times []string, bodies [][]byte) {
 	return times, bodies
 }
 
-func moduleRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // stopRedis shuts the server down, saving its data to dataDir first.
 func stopRedis(t testing.TB) {
 	t.Helper()
@@ -147,11 +138,7 @@ func startRedis(t testing.TB) {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(moduleRoot(t), "scripts", "services.sh"), "start", "redis")
-	cmd.Dir = dataDir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("services.sh start redis: %v: %s", err, out)
-	}
+	services(t, "start")
 	for i := 0; ; i++ {
 		c, err := redigo.Dial("tcp", addr)
 		if err == nil {
@@ -168,9 +155,11 @@ func startRedis(t testing.TB) {
 	}
 }
 
+// services runs scripts/services.sh verb redis in dataDir, where the
+// server it starts keeps its RDB file.
 func services(t testing.TB, verb string) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(moduleRoot(t), "scripts", "services.sh"), verb, "redis")
+	cmd := exec.Command(testenv.ServicesScript(t), verb, "redis")
 	cmd.Dir = dataDir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("services.sh %s redis: %v: %s", verb, err, out)

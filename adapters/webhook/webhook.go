@@ -8,8 +8,6 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -17,11 +15,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/internal/tlsconf"
 )
 
 // DefaultTimeout bounds one POST when Config.Timeout is empty.
@@ -88,24 +86,9 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	if cfg.Timeout != "" {
 		timeout, _ = time.ParseDuration(cfg.Timeout)
 	}
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, delivery.Fieldf("caFile", "%v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, delivery.Fieldf("caFile", "no PEM certificate in %s", cfg.CAFile)
-		}
-		tlsConf.RootCAs = pool
-	}
-	if cfg.ClientCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.ClientCert, cfg.ClientKey)
-		if err != nil {
-			return nil, delivery.Fieldf("clientCert", "%v", err)
-		}
-		tlsConf.Certificates = []tls.Certificate{cert}
+	tlsConf, err := tlsconf.Load("", cfg.CAFile, cfg.ClientCert, cfg.ClientKey)
+	if err != nil {
+		return nil, err
 	}
 	tr := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
