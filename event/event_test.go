@@ -103,3 +103,41 @@ func normalize(r Record) Record {
 	}
 	return r
 }
+
+// FuzzAppendJSON checks that AppendJSON encodes what json.Marshal does:
+// both decode to the same record.
+func FuzzAppendJSON(f *testing.F) {
+	f.Add([]byte(seedRecord))
+	f.Add([]byte(`{"eventName":"s3:ObjectCreated:Put","requestParameters":{"b":"\u2028<&>","a":"\"\\\n\t\u0001"},"s3":{"bucket":{"name":"b"},"object":{"key":"k\u00e9","userMetadata":{}}}}`))
+	f.Add([]byte(`{"source":{"host":"h"},"responseElements":{}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var r Record
+		if json.Unmarshal(data, &r) != nil {
+			return
+		}
+		ours := r.AppendJSON(nil)
+		if !json.Valid(ours) {
+			t.Fatalf("AppendJSON wrote invalid JSON: %s", ours)
+		}
+		std, _ := json.Marshal(&r)
+		var a, b Record
+		if err := json.Unmarshal(ours, &a); err != nil {
+			t.Fatal(err)
+		}
+		json.Unmarshal(std, &b)
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("AppendJSON and json.Marshal differ:\n%s\n%s", ours, std)
+		}
+	})
+}
+
+func TestAppendJSONMatchesMarshal(t *testing.T) {
+	var r Record
+	if err := json.Unmarshal([]byte(seedRecord), &r); err != nil {
+		t.Fatal(err)
+	}
+	std, _ := json.Marshal(&r)
+	if got := string(r.AppendJSON(nil)); got != string(std) {
+		t.Fatalf("AppendJSON:\n%s\njson.Marshal:\n%s", got, std)
+	}
+}

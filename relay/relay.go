@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
@@ -160,28 +163,47 @@ func (r *Relay) Stats() []delivery.Stats { return r.eng.Stats() }
 // notification configuration).
 func (r *Relay) Publish(ctx context.Context, records ...event.Record) error {
 	raws := make([]json.RawMessage, len(records))
+	buf := make([]byte, 0, 1024*len(records))
 	for i := range records {
-		b, err := json.Marshal(&records[i])
-		if err != nil {
-			return fmt.Errorf("%w %d: %v", ErrInvalid, i, err)
-		}
-		raws[i] = b
+		start := len(buf)
+		buf = records[i].AppendJSON(buf)
+		raws[i] = buf[start:len(buf):len(buf)]
 	}
 	_, err := r.publish(ctx, records, raws)
 	return err
 }
 
+// routingPaths are what the relay reads of a JSON record: what routing and
+// validation need. Reading only these (with gjson, which finds them without
+// decoding the rest) keeps ingest cheap; the record's bytes are stored as
+// they came.
+var routingPaths = []string{"eventName", "eventTime", "s3.bucket.name", "s3.object.key"}
+
 // PublishJSON is Publish for records already encoded as JSON, such as
 // those an object store's webhook posts: the bytes are stored and delivered
-// as they are (compacted), so fields the relay does not model survive. It
-// returns how many records were appended.
+// as they are (pretty-printed records are compacted), so fields the relay
+// does not model survive. It returns how many records were appended.
 func (r *Relay) PublishJSON(ctx context.Context, raws ...json.RawMessage) (int, error) {
 	recs := make([]event.Record, len(raws))
 	for i, raw := range raws {
-		if err := json.Unmarshal(raw, &recs[i]); err != nil {
-			return 0, fmt.Errorf("%w %d: %v", ErrInvalid, i, err)
+		if !gjson.ValidBytes(raw) {
+			return 0, fmt.Errorf("%w %d: not valid JSON", ErrInvalid, i)
 		}
-		raws[i] = event.Normalize(raw)
+		if raw[0] != '{' {
+			return 0, fmt.Errorf("%w %d: not a JSON object", ErrInvalid, i)
+		}
+		f := gjson.GetManyBytes(raw, routingPaths...)
+		for j, v := range f {
+			if v.Exists() && v.Type != gjson.String {
+				return 0, fmt.Errorf("%w %d: %s is not a string", ErrInvalid, i, routingPaths[j])
+			}
+		}
+		rec := &recs[i]
+		rec.EventName, rec.EventTime = event.Name(f[0].Str), f[1].Str
+		rec.S3.Bucket.Name, rec.S3.Object.Key = f[2].Str, f[3].Str
+		if bytes.IndexByte(raw, '\n') >= 0 {
+			raws[i] = event.Normalize(raw)
+		}
 	}
 	return r.publish(ctx, recs, raws)
 }

@@ -1,0 +1,85 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/delivery/targettest"
+	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/rules"
+)
+
+type ackAll struct{}
+
+func (ackAll) Send(context.Context, []delivery.Item) error { return nil }
+func (ackAll) Close() error                                 { return nil }
+
+func benchRelay(b *testing.B) *Relay {
+	c, err := ParseConfig([]byte(`{"relay":{"dataDir":"` + b.TempDir() + `"}}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := Open(c, Options{Targets: map[string]delivery.Target{"arn:minio:sqs::1:bench": ackAll{}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.Close() })
+	if err := r.SetBucketRules("images", []rules.Rule{{ARN: "arn:minio:sqs::1:bench", Events: []event.Name{event.ObjectCreatedAll}}}); err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+// BenchmarkPostEvents measures the server side of POST /v1/events with 100
+// records per body, 16 requests at a time.
+func BenchmarkPostEvents(b *testing.B) {
+	r := benchRelay(b)
+	h := r.Handler()
+	var parts []string
+	for i := 0; i < 100; i++ {
+		rec := targettest.Record("images", fmt.Sprintf("photos/%d.jpg", i), event.ObjectCreatedPut, i)
+		rec.S3.Object.UserMetadata = map[string]string{"x-amz-meta-note": strings.Repeat("x", 150)}
+		raw, _ := json.Marshal(rec)
+		parts = append(parts, string(raw))
+	}
+	body := `{"Records":[` + strings.Join(parts, ",") + `]}`
+	b.SetBytes(int64(len(body)))
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest("POST", "/v1/events", strings.NewReader(body)))
+			if w.Code != 200 {
+				b.Fatalf("POST: %d %s", w.Code, w.Body)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkPublish100 measures Publish of 100 records per call, 16 calls at
+// a time.
+func BenchmarkPublish100(b *testing.B) {
+	r := benchRelay(b)
+	recs := make([]event.Record, 100)
+	for i := range recs {
+		recs[i] = targettest.Record("images", fmt.Sprintf("photos/%d.jpg", i), event.ObjectCreatedPut, i)
+		recs[i].S3.Object.UserMetadata = map[string]string{"x-amz-meta-note": strings.Repeat("x", 150)}
+	}
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := r.Publish(context.Background(), recs...); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "events/s")
+}
