@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -25,6 +26,7 @@ import (
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/relay"
 	"github.com/bucketrelay/bucketrelay/rules"
+	"github.com/bucketrelay/bucketrelay/wal"
 )
 
 func init() { register("ingest", runIngest) }
@@ -34,6 +36,16 @@ type loadResult struct {
 	rate     float64 // events/s
 	p50, p99 float64 // ms per call
 	events   int64
+	cpu      float64 // process CPU time (user+sys) per event, µs
+}
+
+// cpuTime returns the process's user+sys CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // closedLoop runs workers that each call call(worker, i) back to back for
@@ -48,6 +60,11 @@ func closedLoop(ctx context.Context, workers int, d time.Duration, call func(w, 
 	var events atomic.Int64
 	var firstErr atomic.Pointer[error]
 	var wg sync.WaitGroup
+	var cpu0 atomic.Int64
+	go func() {
+		time.Sleep(time.Until(measureFrom))
+		cpu0.Store(int64(cpuTime()))
+	}()
 	for w := range workers {
 		wg.Add(1)
 		go func() {
@@ -76,7 +93,9 @@ func closedLoop(ctx context.Context, workers int, d time.Duration, call func(w, 
 		return loadResult{}, *p
 	}
 	wall := time.Since(measureFrom).Seconds()
+	cpu := float64(cpuTime()-time.Duration(cpu0.Load())) / float64(time.Microsecond)
 	return loadResult{
+		cpu:    cpu / float64(max(1, events.Load())),
 		rate:   float64(events.Load()) / wall,
 		p50:    lat.pct(50),
 		p99:    lat.pct(99),
@@ -92,7 +111,7 @@ func runIngest(ctx context.Context, o Options) (Result, error) {
 		d = min(d, time.Second)
 		baseD = min(baseD, time.Second)
 	}
-	stopProfile, err := startProfile()
+	stopProfile, err := startProfile("ingest")
 	if err != nil {
 		return res, err
 	}
@@ -123,7 +142,7 @@ func runIngest(ctx context.Context, o Options) (Result, error) {
 		rateGoal  string
 		p50Goal   string
 	}
-	var rates = map[string]float64{}
+	rates := map[string]float64{}
 	for _, c := range []lib{{1, 1, "", "< 2"}, {16, 1, "", ""}, {64, 1, "", ""}, {256, 1, "≥ 100000", ""}, {16, 100, "≥ 300000", ""}} {
 		lr, err := closedLoop(ctx, c.pubs, d, func(w, i int) (int, error) {
 			k := (w*7919 + i*c.per) % (len(pool) - c.per)
@@ -137,6 +156,20 @@ func runIngest(ctx context.Context, o Options) (Result, error) {
 		res.Add(name+": rate", lr.rate, "events/s", c.rateGoal)
 		res.Add(name+": p50 ack", lr.p50, "ms", c.p50Goal)
 		res.Add(name+": p99 ack", lr.p99, "ms", "")
+		res.Add(name+": CPU per event", lr.cpu, "µs", "")
+	}
+
+	// The log alone, with entries encoded before the run: what the relay
+	// layer (marshalling, validation, routing) costs on top of it.
+	for _, c := range []lib{{256, 1, "", ""}, {16, 100, "", ""}} {
+		lr, err := walOnly(ctx, filepath.Join(o.Dir, fmt.Sprintf("wal-%d.db", c.pubs)), c.pubs, c.per, d, pool)
+		if err != nil {
+			return res, fmt.Errorf("wal only: %w", err)
+		}
+		name := fmt.Sprintf("wal.Append only, %d appender(s) × %d entries/call", c.pubs, c.per)
+		res.Add(name+": rate", lr.rate, "events/s", "")
+		res.Add(name+": p50 ack", lr.p50, "ms", "")
+		res.Add(name+": CPU per event", lr.cpu, "µs", "")
 	}
 
 	// Through HTTP: POST /v1/events with 100 records from 16 keep-alive
@@ -172,6 +205,7 @@ func runIngest(ctx context.Context, o Options) (Result, error) {
 	res.Add("HTTP 16 clients × 100 records/POST: rate", lr.rate, "events/s", "≥ 100000")
 	res.Add("HTTP 16 clients × 100 records/POST: p50 request", lr.p50, "ms", "")
 	res.Add("HTTP 16 clients × 100 records/POST: p99 request", lr.p99, "ms", "")
+	res.Add("HTTP 16 clients × 100 records/POST: CPU per event (client and server)", lr.cpu, "µs", "")
 	res.Notes = append(res.Notes, fmt.Sprintf("HTTP: a loopback httptest server with r.Handler(); %d-byte bodies built before the run; client and server share the machine's cores", len(bodies[0])))
 	if st := r.Stats(); len(st) > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("target delivered %d events in %d sends during the run; backlog at the end %d", st[0].Delivered, st[0].Sends, st[0].Pending))
@@ -258,5 +292,48 @@ func fileBaseline(ctx context.Context, dir string, workers int, d time.Duration,
 			return 0, err
 		}
 		return 1, f.Close()
+	})
+}
+
+// walOnly appends pre-encoded entries straight to a wal.Log (default
+// options, fsync on) while a reader acknowledges them as the engine would.
+func walOnly(ctx context.Context, path string, workers, per int, d time.Duration, pool []event.Record) (loadResult, error) {
+	l, err := wal.Open(path, wal.Options{Logger: quietLogger()})
+	if err != nil {
+		return loadResult{}, err
+	}
+	defer os.Remove(path)
+	defer l.Close()
+	const target = "t"
+	entries := make([]*wal.Entry, len(pool))
+	for i := range pool {
+		raw, _ := json.Marshal(pool[i])
+		entries[i] = &wal.Entry{Targets: []string{target}, Key: pool[i].Key(), Name: string(pool[i].EventName), EventTime: pool[i].Time(), Data: raw}
+	}
+	cursor := l.Register(target)
+	stop := make(chan struct{})
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		for {
+			wake := l.Appended()
+			next, err := l.Read(cursor, target, func(wal.Record) bool { return true })
+			if err == nil && next > cursor {
+				cursor = next
+				l.Advance(target, cursor)
+				continue
+			}
+			select {
+			case <-wake:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-read }()
+	return closedLoop(ctx, workers, d, func(w, i int) (int, error) {
+		k := (w*7919 + i*per) % (len(entries) - per)
+		_, err := l.Append(ctx, entries[k:k+per]...)
+		return per, err
 	})
 }

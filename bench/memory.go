@@ -20,38 +20,52 @@ import (
 	"github.com/bucketrelay/bucketrelay/event"
 )
 
-func init() { register("memory", runMemory) }
+func init() {
+	register("memory", runMemory)
+	// The child does its work here, before main parses flags and picks
+	// scenarios, and exits: it runs nothing else.
+	if v := os.Getenv(memoryChildEnv); v != "" {
+		var o Options
+		if err := json.Unmarshal([]byte(v), &o); err != nil {
+			fatal(fmt.Errorf("memory child: %w", err))
+		}
+		res, err := memoryChild(context.Background(), o)
+		if err != nil {
+			res.Notes = append(res.Notes, "error: "+err.Error())
+		}
+		json.NewEncoder(os.Stdout).Encode(res)
+		if err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+}
 
-// memoryChildEnv marks the re-executed bench process that measures.
+// memoryChildEnv carries the Options of the re-executed bench process that
+// measures.
 const memoryChildEnv = "BUCKETRELAY_BENCH_MEMORY_CHILD"
 
 func runMemory(ctx context.Context, o Options) (Result, error) {
-	if os.Getenv(memoryChildEnv) == "1" {
-		return memoryChild(ctx, o)
-	}
 	exe, err := os.Executable()
 	if err != nil {
 		return Result{}, err
 	}
-	args := []string{"--json", "--duration", o.Duration.String(), "--dir", o.Dir}
-	if o.Quick {
-		args = append(args, "--quick")
-	}
-	cmd := exec.CommandContext(ctx, exe, append(args, "memory")...)
-	cmd.Env = append(os.Environ(), memoryChildEnv+"=1")
+	opts, _ := json.Marshal(o)
+	cmd := exec.CommandContext(ctx, exe)
+	cmd.Env = append(os.Environ(), memoryChildEnv+"="+string(opts))
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = os.Stderr
 	runErr := cmd.Run()
-	var doc struct {
-		Results []Result `json:"results"`
-	}
-	if err := json.Unmarshal(out.Bytes(), &doc); err != nil || len(doc.Results) != 1 {
+	var res Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		return Result{}, fmt.Errorf("memory child: %v (output %q, decode %v)", runErr, out.String(), err)
 	}
-	res := doc.Results[0]
 	res.Notes = append(res.Notes, "measured in a child process (the bench binary re-executed) so no other scenario's memory counts")
-	return res, runErr
+	if runErr != nil {
+		return res, fmt.Errorf("memory child: %w", runErr)
+	}
+	return res, nil
 }
 
 func memoryChild(ctx context.Context, o Options) (Result, error) {

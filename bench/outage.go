@@ -30,6 +30,11 @@ func runOutage(ctx context.Context, o Options) (Result, error) {
 	if o.Quick {
 		lead, tail = time.Second, time.Second
 	}
+	stopProfile, err := startProfile("outage")
+	if err != nil {
+		return res, err
+	}
+	defer stopProfile()
 	rv, err := newReceiver()
 	if err != nil {
 		return res, err
@@ -105,8 +110,13 @@ func runOutage(ctx context.Context, o Options) (Result, error) {
 	}
 	first := time.Now()
 	// Drained: the backlog is back to what 100 ms of load leaves in flight.
-	if !waitFor(ctx, 10*time.Minute, func() bool { pd, _ := pending(r); return pd <= offered/10 }) {
-		return res, fmt.Errorf("backlog not drained within 10 minutes")
+	limit := 2*o.Outage + time.Minute
+	didDrain := waitFor(ctx, limit, func() bool { pd, _ := pending(r); return pd <= offered/10 })
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	if !didDrain {
+		res.Notes = append(res.Notes, fmt.Sprintf("the backlog did not drain within %v under the load: delivery is slower than the offered load here; the drain figures below are up to that point", limit))
 	}
 	drained := time.Now()
 	_, dlDrained := pending(r)
@@ -116,8 +126,8 @@ func runOutage(ctx context.Context, o Options) (Result, error) {
 	stopLoad()
 	<-loaded
 	published := int(p.next.Load())
-	if !waitFor(ctx, time.Minute, func() bool { u, _ := rv.counts(); return int(u) >= published }) {
-		res.Notes = append(res.Notes, "not every event was received within a minute after the load stopped")
+	if !waitFor(ctx, 5*time.Minute, func() bool { u, _ := rv.counts(); return int(u) >= published }) {
+		res.Notes = append(res.Notes, "not every event was received within 5 minutes after the load stopped")
 	}
 	time.Sleep(500 * time.Millisecond) // let late duplicates, if any, arrive
 	stopSampling()

@@ -30,7 +30,7 @@ import (
 	"github.com/bucketrelay/bucketrelay/relay"
 )
 
-var cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the ingest scenario to `file`")
+var cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of each core scenario to `prefix`-<scenario>.prof")
 
 // benchBucket is the bucket every core scenario publishes to.
 const benchBucket = "images"
@@ -396,11 +396,11 @@ func heapMiB() (inuse, sys float64) {
 }
 
 // startProfile starts the CPU profile if --cpuprofile was given.
-func startProfile() (stop func(), err error) {
+func startProfile(scenario string) (stop func(), err error) {
 	if *cpuProfile == "" {
 		return func() {}, nil
 	}
-	f, err := os.Create(*cpuProfile)
+	f, err := os.Create(*cpuProfile + "-" + scenario + ".prof")
 	if err != nil {
 		return nil, err
 	}

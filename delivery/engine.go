@@ -19,7 +19,7 @@ import (
 // Defaults for Options.
 const (
 	DefaultMinBackoff     = 100 * time.Millisecond
-	DefaultMaxBackoff     = 30 * time.Second
+	DefaultMaxBackoff     = 5 * time.Second
 	DefaultMaxBatch       = 1000
 	DefaultCoalesceEvents = 1_000_000
 	DefaultCoalesceKeys   = 50_000

@@ -56,7 +56,7 @@ type Settings struct {
 	// log's default (4 GiB).
 	QueueLimitBytes int64 `json:"queueLimitBytes,omitempty"`
 	// MinBackoff and MaxBackoff bound retry delays (Go durations); empty
-	// means 100ms and 30s.
+	// means 100ms and 5s.
 	MinBackoff string `json:"minBackoff,omitempty"`
 	MaxBackoff string `json:"maxBackoff,omitempty"`
 	// MaxAttempts quarantines an event after that many failed attempts; 0
