@@ -17,7 +17,7 @@ import (
 type ackAll struct{}
 
 func (ackAll) Send(context.Context, []delivery.Item) error { return nil }
-func (ackAll) Close() error                                 { return nil }
+func (ackAll) Close() error                                { return nil }
 
 func benchRelay(b *testing.B) *Relay {
 	c, err := ParseConfig([]byte(`{"relay":{"dataDir":"` + b.TempDir() + `"}}`))
