@@ -348,24 +348,6 @@ func typeFits(typ, kind string) bool {
 	return false
 }
 
-// newest returns the indexes of the items that are the last of their key,
-// in order: a namespace batch from the engine already has one item per
-// key, but a Target used without coalescing must not let a batch fail on
-// a key it upserts twice.
-func newest(items []delivery.Item) []int {
-	idx := make(map[string]int, len(items))
-	for i := range items {
-		idx[items[i].Key] = i
-	}
-	out := make([]int, 0, len(idx))
-	for i := range items {
-		if idx[items[i].Key] == i {
-			out = append(out, i)
-		}
-	}
-	return out
-}
-
 func (t *Target) sendNamespace(ctx context.Context, items []delivery.Item) error {
 	var keys, dels []string
 	var vals [][]byte
@@ -374,7 +356,7 @@ func (t *Target) sendNamespace(ctx context.Context, items []delivery.Item) error
 		size += len(items[i].Record) + len(`{"Records":[]}`)
 	}
 	buf := make([]byte, 0, size)
-	for _, i := range newest(items) {
+	for _, i := range delivery.Newest(items) {
 		it := &items[i]
 		switch it.Op() {
 		case event.OpPut:

@@ -236,7 +236,7 @@ func (t *Target) sendNamespace(ctx context.Context, c redis.Conn, items []delive
 		size += len(items[i].Record) + len(`{"Records":[]}`)
 	}
 	buf := t.buffer(size)
-	for _, i := range newest(items) {
+	for _, i := range delivery.Newest(items) {
 		it := &items[i]
 		switch it.Op() {
 		case event.OpPut:
@@ -277,25 +277,6 @@ func (t *Target) sendNamespace(ctx context.Context, c redis.Conn, items []delive
 		}
 	}
 	return nil
-}
-
-// newest returns the indexes of the items that are the last of their key,
-// in order: a namespace batch from the engine already has one item per
-// key, but a Target used without coalescing must still apply a key's
-// events in order, and the HSET and HDEL of one transaction do not keep
-// the order between them.
-func newest(items []delivery.Item) []int {
-	idx := make(map[string]int, len(items))
-	for i := range items {
-		idx[items[i].Key] = i
-	}
-	out := make([]int, 0, len(idx))
-	for i := range items {
-		if idx[items[i].Key] == i {
-			out = append(out, i)
-		}
-	}
-	return out
 }
 
 func (t *Target) sendAccess(ctx context.Context, c redis.Conn, items []delivery.Item) error {
