@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/tidwall/gjson"
 
 	"github.com/bucketrelay/bucketrelay/rules"
 	"github.com/bucketrelay/bucketrelay/wal"
@@ -85,18 +86,30 @@ func (r *Relay) postEvents(w http.ResponseWriter, req *http.Request) {
 		httpError(w, http.StatusBadRequest, "reading body: "+err.Error())
 		return
 	}
-	var b eventsBody
-	if err := json.Unmarshal(body, &b); err != nil {
-		httpError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
+	// One validating pass over the body, then the records are sliced out of
+	// it without copies; encoding/json only explains a malformed body.
+	if !gjson.ValidBytes(body) {
+		var b eventsBody
+		msg := "not a JSON object"
+		if err := json.Unmarshal(body, &b); err != nil {
+			msg = err.Error()
+		}
+		httpError(w, http.StatusBadRequest, "malformed JSON: "+msg)
 		return
 	}
-	if b.Records == nil {
+	records := gjson.GetBytes(body, "Records")
+	if !records.IsArray() || !gjson.ParseBytes(body).IsObject() {
 		httpError(w, http.StatusBadRequest, `body has no "Records" array`)
 		return
 	}
+	var raws []json.RawMessage
+	records.ForEach(func(_, v gjson.Result) bool {
+		raws = append(raws, body[v.Index:v.Index+len(v.Raw):v.Index+len(v.Raw)])
+		return true
+	})
 	ctx, cancel := context.WithTimeout(req.Context(), duration(r.cfg.Relay.FullWait, DefaultFullWait))
 	defer cancel()
-	n, err := r.PublishJSON(ctx, b.Records...)
+	n, err := r.publishJSON(ctx, raws, true)
 	switch {
 	case errors.Is(err, ErrInvalid):
 		httpError(w, http.StatusBadRequest, strings.Replace(err.Error(), "relay: invalid record", "invalid record", 1))

@@ -184,12 +184,18 @@ var routingPaths = []string{"eventName", "eventTime", "s3.bucket.name", "s3.obje
 // as they are (pretty-printed records are compacted), so fields the relay
 // does not model survive. It returns how many records were appended.
 func (r *Relay) PublishJSON(ctx context.Context, raws ...json.RawMessage) (int, error) {
+	return r.publishJSON(ctx, raws, false)
+}
+
+// publishJSON is PublishJSON; valid says the records were already checked
+// to be valid JSON (sliced from a validated body).
+func (r *Relay) publishJSON(ctx context.Context, raws []json.RawMessage, valid bool) (int, error) {
 	recs := make([]event.Record, len(raws))
 	for i, raw := range raws {
-		if !gjson.ValidBytes(raw) {
+		if !valid && !gjson.ValidBytes(raw) {
 			return 0, fmt.Errorf("%w %d: not valid JSON", ErrInvalid, i)
 		}
-		if raw[0] != '{' {
+		if len(raw) == 0 || raw[0] != '{' {
 			return 0, fmt.Errorf("%w %d: not a JSON object", ErrInvalid, i)
 		}
 		f := gjson.GetManyBytes(raw, routingPaths...)

@@ -341,3 +341,23 @@ func TestSecretsNotLogged(t *testing.T) {
 }
 
 var _ = io.Discard
+
+func TestPostEventsBodyShapes(t *testing.T) {
+	rcv := webhook.NewReceiver(t, "")
+	h := openRelay(t, testConfig(t, t.TempDir(), rcv.URL(), "")).Handler()
+	rec, _ := json.Marshal(targettest.Record("images", "x.jpg", event.ObjectCreatedPut, 0))
+	for _, c := range []struct {
+		body string
+		code int
+	}{
+		{"  \n{\"Records\":[" + string(rec) + "]}\n", 200},
+		{`{"Records":[]}`, 200},
+		{`[{"Records":[]}]`, 400},
+		{`{"Records":{}}`, 400},
+		{`{"Records":[` + string(rec) + `]`, 400},
+	} {
+		if w := do(t, h, "POST", "/v1/events", c.body); w.Code != c.code {
+			t.Errorf("POST %.40q: %d %s, want %d", c.body, w.Code, w.Body, c.code)
+		}
+	}
+}
