@@ -151,7 +151,7 @@ func memoryChild(ctx context.Context, o Options) (Result, error) {
 		return res, err
 	}
 	up := time.Now()
-	ok := waitFor(ctx, limit, func() bool { u, _ := rv.counts(); return int(u) >= n })
+	ok := waitFor(ctx, limit, func() bool { u, _ := rv.counts(); return u >= n })
 	drain := time.Since(up)
 	u, dups := rv.counts()
 	if !ok {

@@ -101,49 +101,12 @@ func nkID(b []byte) (int, bool) {
 }
 
 // nkSeen counts what a consumer received, per id.
-type nkSeen struct {
-	mu     sync.Mutex
-	seen   []uint8
-	unique int
-	dups   int
-}
+type nkSeen struct{ idSet }
 
 func (s *nkSeen) add(body []byte) {
-	id, ok := nkID(body)
-	if !ok {
-		return
+	if id, ok := nkID(body); ok {
+		s.mark(id)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id >= len(s.seen) {
-		s.seen = append(s.seen, make([]uint8, len(s.seen)+1<<16)...)
-	}
-	if s.seen[id] == 0 {
-		s.unique++
-	} else {
-		s.dups++
-	}
-	if s.seen[id] < 255 {
-		s.seen[id]++
-	}
-}
-
-func (s *nkSeen) counts() (unique, dups int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.unique, s.dups
-}
-
-func (s *nkSeen) missing(n int) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	miss := 0
-	for i := range n {
-		if i >= len(s.seen) || s.seen[i] == 0 {
-			miss++
-		}
-	}
-	return miss
 }
 
 // nkPipeline is a log and an engine draining it into one target.

@@ -126,7 +126,7 @@ func runOutage(ctx context.Context, o Options) (Result, error) {
 	stopLoad()
 	<-loaded
 	published := int(p.next.Load())
-	if !waitFor(ctx, 5*time.Minute, func() bool { u, _ := rv.counts(); return int(u) >= published }) {
+	if !waitFor(ctx, 5*time.Minute, func() bool { u, _ := rv.counts(); return u >= published }) {
 		res.Notes = append(res.Notes, "not every event was received within 5 minutes after the load stopped")
 	}
 	time.Sleep(500 * time.Millisecond) // let late duplicates, if any, arrive

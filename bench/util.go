@@ -139,12 +139,11 @@ type receiver struct {
 
 	bodies atomic.Int64
 
-	mu     sync.Mutex
-	seen   []uint8 // receipts per id
-	dups   int64
-	unique int64
-	lat    []time.Duration
-	keep   bool // record latencies
+	ids idSet
+
+	mu   sync.Mutex
+	lat  []time.Duration
+	keep bool // record latencies
 }
 
 // newReceiver reserves a loopback port and returns a receiver that is not
@@ -207,22 +206,12 @@ func (rv *receiver) serve(w http.ResponseWriter, r *http.Request) {
 	t, okT := field(b, fieldTime)
 	bodyPool.Put(buf)
 	if okID {
-		rv.mu.Lock()
-		if int(id) >= len(rv.seen) {
-			rv.seen = slices.Grow(rv.seen, int(id)+1-len(rv.seen)+1<<16)[:max(int(id)+1, len(rv.seen))]
-		}
-		if rv.seen[id] > 0 {
-			rv.dups++
-		} else {
-			rv.unique++
-		}
-		if rv.seen[id] < 255 {
-			rv.seen[id]++
-		}
+		rv.ids.mark(int(id))
 		if okT && rv.keep {
+			rv.mu.Lock()
 			rv.lat = append(rv.lat, time.Duration(now-t))
+			rv.mu.Unlock()
 		}
-		rv.mu.Unlock()
 	}
 	w.WriteHeader(http.StatusOK)
 }
@@ -244,19 +233,51 @@ func field(b []byte, name string) (int64, bool) {
 }
 
 // counts returns the distinct ids received and the duplicate receipts.
-func (rv *receiver) counts() (unique, dups int64) {
-	rv.mu.Lock()
-	defer rv.mu.Unlock()
-	return rv.unique, rv.dups
+func (rv *receiver) counts() (unique, dups int) { return rv.ids.counts() }
+
+// missing returns how many ids below n were never received.
+func (rv *receiver) missing(n int) int { return rv.ids.missing(n) }
+
+// idSet counts receipts per event id, for lost and duplicate counts. It is
+// safe for concurrent use.
+type idSet struct {
+	mu     sync.Mutex
+	seen   []uint8 // receipts per id, saturating at 255
+	unique int
+	dups   int
+}
+
+// mark records one receipt of id.
+func (s *idSet) mark(id int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id >= len(s.seen) {
+		s.seen = slices.Grow(s.seen, id+1-len(s.seen)+1<<16)[:max(id+1, len(s.seen))]
+	}
+	if s.seen[id] > 0 {
+		s.dups++
+	} else {
+		s.unique++
+	}
+	if s.seen[id] < 255 {
+		s.seen[id]++
+	}
+}
+
+// counts returns the distinct ids received and the duplicate receipts.
+func (s *idSet) counts() (unique, dups int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unique, s.dups
 }
 
 // missing returns how many ids below n were never received.
-func (rv *receiver) missing(n int) int {
-	rv.mu.Lock()
-	defer rv.mu.Unlock()
+func (s *idSet) missing(n int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	miss := 0
 	for i := range n {
-		if i >= len(rv.seen) || rv.seen[i] == 0 {
+		if i >= len(s.seen) || s.seen[i] == 0 {
 			miss++
 		}
 	}

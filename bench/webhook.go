@@ -119,8 +119,8 @@ func runWebhook(ctx context.Context, o Options) (Result, error) {
 	<-done
 	stopPace()
 	published := int(p.next.Load())
-	if !waitFor(ctx, time.Minute, func() bool { u, _ := rv.counts(); return int(u) >= published }) {
-		return res, fmt.Errorf("paced run: %d of %d events received", func() int64 { u, _ := rv.counts(); return u }(), published)
+	if !waitFor(ctx, time.Minute, func() bool { u, _ := rv.counts(); return u >= published }) {
+		return res, fmt.Errorf("paced run: %d of %d events received", func() int { u, _ := rv.counts(); return u }(), published)
 	}
 	lat := rv.takeLatencies()
 	_, dups := rv.counts()
