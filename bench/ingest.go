@@ -317,7 +317,7 @@ func walOnly(ctx context.Context, path string, workers, per int, d time.Duration
 		defer close(read)
 		for {
 			wake := l.Appended()
-			next, err := l.Read(cursor, target, func(wal.Record) bool { return true })
+			next, err := l.Read(context.Background(), cursor, target, func(wal.Record) bool { return true })
 			if err == nil && next > cursor {
 				cursor = next
 				l.Advance(target, cursor)

@@ -75,7 +75,7 @@ type Stats struct {
 
 // Engine runs one drain loop per target.
 type Engine struct {
-	log   *wal.Log
+	log   Log
 	opts  Options
 	lg    *slog.Logger
 	mu    sync.Mutex
@@ -84,7 +84,7 @@ type Engine struct {
 }
 
 // New returns an engine draining l.
-func New(l *wal.Log, opts Options) *Engine {
+func New(l Log, opts Options) *Engine {
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = DefaultMinBackoff
 	}
@@ -131,7 +131,7 @@ func (e *Engine) Add(s Spec) error {
 	// was read at.
 	routed0, last := e.log.Routed(s.ID)
 	var backlog int64
-	if _, err := e.log.Read(cursor, s.ID, func(r wal.Record) bool {
+	if _, err := e.log.Read(context.Background(), cursor, s.ID, func(r wal.Record) bool {
 		if r.Seq > last {
 			return false
 		}
@@ -198,7 +198,7 @@ func (e *Engine) OldestPending(target string) (time.Time, bool) {
 	}
 	var t time.Time
 	found := false
-	_, _ = e.log.Read(c, target, func(r wal.Record) bool { t, found = r.AppendTime, true; return false })
+	_, _ = e.log.Read(context.Background(), c, target, func(r wal.Record) bool { t, found = r.AppendTime, true; return false })
 	return t, found
 }
 
@@ -331,7 +331,7 @@ func (l *loop) read(from uint64) ([]Item, int, uint64, error) {
 	n := 0
 	full := false // the window's key limit stopped the read
 	var taken uint64
-	next, err := l.e.log.Read(from, l.spec.ID, func(r wal.Record) bool {
+	next, err := l.e.log.Read(context.Background(), from, l.spec.ID, func(r wal.Record) bool {
 		it := Item{Seq: r.Seq, Key: r.Key, EventName: event.Name(r.Name), EventTime: r.EventTime, Record: r.Data}
 		if byKey != nil && len(byKey) >= l.e.opts.CoalesceKeys {
 			if _, ok := byKey[it.Key]; !ok {

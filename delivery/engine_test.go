@@ -222,7 +222,7 @@ func TestNamespaceCoalescing(t *testing.T) {
 	}
 	// The model applies every event in order; compare through the log's
 	// own bytes, so read them back.
-	if _, err := l.Read(1, id, func(r wal.Record) bool {
+	if _, err := l.Read(context.Background(), 1, id, func(r wal.Record) bool {
 		switch event.Name(r.Name).Op() {
 		case event.OpPut:
 			model[r.Key] = string(r.Data)

@@ -50,6 +50,13 @@ var (
 	ErrLocked = errors.New("wal: log is held by a running relay")
 	// ErrReadOnly is returned by writing calls on a log opened read-only.
 	ErrReadOnly = errors.New("wal: log is open read-only")
+	// ErrFailed is returned by every writing call once a write or fsync of
+	// the log file failed: after a failed fsync the kernel may have dropped
+	// the dirty pages, so the log stops (fail-stop) and must be reopened.
+	ErrFailed = errors.New("wal: storage failed; the log stopped")
+	// ErrNoSpace is returned by Append when the file system is full
+	// (ENOSPC). Nothing was logged; the call may be retried once space frees.
+	ErrNoSpace = errors.New("wal: no space left on the device")
 )
 
 // Options configures a Log. The zero value is usable.
@@ -753,7 +760,10 @@ func (l *Log) QuarantineTargets() []string {
 // returns false or the committed records end. When target is not empty only
 // records routed to it are passed. It returns the sequence after the last
 // record examined, which is where the next Read should start.
-func (l *Log) Read(from uint64, target string, fn func(Record) bool) (uint64, error) {
+func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(Record) bool) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return from, err
+	}
 	last := l.lastSeq.Load()
 	next := from
 	if from > last {

@@ -33,7 +33,7 @@ func openTest(t testing.TB, path string, opts Options) *Log {
 func readAll(t testing.TB, l *Log, from uint64, target string) []Record {
 	t.Helper()
 	var out []Record
-	if _, err := l.Read(from, target, func(r Record) bool { out = append(out, r); return true }); err != nil {
+	if _, err := l.Read(context.Background(), from, target, func(r Record) bool { out = append(out, r); return true }); err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -211,7 +211,7 @@ func TestChecksumDetectsDamage(t *testing.T) {
 	}
 	l = openTest(t, path, Options{})
 	defer l.Close()
-	_, err = l.Read(1, "", func(Record) bool { return true })
+	_, err = l.Read(context.Background(), 1, "", func(Record) bool { return true })
 	if !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("read of damaged frame: err %v, want ErrCorrupt", err)
 	}

@@ -116,7 +116,7 @@ func (c *DumpCommand) dumpRecords(ctx context.Context, l *wal.Log, w *bufio.Writ
 	defer p.done()
 	n := 0
 	var werr error
-	_, err := l.Read(from, c.target, func(r wal.Record) bool {
+	_, err := l.Read(ctx, from, c.target, func(r wal.Record) bool {
 		if r.Seq > last || ctx.Err() != nil {
 			return false
 		}

@@ -106,7 +106,7 @@ func (c *InfoCommand) Run(ctx context.Context, args []string) error {
 // appended, nil if there is none.
 func appendTime(l *wal.Log, seq uint64) (*time.Time, error) {
 	var t *time.Time
-	_, err := l.Read(seq, "", func(r wal.Record) bool {
+	_, err := l.Read(context.Background(), seq, "", func(r wal.Record) bool {
 		at := r.AppendTime.UTC()
 		t = &at
 		return false

@@ -70,7 +70,7 @@ func buildLog(t testing.TB) (dir string) {
 		}
 	}
 	byseq := map[uint64]wal.Record{}
-	if _, err := l.Read(1, "", func(r wal.Record) bool { byseq[r.Seq] = r; return true }); err != nil {
+	if _, err := l.Read(context.Background(), 1, "", func(r wal.Record) bool { byseq[r.Seq] = r; return true }); err != nil {
 		t.Fatal(err)
 	}
 	l.Quarantine(tgtA, byseq[2], "first", 1)

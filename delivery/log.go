@@ -1,0 +1,40 @@
+package delivery
+
+import (
+	"context"
+
+	"github.com/bucketrelay/bucketrelay/wal"
+)
+
+// Log is what the delivery engine needs of a log: per-target cursors over
+// an ordered sequence of records, a quarantine, and a signal for new
+// records. wal.Log (one bbolt file) satisfies it; so must any other log the
+// relay runs on. Its methods are called concurrently, by one drain loop per
+// target.
+type Log interface {
+	// Register makes sure target has a cursor, starting it after the last
+	// record if it is new, and returns the cursor: the next sequence the
+	// target has to deliver.
+	Register(target string) uint64
+	// Cursor returns target's cursor and whether it has one.
+	Cursor(target string) (uint64, bool)
+	// Routed returns how many records routed to target were committed since
+	// the log was opened, and the last committed sequence, as of one moment.
+	Routed(target string) (n, lastSeq uint64)
+	// Read calls fn for each committed record from sequence from on that is
+	// routed to target, in order, until fn returns false, the records end
+	// or ctx ends. It returns the sequence the next Read should start at.
+	// A damaged record returns an error wrapping wal.ErrCorrupt.
+	Read(ctx context.Context, from uint64, target string, fn func(wal.Record) bool) (uint64, error)
+	// Appended returns a channel closed at the next commit of new records.
+	Appended() <-chan struct{}
+	// Advance moves target's cursor to next; it never moves back. It fails
+	// once the log is closed or has failed, and the loop must stop then.
+	Advance(target string, next uint64) error
+	// Quarantine records that target gave up on r for good, with the
+	// reason and the attempts made. The entry is durable no later than any
+	// cursor move made after the call.
+	Quarantine(target string, r wal.Record, reason string, attempts int) error
+}
+
+var _ Log = (*wal.Log)(nil)
