@@ -139,6 +139,8 @@ type Log struct {
 	bytes    int64
 	freed    chan struct{} // closed and replaced on every reclamation
 	closed   bool
+	failErr  error         // set once storage failed; every write fails after it
+	failed   chan struct{} // closed when failErr is set
 
 	lastSeq  atomic.Uint64 // last committed sequence
 	appended chan struct{} // closed and replaced on every commit
@@ -231,6 +233,7 @@ func newLog(db *bolt.DB, opts Options, ro bool) *Log {
 		freed:    make(chan struct{}),
 		appended: make(chan struct{}),
 		poke:     make(chan struct{}, 1),
+		failed:   make(chan struct{}),
 	}
 }
 
@@ -311,10 +314,10 @@ func (l *Log) Append(ctx context.Context, entries ...*Entry) (uint64, error) {
 	}
 	r := &appendReq{entries: entries, bytes: size, done: make(chan error, 1)}
 	l.sendMu.RLock()
-	if l.isClosed() {
+	if err := l.writable(); err != nil {
 		l.sendMu.RUnlock()
 		l.release(int64(len(entries)), size)
-		return 0, ErrClosed
+		return 0, err
 	}
 	l.reqs <- r
 	l.sendMu.RUnlock()
@@ -333,6 +336,11 @@ func (l *Log) reserve(ctx context.Context, n, size int64) error {
 	}
 	for {
 		l.mu.Lock()
+		if l.failErr != nil {
+			err := l.failErr
+			l.mu.Unlock()
+			return err
+		}
 		if l.closed {
 			l.mu.Unlock()
 			return ErrClosed
@@ -522,7 +530,15 @@ func (l *Log) writeTx(frames []*pendingFrame) {
 	if err != nil {
 		// A failed commit leaves nothing durable: fail the appenders and
 		// keep the cursor moves and quarantine entries for the next try.
-		l.log.Error("wal: commit failed", "err", err)
+		// A full disk is answered and retried; any other write or fsync
+		// error stops the log, since the kernel may have dropped pages it
+		// could not write and nothing read back can be trusted.
+		if isNoSpace(err) {
+			l.log.Warn("wal: commit failed: no space left on the device", "file", l.db.Path())
+			err = ErrNoSpace
+		} else {
+			err = l.stop(err)
+		}
 		l.mu.Lock()
 		for t, c := range dirty {
 			if _, ok := l.dirty[t]; !ok {
@@ -534,7 +550,11 @@ func (l *Log) writeTx(frames []*pendingFrame) {
 		for _, f := range frames {
 			for _, r := range f.reqs {
 				l.release(int64(len(r.entries)), r.bytes)
-				r.done <- fmt.Errorf("wal: commit: %w", err)
+				if errors.Is(err, ErrNoSpace) || errors.Is(err, ErrFailed) {
+					r.done <- err
+				} else {
+					r.done <- fmt.Errorf("wal: commit: %w", err)
+				}
 			}
 		}
 		return
@@ -828,10 +848,17 @@ func contains(ss []string, s string) bool {
 	return false
 }
 
-func (l *Log) isClosed() bool {
+// writable returns nil if the log takes writes, ErrClosed or the failure.
+func (l *Log) writable() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.closed
+	if l.failErr != nil {
+		return l.failErr
+	}
+	if l.closed {
+		return ErrClosed
+	}
+	return nil
 }
 
 // Close stops accepting appends, commits what was queued and every pending
