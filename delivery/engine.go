@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
 
-	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/wal"
 )
 
@@ -24,6 +21,7 @@ const (
 	DefaultCoalesceEvents = 1_000_000
 	DefaultCoalesceKeys   = 50_000
 	DefaultShutdownGrace  = 10 * time.Second
+	DefaultWindowBytes    = 64 << 20
 )
 
 // Options configures an Engine. The zero value is usable.
@@ -41,6 +39,19 @@ type Options struct {
 	// CoalesceKeys bounds the distinct keys of one window; 0 means
 	// DefaultCoalesceKeys.
 	CoalesceKeys int
+	// WindowBytes bounds the bytes (keys, names and record data, plus a
+	// small per-item overhead) one read of the log may hold: a namespace
+	// target's coalescing window, counting only the items it keeps, and
+	// every other target's batch. A loop holds at most two windows, the
+	// one being sent and the next, read ahead. A single record larger
+	// than WindowBytes is still read, alone. 0 means DefaultWindowBytes
+	// (64 MiB).
+	WindowBytes int64
+	// RepeatLogInterval is how often a failure that goes on is logged
+	// again: the first failure is logged at once, then one summary line
+	// (failures so far, for how long, the last error) per interval, and
+	// one line when the target is back. 0 means DefaultRepeatLogInterval.
+	RepeatLogInterval time.Duration
 	// ShutdownGrace is how long a send in flight when Run's context ends
 	// may take to finish; 0 means DefaultShutdownGrace.
 	ShutdownGrace time.Duration
@@ -62,15 +73,33 @@ type Spec struct {
 
 // Stats is a snapshot of one target's delivery.
 type Stats struct {
-	ID          string
-	Cursor      uint64
-	Pending     int64 // events routed to the target and not yet delivered
-	Delivered   uint64
-	Retried     uint64 // failed sends that were retried
+	// ID is the target's ARN.
+	ID string
+	// Cursor is the next sequence the target has to deliver.
+	Cursor uint64
+	// Pending counts events routed to the target and not yet delivered.
+	Pending int64
+	// Delivered counts events delivered, coalesced away or with nothing
+	// to write.
+	Delivered uint64
+	// Retried counts failed sends that were retried.
+	Retried uint64
+	// Quarantined counts events moved to the target's quarantine.
 	Quarantined uint64
-	Sends       uint64 // successful Send calls (writes to the target)
-	LastError   string
-	Up          bool // the last send succeeded
+	// Sends counts successful Send calls.
+	Sends uint64
+	// State is StateUp, StateDown or StateBackingOff.
+	State string
+	// Up is State == StateUp.
+	Up bool
+	// LastError is the last failure's error, or the last quarantine's
+	// reason; empty if nothing failed since Add.
+	LastError string
+	// LastErrorTime is when LastError happened (zero if it never did).
+	LastErrorTime time.Time
+	// NextRetry is when the loop retries a failed send or read; zero
+	// while the target is up.
+	NextRetry time.Time
 }
 
 // Engine runs one drain loop per target.
@@ -100,6 +129,12 @@ func New(l Log, opts Options) *Engine {
 	if opts.CoalesceKeys <= 0 {
 		opts.CoalesceKeys = DefaultCoalesceKeys
 	}
+	if opts.WindowBytes <= 0 {
+		opts.WindowBytes = DefaultWindowBytes
+	}
+	if opts.RepeatLogInterval <= 0 {
+		opts.RepeatLogInterval = DefaultRepeatLogInterval
+	}
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = DefaultShutdownGrace
 	}
@@ -126,6 +161,7 @@ func (e *Engine) Add(s Spec) error {
 		return fmt.Errorf("delivery: target %s added twice", s.ID)
 	}
 	cursor := e.log.Register(s.ID)
+	lg := e.lg.With("target", s.ID)
 	// Pending is the backlog now plus what is routed later less what the
 	// loop passes: count the backlog up to a sequence the routed counter
 	// was read at.
@@ -138,9 +174,17 @@ func (e *Engine) Add(s Spec) error {
 		backlog++
 		return true
 	}); err != nil {
-		return fmt.Errorf("delivery: counting backlog of %s: %w", s.ID, err)
+		if !errors.Is(err, wal.ErrCorrupt) {
+			return fmt.Errorf("delivery: counting backlog of %s: %w", s.ID, err)
+		}
+		// Damage must not keep the relay from starting while intact
+		// records are pending: the loop meets it again and reports it.
+		lg.Warn("counting the backlog: the log is damaged; the pending count is a lower bound", "err", err)
 	}
-	l := &loop{spec: s, e: e, lg: e.lg.With("target", s.ID), cursor: cursor, routed0: routed0, backlog: backlog}
+	l := &loop{
+		spec: s, e: e, lg: lg, h: newHealth(lg, e.opts.RepeatLogInterval),
+		cursor: cursor, routed0: routed0, backlog: backlog, attempts: map[uint64]int{},
+	}
 	l.bo = &backoff.ExponentialBackOff{
 		InitialInterval:     e.opts.MinBackoff,
 		RandomizationFactor: 0.5,
@@ -148,14 +192,17 @@ func (e *Engine) Add(s Spec) error {
 		MaxInterval:         e.opts.MaxBackoff,
 	}
 	l.bo.Reset()
-	l.up.Store(true)
 	e.loops[s.ID] = l
 	e.order = append(e.order, s.ID)
 	return nil
 }
 
 // Run runs every drain loop until ctx ends, lets sends in flight finish
-// (up to ShutdownGrace), closes the targets and returns.
+// (up to ShutdownGrace), closes the targets and returns nil. If a loop
+// meets an error it cannot go on from (the log failed, wrapping
+// wal.ErrFailed, or was closed under the engine, wal.ErrClosed), it logs
+// it, the other loops are stopped the same way, and Run returns the first
+// such error: the log is unusable and the relay must stop.
 func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Lock()
 	loops := make([]*loop, 0, len(e.loops))
@@ -163,19 +210,28 @@ func (e *Engine) Run(ctx context.Context) error {
 		loops = append(loops, e.loops[id])
 	}
 	e.mu.Unlock()
-	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
 	for _, l := range loops {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l.run(ctx)
+			if err := l.run(ctx); err != nil {
+				l.lg.Error("delivery stopped", "err", err)
+				once.Do(func() { first = err; cancel() })
+			}
 			if err := l.spec.Target.Close(); err != nil {
 				l.lg.Warn("closing target", "err", err)
 			}
 		}()
 	}
 	wg.Wait()
-	return nil
+	return first
 }
 
 // Stats returns a snapshot of every target, in the order they were added.
@@ -200,333 +256,4 @@ func (e *Engine) OldestPending(target string) (time.Time, bool) {
 	found := false
 	_, _ = e.log.Read(context.Background(), c, target, func(r wal.Record) bool { t, found = r.AppendTime, true; return false })
 	return t, found
-}
-
-type loop struct {
-	spec   Spec
-	e      *Engine
-	lg     *slog.Logger
-	cursor uint64 // owned by run
-
-	bo      *backoff.ExponentialBackOff // reset by every successful send
-	routed0 uint64                      // the log's routed count for the target at Add
-	backlog int64                       // records pending at Add
-
-	consumed    atomic.Int64 // records the cursor passed since Add
-	delivered   atomic.Uint64
-	retried     atomic.Uint64
-	quarantined atomic.Uint64
-	sends       atomic.Uint64
-	up          atomic.Bool
-	lastErr     atomic.Pointer[string]
-	pos         atomic.Uint64
-}
-
-// pending returns the records routed to the target that its cursor has not
-// passed.
-func (l *loop) pending() int64 {
-	routed, _ := l.e.log.Routed(l.spec.ID)
-	return int64(routed-l.routed0) + l.backlog - l.consumed.Load()
-}
-
-func (l *loop) stats() Stats {
-	s := Stats{
-		ID: l.spec.ID, Cursor: l.pos.Load(), Pending: l.pending(),
-		Delivered: l.delivered.Load(), Retried: l.retried.Load(), Quarantined: l.quarantined.Load(),
-		Sends: l.sends.Load(), Up: l.up.Load(),
-	}
-	if p := l.lastErr.Load(); p != nil {
-		s.LastError = *p
-	}
-	if s.Cursor == 0 {
-		s.Cursor = l.cursor
-	}
-	return s
-}
-
-// window is one read of the log: the items to send, how many of the
-// target's records they cover (coalesced ones included), where the next
-// read starts, and the append signal taken before reading.
-type window struct {
-	items []Item
-	n     int
-	next  uint64
-	wake  <-chan struct{}
-	err   error
-}
-
-// readAt reads the window starting at from.
-func (l *loop) readAt(from uint64) window {
-	w := window{wake: l.e.log.Appended()} // taken before reading, so no append is missed
-	w.items, w.n, w.next, w.err = l.read(from)
-	return w
-}
-
-func (l *loop) run(ctx context.Context) {
-	log := l.e.log
-	l.pos.Store(l.cursor)
-	w := l.readAt(l.cursor)
-	for ctx.Err() == nil {
-		if w.err != nil {
-			l.fail(w.err)
-			l.lg.Error("reading the log", "err", w.err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(l.e.opts.MaxBackoff):
-			}
-			w = l.readAt(l.cursor)
-			continue
-		}
-		var prefetch chan window
-		if len(w.items) > 0 {
-			// Read the next window while this one is being sent.
-			prefetch = make(chan window, 1)
-			go func(from uint64) { prefetch <- l.readAt(from) }(w.next)
-			switch l.deliver(ctx, w.items) {
-			case stopped:
-				<-prefetch
-				return // shutting down; the cursor stays before the window
-			case reread:
-				<-prefetch
-				w = l.readAt(l.cursor)
-				continue
-			}
-		}
-		if w.next > l.cursor {
-			l.cursor = w.next
-			l.pos.Store(w.next)
-			l.consumed.Add(int64(w.n))
-			// Records coalesced away or with nothing to write count as
-			// delivered once the window is done.
-			l.delivered.Add(uint64(w.n - len(w.items)))
-			if err := log.Advance(l.spec.ID, w.next); err != nil {
-				return
-			}
-		}
-		if prefetch != nil {
-			w = <-prefetch
-			continue
-		}
-		select {
-		case <-w.wake:
-		case <-ctx.Done():
-			return
-		}
-		w = l.readAt(l.cursor)
-	}
-}
-
-// read returns the batch starting at from, the number of the target's
-// records it covers (coalesced ones included) and the cursor after it.
-func (l *loop) read(from uint64) ([]Item, int, uint64, error) {
-	max := l.spec.MaxBatch
-	if l.spec.Namespace {
-		max = l.e.opts.CoalesceEvents
-	}
-	var items []Item
-	var byKey map[string]int
-	if l.spec.Namespace {
-		byKey = map[string]int{}
-	}
-	n := 0
-	full := false // the window's key limit stopped the read
-	var taken uint64
-	next, err := l.e.log.Read(context.Background(), from, l.spec.ID, func(r wal.Record) bool {
-		it := Item{Seq: r.Seq, Key: r.Key, EventName: event.Name(r.Name), EventTime: r.EventTime, Record: r.Data}
-		if byKey != nil && len(byKey) >= l.e.opts.CoalesceKeys {
-			if _, ok := byKey[it.Key]; !ok {
-				full = true
-				return false
-			}
-		}
-		taken = r.Seq
-		n++
-		if byKey == nil {
-			items = append(items, it)
-			return n < max
-		}
-		if it.Op() == event.OpNone {
-			return n < max // nothing to write: delivered by definition
-		}
-		if i, ok := byKey[it.Key]; ok {
-			items[i].Seq = 0 // superseded
-		}
-		byKey[it.Key] = len(items)
-		items = append(items, it)
-		return n < max
-	})
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	if full {
-		next = taken + 1 // resume at the record that did not fit
-		if taken == 0 {
-			next = from
-		}
-	}
-	if byKey != nil {
-		kept := items[:0]
-		for _, it := range items {
-			if it.Seq != 0 {
-				kept = append(kept, it)
-			}
-		}
-		items = kept
-	}
-	return items, n, next, nil
-}
-
-// deliver sends items in batches of MaxBatch until each is delivered or
-// quarantined. It returns false if ctx ended first.
-// outcome says how a delivery attempt ended.
-type outcome int
-
-const (
-	delivered outcome = iota // every item delivered or quarantined
-	stopped                  // ctx ended first
-	reread                   // nothing was written: read a wider window
-)
-
-func (l *loop) deliver(ctx context.Context, items []Item) outcome {
-	first := true
-	for len(items) > 0 {
-		n := min(len(items), l.spec.MaxBatch)
-		// A namespace window that fails before any write is read again
-		// after the backoff, so events that arrived meanwhile are
-		// coalesced into it: one write per key over the whole outage.
-		if o := l.deliverBatch(ctx, items[:n], first && l.spec.Namespace); o != delivered {
-			return o
-		}
-		first = false
-		items = items[n:]
-	}
-	return delivered
-}
-
-func (l *loop) deliverBatch(ctx context.Context, batch []Item, rereadOK bool) outcome {
-	bo := l.bo
-	attempts := make(map[uint64]int, len(batch))
-	single := false // after a permanent error on a batch, isolate items
-	pending := batch
-	for len(pending) > 0 {
-		if ctx.Err() != nil {
-			return stopped
-		}
-		send := pending
-		if single {
-			send = pending[:1]
-		}
-		err := l.send(ctx, send)
-		for _, it := range send {
-			attempts[it.Seq]++
-		}
-		if err == nil {
-			l.ok(len(send))
-			pending = pending[len(send):]
-			if !single {
-				bo.Reset()
-			}
-			continue
-		}
-		var failed []ItemError
-		var be *BatchError
-		switch {
-		case errors.As(err, &be):
-			failed = be.Failed
-		case IsPermanent(err) && len(send) == 1:
-			failed = []ItemError{{0, err}}
-		case IsPermanent(err):
-			single = true // find which items are bad, one at a time
-			continue
-		default:
-			failed = make([]ItemError, len(send))
-			for i := range send {
-				failed[i] = ItemError{i, err}
-			}
-		}
-		sort.Slice(failed, func(i, j int) bool { return failed[i].Index < failed[j].Index })
-		var retry []Item
-		var lastErr error
-		quarantined := 0
-		for _, f := range failed {
-			if f.Index < 0 || f.Index >= len(send) {
-				continue
-			}
-			it := send[f.Index]
-			if IsPermanent(f.Err) || (l.e.opts.MaxAttempts > 0 && attempts[it.Seq] >= l.e.opts.MaxAttempts) {
-				l.quarantine(it, f.Err, attempts[it.Seq])
-				quarantined++
-				single = false // the bad item is found
-				continue
-			}
-			retry = append(retry, it)
-			if lastErr == nil {
-				lastErr = f.Err // the first failure is the cause
-			}
-		}
-		l.ok(len(send) - len(retry) - quarantined)
-		pending = append(retry, pending[len(send):]...)
-		if len(retry) == 0 {
-			continue
-		}
-		l.fail(lastErr)
-		l.retried.Add(1)
-		d := bo.NextBackOff()
-		l.lg.Warn("send failed, retrying", "err", lastErr, "items", len(retry), "retry_in", d.Round(time.Millisecond))
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return stopped
-		}
-		if rereadOK && len(pending) == len(batch) {
-			return reread
-		}
-	}
-	return delivered
-}
-
-// send calls the target. A send in flight when ctx ends may go on for
-// ShutdownGrace, so SIGTERM does not cut a batch the target is taking.
-func (l *loop) send(ctx context.Context, items []Item) error {
-	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(l.e.opts.ShutdownGrace, cancel)
-		context.AfterFunc(sctx, func() { t.Stop() })
-	})
-	defer stop()
-	err := l.spec.Target.Send(sctx, items)
-	if err == nil {
-		l.sends.Add(1)
-	}
-	return err
-}
-
-func (l *loop) ok(n int) {
-	if n <= 0 {
-		return
-	}
-	l.delivered.Add(uint64(n))
-	if !l.up.Load() {
-		l.lg.Info("target is back")
-	}
-	l.up.Store(true)
-}
-
-func (l *loop) fail(err error) {
-	s := err.Error()
-	l.lastErr.Store(&s)
-	l.up.Store(false)
-}
-
-func (l *loop) quarantine(it Item, err error, attempts int) {
-	r := wal.Record{Seq: it.Seq, Entry: wal.Entry{Key: it.Key, Name: string(it.EventName), EventTime: it.EventTime, Data: it.Record}}
-	if qerr := l.e.log.Quarantine(l.spec.ID, r, err.Error(), attempts); qerr != nil {
-		l.lg.Error("quarantining", "seq", it.Seq, "err", qerr)
-	}
-	l.quarantined.Add(1)
-	l.fail(err)
-	l.lg.Warn("event quarantined", "seq", it.Seq, "key", it.Key, "err", err, "attempts", attempts)
 }

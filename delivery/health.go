@@ -1,0 +1,122 @@
+package delivery
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Values of Stats.State.
+const (
+	// StateUp: the last send succeeded, or nothing has failed yet.
+	StateUp = "up"
+	// StateDown: the last send failed as a whole (the target could not be
+	// reached or refused everything), or the log could not be read for
+	// the target. The loop retries at Stats.NextRetry.
+	StateDown = "down"
+	// StateBackingOff: the target took part of the last send and refused
+	// the rest with a retryable error (throttling, a busy partition); the
+	// loop retries those items at Stats.NextRetry.
+	StateBackingOff = "backing off"
+)
+
+// DefaultRepeatLogInterval is how often a failure that goes on is logged
+// again, summarised.
+const DefaultRepeatLogInterval = 30 * time.Second
+
+// health is a target's state as operators see it, and the logging of its
+// failures: the first failure of a streak is logged, repeats are summarised
+// at most once per interval, and the end of a streak is logged once. It is
+// written by the loop and read by Stats, hence its lock, which guards every
+// field below it.
+type health struct {
+	lg    *slog.Logger
+	every time.Duration
+
+	mu          sync.Mutex
+	state       string
+	lastErr     string
+	lastErrTime time.Time
+	nextRetry   time.Time
+	since       time.Time // first failure of the streak; zero while up
+	failures    int       // failed attempts in the streak
+	fromRead    bool      // the streak is the log's (reads), not the target's
+	logged      time.Time // when the streak was last logged
+	unlogged    int       // failures since then
+}
+
+func newHealth(lg *slog.Logger, every time.Duration) *health {
+	return &health{lg: lg, every: every, state: StateUp}
+}
+
+// failed records a failed attempt (a send, or a read of the log if
+// fromRead) retried after retryIn, and logs it if it starts a streak or if
+// the streak was last logged an interval ago.
+func (h *health) failed(msg string, err error, state string, retryIn time.Duration, fromRead bool, attrs ...any) {
+	now := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.state = state
+	h.lastErr = err.Error()
+	h.lastErrTime = now
+	h.nextRetry = now.Add(retryIn)
+	h.failures++
+	if !fromRead {
+		h.fromRead = false // the target failed too: only a send ends the streak
+	}
+	retry := slog.Duration("retry_in", retryIn.Round(time.Millisecond))
+	if h.since.IsZero() {
+		h.since, h.fromRead, h.logged, h.unlogged = now, fromRead, now, 0
+		h.lg.Warn(msg, append([]any{"err", err, retry}, attrs...)...)
+		return
+	}
+	h.unlogged++
+	if now.Sub(h.logged) < h.every {
+		return
+	}
+	h.lg.Warn("still failing", "err", err, "failures", h.failures, "unlogged", h.unlogged,
+		slog.Duration("for", now.Sub(h.since).Round(time.Millisecond)), retry)
+	h.logged, h.unlogged = now, 0
+}
+
+// recovered ends the failure streak, if any, after a send went through
+// (or, for a streak of failed reads, a read did): the target is up.
+func (h *health) recovered(fromRead bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.since.IsZero() {
+		h.state = StateUp
+		return
+	}
+	if fromRead && !h.fromRead {
+		return // the log reads again, but the target has still to take a send
+	}
+	d := time.Since(h.since).Round(time.Millisecond)
+	what := "target is back"
+	if h.fromRead {
+		what = "reading the log works again"
+	}
+	h.lg.Info(fmt.Sprintf("%s after %d failures over %s", what, h.failures, d), "failures", h.failures, slog.Duration("down_for", d))
+	h.state, h.since, h.failures, h.unlogged, h.nextRetry = StateUp, time.Time{}, 0, 0, time.Time{}
+}
+
+// noted records err as the last error without changing the state: an item
+// was quarantined, which says nothing about whether the target is up.
+func (h *health) noted(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lastErr = err.Error()
+	h.lastErrTime = time.Now()
+}
+
+// fill copies the health fields into s.
+func (h *health) fill(s *Stats) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s.State = h.state
+	s.Up = h.state == StateUp
+	s.LastError = h.lastErr
+	s.LastErrorTime = h.lastErrTime
+	s.NextRetry = h.nextRetry
+}

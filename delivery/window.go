@@ -1,0 +1,148 @@
+package delivery
+
+import (
+	"context"
+
+	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/wal"
+)
+
+// itemOverhead approximates what one item held in a window costs besides
+// its key, name and data: the Item itself and, in a coalescing window, its
+// key's map entry. It makes WindowBytes bound windows of tiny records too.
+const itemOverhead = 128
+
+// recordSize is what r costs a window once it is an item.
+func recordSize(r *wal.Record) int64 {
+	return int64(len(r.Key)+len(r.Name)+len(r.Data)) + itemOverhead
+}
+
+func itemSize(it *Item) int64 {
+	return int64(len(it.Key)+len(it.EventName)+len(it.Record)) + itemOverhead
+}
+
+// newItem turns r into an item with its own copy of the data: the log
+// hands out data that may alias a whole decompressed frame (megabytes),
+// which a window holding one record of it would otherwise keep alive.
+func newItem(r *wal.Record) Item {
+	return Item{
+		Seq: r.Seq, Key: r.Key, EventName: event.Name(r.Name), EventTime: r.EventTime,
+		Record: append(make([]byte, 0, len(r.Data)), r.Data...),
+	}
+}
+
+// window is one read of the log: the items to send, how many of the
+// target's records they cover (coalesced and dropped ones included), where
+// the next read starts, the append signal taken before reading, and the
+// read's error.
+type window struct {
+	items []Item
+	n     int
+	next  uint64
+	wake  <-chan struct{}
+	err   error
+}
+
+// readAt reads the window starting at from.
+func (l *loop) readAt(ctx context.Context, from uint64) window {
+	w := window{wake: l.e.log.Appended()} // taken before reading, so no append is missed
+	if l.spec.Namespace {
+		w.items, w.n, w.next, w.err = l.readCoalesced(ctx, from)
+	} else {
+		w.items, w.n, w.next, w.err = l.readBatch(ctx, from)
+	}
+	return w
+}
+
+// readBatch reads up to MaxBatch records and WindowBytes bytes (at least
+// one record) from from on.
+func (l *loop) readBatch(ctx context.Context, from uint64) ([]Item, int, uint64, error) {
+	limit := l.e.opts.WindowBytes
+	var items []Item
+	var size int64
+	cut, stop := false, uint64(0) // the record that did not fit
+	next, err := l.e.log.Read(ctx, from, l.spec.ID, func(r wal.Record) bool {
+		sz := recordSize(&r)
+		if len(items) > 0 && size+sz > limit {
+			cut, stop = true, r.Seq
+			return false
+		}
+		items = append(items, newItem(&r))
+		size += sz
+		return len(items) < l.spec.MaxBatch
+	})
+	if err != nil {
+		return nil, 0, from, err
+	}
+	if cut {
+		next = stop
+	}
+	return items, len(items), next, nil
+}
+
+// readCoalesced reads a namespace target's coalescing window from from on:
+// the newest item of each key, in log order, over up to CoalesceEvents
+// records, CoalesceKeys keys and WindowBytes bytes of kept items (at least
+// one). Items that change nothing (reads) are dropped, and a superseded
+// item's data is let go as soon as its key's next event is read.
+func (l *loop) readCoalesced(ctx context.Context, from uint64) ([]Item, int, uint64, error) {
+	o := &l.e.opts
+	var items []Item // log order; superseded ones are zero (Seq 0) until compacted
+	byKey := map[string]int{}
+	holes, n := 0, 0
+	var size int64
+	cut, stop := false, uint64(0)
+	next, err := l.e.log.Read(ctx, from, l.spec.ID, func(r wal.Record) bool {
+		if event.Name(r.Name).Op() == event.OpNone {
+			n++ // nothing to write: delivered by definition
+			return n < o.CoalesceEvents
+		}
+		sz := recordSize(&r)
+		i, seen := byKey[r.Key]
+		others, old := len(byKey), int64(0)
+		if seen {
+			others--
+			old = itemSize(&items[i])
+		}
+		if !seen && len(byKey) >= o.CoalesceKeys || others > 0 && size-old+sz > o.WindowBytes {
+			cut, stop = true, r.Seq
+			return false
+		}
+		if seen {
+			items[i] = Item{} // superseded: its data goes now
+			holes++
+			size -= old
+		}
+		byKey[r.Key] = len(items)
+		items = append(items, newItem(&r))
+		size += sz
+		n++
+		if holes > 1024 && holes > len(items)/2 {
+			items, holes = compact(items, byKey), 0
+		}
+		return n < o.CoalesceEvents
+	})
+	if err != nil {
+		return nil, 0, from, err
+	}
+	if cut {
+		next = stop
+	}
+	if holes > 0 {
+		items = compact(items, byKey)
+	}
+	return items, n, next, nil
+}
+
+// compact removes superseded items, keeping the order, and updates byKey.
+func compact(items []Item, byKey map[string]int) []Item {
+	kept := items[:0]
+	for _, it := range items {
+		if it.Seq != 0 {
+			byKey[it.Key] = len(kept)
+			kept = append(kept, it)
+		}
+	}
+	clear(items[len(kept):]) // the tail still refers to moved items' data
+	return kept
+}
