@@ -2,27 +2,62 @@
 //
 // Each target gets its own drain loop with its own cursor over the log. A
 // loop is woken by appends (no polling delay while the target keeps up),
-// reads a batch of the records routed to its target, sends it, and moves its
-// cursor past the batch only once every item in it is delivered or
+// reads a window of the records routed to its target, sends it, and moves
+// its cursor past the window only once every item in it is delivered or
 // quarantined. A target that is down, at startup or later, is retried with
-// exponential backoff and jitter, forever by default, and never delays
-// another target: loops share nothing but the log.
+// exponential backoff and jitter (never above Options.MaxBackoff), forever
+// by default, and never delays another target: loops share nothing but the
+// log.
 //
 // # Errors
 //
 // A target's Send classifies its failures. An error wrapped with Permanent
 // means the items it covers will never succeed (the target rejected them):
 // the loop moves them to the target's quarantine in the log with the error
-// and the attempt count, and goes on. Any other error is retried. A
+// and the attempt count, and goes on. Any other error is retried; with
+// Options.MaxAttempts an item is quarantined after that many failed sends,
+// counted per record however often its window is read again. A
 // *BatchError reports item by item which items failed, so one bad event
-// costs only itself.
+// costs only itself. An item that failed only because an earlier one did
+// (ErrEarlierFailed) is quarantined with the earlier item's error, the
+// real cause.
+//
+// # Memory
+//
+// A loop holds at most two windows: the one being sent and the next, read
+// ahead. Each is bounded by Options.WindowBytes (64 MiB by default) as well
+// as by its count limits, and holds its own copies of the records, never
+// the log's decompressed frames.
 //
 // # Namespace targets
 //
 // A namespace-format target (rows mirror the objects of a bucket) is given
 // coalesced batches: within the window the loop reads, which spans the
-// whole backlog up to Options.CoalesceEvents records, only the newest item
-// per key is sent, in log order, and items that do not change an object's
-// state (reads) are dropped. The store ends in the state replaying every
-// event in order would give, with at most one write per key.
+// backlog up to Options.CoalesceEvents records, CoalesceKeys keys and
+// WindowBytes of kept items, only the newest item per key is sent, in log
+// order, and items that do not change an object's state (reads) are
+// dropped. A superseded item is let go as soon as its key's next event is
+// read. A window that fails before any write is read again after the
+// backoff, so events that arrive during an outage join it. The store ends
+// in the state replaying every event in order would give, with at most one
+// write per key per window.
+//
+// # Status and logging
+//
+// Engine.Stats reports each target's state (StateUp, StateDown,
+// StateBackingOff), its last error with its time, and when it retries. A
+// failure is logged when it starts; while it goes on, one summary line per
+// Options.RepeatLogInterval (30 s by default) gives the count; when the
+// target takes a send again, "target is back after N failures over D" is
+// logged once. Quarantining an event does not make a target down.
+//
+// # The log
+//
+// The engine reads and writes the log through the Log interface. A damaged
+// record met while reading (an error wrapping wal.ErrCorrupt) makes the
+// target down and is retried with backoff. Any other failure of the log
+// (wal.ErrFailed after a storage error, wal.ErrClosed when the log is
+// closed under the engine, a cursor move or quarantine entry refused) stops
+// every loop, and Engine.Run returns it: a target must never move past an
+// event its log did not record.
 package delivery
