@@ -376,9 +376,9 @@ func TestRepeatedFailuresAreSummarised(t *testing.T) {
 	appendRecs(t, l, put("a", 0))
 	waitFor(t, "40 retries", func() bool { return e.Stats()[0].Retried >= 40 })
 	time.Sleep(2 * every)
-	elapsed := time.Since(start)
-	retried := e.Stats()[0].Retried
 	warns := logs.lines("level=WARN")
+	elapsed := time.Since(start) // after reading the lines: no line is later
+	retried := e.Stats()[0].Retried
 	if max := 2 + int(elapsed/every); len(warns) > max || len(warns) < 2 {
 		t.Fatalf("%d warnings for %d retries over %s, want 2 to %d:\n%s", len(warns), retried, elapsed, max, strings.Join(warns, "\n"))
 	}
@@ -466,5 +466,33 @@ func TestWindowBytesBoundsBatches(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestThrottledTargetIsBackingOff: a target that takes some items and
+// refuses others with a retryable error is backing off, not down.
+func TestThrottledTargetIsBackingOff(t *testing.T) {
+	l := openLog(t)
+	var got atomic.Int64
+	e, _ := runEngine(t, l, delivery.Options{MinBackoff: 50 * time.Millisecond, MaxBackoff: 50 * time.Millisecond},
+		delivery.Spec{ID: id, Target: &fakeTarget{send: func(items []delivery.Item) error {
+			var be delivery.BatchError
+			for i, it := range items {
+				if it.Key == "b/hot" {
+					be.Failed = append(be.Failed, delivery.ItemError{Index: i, Err: errors.New("429 slow down")})
+					continue
+				}
+				got.Add(1)
+			}
+			if be.Failed != nil {
+				return &be
+			}
+			return nil
+		}}})
+	appendRecs(t, l, put("a", 0), put("hot", 1), put("c", 2))
+	waitFor(t, "2 deliveries", func() bool { return got.Load() == 2 })
+	waitFor(t, "a retry", func() bool { return e.Stats()[0].Retried >= 1 })
+	if st := e.Stats()[0]; st.State != delivery.StateBackingOff || st.Up || st.LastError != "429 slow down" || !st.NextRetry.After(st.LastErrorTime) {
+		t.Fatalf("stats = %+v, want backing off after the 429 with a next retry", st)
 	}
 }
