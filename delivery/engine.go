@@ -28,7 +28,8 @@ const (
 type Options struct {
 	// MinBackoff is the first retry delay; 0 means DefaultMinBackoff.
 	MinBackoff time.Duration
-	// MaxBackoff caps the retry delay; 0 means DefaultMaxBackoff.
+	// MaxBackoff caps the retry delay, jitter included; 0 means
+	// DefaultMaxBackoff. A MaxBackoff below MinBackoff is raised to it.
 	MaxBackoff time.Duration
 	// MaxAttempts quarantines an item after that many failed attempts;
 	// 0 means retry forever.

@@ -496,3 +496,28 @@ func TestThrottledTargetIsBackingOff(t *testing.T) {
 		t.Fatalf("stats = %+v, want backing off after the 429 with a next retry", st)
 	}
 }
+
+// TestAddToleratesDamage: a damaged record in a target's backlog does not
+// make Add fail (the relay must start while intact records are pending);
+// the loop reports the damage as the target's error.
+func TestAddToleratesDamage(t *testing.T) {
+	fl := &faultyLog{Log: openLog(t)}
+	fl.Register(id)
+	appendRecs(t, fl.Log, put("a", 0))
+	var damaged atomic.Bool
+	damaged.Store(true)
+	fl.readErr = func() error {
+		if damaged.Load() {
+			return fmt.Errorf("wal: frame 1: %w", wal.ErrCorrupt)
+		}
+		return nil
+	}
+	var got atomic.Int64
+	e, _ := runEngine(t, fl, delivery.Options{}, delivery.Spec{ID: id, Target: &fakeTarget{send: func(items []delivery.Item) error { got.Add(int64(len(items))); return nil }}})
+	waitFor(t, "the target down", func() bool { return e.Stats()[0].State == delivery.StateDown })
+	if st := e.Stats()[0]; !strings.Contains(st.LastError, "corrupt") {
+		t.Fatalf("stats = %+v, want the damage as last error", st)
+	}
+	damaged.Store(false)
+	waitFor(t, "the delivery", func() bool { return got.Load() == 1 })
+}
