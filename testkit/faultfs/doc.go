@@ -59,8 +59,13 @@
 // user, as a child process.
 //
 //	fsys, err := faultfs.Mount(backing, mnt)
+//	fsys.SetFsyncDelay(2 * time.Millisecond) // a disk's fsync takes time
 //	// start the program with its data on mnt, let it work
+//	fsys.PowerOff() // the instant of the cut: nothing more reaches the disk
 //	cmd.Process.Kill(); cmd.Wait()
-//	fsys.Cut() // power cut: unsynced writes are gone
+//	fsys.Cut() // unsynced writes are gone; a fresh mount on the same dir
 //	// start it again on mnt, check what it promised
+//
+// Stats counts fsyncs, injected failures and the cuts that found writes
+// pending (LossyCuts): a crash test can check its cuts hit those moments.
 package faultfs

@@ -30,6 +30,7 @@ type FS struct {
 	rules   []fsyncRule
 	quota   int64 // -1: none
 	spent   int64
+	delay   time.Duration
 	stats   Stats
 }
 
@@ -43,6 +44,9 @@ type Stats struct {
 	NoSpaceWrites int64
 	// Cuts is the number of Cut calls.
 	Cuts int64
+	// LossyCuts is the cuts that dropped pending data: those that came
+	// between a write and its fsync.
+	LossyCuts int64
 	// DroppedBytes is the pending data the cuts threw away, in pages of
 	// 4 KiB.
 	DroppedBytes int64
@@ -165,21 +169,25 @@ func (f *FS) mount() error {
 	return nil
 }
 
-// unmount ends the current mount after marking it dead, so nothing more
-// reaches the backing directory, and waits for operations in flight.
-func (f *FS) unmount() error {
-	if f.server == nil {
-		return nil
-	}
-	m := f.cur
+// powerOff marks the mount dead, so nothing more reaches the backing
+// directory, and waits for an fsync applying pages (it holds its
+// overlay's lock) to finish.
+func (m *mount) powerOff() {
 	m.dead.Store(true)
-	// Barrier: an fsync applying pages holds its overlay's lock.
 	m.mu.Lock()
 	for _, o := range m.files {
 		o.mu.Lock()
 		o.mu.Unlock() //nolint:staticcheck // empty critical section on purpose
 	}
 	m.mu.Unlock()
+}
+
+// unmount ends the current mount after powering it off.
+func (f *FS) unmount() error {
+	if f.server == nil {
+		return nil
+	}
+	f.cur.powerOff()
 	err := f.server.Unmount()
 	if err != nil {
 		// Something still holds a file open: detach lazily. The mount is
@@ -192,23 +200,42 @@ func (f *FS) unmount() error {
 	return nil
 }
 
+// PowerOff is the instant of a power cut: from now on nothing reaches the
+// backing directory and every operation on the mount fails with EIO. An
+// fsync in flight either finished before (its data is durable) or fails.
+// Call it just before killing the processes using the mount, then Cut:
+// without it, an fsync the kernel already passed to the file system
+// completes after the kill, and the cut misses that moment.
+func (f *FS) PowerOff() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cur != nil {
+		f.cur.powerOff()
+	}
+}
+
 // Cut simulates a power cut: the caller has killed (SIGKILL) every
-// process using the mount and waited for it. Cut unmounts, drops every
-// write not yet fsynced, and mounts a fresh file system on the same
-// directory over the same backing directory. Fault settings (FailFsync,
-// SetQuota) stay as they were.
+// process using the mount and waited for it (calling PowerOff before the
+// kill makes the cut's instant exact). Cut powers off if PowerOff was not
+// called, unmounts, drops every write not yet fsynced, and mounts a fresh
+// file system on the same directory over the same backing directory.
+// Fault settings (FailFsync, SetQuota, SetFsyncDelay) stay as they were.
 func (f *FS) Cut() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.server == nil {
 		return errors.New("faultfs: not mounted")
 	}
+	f.cur.powerOff()
 	dropped := f.cur.pendingBytes()
 	if err := f.unmount(); err != nil {
 		return err
 	}
 	f.faultMu.Lock()
 	f.stats.Cuts++
+	if dropped > 0 {
+		f.stats.LossyCuts++
+	}
 	f.stats.DroppedBytes += dropped
 	f.faultMu.Unlock()
 	return f.mount()
@@ -290,6 +317,21 @@ func (f *FS) spend(n int64) bool {
 	}
 	f.spent += n
 	return true
+}
+
+// SetFsyncDelay makes every fsync of a file wait d before it applies the
+// pending writes, as a slow disk would; 0 (the default) removes the delay.
+// A longer fsync widens the moments at which a cut finds writes pending.
+func (f *FS) SetFsyncDelay(d time.Duration) {
+	f.faultMu.Lock()
+	defer f.faultMu.Unlock()
+	f.delay = d
+}
+
+func (f *FS) fsyncDelay() time.Duration {
+	f.faultMu.Lock()
+	defer f.faultMu.Unlock()
+	return f.delay
 }
 
 // Stats returns the counters since Mount.

@@ -100,10 +100,10 @@ func TestCutDropsUnsyncedWrites(t *testing.T) {
 	}
 }
 
-// TestOverlayPagesAndTruncate: partial pages, writes across page
+// TestCutOverlayPagesAndTruncate: partial pages, writes across page
 // boundaries, a truncate and an extension read back as a plain file would,
 // through the mount before fsync and in the backing file after it.
-func TestOverlayPagesAndTruncate(t *testing.T) {
+func TestCutOverlayPagesAndTruncate(t *testing.T) {
 	fsys := mount(t)
 	name := filepath.Join(fsys.Dir(), "f")
 	want := make([]byte, 3*4096+100)
@@ -169,10 +169,10 @@ func commonPrefix(a, b []byte) int {
 	return n
 }
 
-// TestFailFsyncEIO: an injected fsync failure reaches the writer as EIO;
+// TestFaultFsyncEIO: an injected fsync failure reaches the writer as EIO;
 // the data stays readable but is not durable, even after a later fsync
 // succeeds, as after a real writeback error.
-func TestFailFsyncEIO(t *testing.T) {
+func TestFaultFsyncEIO(t *testing.T) {
 	fsys := mount(t)
 	f, err := os.Create(filepath.Join(fsys.Dir(), "wal.db"))
 	if err != nil {
@@ -225,9 +225,9 @@ func TestFailFsyncEIO(t *testing.T) {
 	}
 }
 
-// TestQuotaENOSPC: past the quota a write fails with ENOSPC and writes
+// TestFaultQuotaENOSPC: past the quota a write fails with ENOSPC and writes
 // nothing; lifting the quota at run time lets writes through again.
-func TestQuotaENOSPC(t *testing.T) {
+func TestFaultQuotaENOSPC(t *testing.T) {
 	fsys := mount(t)
 	f, err := os.Create(filepath.Join(fsys.Dir(), "f"))
 	if err != nil {
@@ -267,6 +267,7 @@ func TestBoltSurvivesCuts(t *testing.T) {
 	for _, noSync := range []bool{false, true} {
 		t.Run(fmt.Sprintf("noSync=%v", noSync), func(t *testing.T) {
 			fsys := mount(t)
+			fsys.SetFsyncDelay(time.Millisecond)
 			rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 			lost, committed := 0, 0
 			for cut := 0; cut < 6; cut++ {
@@ -321,22 +322,31 @@ func runBoltWriter(t *testing.T, fsys *faultfs.FS, noSync bool, d time.Duration)
 		t.Fatal(err)
 	}
 	keys := make(chan []uint64)
+	ready := make(chan struct{})
 	go func() {
 		var ks []uint64
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if k, err := strconv.ParseUint(sc.Text(), 10, 64); err == nil {
+			if sc.Text() == "ready" {
+				close(ready)
+			} else if k, err := strconv.ParseUint(sc.Text(), 10, 64); err == nil {
 				ks = append(ks, k)
 			}
 		}
 		keys <- ks
 	}()
+	select {
+	case <-ready:
+	case <-time.After(20 * time.Second):
+		t.Error("the bbolt writer did not open its database in 20s")
+	}
 	time.Sleep(d)
+	fsys.PowerOff()
 	cmd.Process.Kill()
 	ks := <-keys
 	cmd.Wait()
 	if len(ks) == 0 {
-		t.Logf("writer committed nothing; stderr: %s", stderr.String())
+		t.Errorf("the bbolt writer committed nothing in %v; stderr: %s", d, stderr.String())
 	}
 	return ks
 }
@@ -364,6 +374,7 @@ func boltWriter(path string, noSync bool) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	fmt.Fprintln(os.Stdout, "ready")
 	val := bytes.Repeat([]byte("v"), 2048)
 	for ; ; next++ {
 		err := db.Update(func(tx *bolt.Tx) error {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -434,6 +435,9 @@ func (h *handle) Fsync(_ context.Context, _ uint32) syscall.Errno {
 	}
 	if o == nil {
 		return 0
+	}
+	if d := m.fsys.fsyncDelay(); d > 0 {
+		time.Sleep(d)
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
