@@ -420,3 +420,30 @@ func boltKeys(path string, check bool) (keys map[uint64]bool, err error) {
 	})
 	return keys, err
 }
+
+// TestCutWithFileHeldOpen: a file still open at the cut (a process that
+// was not killed) does not stop the cut; its descriptor fails from then on
+// and the new mount serves the durable content.
+func TestCutWithFileHeldOpen(t *testing.T) {
+	fsys := mount(t)
+	name := filepath.Join(fsys.Dir(), "held")
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	writeAt(t, f, "durable", 0)
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	writeAt(t, f, "-pending", 7)
+	if err := fsys.Cut(); err != nil {
+		t.Fatalf("cut with a file held open: %v", err)
+	}
+	if _, err := f.WriteAt([]byte("late"), 0); err == nil {
+		t.Fatal("a write through a descriptor opened before the cut succeeded, want an error")
+	}
+	if got := readFile(t, name); got != "durable" {
+		t.Fatalf("after the cut reads %q, want %q", got, "durable")
+	}
+}
