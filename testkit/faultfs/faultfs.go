@@ -20,7 +20,6 @@ import (
 // cares about still writes to the mount (kill it first).
 type FS struct {
 	backing, dir string
-	syncBacking  bool
 
 	mu     sync.Mutex // serializes Cut and Unmount
 	server *fuse.Server
@@ -57,28 +56,14 @@ type fsyncRule struct {
 	n       int // fsyncs still to fail; <0: all
 }
 
-// Options tunes Mount. The zero value is what tests want.
-type Options struct {
-	// NoBackingSync skips the fdatasync of the backing file when a file
-	// is fsynced through the mount. Pending writes are still applied, so a
-	// Cut behaves the same; only a crash of the machine running the test
-	// would tell. False by default.
-	NoBackingSync bool
-}
-
 // Mount mounts a faultfs at mountDir passing through to backingDir (both
 // are created if missing). It needs root and /dev/fuse; see Available.
 func Mount(backingDir, mountDir string) (*FS, error) {
-	return MountOptions(backingDir, mountDir, Options{})
-}
-
-// MountOptions is Mount with options.
-func MountOptions(backingDir, mountDir string, opts Options) (*FS, error) {
 	if err := Available(); err != nil {
 		return nil, err
 	}
 	var err error
-	f := &FS{quota: -1, syncBacking: !opts.NoBackingSync}
+	f := &FS{quota: -1}
 	if f.backing, err = filepath.Abs(backingDir); err != nil {
 		return nil, fmt.Errorf("faultfs: %w", err)
 	}

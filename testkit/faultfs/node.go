@@ -192,7 +192,13 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	if e != 0 {
 		return nil, nil, 0, e
 	}
-	child := ch.Operations().(*node)
+	child, ok := ch.Operations().(*node)
+	if !ok { // every node is wrapped (WrapChild): cannot happen
+		if r, ok := fh.(fs.FileReleaser); ok {
+			r.Release(ctx)
+		}
+		return nil, nil, 0, syscall.EIO
+	}
 	h, e := child.newHandle(fh)
 	if e != 0 {
 		return nil, nil, 0, e
@@ -444,7 +450,7 @@ func (h *handle) Fsync(_ context.Context, _ uint32) syscall.Errno {
 	if m.dead.Load() { // a cut came while waiting: nothing reaches the disk
 		return syscall.EIO
 	}
-	return o.apply(h.fd, m.fsys.syncBacking)
+	return o.apply(h.fd)
 }
 
 // Flush does nothing: close(2) makes nothing durable.

@@ -142,7 +142,7 @@ func (o *overlay) truncate(size int64) {
 
 // apply writes the pending state to the backing file and fdatasyncs it.
 // Pages whose fsync failed before stay in memory, unwritten.
-func (o *overlay) apply(fd int, sync bool) syscall.Errno {
+func (o *overlay) apply(fd int) syscall.Errno {
 	var st syscall.Stat_t
 	if err := syscall.Fstat(fd, &st); err != nil {
 		return errno(err)
@@ -172,10 +172,8 @@ func (o *overlay) apply(fd int, sync bool) syscall.Errno {
 			return errno(err)
 		}
 	}
-	if sync {
-		if err := syscall.Fdatasync(fd); err != nil {
-			return errno(err)
-		}
+	if err := syscall.Fdatasync(fd); err != nil {
+		return errno(err)
 	}
 	for pi, p := range o.pages {
 		if p.dirty {
