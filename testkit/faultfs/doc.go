@@ -14,9 +14,10 @@
 // # Modelled
 //
 //   - File data: write(2) and truncate (ftruncate, O_TRUNC, setattr size)
-//     are pending until fsync or fdatasync of that file (any handle). Fsync
-//     applies them to the backing file, in order, then fdatasyncs it. Data
-//     of one file never becomes durable through another file's fsync.
+//     are pending until fsync or fdatasync of that file (any handle), kept
+//     as 4 KiB pages and a logical size. Fsync writes the pages and the
+//     size to the backing file, then fdatasyncs it. Data of one file never
+//     becomes durable through another file's fsync, nor at close.
 //   - A pending write is lost whole at a cut: pages are not torn, and
 //     writes are not reordered (all of a file's pending writes are lost,
 //     never a later one kept and an earlier one dropped). That is the
