@@ -25,17 +25,19 @@
 //   - A failed fsync (FailFsync) returns EIO and leaves the file's pending
 //     pages as Linux may leave dirty pages after a writeback error: still
 //     readable by the running program, marked clean, and never written by a
-//     later fsync (unless written again). A cut then loses them. A program
-//     that retries fsync and believes its data safe is caught by this.
+//     later fsync (unless written again); the file's size still reaches the
+//     disk at the next fsync, as inode metadata does. A cut then loses the
+//     pages. A program that retries fsync and believes its data safe is
+//     caught by this.
 //   - Disk full (SetQuota): a write returns ENOSPC, writing nothing, once
 //     the bytes written through the mount since SetQuota would exceed the
-//     quota. The quota can be lifted at run time.
+//     quota (the kernel may split a write at a page boundary, so a caller
+//     can see a short write first). The quota can be lifted at run time.
 //
 // # Not modelled
 //
 //   - Metadata is applied at once and is durable: create, mkdir, rename,
-//     unlink, link, chmod, and the file size set by a truncate that was
-//     fsynced. LazyFS also loses unsynced metadata (a created file that no
+//     unlink, link, chmod, utimes. LazyFS also loses unsynced metadata (a created file that no
 //     directory fsync covered may vanish; a rename may be undone). Here a
 //     file created and never fsynced survives a cut, empty or holding only
 //     what was fsynced, and a rename survives even if the renamed file's
