@@ -21,12 +21,17 @@ import (
 	"github.com/bucketrelay/bucketrelay/event"
 )
 
+// relayBinDir holds the relay binary built for the tests; TestMain
+// removes it.
+var relayBinDir string
+
 // buildRelay builds the relay binary once per test binary.
 var buildRelay = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "relay-bin-")
 	if err != nil {
 		return "", err
 	}
+	relayBinDir = dir
 	bin := filepath.Join(dir, "relay")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {
