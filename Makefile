@@ -1,14 +1,15 @@
 # The relay's everyday commands. See README.md.
 GO ?= go
 
-.PHONY: demo test unit services build vet bench bench-quick fuzz clean
+.PHONY: demo test unit services fuse crash crash-long build vet bench bench-quick fuzz clean
 
 # Run the relay on its embedded default (no broker needed) and show events delivered.
 demo:
 	$(GO) run ./cmd/relay demo
 
 # Install and start the real servers, then vet and run every test with the race detector.
-test: services vet
+# As root with /dev/fuse this includes the power-cut test (TestPowerCut, 50 cuts by default).
+test: services fuse vet
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 # Tests that need no server (the others fail under CI=true, skip otherwise).
@@ -19,6 +20,24 @@ unit: vet
 services:
 	scripts/services.sh install
 	scripts/services.sh start
+
+# Make FUSE usable (/dev/fuse, fuse3) for the power-cut and storage-fault tests.
+fuse:
+	scripts/fuse.sh
+
+POWERCUTS ?= 50
+LONGCUTS ?= 2000
+
+# The power-loss and storage-fault tests at CI length (root, /dev/fuse, Redis):
+# the faultfs file system, $(POWERCUTS) power cuts under the real relay, the noSync
+# control, EIO on fdatasync and a full disk.
+crash: services fuse
+	$(GO) test -race -count=1 ./testkit/faultfs
+	$(GO) test -race -count=1 -timeout 30m ./cmd/relay -run 'PowerCut|Fault|Crash' -powercuts $(POWERCUTS) -v
+
+# The power-cut test with thousands of cuts (LONGCUTS=N to change; about 0.3 s a cut).
+crash-long: services fuse
+	$(GO) test -count=1 -timeout 12h ./cmd/relay -run 'TestPowerCut$$' -powercuts $(LONGCUTS) -v
 
 build:
 	$(GO) build -o bin/ ./cmd/relay ./cmd/walinspect
