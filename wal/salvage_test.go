@@ -220,19 +220,17 @@ func TestSalvageDamagedPage(t *testing.T) {
 	src := salvageLog(t, 150)
 	want := readContent(t, src, nil)
 	page := walfault.DamageFramePage(t, src, 151)
-	// A plain read of the log panics on such a page; salvage walks past it.
-	l, err := wal.OpenReadOnly(src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Opening the log the plain way panics on such a page; salvage walks
+	// past it.
 	panicked := func() (p bool) {
 		defer func() { p = recover() != nil }()
-		l.Read(context.Background(), 1, "", func(wal.Record) bool { return true })
+		if l, err := wal.OpenReadOnly(src); err == nil {
+			l.Close()
+		}
 		return false
 	}()
-	l.Close()
 	if !panicked {
-		t.Fatalf("reading past page %d did not panic: the page is not damaged", page)
+		t.Fatalf("opening a log with page %d damaged did not panic: the page is not damaged", page)
 	}
 	dst, rep := salvageChecked(t, src)
 	if len(rep.Damaged) == 0 || rep.OK() {
