@@ -95,15 +95,24 @@ func (r *SalvageReport) damaged(d DamagedRange) {
 	r.Problems = append(r.Problems, msg)
 }
 
-// ErrExists is returned by Salvage when its destination already exists.
-var ErrExists = errors.New("wal: destination exists")
+// Errors returned by Scan, Salvage and CheckMeta.
+var (
+	// ErrExists is returned by Salvage when its destination already exists.
+	ErrExists = errors.New("wal: destination exists")
+	// ErrNotLog is returned for a file that is not a bbolt file (neither
+	// meta page carries bbolt's magic number) or a bbolt file without the
+	// log's buckets: not damage, the wrong file.
+	ErrNotLog = errors.New("wal: not a relay log")
+)
 
 // Scan reads the log file at path the way Salvage does, without writing
 // anything anywhere, and reports every problem: damaged frames and records
 // (with their sequence ranges), pages bbolt cannot read, bad cursors and
 // quarantine entries, and damaged bbolt meta pages (see CheckMeta). It
-// returns an error wrapping ErrLocked while a relay holds the log, and one
-// wrapping ErrCorrupt when bbolt cannot open the file at all.
+// returns an error wrapping ErrLocked while a relay holds the log, one
+// wrapping ErrNotLog for a file that is not a relay log, and one wrapping
+// ErrCorrupt when bbolt cannot open the file at all (the report then holds
+// what CheckMeta found).
 func Scan(path string, opts SalvageOptions) (SalvageReport, error) {
 	return salvage(path, nil, opts)
 }
@@ -169,6 +178,18 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 	if _, err := os.Stat(path); err != nil {
 		return rep, fmt.Errorf("wal: %w", err)
 	}
+	db, err := openDamaged(path)
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			problems, _ := CheckMeta(path)
+			for _, p := range problems {
+				rep.Problems = append(rep.Problems, p.Error())
+			}
+		}
+		return rep, err
+	}
+	defer db.Close()
+	// The file is locked now: no relay writes its meta pages meanwhile.
 	metaProblems, err := CheckMeta(path)
 	if err != nil {
 		return rep, err
@@ -176,11 +197,6 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 	for _, p := range metaProblems {
 		rep.Problems = append(rep.Problems, p.Error())
 	}
-	db, err := openDamaged(path)
-	if err != nil {
-		return rep, err
-	}
-	defer db.Close()
 
 	var buckets int
 	if perr := guard(func() {
@@ -196,7 +212,7 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 		return rep, fmt.Errorf("%w: %s: bbolt cannot read the root of the file: %v", ErrCorrupt, path, perr)
 	}
 	if buckets == 0 {
-		return rep, fmt.Errorf("wal: %s is not a relay log (no %q bucket)", path, bucketRecords)
+		return rep, fmt.Errorf("%w: %s has no %q bucket", ErrNotLog, path, bucketRecords)
 	}
 
 	// The next sequence, as the meta bucket stores it.
@@ -461,7 +477,7 @@ func openDamaged(path string) (db *bolt.DB, err error) {
 		if isBolt(path) {
 			return nil, fmt.Errorf("%w: %s: bbolt cannot open the file: both meta pages are damaged (%v)", ErrCorrupt, path, err)
 		}
-		return nil, fmt.Errorf("wal: %s is not a bbolt file (%v)", path, err)
+		return nil, fmt.Errorf("%w: %s is not a bbolt file (%v)", ErrNotLog, path, err)
 	case err != nil:
 		return nil, fmt.Errorf("wal: open %s: %w", path, err)
 	}
@@ -695,9 +711,17 @@ func isBolt(path string) bool {
 // page size from the first one, or found as bbolt finds it) and returns one
 // error wrapping ErrCorrupt per problem: a damaged meta page, and a damaged
 // newest meta page, whose loss silently rolls back the file's last
-// transaction since bbolt then opens the older one. The error it returns
-// is for a file it cannot read.
+// transaction since bbolt then opens the older one. It returns an error
+// for a file it cannot read, and one wrapping ErrNotLog for a file neither
+// of whose meta pages carries bbolt's magic number. Run it on a file no
+// relay is writing: a meta page being written reads as damaged.
 func CheckMeta(path string) ([]error, error) {
+	if !isBolt(path) {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("wal: %w", err)
+		}
+		return nil, fmt.Errorf("%w: %s is not a bbolt file", ErrNotLog, path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("wal: %w", err)

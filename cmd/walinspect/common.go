@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -59,6 +60,10 @@ func (e *usageError) Error() string { return e.msg }
 // printed the damage it found (exit code 1).
 var errDamageReported = errors.New("damage found")
 
+// errNotFound wraps the error of a command asked about something the log
+// does not know, such as an unknown target (exit code 1).
+var errNotFound = errors.New("not found")
+
 // lockedError is returned while a relay holds the log (exit code 3).
 type lockedError struct {
 	path string
@@ -84,7 +89,7 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ue):
 		return exitUsage
-	case errors.Is(err, errDamageReported), errors.Is(err, wal.ErrCorrupt):
+	case errors.Is(err, errDamageReported), errors.Is(err, wal.ErrCorrupt), errors.Is(err, errNotFound):
 		return exitDamage
 	case errors.Is(err, wal.ErrLocked):
 		return exitLocked
@@ -130,39 +135,68 @@ func logArg(cmd string, pos []string) (string, error) {
 // openLog opens the log named by arg (a data directory or the file)
 // read-only.
 func openLog(arg string) (*wal.Log, error) {
-	path := arg
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("no log at %s: %w", arg, err)
-	}
-	if fi.IsDir() {
-		path = filepath.Join(arg, logFile)
-		if fi, err = os.Stat(path); err != nil {
-			return nil, fmt.Errorf("no log in %s: %w", arg, err)
-		}
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a log file", path)
-	}
-	l, err := openReadOnly(path)
-	if errors.Is(err, wal.ErrLocked) {
-		return nil, &lockedError{path: path, pid: lockHolder(path), err: err}
-	}
+	path, err := resolveLog(arg)
 	if err != nil {
 		return nil, err
+	}
+	l, err := openReadOnly(path)
+	if err != nil {
+		return nil, locked(path, err)
 	}
 	return l, nil
 }
 
-// openReadOnly is wal.OpenReadOnly, turning the panic it raises on a bbolt
-// file that is not a relay log (no "records" bucket) into an error.
+// openReadOnly is wal.OpenReadOnly, turning a panic of bbolt on a damaged
+// page into an error wrapping wal.ErrCorrupt (exit code 1), and a file
+// bbolt refuses because its meta pages are damaged into one too.
 func openReadOnly(path string) (l *wal.Log, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			l, err = nil, fmt.Errorf("%s is not a relay log (%v)", path, r)
+			l, err = nil, fmt.Errorf("%w: %s: bbolt cannot read the file's pages (%v); run 'walinspect verify' to see the damage and 'walinspect salvage' to copy what is intact", wal.ErrCorrupt, path, r)
 		}
 	}()
+	l, err = guardOpen(path)
+	if err != nil && !errors.Is(err, wal.ErrLocked) && !errors.Is(err, wal.ErrCorrupt) {
+		if problems, merr := wal.CheckMeta(path); merr == nil && len(problems) > 0 {
+			return nil, fmt.Errorf("%w (%v)", errors.Join(problems...), err)
+		}
+	}
+	return l, err
+}
+
+// guardOpen opens path with wal.OpenReadOnly; a memory fault in the mapped
+// file (a damaged page pointing outside it) panics instead of crashing.
+func guardOpen(path string) (*wal.Log, error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	return wal.OpenReadOnly(path)
+}
+
+// resolveLog returns the log file named by arg: arg itself, or wal.db in
+// the data directory arg.
+func resolveLog(arg string) (string, error) {
+	path := arg
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("no log at %s: %w", arg, err)
+	}
+	if fi.IsDir() {
+		path = filepath.Join(arg, logFile)
+		if fi, err = os.Stat(path); err != nil {
+			return "", fmt.Errorf("no log in %s: %w", arg, err)
+		}
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a log file", path)
+	}
+	return path, nil
+}
+
+// locked adds the holder's pid to an error wrapping wal.ErrLocked.
+func locked(path string, err error) error {
+	if errors.Is(err, wal.ErrLocked) {
+		return &lockedError{path: path, pid: lockHolder(path), err: err}
+	}
+	return err
 }
 
 // progress reports a long scan's position on stderr about once a second.
