@@ -60,9 +60,9 @@ func (e *usageError) Error() string { return e.msg }
 // printed the damage it found (exit code 1).
 var errDamageReported = errors.New("damage found")
 
-// errNotFound wraps the error of a command asked about something the log
-// does not know, such as an unknown target (exit code 1).
-var errNotFound = errors.New("not found")
+// errUnknownTarget wraps the error of a command asked about a target the
+// log does not know (exit code 1).
+var errUnknownTarget = errors.New("unknown target")
 
 // lockedError is returned while a relay holds the log (exit code 3).
 type lockedError struct {
@@ -89,7 +89,7 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ue):
 		return exitUsage
-	case errors.Is(err, errDamageReported), errors.Is(err, wal.ErrCorrupt), errors.Is(err, errNotFound):
+	case errors.Is(err, errDamageReported), errors.Is(err, wal.ErrCorrupt), errors.Is(err, errUnknownTarget):
 		return exitDamage
 	case errors.Is(err, wal.ErrLocked):
 		return exitLocked

@@ -121,9 +121,9 @@ func knownTarget(l *wal.Log, target string) error {
 	}
 	sort.Strings(names)
 	if len(names) == 0 {
-		return fmt.Errorf("%w: unknown target %q: the log knows no target", errNotFound, target)
+		return fmt.Errorf("%w %q: the log knows no target", errUnknownTarget, target)
 	}
-	return fmt.Errorf("%w: unknown target %q: the log knows %s", errNotFound, target, strings.Join(names, ", "))
+	return fmt.Errorf("%w %q: the log knows %s", errUnknownTarget, target, strings.Join(names, ", "))
 }
 
 // matchKey reports whether a record key ("bucket/object") passes the
