@@ -167,6 +167,18 @@ func Salvage(src, dst string, opts SalvageOptions) (rep SalvageReport, err error
 	return rep, err
 }
 
+// DamageError is damage found in a log file's structure (bbolt's pages or
+// meta pages) rather than in one record. It matches ErrCorrupt with
+// errors.Is; its message names what is damaged.
+type DamageError struct{ Msg string }
+
+func (e *DamageError) Error() string        { return e.Msg }
+func (e *DamageError) Is(target error) bool { return target == ErrCorrupt }
+
+func damagef(format string, args ...any) error {
+	return &DamageError{Msg: fmt.Sprintf(format, args...)}
+}
+
 // salvageBatchBytes bounds the frame data Salvage writes per transaction.
 const salvageBatchBytes = 32 << 20
 
@@ -209,7 +221,7 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 			return nil
 		})
 	}); perr != nil {
-		return rep, fmt.Errorf("%w: %s: bbolt cannot read the root of the file: %v", ErrCorrupt, path, perr)
+		return rep, damagef("wal: %s: bbolt cannot read the root of the file: %v", path, perr)
 	}
 	if buckets == 0 {
 		return rep, fmt.Errorf("%w: %s has no %q bucket", ErrNotLog, path, bucketRecords)
@@ -470,12 +482,12 @@ func openDamaged(path string) (db *bolt.DB, err error) {
 	})
 	switch {
 	case perr != nil:
-		return nil, fmt.Errorf("%w: %s: bbolt cannot open the file: %v", ErrCorrupt, path, perr)
+		return nil, damagef("wal: %s: bbolt cannot open the file: %v", path, perr)
 	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
 	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrChecksum), errors.Is(err, bolterrors.ErrVersionMismatch):
 		if isBolt(path) {
-			return nil, fmt.Errorf("%w: %s: bbolt cannot open the file: both meta pages are damaged (%v)", ErrCorrupt, path, err)
+			return nil, damagef("wal: %s: bbolt cannot open the file: both meta pages are damaged (%v)", path, err)
 		}
 		return nil, fmt.Errorf("%w: %s is not a bbolt file (%v)", ErrNotLog, path, err)
 	case err != nil:
@@ -747,13 +759,13 @@ func CheckMeta(path string) ([]error, error) {
 	m1 := readMeta(f, 1, pageSize)
 	var problems []error
 	bad := func(m metaPage) {
-		problems = append(problems, fmt.Errorf("%w: meta: bbolt meta page %d (offset %d) is damaged: %s", ErrCorrupt, m.index, m.offset, m.err))
+		problems = append(problems, damagef("meta: bbolt meta page %d (offset %d) is damaged: %s", m.index, m.offset, m.err))
 	}
 	switch {
 	case m0.err != "" && m1.err != "":
 		bad(m0)
 		bad(m1)
-		problems = append(problems, fmt.Errorf("%w: meta: both bbolt meta pages are damaged: bbolt cannot open the file", ErrCorrupt))
+		problems = append(problems, damagef("meta: both bbolt meta pages are damaged: bbolt cannot open the file"))
 	case m0.err != "" || m1.err != "":
 		good, dmg := m0, m1
 		if m0.err != "" {
@@ -762,11 +774,11 @@ func CheckMeta(path string) ([]error, error) {
 		bad(dmg)
 		switch {
 		case dmg.txid == good.txid+1 && dmg.txid%2 == uint64(dmg.index):
-			problems = append(problems, fmt.Errorf("%w: meta: the damaged meta page %d was the newest (txid %d): bbolt opens meta page %d (txid %d) instead, which silently rolls back the last transaction (appends, cursor moves or quarantine entries it committed are lost)", ErrCorrupt, dmg.index, dmg.txid, good.index, good.txid))
+			problems = append(problems, damagef("meta: the damaged meta page %d was the newest (txid %d): bbolt opens meta page %d (txid %d) instead, which silently rolls back the last transaction (appends, cursor moves or quarantine entries it committed are lost)", dmg.index, dmg.txid, good.index, good.txid))
 		case dmg.txid+1 == good.txid:
 			// The older copy: the newest transaction is intact.
 		default:
-			problems = append(problems, fmt.Errorf("%w: meta: the damaged meta page %d may have been the newest: if so, bbolt's fallback to meta page %d (txid %d) rolled back the last transaction", ErrCorrupt, dmg.index, good.index, good.txid))
+			problems = append(problems, damagef("meta: the damaged meta page %d may have been the newest: if so, bbolt's fallback to meta page %d (txid %d) rolled back the last transaction", dmg.index, good.index, good.txid))
 		}
 	}
 	return problems, nil

@@ -351,18 +351,17 @@ func TestCheckMeta(t *testing.T) {
 	if p, err := wal.CheckMeta(src); err != nil || len(p) != 0 {
 		t.Fatalf("sound meta pages: got %v, %v; want none", p, err)
 	}
-	newest := walfault.NewestMeta(t, src)
-
 	older := salvageLog(t, 3)
-	walfault.DamageMeta(t, older, 1-newest)
+	old := 1 - walfault.NewestMeta(t, older)
+	walfault.DamageMeta(t, older, old)
 	p, err := wal.CheckMeta(older)
-	if err != nil || len(p) != 1 || !errors.Is(p[0], wal.ErrCorrupt) || !strings.Contains(p[0].Error(), fmt.Sprintf("bbolt meta page %d (offset ", 1-newest)) || !strings.Contains(p[0].Error(), "checksum mismatch") {
-		t.Errorf("damaged older meta: got %v, %v; want one problem naming meta page %d", p, err, 1-newest)
+	if err != nil || len(p) != 1 || !errors.Is(p[0], wal.ErrCorrupt) || !strings.Contains(p[0].Error(), fmt.Sprintf("bbolt meta page %d (offset ", old)) || !strings.Contains(p[0].Error(), "checksum mismatch") {
+		t.Errorf("damaged older meta: got %v, %v; want one problem naming meta page %d", p, err, old)
 	}
 
 	// The newest meta damaged: bbolt opens the older one, which loses the
 	// last transaction (here: the final cursor moves).
-	walfault.DamageMeta(t, src, newest)
+	walfault.DamageMeta(t, src, walfault.NewestMeta(t, src))
 	p, err = wal.CheckMeta(src)
 	if err != nil || len(p) != 2 || !strings.Contains(p[1].Error(), "silently rolls back the last transaction") {
 		t.Errorf("damaged newest meta: got %v, %v; want the damage and the rollback", p, err)

@@ -152,7 +152,7 @@ func openLog(arg string) (*wal.Log, error) {
 func openReadOnly(path string) (l *wal.Log, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			l, err = nil, fmt.Errorf("%w: %s: bbolt cannot read the file's pages (%v); run 'walinspect verify' to see the damage and 'walinspect salvage' to copy what is intact", wal.ErrCorrupt, path, r)
+			l, err = nil, &wal.DamageError{Msg: fmt.Sprintf("%s: bbolt cannot read the file's pages (%v)", path, r)}
 		}
 	}()
 	l, err = guardOpen(path)

@@ -130,7 +130,7 @@ func TestVerifyNewestMetaDamaged(t *testing.T) {
 		t.Fatalf("verify: got exit %d, want %d\n%s", code, exitDamage, out)
 	}
 	for _, want := range []string{
-		fmt.Sprintf("DAMAGE  wal: corrupt record: meta: bbolt meta page %d (offset ", newest),
+		fmt.Sprintf("DAMAGE  meta: bbolt meta page %d (offset ", newest),
 		"silently rolls back the last transaction",
 	} {
 		if !strings.Contains(out, want) {
@@ -143,7 +143,8 @@ func TestVerifyNewestMetaDamaged(t *testing.T) {
 	}
 	// The older meta page alone damaged is damage too, without a rollback.
 	dir = buildLog(t)
-	walfault.DamageMeta(t, filepath.Join(dir, "wal.db"), 1-newest)
+	path = filepath.Join(dir, "wal.db")
+	walfault.DamageMeta(t, path, 1-walfault.NewestMeta(t, path))
 	if code, out, _ := run(t, "verify", dir); code != exitDamage || strings.Contains(out, "rolls back") || !strings.Contains(out, "checksum mismatch") {
 		t.Errorf("verify with the older meta damaged: got exit %d and\n%s\nwant %d naming it, no rollback", code, out, exitDamage)
 	}

@@ -23,6 +23,8 @@ import (
 	"os/signal"
 	"strings"
 	"time"
+
+	"github.com/bucketrelay/bucketrelay/wal"
 )
 
 // Exit codes.
@@ -73,6 +75,9 @@ func (m *Main) Exec(ctx context.Context, args []string) int {
 		case errors.Is(err, errDamageReported):
 			// verify printed every problem already; this is the summary.
 			fmt.Fprintf(m.Stderr, "walinspect: %v\n", err)
+		case errors.Is(err, wal.ErrCorrupt):
+			fmt.Fprintf(m.Stderr, "walinspect: %v\n", err)
+			fmt.Fprintln(m.Stderr, "Run 'walinspect verify' to list the damage and 'walinspect salvage' to copy what is intact.")
 		default:
 			fmt.Fprintf(m.Stderr, "walinspect: %v\n", err)
 		}
