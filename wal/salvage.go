@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"time"
@@ -129,9 +130,9 @@ func Scan(path string, opts SalvageOptions) (SalvageReport, error) {
 // src is opened read-only and never written. dst must not exist (ErrExists
 // otherwise); on error dst is removed. The result opens with Open and
 // passes Verify. Salvage returns an error wrapping ErrLocked while a relay
-// holds src, and one wrapping ErrCorrupt when bbolt cannot open src at all
-// (both meta pages damaged, or pages damaged where bbolt reads them at
-// open).
+// holds src, one wrapping ErrNotLog when src is not a relay log, and one
+// wrapping ErrCorrupt when bbolt cannot open src at all (both meta pages
+// damaged, or the page of its root bucket).
 func Salvage(src, dst string, opts SalvageOptions) (rep SalvageReport, err error) {
 	f, err := os.OpenFile(dst, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, os.ErrExist) {
@@ -164,7 +165,23 @@ func Salvage(src, dst string, opts SalvageOptions) (rep SalvageReport, err error
 	if cerr := out.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("wal: salvage: %w", cerr)
 	}
+	if err == nil {
+		err = syncDir(filepath.Dir(dst))
+	}
 	return rep, err
+}
+
+// syncDir makes a new file's directory entry durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("wal: salvage: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("wal: salvage: sync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // DamageError is damage found in a log file's structure (bbolt's pages or
@@ -172,7 +189,10 @@ func Salvage(src, dst string, opts SalvageOptions) (rep SalvageReport, err error
 // errors.Is; its message names what is damaged.
 type DamageError struct{ Msg string }
 
-func (e *DamageError) Error() string        { return e.Msg }
+// Error returns the message.
+func (e *DamageError) Error() string { return e.Msg }
+
+// Is reports whether target is ErrCorrupt.
 func (e *DamageError) Is(target error) bool { return target == ErrCorrupt }
 
 func damagef(format string, args ...any) error {
@@ -210,12 +230,12 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 		rep.Problems = append(rep.Problems, p.Error())
 	}
 
-	var buckets int
+	var missing []string
 	if perr := guard(func() {
 		_ = db.View(func(tx *bolt.Tx) error {
 			for _, b := range [][]byte{bucketRecords, bucketCursors, bucketQuarantine, bucketMeta} {
-				if tx.Bucket(b) != nil {
-					buckets++
+				if tx.Bucket(b) == nil {
+					missing = append(missing, string(b))
 				}
 			}
 			return nil
@@ -223,8 +243,11 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 	}); perr != nil {
 		return rep, damagef("wal: %s: bbolt cannot read the root of the file: %v", path, perr)
 	}
-	if buckets == 0 {
+	if len(missing) == 4 {
 		return rep, fmt.Errorf("%w: %s has no %q bucket", ErrNotLog, path, bucketRecords)
+	}
+	for _, b := range missing {
+		rep.problem("%s: the bucket is missing", b)
 	}
 
 	// The next sequence, as the meta bucket stores it.
@@ -233,7 +256,6 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 		_ = db.View(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketMeta)
 			if b == nil {
-				rep.problem("meta: the bucket is missing")
 				return nil
 			}
 			v := b.Get(keyNextSeq)
@@ -259,6 +281,7 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 		pend       *DamagedRange
 		oldest     uint64 // first sequence copied
 		werr       error
+		routed     = map[string]bool{} // targets named by the frames
 	)
 	flush := func() {
 		if out == nil || len(batch) == 0 || werr != nil {
@@ -317,6 +340,9 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 			}
 			pend = &d
 			return
+		}
+		for _, t := range h.targets {
+			routed[t] = true
 		}
 		end := first + uint64(h.count) - 1
 		prevEnd = end
@@ -385,7 +411,19 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 			cursors[string(k)] = binary.BigEndian.Uint64(v)
 		}
 	}, func(cause any) {
-		rep.problem("cursors: pages bbolt cannot read (%v); cursors there are lost and their targets restart at the end of the log", cause)
+		// A target without a cursor would start at the end of the log and
+		// skip what it has pending: start the targets of the records
+		// copied at the oldest one instead (redelivery, never a loss).
+		var reset []string
+		for t := range routed {
+			if _, ok := cursors[t]; !ok {
+				cursors[t] = oldest
+				reset = append(reset, t)
+			}
+		}
+		sort.Strings(reset)
+		rep.ResetCursors = append(rep.ResetCursors, reset...)
+		rep.problem("cursors: pages bbolt cannot read (%v); the cursors of %q are reset to %d", cause, reset, oldest)
 	})
 	rep.Cursors = len(cursors)
 

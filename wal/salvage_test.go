@@ -371,3 +371,39 @@ func TestCheckMeta(t *testing.T) {
 		t.Errorf("scan of a log with a damaged newest meta got %v, %v; want the rollback reported", rep.Problems, err)
 	}
 }
+
+// TestSalvageUnreadableCursors: when pages of the cursors bucket cannot be
+// read, the targets of the records copied whose cursor is lost restart at
+// the oldest record copied, never at the end of the log.
+func TestSalvageUnreadableCursors(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wal.db")
+	l, err := wal.Open(path, wal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Enough cursors for the bucket to span pages; the routed target
+	// sorts after them all.
+	for i := 0; i < 300; i++ {
+		l.Register(fmt.Sprintf("arn:minio:sqs::dummy-%03d:webhook", i))
+	}
+	const z = "arn:minio:sqs::z:webhook"
+	l.Register(z)
+	for i := 0; i < 5; i++ {
+		if _, err := l.Append(context.Background(), &wal.Entry{Targets: []string{z}, Key: "b/o", Name: "s3:ObjectCreated:Put", Data: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Advance(z, 4) // 1-3 delivered and reclaimed, 4 and 5 pending
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	walfault.DamagePageHolding(t, path, []byte("arn:minio:sqs::dummy-150:webhook"))
+	dst, rep := salvageChecked(t, path)
+	if !slices.Contains(rep.ResetCursors, z) || !strings.Contains(strings.Join(rep.Problems, "\n"), "cursors: pages bbolt cannot read") {
+		t.Fatalf("report got reset %v, problems %q; want %s reset and the cursors' pages named", rep.ResetCursors, rep.Problems, z)
+	}
+	got := readContent(t, dst, nil)
+	if got.cursors[z] != 4 || len(got.records) != 2 {
+		t.Errorf("salvaged cursor of z got %d with %d records, want 4 (the oldest record held) and 2", got.cursors[z], len(got.records))
+	}
+}

@@ -69,7 +69,7 @@ func offsets(t testing.TB, path string, needle []byte) []int64 {
 		base += i + 1
 	}
 	if len(out) == 0 {
-		t.Fatal("walfault: the frame's bytes are not in the file")
+		t.Fatal("walfault: the bytes to damage are not in the file")
 	}
 	return out
 }
@@ -121,10 +121,17 @@ func PageSize(t testing.TB, path string) int64 {
 // when a cursor reaches that page. It returns the page's id.
 func DamageFramePage(t testing.TB, path string, seq uint64) int64 {
 	t.Helper()
-	v := FrameValue(t, path, seq)
+	return DamagePageHolding(t, path, FrameValue(t, path, seq))
+}
+
+// DamagePageHolding damages the header of every page holding needle (a
+// key or a value, which must not cross a page boundary), so that bbolt
+// panics when it reads such a page. It returns the id of the last one.
+func DamagePageHolding(t testing.TB, path string, needle []byte) int64 {
+	t.Helper()
 	ps := PageSize(t, path)
 	var id int64
-	for _, at := range offsets(t, path, v) {
+	for _, at := range offsets(t, path, needle) {
 		id = at / ps
 		xorAt(t, path, id*ps, 0x5a) // the page id's low byte
 	}
