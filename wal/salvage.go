@@ -207,8 +207,10 @@ type kv struct{ k, v []byte }
 // salvage does Scan's and Salvage's work; out is nil for Scan.
 func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, error) {
 	rep := SalvageReport{Damaged: []DamagedRange{}, Problems: []string{}}
-	if _, err := os.Stat(path); err != nil {
+	if fi, err := os.Stat(path); err != nil {
 		return rep, fmt.Errorf("wal: %w", err)
+	} else if fi.Size() == 0 {
+		return rep, fmt.Errorf("%w: %s is empty", ErrNotLog, path)
 	}
 	db, err := openDamaged(path)
 	if err != nil {

@@ -188,6 +188,10 @@ func resolveLog(arg string) (string, error) {
 	if !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("%s is not a log file", path)
 	}
+	if fi.Size() == 0 {
+		// bbolt would try to write a new file's first pages into it.
+		return "", fmt.Errorf("%s is empty: not a relay log (it holds nothing)", path)
+	}
 	return path, nil
 }
 

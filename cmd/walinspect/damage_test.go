@@ -217,14 +217,15 @@ func TestSalvageCommand(t *testing.T) {
 	src := filepath.Join(dir, "wal.db")
 	walfault.FlipFrameByte(t, src, 3, -3)
 	before := stateOf(t, dir)
+	time.Sleep(10 * time.Millisecond) // a write would now move the mtime
 	dst := filepath.Join(t.TempDir(), "salvaged.db")
 
 	code, out, stderr := run(t, "salvage", dir, "-o", dst)
 	if code != 0 {
 		t.Fatalf("salvage: got exit %d (%s), want 0", code, stderr)
 	}
-	if after := stateOf(t, dir); after.sum != before.sum || !slices.Equal(after.names, before.names) {
-		t.Error("salvage changed the source log or its directory")
+	if after := stateOf(t, dir); after.sum != before.sum || !after.mtime.Equal(before.mtime) || after.size != before.size || !slices.Equal(after.names, before.names) {
+		t.Error("salvage changed the source log (bytes, mtime or size) or its directory")
 	}
 	if !strings.Contains(stderr, "DAMAGE  records: sequence 3: frame checksum mismatch") || !strings.Contains(stderr, "skipped 1 damaged range(s), at most 1 records: 3-3") {
 		t.Errorf("salvage stderr got\n%s\nwant the damaged frame and the summary", stderr)

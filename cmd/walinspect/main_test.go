@@ -544,6 +544,8 @@ func TestUsageAndErrors(t *testing.T) {
 	dir := buildLog(t)
 	notLog := filepath.Join(t.TempDir(), "notalog")
 	os.WriteFile(notLog, bytes.Repeat([]byte("x"), 8192), 0o600)
+	emptyFile := filepath.Join(t.TempDir(), "wal.db")
+	os.WriteFile(emptyFile, nil, 0o600)
 	foreign := filepath.Join(t.TempDir(), "other.db")
 	if db, err := bolt.Open(foreign, 0o600, nil); err != nil {
 		t.Fatal(err)
@@ -571,6 +573,8 @@ func TestUsageAndErrors(t *testing.T) {
 		{[]string{"info", notLog}, exitOther},
 		{[]string{"info", foreign}, exitOther},
 		{[]string{"verify", foreign}, exitOther},
+		{[]string{"verify", emptyFile}, exitOther},
+		{[]string{"salvage", emptyFile, "-o", filepath.Join(t.TempDir(), "x.db")}, exitOther},
 	}
 	for _, c := range cases {
 		code, _, stderr := run(t, c.args...)
