@@ -402,11 +402,11 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 		case v == nil:
 			rep.problem("cursors: %q is a bucket, not a cursor", k)
 		case len(v) != 8:
-			rep.problem("cursors: the cursor of %q is %d bytes, want 8; reset to %d", k, len(v), oldest)
+			rep.problem("cursors: the cursor of %q is %d bytes, want 8 (salvage restarts it at %d)", k, len(v), oldest)
 			cursors[string(k)] = oldest
 			rep.ResetCursors = append(rep.ResetCursors, string(k))
 		case binary.BigEndian.Uint64(v) > next:
-			rep.problem("cursors: the cursor of %q is %d, past the end of the log (%d); reset to %d", k, binary.BigEndian.Uint64(v), next, oldest)
+			rep.problem("cursors: the cursor of %q is %d, past the end of the log (%d) (salvage restarts it at %d)", k, binary.BigEndian.Uint64(v), next, oldest)
 			cursors[string(k)] = oldest
 			rep.ResetCursors = append(rep.ResetCursors, string(k))
 		default:
@@ -425,7 +425,7 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 		}
 		sort.Strings(reset)
 		rep.ResetCursors = append(rep.ResetCursors, reset...)
-		rep.problem("cursors: pages bbolt cannot read (%v); the cursors of %q are reset to %d", cause, reset, oldest)
+		rep.problem("cursors: pages bbolt cannot read (%v); salvage restarts the cursors of %q at %d", cause, reset, oldest)
 	})
 	rep.Cursors = len(cursors)
 

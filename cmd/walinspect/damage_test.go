@@ -378,3 +378,45 @@ func TestJSONEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyBadValues: a cursor of the wrong size, one past the end of the
+// log, a quarantine entry that does not parse and a bad next sequence are
+// each named on a DAMAGE line.
+func TestVerifyBadValues(t *testing.T) {
+	dir := buildLog(t)
+	db, err := bolt.Open(filepath.Join(dir, "wal.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket([]byte("cursors"))
+		if err := c.Put([]byte(tgtA), []byte{0, 1}); err != nil {
+			return err
+		}
+		if err := c.Put([]byte(tgtB), binary.BigEndian.AppendUint64(nil, 99)); err != nil {
+			return err
+		}
+		if err := tx.Bucket([]byte("meta")).Put([]byte("next"), []byte{6}); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("quarantine")).Bucket([]byte(tgtA)).Put(binary.BigEndian.AppendUint64(nil, 2), []byte("{nope"))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := run(t, "verify", dir)
+	if code != exitDamage {
+		t.Errorf("verify: got exit %d, want %d", code, exitDamage)
+	}
+	for _, want := range []string{
+		`DAMAGE  meta: the next sequence is 1 bytes, want 8`,
+		`DAMAGE  cursors: the cursor of "` + tgtA + `" is 2 bytes, want 8 (salvage restarts it at 1)`,
+		`DAMAGE  cursors: the cursor of "` + tgtB + `" is 99, past the end of the log (6) (salvage restarts it at 1)`,
+		`DAMAGE  quarantine of "` + tgtA + `": the entry at sequence 2 does not parse`,
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("verify output lacks %q:\n%s", want, out)
+		}
+	}
+}
