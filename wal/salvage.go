@@ -66,6 +66,9 @@ type SalvageReport struct {
 	// each naming the bucket (records, cursors, quarantine, meta) or the
 	// page.
 	Problems []string `json:"problems"`
+	// UnreadablePages counts the places where bbolt could not read a page
+	// (it panicked) and the walk went on past it, or stopped.
+	UnreadablePages int `json:"unreadablePages"`
 	// ResetCursors lists the targets whose cursor was damaged; Salvage sets
 	// each to the oldest sequence it copied, so that target redelivers what
 	// the log holds for it rather than skipping anything.
@@ -272,6 +275,7 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 			return nil
 		})
 	}); perr != nil {
+		rep.UnreadablePages++
 		rep.problem("meta: the bucket's pages are unreadable: %v", perr)
 	}
 
@@ -365,6 +369,7 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 		}
 	}
 	walkBucket(db, bucketRecords, next, visit, func(resume uint64, cause any) {
+		rep.UnreadablePages++
 		// The records between the last frame read and the next one
 		// readable are in pages bbolt cannot read.
 		if pend != nil {
@@ -413,6 +418,7 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 			cursors[string(k)] = binary.BigEndian.Uint64(v)
 		}
 	}, func(cause any) {
+		rep.UnreadablePages++
 		// A target without a cursor would start at the end of the log and
 		// skip what it has pending: start the targets of the records
 		// copied at the oldest one instead (redelivery, never a loss).
@@ -438,6 +444,7 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 		}
 		qtargets = append(qtargets, string(k))
 	}, func(cause any) {
+		rep.UnreadablePages++
 		rep.problem("quarantine: pages bbolt cannot read (%v)", cause)
 	})
 	quar := map[string][]kv{}
@@ -455,6 +462,7 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 				rep.QuarantineEntries++
 			}
 		}, func(cause any) {
+			rep.UnreadablePages++
 			rep.problem("quarantine of %q: pages bbolt cannot read (%v)", t, cause)
 		})
 	}

@@ -168,7 +168,7 @@ func TestSalvageSound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.OK() || rep.Frames != 30 || rep.Records != 60 || rep.Cursors != 2 || rep.QuarantineEntries != 2 || rep.NextSeq != 61 || len(rep.Damaged) != 0 {
+	if !rep.OK() || rep.Frames != 30 || rep.Records != 60 || rep.Cursors != 2 || rep.QuarantineEntries != 2 || rep.NextSeq != 61 || len(rep.Damaged) != 0 || rep.UnreadablePages != 0 {
 		t.Errorf("report got %+v, want 30 frames, 60 records, 2 cursors, 2 quarantine entries, next 61, no damage", rep)
 	}
 	if len(seen) != 30 || seen[29] != 60 {
@@ -233,8 +233,8 @@ func TestSalvageDamagedPage(t *testing.T) {
 		t.Fatalf("opening a log with page %d damaged did not panic: the page is not damaged", page)
 	}
 	dst, rep := salvageChecked(t, src)
-	if len(rep.Damaged) == 0 || rep.OK() {
-		t.Fatalf("report got %+v, want the records of page %d damaged", rep, page)
+	if len(rep.Damaged) == 0 || rep.OK() || rep.UnreadablePages != 1 {
+		t.Fatalf("report got %+v, want the records of page %d damaged, one unreadable place", rep, page)
 	}
 	lost := map[uint64]bool{}
 	for _, d := range rep.Damaged {

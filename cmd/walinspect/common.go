@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -155,20 +154,13 @@ func openReadOnly(path string) (l *wal.Log, err error) {
 			l, err = nil, &wal.DamageError{Msg: fmt.Sprintf("%s: bbolt cannot read the file's pages (%v)", path, r)}
 		}
 	}()
-	l, err = guardOpen(path)
+	l, err = wal.OpenReadOnly(path)
 	if err != nil && !errors.Is(err, wal.ErrLocked) && !errors.Is(err, wal.ErrCorrupt) {
 		if problems, merr := wal.CheckMeta(path); merr == nil && len(problems) > 0 {
 			return nil, fmt.Errorf("%w (%v)", errors.Join(problems...), err)
 		}
 	}
 	return l, err
-}
-
-// guardOpen opens path with wal.OpenReadOnly; a memory fault in the mapped
-// file (a damaged page pointing outside it) panics instead of crashing.
-func guardOpen(path string) (*wal.Log, error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	return wal.OpenReadOnly(path)
 }
 
 // resolveLog returns the log file named by arg: arg itself, or wal.db in

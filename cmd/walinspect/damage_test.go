@@ -420,3 +420,41 @@ func TestVerifyBadValues(t *testing.T) {
 		}
 	}
 }
+
+// TestDamagedQuarantinePage: a command meeting a damaged page after the
+// log opened (here dump --quarantine, in a quarantine page the open does
+// not read) exits 1 with a message instead of crashing with Go's exit 2;
+// verify names the quarantine.
+func TestDamagedQuarantinePage(t *testing.T) {
+	dir := t.TempDir()
+	l, err := wal.Open(filepath.Join(dir, "wal.db"), wal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Register(tgtA)
+	for i := 1; i <= 60; i++ {
+		if _, err := l.Append(context.Background(), &wal.Entry{Targets: []string{tgtA}, Key: fmt.Sprintf("b/%d", i), Name: "s3:ObjectCreated:Put", Data: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = l.Read(context.Background(), 1, "", func(r wal.Record) bool {
+		l.Quarantine(tgtA, r, fmt.Sprintf("rejected %03d: %s", r.Seq, strings.Repeat("x", 600)), 3)
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	walfault.DamagePageHolding(t, filepath.Join(dir, "wal.db"), []byte("rejected 030: "))
+	if code, _, stderr := run(t, "info", dir); code != 0 {
+		t.Fatalf("info (does not read the quarantine's pages): got exit %d (%s), want 0", code, stderr)
+	}
+	code, _, stderr := runBinary(t, 30*time.Second, "dump", "--quarantine", dir)
+	if code != exitDamage || !strings.Contains(stderr, "walinspect: reading the log failed on a damaged page") {
+		t.Errorf("dump --quarantine over a damaged page: got exit %d (%.300s), want %d", code, stderr, exitDamage)
+	}
+	code, out, _ := run(t, "verify", dir)
+	if code != exitDamage || !strings.Contains(out, `DAMAGE  quarantine of "`+tgtA+`": pages bbolt cannot read`) {
+		t.Errorf("verify: got exit %d and\n%s\nwant %d naming the quarantine", code, out, exitDamage)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -60,7 +61,7 @@ type Main struct {
 // Exec runs the command line args and returns the exit code, after printing
 // any error to Stderr.
 func (m *Main) Exec(ctx context.Context, args []string) int {
-	err := m.Run(ctx, args)
+	err := m.guardedRun(ctx, args)
 	code := exitCode(err)
 	if err != nil && code != exitOK {
 		var ue *usageError
@@ -83,6 +84,20 @@ func (m *Main) Exec(ctx context.Context, args []string) int {
 		}
 	}
 	return code
+}
+
+// guardedRun is Run, turning a panic into an error wrapping wal.ErrCorrupt
+// (exit code 1): bbolt panics on a damaged page wherever a command meets
+// one, and a damaged page pointing outside the mapped file faults, which
+// SetPanicOnFault turns into a panic too.
+func (m *Main) guardedRun(ctx context.Context, args []string) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = &wal.DamageError{Msg: fmt.Sprintf("reading the log failed on a damaged page: %v", r)}
+		}
+	}()
+	return m.Run(ctx, args)
 }
 
 // Run parses the global flags and runs the subcommand.
