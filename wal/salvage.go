@@ -205,8 +205,6 @@ func damagef(format string, args ...any) error {
 // salvageBatchBytes bounds the frame data Salvage writes per transaction.
 const salvageBatchBytes = 32 << 20
 
-type kv struct{ k, v []byte }
-
 // salvage does Scan's and Salvage's work; out is nil for Scan.
 func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, error) {
 	rep := SalvageReport{Damaged: []DamagedRange{}, Problems: []string{}}
@@ -280,31 +278,13 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 	}
 
 	// Frames, in key order; pages bbolt cannot read are skipped.
+	w := &batchWriter{db: out}
 	var (
-		batch      []kv
-		batchBytes int
-		prevEnd    uint64 // last sequence covered by the frames seen
-		pend       *DamagedRange
-		oldest     uint64 // first sequence copied
-		werr       error
-		routed     = map[string]bool{} // targets named by the frames
+		prevEnd uint64 // last sequence covered by the frames seen
+		pend    *DamagedRange
+		oldest  uint64              // first sequence copied
+		routed  = map[string]bool{} // targets named by the frames
 	)
-	flush := func() {
-		if out == nil || len(batch) == 0 || werr != nil {
-			batch, batchBytes = batch[:0], 0
-			return
-		}
-		werr = out.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketRecords)
-			for _, e := range batch {
-				if err := b.Put(e.k, e.v); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		batch, batchBytes = batch[:0], 0
-	}
 	// closePending ends a damaged frame's range before sequence upTo.
 	closePending := func(upTo uint64) {
 		if pend == nil {
@@ -360,13 +340,7 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 		if opts.Progress != nil {
 			opts.Progress(end, max(next, end+1)-1)
 		}
-		if out != nil && werr == nil {
-			batch = append(batch, kv{append([]byte(nil), k...), append([]byte(nil), v...)})
-			batchBytes += len(v)
-			if batchBytes >= salvageBatchBytes {
-				flush()
-			}
-		}
+		w.put([][]byte{bucketRecords}, k, v)
 	}
 	walkBucket(db, bucketRecords, next, visit, func(resume uint64, cause any) {
 		rep.UnreadablePages++
@@ -389,10 +363,6 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 	})
 	if pend != nil {
 		closePending(max(next, pend.First+1))
-	}
-	flush()
-	if werr != nil {
-		return rep, fmt.Errorf("wal: salvage: write: %w", werr)
 	}
 	next = max(next, prevEnd+1)
 	rep.NextSeq = next
@@ -447,10 +417,9 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 		rep.UnreadablePages++
 		rep.problem("quarantine: pages bbolt cannot read (%v)", cause)
 	})
-	quar := map[string][]kv{}
 	for _, t := range qtargets {
-		path := [][]byte{bucketQuarantine, []byte(t)}
-		walkNested(db, path, func(k, v []byte) {
+		qpath := [][]byte{bucketQuarantine, []byte(t)}
+		walkNested(db, qpath, func(k, v []byte) {
 			var q QuarantineEntry
 			switch {
 			case len(k) != 8:
@@ -458,7 +427,7 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 			case v == nil || json.Unmarshal(v, &q) != nil:
 				rep.problem("quarantine of %q: the entry at sequence %d does not parse", t, binary.BigEndian.Uint64(k))
 			default:
-				quar[t] = append(quar[t], kv{append([]byte(nil), k...), append([]byte(nil), v...)})
+				w.put(qpath, k, v)
 				rep.QuarantineEntries++
 			}
 		}, func(cause any) {
@@ -468,37 +437,64 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 	}
 	sort.Strings(rep.ResetCursors)
 
-	if out == nil {
-		return rep, nil
+	w.put([][]byte{bucketMeta}, keyNextSeq, seqKey(next))
+	for t, c := range cursors {
+		w.put([][]byte{bucketCursors}, []byte(t), seqKey(c))
 	}
-	err = out.Update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketMeta).Put(keyNextSeq, seqKey(next)); err != nil {
-			return err
-		}
-		cb := tx.Bucket(bucketCursors)
-		for t, c := range cursors {
-			if err := cb.Put([]byte(t), seqKey(c)); err != nil {
-				return err
-			}
-		}
-		qb := tx.Bucket(bucketQuarantine)
-		for t, entries := range quar {
-			b, err := qb.CreateBucketIfNotExists([]byte(t))
-			if err != nil {
-				return err
-			}
-			for _, e := range entries {
-				if err := b.Put(e.k, e.v); err != nil {
+	if err := w.flush(); err != nil {
+		return rep, fmt.Errorf("wal: salvage: write: %w", err)
+	}
+	return rep, nil
+}
+
+// batchWriter writes Salvage's copy in transactions of about
+// salvageBatchBytes; with no db it drops everything (Scan).
+type batchWriter struct {
+	db    *bolt.DB
+	items []batchItem
+	size  int
+	err   error
+}
+
+type batchItem struct {
+	bucket [][]byte // a top-level bucket and nested ones, created as needed
+	k, v   []byte
+}
+
+// put queues a copy of k and v (which may live in another transaction).
+func (w *batchWriter) put(bucket [][]byte, k, v []byte) {
+	if w.db == nil || w.err != nil {
+		return
+	}
+	w.items = append(w.items, batchItem{bucket, bytes.Clone(k), bytes.Clone(v)})
+	w.size += len(k) + len(v)
+	if w.size >= salvageBatchBytes {
+		w.err = w.flush()
+	}
+}
+
+// flush writes what is queued and returns the first error met.
+func (w *batchWriter) flush() error {
+	if w.db == nil || w.err != nil || len(w.items) == 0 {
+		return w.err
+	}
+	err := w.db.Update(func(tx *bolt.Tx) error {
+		for _, it := range w.items {
+			b := tx.Bucket(it.bucket[0])
+			for _, name := range it.bucket[1:] {
+				var err error
+				if b, err = b.CreateBucketIfNotExists(name); err != nil {
 					return err
 				}
+			}
+			if err := b.Put(it.k, it.v); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return rep, fmt.Errorf("wal: salvage: write: %w", err)
-	}
-	return rep, nil
+	w.items, w.size = w.items[:0], 0
+	return err
 }
 
 // checkRecords decodes every record of h, checking their checksums.
