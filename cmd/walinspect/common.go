@@ -59,6 +59,10 @@ func (e *usageError) Error() string { return e.msg }
 // printed the damage it found (exit code 1).
 var errDamageReported = errors.New("damage found")
 
+// errUnknownTarget wraps the error of a command asked about a target the
+// log does not know (exit code 1).
+var errUnknownTarget = errors.New("unknown target")
+
 // lockedError is returned while a relay holds the log (exit code 3).
 type lockedError struct {
 	path string
@@ -84,7 +88,7 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ue):
 		return exitUsage
-	case errors.Is(err, errDamageReported), errors.Is(err, wal.ErrCorrupt):
+	case errors.Is(err, errDamageReported), errors.Is(err, wal.ErrCorrupt), errors.Is(err, errUnknownTarget):
 		return exitDamage
 	case errors.Is(err, wal.ErrLocked):
 		return exitLocked
@@ -130,39 +134,65 @@ func logArg(cmd string, pos []string) (string, error) {
 // openLog opens the log named by arg (a data directory or the file)
 // read-only.
 func openLog(arg string) (*wal.Log, error) {
-	path := arg
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("no log at %s: %w", arg, err)
-	}
-	if fi.IsDir() {
-		path = filepath.Join(arg, logFile)
-		if fi, err = os.Stat(path); err != nil {
-			return nil, fmt.Errorf("no log in %s: %w", arg, err)
-		}
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a log file", path)
-	}
-	l, err := openReadOnly(path)
-	if errors.Is(err, wal.ErrLocked) {
-		return nil, &lockedError{path: path, pid: lockHolder(path), err: err}
-	}
+	path, err := resolveLog(arg)
 	if err != nil {
 		return nil, err
+	}
+	l, err := openReadOnly(path)
+	if err != nil {
+		return nil, locked(path, err)
 	}
 	return l, nil
 }
 
-// openReadOnly is wal.OpenReadOnly, turning the panic it raises on a bbolt
-// file that is not a relay log (no "records" bucket) into an error.
+// openReadOnly is wal.OpenReadOnly, turning a panic of bbolt on a damaged
+// page into an error wrapping wal.ErrCorrupt (exit code 1), and a file
+// bbolt refuses because its meta pages are damaged into one too.
 func openReadOnly(path string) (l *wal.Log, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			l, err = nil, fmt.Errorf("%s is not a relay log (%v)", path, r)
+			l, err = nil, &wal.DamageError{Msg: fmt.Sprintf("%s: bbolt cannot read the file's pages (%v)", path, r)}
 		}
 	}()
-	return wal.OpenReadOnly(path)
+	l, err = wal.OpenReadOnly(path)
+	if err != nil && !errors.Is(err, wal.ErrLocked) && !errors.Is(err, wal.ErrCorrupt) {
+		if problems, merr := wal.CheckMeta(path); merr == nil && len(problems) > 0 {
+			return nil, fmt.Errorf("%w (%v)", errors.Join(problems...), err)
+		}
+	}
+	return l, err
+}
+
+// resolveLog returns the log file named by arg: arg itself, or wal.db in
+// the data directory arg.
+func resolveLog(arg string) (string, error) {
+	path := arg
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("no log at %s: %w", arg, err)
+	}
+	if fi.IsDir() {
+		path = filepath.Join(arg, logFile)
+		if fi, err = os.Stat(path); err != nil {
+			return "", fmt.Errorf("no log in %s: %w", arg, err)
+		}
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a log file", path)
+	}
+	if fi.Size() == 0 {
+		// bbolt would try to write a new file's first pages into it.
+		return "", fmt.Errorf("%s is empty: not a relay log (it holds nothing)", path)
+	}
+	return path, nil
+}
+
+// locked adds the holder's pid to an error wrapping wal.ErrLocked.
+func locked(path string, err error) error {
+	if errors.Is(err, wal.ErrLocked) {
+		return &lockedError{path: path, pid: lockHolder(path), err: err}
+	}
+	return err
 }
 
 // progress reports a long scan's position on stderr about once a second.

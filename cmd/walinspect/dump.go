@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -70,6 +71,11 @@ func (c *DumpCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer l.Close()
+	if c.target != "" {
+		if err := knownTarget(l, c.target); err != nil {
+			return fmt.Errorf("dump: %w", err)
+		}
+	}
 
 	w := bufio.NewWriterSize(c.g.stdout, 64<<10)
 	if c.quarantine {
@@ -81,6 +87,43 @@ func (c *DumpCommand) Run(ctx context.Context, args []string) error {
 		err = ferr
 	}
 	return err
+}
+
+// knownTarget returns nil if the log knows target: it has a cursor, a
+// quarantine, or held records routed to it. Otherwise it returns an error
+// wrapping errNotFound that names the targets the log knows, since an
+// empty dump would look like a target with nothing pending.
+func knownTarget(l *wal.Log, target string) error {
+	known := map[string]bool{}
+	for t := range l.Cursors() {
+		known[t] = true
+	}
+	for _, t := range l.QuarantineTargets() {
+		known[t] = true
+	}
+	if known[target] {
+		return nil
+	}
+	// Targets records are routed to: the frames' headers say it.
+	backlogs, err := l.Backlogs(nil)
+	if err != nil {
+		return err
+	}
+	for t := range backlogs {
+		known[t] = true
+	}
+	if known[target] {
+		return nil
+	}
+	names := make([]string, 0, len(known))
+	for t := range known {
+		names = append(names, t)
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return fmt.Errorf("%w %q: the log knows no target", errUnknownTarget, target)
+	}
+	return fmt.Errorf("%w %q: the log knows %s", errUnknownTarget, target, strings.Join(names, ", "))
 }
 
 // matchKey reports whether a record key ("bucket/object") passes the
@@ -223,7 +266,9 @@ The output is JSON lines with or without --json.
 Flags:
   --from SEQ      first sequence (default: the oldest record held)
   --to SEQ        last sequence (default: the newest)
-  --target ARN    only records routed to this target
+  --target ARN    only records routed to this target; a target the log
+                  does not know (no cursor, quarantine or records routed
+                  to it) is an error naming the known ones (exit code 1)
   --bucket NAME   only records of this bucket
   --key KEY       only this object: the object key with --bucket, else
                   "bucket/object" or the object key in any bucket

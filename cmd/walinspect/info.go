@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -26,16 +27,25 @@ type infoJSON struct {
 	Records     int64 `json:"records"`
 	RecordBytes int64 `json:"recordBytes"`
 	Frames      int   `json:"frames"`
-	// FirstSeq is the oldest record held; LastSeq+1 when the log is empty.
-	FirstSeq         uint64     `json:"firstSeq"`
-	LastSeq          uint64     `json:"lastSeq"`
+	// FirstSeq and LastSeq are the oldest and the newest record held; null
+	// when the log holds none.
+	FirstSeq *uint64 `json:"firstSeq"`
+	LastSeq  *uint64 `json:"lastSeq"`
+	// NextSeq is the sequence the next appended record gets: one past the
+	// last ever appended, since sequences never go back, also when the log
+	// is empty.
+	NextSeq          uint64     `json:"nextSeq"`
 	OldestAppendTime *time.Time `json:"oldestAppendTime,omitempty"`
 	NewestAppendTime *time.Time `json:"newestAppendTime,omitempty"`
 	Cursors          int        `json:"cursors"`
 	QuarantineTarget int        `json:"quarantineTargets"`
+	// Problems lists damage met on the way (bbolt meta pages, the first or
+	// last frame); empty when none. Run verify for a full check.
+	Problems []string `json:"problems"`
 }
 
-// Run runs the info command.
+// Run runs the info command. It returns an error wrapping
+// errDamageReported (exit code 1) after printing when it met damage.
 func (c *InfoCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("walinspect info", flag.ContinueOnError)
 	c.g.register(fs)
@@ -59,25 +69,51 @@ func (c *InfoCommand) Run(ctx context.Context, args []string) error {
 		Records:          l.Events(),
 		RecordBytes:      l.Bytes(),
 		Frames:           l.Frames(),
-		FirstSeq:         l.FirstSeq(),
-		LastSeq:          l.LastSeq(),
+		NextSeq:          l.LastSeq() + 1,
 		Cursors:          len(l.Cursors()),
 		QuarantineTarget: len(l.QuarantineTargets()),
+		Problems:         []string{},
 	}
 	if fi, err := os.Stat(out.Path); err == nil {
 		out.FileSize = fi.Size()
 	}
-	if out.Records > 0 {
-		first, err := appendTime(l, out.FirstSeq)
-		if err != nil {
-			return err
+	// A damaged newest meta page leaves the file readable as of the
+	// transaction before: say so, the numbers above are older than the
+	// relay's last commit.
+	if problems, err := wal.CheckMeta(out.Path); err == nil {
+		for _, p := range problems {
+			out.Problems = append(out.Problems, p.Error())
 		}
-		last, err := appendTime(l, out.LastSeq)
-		if err != nil {
-			return err
-		}
-		out.OldestAppendTime, out.NewestAppendTime = first, last
 	}
+	if out.Records > 0 {
+		first, last := l.FirstSeq(), l.LastSeq()
+		out.FirstSeq, out.LastSeq = &first, &last
+		if r, err := oldestHeld(ctx, l); err != nil {
+			out.Problems = append(out.Problems, fmt.Sprintf("oldest record: %v", err))
+		} else if r != nil {
+			at := r.AppendTime.UTC()
+			out.OldestAppendTime = &at
+		}
+		if r, err := newestHeld(ctx, l); err != nil {
+			out.Problems = append(out.Problems, fmt.Sprintf("newest record: %v", err))
+		} else if r != nil {
+			at, seq := r.AppendTime.UTC(), r.Seq
+			out.NewestAppendTime, out.LastSeq = &at, &seq
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if err := c.print(out); err != nil {
+		return err
+	}
+	if len(out.Problems) > 0 {
+		return fmt.Errorf("%w: %d problem(s) in %s; run 'walinspect verify'", errDamageReported, len(out.Problems), out.Path)
+	}
+	return nil
+}
+
+func (c *InfoCommand) print(out infoJSON) error {
 	if c.g.json {
 		return c.g.writeJSON(out)
 	}
@@ -87,40 +123,83 @@ func (c *InfoCommand) Run(ctx context.Context, args []string) error {
 	fmt.Fprintf(tw, "file size\t%s (%d bytes), %s in use\n", bytesHuman(out.FileSize), out.FileSize, bytesHuman(out.UsedSize))
 	fmt.Fprintf(tw, "records\t%d in %d frames\n", out.Records, out.Frames)
 	fmt.Fprintf(tw, "record bytes\t%s (%d bytes, uncompressed)\n", bytesHuman(out.RecordBytes), out.RecordBytes)
-	if out.Records == 0 {
-		fmt.Fprintf(tw, "first seq\t- (empty)\n")
-	} else {
-		fmt.Fprintf(tw, "first seq\t%d\n", out.FirstSeq)
+	seq := func(p *uint64) string {
+		if p == nil {
+			return "- (empty)"
+		}
+		return strconv.FormatUint(*p, 10)
 	}
-	fmt.Fprintf(tw, "last seq\t%d\n", out.LastSeq)
-	if out.OldestAppendTime != nil {
-		fmt.Fprintf(tw, "oldest record\t%s (%s ago)\n", out.OldestAppendTime.Format(time.RFC3339), age(now.Sub(*out.OldestAppendTime)))
-		fmt.Fprintf(tw, "newest record\t%s (%s ago)\n", out.NewestAppendTime.Format(time.RFC3339), age(now.Sub(*out.NewestAppendTime)))
+	fmt.Fprintf(tw, "first seq\t%s\n", seq(out.FirstSeq))
+	fmt.Fprintf(tw, "last seq\t%s\n", seq(out.LastSeq))
+	fmt.Fprintf(tw, "next seq\t%d\n", out.NextSeq)
+	at := func(t *time.Time) string {
+		if t == nil {
+			return "- (unreadable)"
+		}
+		return fmt.Sprintf("%s (%s ago)", t.Format(time.RFC3339), age(now.Sub(*t)))
+	}
+	if out.Records > 0 {
+		fmt.Fprintf(tw, "oldest record\t%s\n", at(out.OldestAppendTime))
+		fmt.Fprintf(tw, "newest record\t%s\n", at(out.NewestAppendTime))
 	}
 	fmt.Fprintf(tw, "cursors\t%d\n", out.Cursors)
 	fmt.Fprintf(tw, "quarantines\t%d targets\n", out.QuarantineTarget)
+	for _, p := range out.Problems {
+		fmt.Fprintf(tw, "DAMAGE\t%s\n", p)
+	}
 	return tw.Flush()
 }
 
-// appendTime returns when the record seq (or the first one after it) was
-// appended, nil if there is none.
-func appendTime(l *wal.Log, seq uint64) (*time.Time, error) {
-	var t *time.Time
-	_, err := l.Read(context.Background(), seq, "", func(r wal.Record) bool {
-		at := r.AppendTime.UTC()
-		t = &at
+// oldestHeld returns the oldest record the log holds, nil if none.
+func oldestHeld(ctx context.Context, l *wal.Log) (*wal.Record, error) {
+	var out *wal.Record
+	_, err := l.Read(ctx, l.FirstSeq(), "", func(r wal.Record) bool {
+		out = &r
 		return false
 	})
-	return t, err
+	return out, err
+}
+
+// newestHeld returns the newest record the log holds, nil if none. The
+// record at LastSeq may not be held (its frame reclaimed before older
+// ones, or damaged), so it reads the tail from ever further back until it
+// finds a record: 1, 16, 256, ... sequences before the end.
+func newestHeld(ctx context.Context, l *wal.Log) (*wal.Record, error) {
+	first, last := l.FirstSeq(), l.LastSeq()
+	if first > last {
+		return nil, nil
+	}
+	for span := uint64(1); ; span *= 16 {
+		from := first
+		if last-first >= span {
+			from = last - span + 1
+		}
+		var out *wal.Record
+		if _, err := l.Read(ctx, from, "", func(r wal.Record) bool {
+			out = &r
+			return true
+		}); err != nil {
+			return nil, err
+		}
+		if out != nil || from == first {
+			return out, nil
+		}
+	}
 }
 
 // Usage prints the info command's usage.
 func (c *InfoCommand) Usage() {
 	fmt.Fprint(c.g.stdout, `Usage: walinspect info [--json] <dataDir|wal.db>
 
-Prints the log file's size (on disk and in use by bbolt), the records it holds (count, frames, bytes of
-record data uncompressed), the first and last sequence, when the oldest and
-the newest record were appended, and how many targets have a cursor and a
-quarantine.
+Prints the log file's size (on disk and in use by bbolt), the records it
+holds (count, frames, bytes of record data uncompressed), the first and the
+last sequence held ("-" when the log is empty), the next sequence an append
+gets, when the oldest and the newest record held were appended, and how many
+targets have a cursor and a quarantine.
+
+--json prints the same as an object; firstSeq and lastSeq are null when the
+log holds no record, nextSeq is always set. Damage met on the way (bbolt
+meta pages, the oldest or newest frame) is printed on DAMAGE lines (in
+"problems" with --json) and the exit code is 1; run verify for a full check.
 `)
 }

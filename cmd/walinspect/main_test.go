@@ -222,8 +222,8 @@ func TestInfo(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("info --json is not JSON: %v\n%s", err, out)
 	}
-	if got.Records != 5 || got.FirstSeq != 1 || got.LastSeq != 5 || got.Frames != 5 || got.Cursors != 2 || got.QuarantineTarget != 1 {
-		t.Errorf("info got %+v, want 5 records in 5 frames, seq 1-5, 2 cursors, 1 quarantine", got)
+	if got.Records != 5 || got.FirstSeq == nil || *got.FirstSeq != 1 || got.LastSeq == nil || *got.LastSeq != 5 || got.NextSeq != 6 || got.Frames != 5 || got.Cursors != 2 || got.QuarantineTarget != 1 || len(got.Problems) != 0 {
+		t.Errorf("info got %+v, want 5 records in 5 frames, seq 1-5, next 6, 2 cursors, 1 quarantine, no problem", got)
 	}
 	if got.FileSize <= 0 || got.UsedSize <= 0 || got.UsedSize > got.FileSize || got.RecordBytes <= 0 || got.OldestAppendTime == nil || got.NewestAppendTime == nil || got.NewestAppendTime.Before(*got.OldestAppendTime) {
 		t.Errorf("info got size %d (%d used), bytes %d, append times %v-%v; want positive sizes and ordered times", got.FileSize, got.UsedSize, got.RecordBytes, got.OldestAppendTime, got.NewestAppendTime)
@@ -237,7 +237,7 @@ func TestInfo(t *testing.T) {
 		t.Fatalf("info: got exit %d, want 0", code)
 	}
 	norm := normLines(out)
-	for _, want := range []string{"records 5 in 5 frames", "first seq 1", "last seq 5", "cursors 2", "quarantines 1 targets"} {
+	for _, want := range []string{"records 5 in 5 frames", "first seq 1", "last seq 5", "next seq 6", "cursors 2", "quarantines 1 targets"} {
 		if !slices.Contains(norm, want) {
 			t.Errorf("info output lacks line %q; got:\n%s", want, out)
 		}
@@ -261,8 +261,8 @@ func TestInfoEmpty(t *testing.T) {
 	}
 	l.Close()
 	code, out, _ := run(t, "info", dir)
-	if code != 0 || !slices.Contains(normLines(out), "first seq - (empty)") || !slices.Contains(normLines(out), "last seq 0") {
-		t.Errorf("info of an empty log: got exit %d and\n%s\nwant exit 0, first seq - and last seq 0", code, out)
+	if code != 0 || !slices.Contains(normLines(out), "first seq - (empty)") || !slices.Contains(normLines(out), "last seq - (empty)") || !slices.Contains(normLines(out), "next seq 1") {
+		t.Errorf("info of an empty log: got exit %d and\n%s\nwant exit 0, first and last seq - and next seq 1", code, out)
 	}
 	code, out, _ = run(t, "targets", dir)
 	if code != 0 || strings.TrimSpace(out) != "TARGET  CURSOR  PENDING  OLDEST PENDING  QUARANTINED  LAST QUARANTINE ERROR" {
@@ -468,7 +468,7 @@ func TestVerifyDamage(t *testing.T) {
 	if code != exitDamage {
 		t.Fatalf("verify of a damaged log: got exit %d, want %d\n%s%s", code, exitDamage, out, stderr)
 	}
-	if !strings.Contains(out, "DAMAGE  wal: corrupt record at sequence 3: frame checksum mismatch") || strings.Contains(out, "\nok\n") {
+	if !strings.Contains(out, "DAMAGE  records: sequence 3: frame checksum mismatch (routed to ["+tgtB+"])") || strings.Contains(out, "\nok\n") {
 		t.Errorf("verify output got\n%s\nwant a DAMAGE line naming sequence 3", out)
 	}
 	if !strings.Contains(stderr, "damage found: 1 problem(s) in ") {
@@ -480,8 +480,9 @@ func TestVerifyDamage(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &v); err != nil {
 		t.Fatalf("verify --json is not JSON: %v\n%s", err, out)
 	}
-	if code != exitDamage || v.OK || len(v.Problems) != 1 || !strings.Contains(v.Problems[0], "sequence 3") {
-		t.Errorf("verify --json got exit %d and %+v, want exit 1 and one problem at sequence 3", code, v)
+	if code != exitDamage || v.OK || len(v.Problems) != 1 || !strings.Contains(v.Problems[0], "sequence 3") ||
+		len(v.Damaged) != 1 || v.Damaged[0].First != 3 || v.Damaged[0].Last != 3 || v.DamagedRecords != 1 || v.Frames != 4 {
+		t.Errorf("verify --json got exit %d and %+v, want exit 1, one problem and one damaged range at sequence 3, 4 sound frames", code, v)
 	}
 
 	if code, out, _ := runBinary(t, 30*time.Second, "verify", dir); code != exitDamage || !strings.Contains(out, "sequence 3") {
@@ -502,7 +503,7 @@ func TestVerifyDamagedHeader(t *testing.T) {
 	// Byte 0 is the frame version: the log no longer loads at all.
 	damage(t, filepath.Join(dir, "wal.db"), 2, func([]byte) int { return 0 })
 	code, out, _ := run(t, "verify", dir)
-	if code != exitDamage || !strings.Contains(out, "sequence 2: bad frame version") {
+	if code != exitDamage || !strings.Contains(out, "DAMAGE  records: sequence 2: bad frame version") || !strings.Contains(out, "DAMAGE  load: the relay cannot load this log") {
 		t.Errorf("verify of a bad frame header: got exit %d and\n%s\nwant %d naming sequence 2", code, out, exitDamage)
 	}
 	if code, _, stderr := run(t, "info", dir); code != exitDamage || !strings.Contains(stderr, "sequence 2") {
@@ -543,6 +544,8 @@ func TestUsageAndErrors(t *testing.T) {
 	dir := buildLog(t)
 	notLog := filepath.Join(t.TempDir(), "notalog")
 	os.WriteFile(notLog, bytes.Repeat([]byte("x"), 8192), 0o600)
+	emptyFile := filepath.Join(t.TempDir(), "wal.db")
+	os.WriteFile(emptyFile, nil, 0o600)
 	foreign := filepath.Join(t.TempDir(), "other.db")
 	if db, err := bolt.Open(foreign, 0o600, nil); err != nil {
 		t.Fatal(err)
@@ -570,6 +573,8 @@ func TestUsageAndErrors(t *testing.T) {
 		{[]string{"info", notLog}, exitOther},
 		{[]string{"info", foreign}, exitOther},
 		{[]string{"verify", foreign}, exitOther},
+		{[]string{"verify", emptyFile}, exitOther},
+		{[]string{"salvage", emptyFile, "-o", filepath.Join(t.TempDir(), "x.db")}, exitOther},
 	}
 	for _, c := range cases {
 		code, _, stderr := run(t, c.args...)

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"time"
+	"runtime/debug"
 
 	"github.com/bucketrelay/bucketrelay/wal"
 )
@@ -17,13 +17,17 @@ type VerifyCommand struct {
 
 // verifyJSON is verify's --json output.
 type verifyJSON struct {
-	Path              string   `json:"path"`
-	OK                bool     `json:"ok"`
-	Frames            int      `json:"frames"`
-	Records           int64    `json:"records"`
-	Cursors           int      `json:"cursors"`
-	QuarantineEntries int      `json:"quarantineEntries"`
-	Problems          []string `json:"problems"`
+	Path              string `json:"path"`
+	OK                bool   `json:"ok"`
+	Frames            int    `json:"frames"`
+	Records           int64  `json:"records"`
+	Cursors           int    `json:"cursors"`
+	QuarantineEntries int    `json:"quarantineEntries"`
+	// Damaged lists the sequence ranges whose records cannot be read;
+	// DamagedRecords is their size (an upper bound of the records lost).
+	Damaged        []wal.DamagedRange `json:"damaged"`
+	DamagedRecords uint64             `json:"damagedRecords"`
+	Problems       []string           `json:"problems"`
 }
 
 // Run runs the verify command. It returns an error wrapping
@@ -39,58 +43,68 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	out := verifyJSON{Path: arg, Problems: []string{}}
-	l, err := openLog(arg)
-	if errors.Is(err, wal.ErrCorrupt) {
-		// The log does not even load: a frame header is damaged.
-		out.Problems = append(out.Problems, err.Error())
-		return c.report(out)
-	}
+	path, err := resolveLog(arg)
 	if err != nil {
 		return err
 	}
-	defer l.Close()
-	out.Path = l.Path()
-	out.Frames = l.Frames()
-	out.Records = l.Events()
-	out.Cursors = len(l.Cursors())
+	out := verifyJSON{Path: path, Damaged: []wal.DamagedRange{}, Problems: []string{}}
 
-	p := c.g.newProgress("verifying", 0, 0)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				p.tick()
-			}
-		}
-	}()
-	var problems []error
-	problems = append(problems, l.Verify()...)
-	problems = append(problems, l.CheckStorage()...)
-	for _, t := range l.QuarantineTargets() {
-		q, err := l.Quarantined(t)
-		if err != nil {
-			problems = append(problems, fmt.Errorf("quarantine of %s: %w", t, err))
-		}
-		out.QuarantineEntries += len(q)
-	}
-	close(stop)
-	<-done
+	// Every frame, cursor, quarantine entry and meta page, read the way
+	// salvage reads them: past pages bbolt cannot read.
+	p := c.g.newProgress("verifying", 1, 0)
+	rep, err := wal.Scan(path, wal.SalvageOptions{Progress: func(seq, last uint64) {
+		p.last = last
+		p.at(seq)
+	}})
 	p.done()
+	if errors.Is(err, wal.ErrLocked) || (err != nil && !errors.Is(err, wal.ErrCorrupt)) {
+		return locked(path, err)
+	}
+	out.Problems = append(out.Problems, rep.Problems...)
+	if err != nil {
+		// bbolt cannot open the file at all.
+		out.Problems = append(out.Problems, err.Error())
+		return c.report(out)
+	}
+	out.Frames, out.Records = rep.Frames, rep.Records
+	out.Cursors, out.QuarantineEntries = rep.Cursors, rep.QuarantineEntries
+	out.Damaged, out.DamagedRecords = rep.Damaged, rep.DamagedRecords
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	for _, e := range problems {
-		out.Problems = append(out.Problems, e.Error())
+
+	// The log as the relay loads it, and bbolt's own page check.
+	l, err := openLog(path)
+	switch {
+	case errors.Is(err, wal.ErrCorrupt):
+		out.Problems = append(out.Problems, fmt.Sprintf("load: the relay cannot load this log: %v", err))
+	case err != nil:
+		return err
+	case rep.UnreadablePages > 0:
+		// bbolt's page check loads the free list by walking every page
+		// in a goroutine of its own, where a damaged page's panic cannot
+		// be recovered: it would crash walinspect.
+		l.Close()
+		out.Problems = append(out.Problems, "storage: bbolt's page check skipped: it cannot run over the damaged pages above")
+	default:
+		defer l.Close()
+		for _, e := range checkStorage(l) {
+			out.Problems = append(out.Problems, e.Error())
+		}
 	}
 	return c.report(out)
+}
+
+// checkStorage is l.CheckStorage, turning a panic on a damaged page into a
+// problem.
+func checkStorage(l *wal.Log) (errs []error) {
+	defer func() {
+		if r := recover(); r != nil {
+			errs = append(errs, fmt.Errorf("storage: bbolt's page check failed on a damaged page: %v", r))
+		}
+	}()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	return l.CheckStorage()
 }
 
 // report prints the result and returns the damage error, if any.
@@ -121,9 +135,20 @@ func (c *VerifyCommand) Usage() {
 	fmt.Fprint(c.g.stdout, `Usage: walinspect verify [--json] [--progress] <dataDir|wal.db>
 
 Checks every frame's and every record's CRC-32C, that frames follow each
-other in sequence order, that every cursor is within the log, that every
-quarantine entry parses, and bbolt's own page structure. Each problem is
-printed on a line starting with DAMAGE and naming the sequence (or page) it
-is at. Exit code 1 when anything is damaged, 0 when all is sound.
+other in sequence order, that every cursor is 8 bytes and within the log,
+that every quarantine entry parses, bbolt's two meta pages (magic, version,
+checksum; a damaged newest meta page silently rolls back the last
+transaction), bbolt's own page structure, and that the log loads as the
+relay loads it. Pages bbolt cannot read are walked past, so every damaged
+range is found, not only the first.
+
+Each problem is printed on a line starting with DAMAGE that names the bucket
+(records, cursors, quarantine, meta, storage, load) and the sequence range,
+target or page it is at. Exit code 1 when anything is damaged (also when
+bbolt cannot open the file at all), 0 when all is sound.
+
+--json prints {"path", "ok", "frames", "records", "cursors",
+"quarantineEntries", "damaged": [{"first", "last", "reason", "targets"}],
+"damagedRecords", "problems": [...]}.
 `)
 }
