@@ -2,7 +2,8 @@ package main
 
 // Scenario "memory": the relay's memory with a backlog of 1,000,000
 // pending events, measured in a child process so that other scenarios do
-// not pollute its RSS; then the drain of that backlog.
+// not pollute its RSS; then the drain of that backlog. Scenario
+// "memory-namespace" does the same for a namespace target (memory_namespace.go).
 
 import (
 	"bytes"
@@ -21,15 +22,24 @@ import (
 )
 
 func init() {
-	register("memory", runMemory)
+	register("memory", func(ctx context.Context, o Options) (Result, error) {
+		return runChild(ctx, "memory", o)
+	})
+	register("memory-namespace", func(ctx context.Context, o Options) (Result, error) {
+		return runChild(ctx, "memory-namespace", o)
+	})
 	// The child does its work here, before main parses flags and picks
 	// scenarios, and exits: it runs nothing else.
 	if v := os.Getenv(memoryChildEnv); v != "" {
-		var o Options
-		if err := json.Unmarshal([]byte(v), &o); err != nil {
+		var c childArgs
+		if err := json.Unmarshal([]byte(v), &c); err != nil {
 			fatal(fmt.Errorf("memory child: %w", err))
 		}
-		res, err := memoryChild(context.Background(), o)
+		child := memoryChild
+		if c.Scenario == "memory-namespace" {
+			child = namespaceMemoryChild
+		}
+		res, err := child(context.Background(), c.Options)
 		if err != nil {
 			res.Notes = append(res.Notes, "error: "+err.Error())
 		}
@@ -41,18 +51,26 @@ func init() {
 	}
 }
 
+// childArgs is what the re-executed bench process is told to measure.
+type childArgs struct {
+	Scenario string
+	Options  Options
+}
+
 // memoryChildEnv carries the Options of the re-executed bench process that
 // measures.
 const memoryChildEnv = "BUCKETRELAY_BENCH_MEMORY_CHILD"
 
-func runMemory(ctx context.Context, o Options) (Result, error) {
+// runChild runs scenario in a re-executed bench process and returns what it
+// measured.
+func runChild(ctx context.Context, scenario string, o Options) (Result, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return Result{}, err
 	}
-	opts, _ := json.Marshal(o)
+	args, _ := json.Marshal(childArgs{scenario, o})
 	cmd := exec.CommandContext(ctx, exe)
-	cmd.Env = append(os.Environ(), memoryChildEnv+"="+string(opts))
+	cmd.Env = append(os.Environ(), memoryChildEnv+"="+string(args))
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = os.Stderr
