@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/relay"
 )
 
 func init() {
@@ -108,36 +109,8 @@ func memoryChild(ctx context.Context, o Options) (Result, error) {
 
 	// Publish n stamped records in calls of 100 while the receiver is down.
 	start := time.Now()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var pubErr atomic.Pointer[error]
-	for range publishers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			recs := make([]event.Record, perCall)
-			for ctx.Err() == nil {
-				first := int(next.Add(perCall)) - perCall
-				if first >= n {
-					return
-				}
-				k := min(perCall, n-first)
-				for i := range k {
-					recs[i] = stamped(first + i)
-				}
-				if err := r.Publish(ctx, recs[:k]...); err != nil {
-					pubErr.CompareAndSwap(nil, &err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if p := pubErr.Load(); p != nil {
-		return res, *p
-	}
-	if ctx.Err() != nil {
-		return res, ctx.Err()
+	if err := publishAll(ctx, r, n, perCall, publishers, stamped); err != nil {
+		return res, err
 	}
 	pubTime := time.Since(start)
 	backlog, _ := pending(r)
@@ -185,4 +158,38 @@ func memoryChild(ctx context.Context, o Options) (Result, error) {
 		"webhook target from a config whose endpoint is a reserved loopback port nobody listens on while publishing; relay.maxBackoff 1s so the drain starts within a second of the receiver coming up; fsync on",
 		"RSS from /proc/self/status (VmRSS, VmHWM, RssAnon, RssFile); Go heap from runtime.MemStats. File-backed RSS is the bbolt file's mmap pages the process touched; the kernel can drop them under pressure.")
 	return res, nil
+}
+
+// publishAll publishes records mk(0) … mk(n-1) through r from publishers
+// goroutines in calls of perCall records, and returns the first error.
+func publishAll(ctx context.Context, r *relay.Relay, n, perCall, publishers int, mk func(int) event.Record) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var pubErr atomic.Pointer[error]
+	for range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			recs := make([]event.Record, perCall)
+			for ctx.Err() == nil {
+				first := int(next.Add(int64(perCall))) - perCall
+				if first >= n {
+					return
+				}
+				k := min(perCall, n-first)
+				for i := range k {
+					recs[i] = mk(first + i)
+				}
+				if err := r.Publish(ctx, recs[:k]...); err != nil {
+					pubErr.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if p := pubErr.Load(); p != nil {
+		return *p
+	}
+	return ctx.Err()
 }

@@ -64,33 +64,8 @@ func namespaceMemoryChild(ctx context.Context, o Options) (Result, error) {
 	// Publish n records of about 2 KB over nsKeys keys while Redis is down.
 	const perCall, publishers = 100, 8
 	start := time.Now()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var pubErr atomic.Pointer[error]
-	for range publishers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			recs := make([]event.Record, perCall)
-			for ctx.Err() == nil {
-				first := int(next.Add(perCall)) - perCall
-				if first >= n {
-					return
-				}
-				k := min(perCall, n-first)
-				for i := range k {
-					recs[i] = namespaceRecord(first + i)
-				}
-				if err := r.Publish(ctx, recs[:k]...); err != nil {
-					pubErr.CompareAndSwap(nil, &err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if p := pubErr.Load(); p != nil {
-		return res, *p
+	if err := publishAll(ctx, r, n, perCall, publishers, namespaceRecord); err != nil {
+		return res, err
 	}
 	pubTime := time.Since(start)
 	backlog, _ := pending(r)
