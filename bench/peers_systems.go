@@ -323,7 +323,8 @@ func (s *benthosSystem) Publish(ctx context.Context, id int) error {
 }
 
 // peerBinaries finds the relay (built now) and the peers' binaries.
-func peerBinaries(ctx context.Context, dir string) (relayBin, minioBin, benthosBin string, err error) {
+// Only the peers named in need are built.
+func peerBinaries(ctx context.Context, dir string, need ...string) (relayBin, minioBin, benthosBin string, err error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", "", "", err
@@ -336,7 +337,7 @@ func peerBinaries(ctx context.Context, dir string) (relayBin, minioBin, benthosB
 	}
 	// The script builds what is missing (minutes the first time) and
 	// prints its progress; the binaries are cached for later runs.
-	peers := exec.CommandContext(ctx, filepath.Join(root, "scripts", "peers.sh"), "build")
+	peers := exec.CommandContext(ctx, filepath.Join(root, "scripts", "peers.sh"), append([]string{"build"}, need...)...)
 	peers.Stdout, peers.Stderr = os.Stderr, os.Stderr
 	if err := peers.Run(); err != nil {
 		return "", "", "", fmt.Errorf("scripts/peers.sh build: %w", err)
