@@ -228,8 +228,18 @@ func (s *minioSystem) Start(ctx context.Context) error {
 	q.AddEvents(notification.ObjectCreatedAll)
 	var cfg notification.Configuration
 	cfg.AddQueue(q)
-	if err := s.client.SetBucketNotification(ctx, peersBucket, cfg); err != nil {
-		return fmt.Errorf("%s: set bucket notification: %w", s.name, err)
+	// MinIO loads its notification targets after it answers ready: retry
+	// while it says the ARN does not exist yet.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := s.client.SetBucketNotification(ctx, peersBucket, cfg)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%s: set bucket notification: %w", s.name, err)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 	s.setup = true
 	return nil
