@@ -1,7 +1,7 @@
 # The relay's everyday commands. See README.md.
 GO ?= go
 
-.PHONY: demo test unit services fuse crash crash-long build vet bench bench-quick fuzz clean
+.PHONY: demo test unit services fuse crash crash-long build vet bench bench-peers bench-quick fuzz clean
 
 # Run the relay on its embedded default (no broker needed) and show events delivered.
 demo:
@@ -49,6 +49,10 @@ vet:
 # Every benchmark scenario with default settings (takes several minutes); figures go to bench/RESULTS.md by hand.
 bench: services
 	$(GO) run ./bench --json > bench/results.json
+
+# The relay beside MinIO's notification queue and Benthos (builds them the first time).
+bench-peers:
+	$(GO) run ./bench peers
 
 bench-quick:
 	$(GO) run ./bench --quick --duration 2s --outage 5s

@@ -59,13 +59,21 @@ func (r *Result) Add(name string, value float64, unit, goal string) {
 type scenario struct {
 	name string
 	fn   func(ctx context.Context, o Options) (Result, error)
+	// explicit scenarios run only when named (they need tools built
+	// beforehand, or take long).
+	explicit bool
 }
 
 var scenarios []scenario
 
 // register adds a scenario; called from init functions.
 func register(name string, fn func(ctx context.Context, o Options) (Result, error)) {
-	scenarios = append(scenarios, scenario{name, fn})
+	scenarios = append(scenarios, scenario{name: name, fn: fn})
+}
+
+// registerExplicit adds a scenario that runs only when named.
+func registerExplicit(name string, fn func(ctx context.Context, o Options) (Result, error)) {
+	scenarios = append(scenarios, scenario{name: name, fn: fn, explicit: true})
 }
 
 func main() {
@@ -79,7 +87,11 @@ func main() {
 	sort.SliceStable(scenarios, func(i, j int) bool { return scenarios[i].name < scenarios[j].name })
 	if *list {
 		for _, s := range scenarios {
-			fmt.Println(s.name)
+			if s.explicit {
+				fmt.Println(s.name, "(only when named)")
+			} else {
+				fmt.Println(s.name)
+			}
 		}
 		return
 	}
@@ -110,7 +122,7 @@ func main() {
 	var results []Result
 	failed := false
 	for _, s := range scenarios {
-		if len(want) > 0 && !want[s.name] {
+		if (len(want) > 0 && !want[s.name]) || (len(want) == 0 && s.explicit) {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "bench: running %s\n", s.name)

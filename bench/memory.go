@@ -2,7 +2,8 @@ package main
 
 // Scenario "memory": the relay's memory with a backlog of 1,000,000
 // pending events, measured in a child process so that other scenarios do
-// not pollute its RSS; then the drain of that backlog.
+// not pollute its RSS; then the drain of that backlog. Scenario
+// "memory-namespace" does the same for a namespace target (memory_namespace.go).
 
 import (
 	"bytes"
@@ -18,18 +19,28 @@ import (
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/relay"
 )
 
 func init() {
-	register("memory", runMemory)
+	register("memory", func(ctx context.Context, o Options) (Result, error) {
+		return runChild(ctx, "memory", o)
+	})
+	register("memory-namespace", func(ctx context.Context, o Options) (Result, error) {
+		return runChild(ctx, "memory-namespace", o)
+	})
 	// The child does its work here, before main parses flags and picks
 	// scenarios, and exits: it runs nothing else.
 	if v := os.Getenv(memoryChildEnv); v != "" {
-		var o Options
-		if err := json.Unmarshal([]byte(v), &o); err != nil {
+		var c childArgs
+		if err := json.Unmarshal([]byte(v), &c); err != nil {
 			fatal(fmt.Errorf("memory child: %w", err))
 		}
-		res, err := memoryChild(context.Background(), o)
+		child := memoryChild
+		if c.Scenario == "memory-namespace" {
+			child = namespaceMemoryChild
+		}
+		res, err := child(context.Background(), c.Options)
 		if err != nil {
 			res.Notes = append(res.Notes, "error: "+err.Error())
 		}
@@ -41,18 +52,26 @@ func init() {
 	}
 }
 
+// childArgs is what the re-executed bench process is told to measure.
+type childArgs struct {
+	Scenario string
+	Options  Options
+}
+
 // memoryChildEnv carries the Options of the re-executed bench process that
 // measures.
 const memoryChildEnv = "BUCKETRELAY_BENCH_MEMORY_CHILD"
 
-func runMemory(ctx context.Context, o Options) (Result, error) {
+// runChild runs scenario in a re-executed bench process and returns what it
+// measured.
+func runChild(ctx context.Context, scenario string, o Options) (Result, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return Result{}, err
 	}
-	opts, _ := json.Marshal(o)
+	args, _ := json.Marshal(childArgs{scenario, o})
 	cmd := exec.CommandContext(ctx, exe)
-	cmd.Env = append(os.Environ(), memoryChildEnv+"="+string(opts))
+	cmd.Env = append(os.Environ(), memoryChildEnv+"="+string(args))
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = os.Stderr
@@ -90,36 +109,8 @@ func memoryChild(ctx context.Context, o Options) (Result, error) {
 
 	// Publish n stamped records in calls of 100 while the receiver is down.
 	start := time.Now()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var pubErr atomic.Pointer[error]
-	for range publishers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			recs := make([]event.Record, perCall)
-			for ctx.Err() == nil {
-				first := int(next.Add(perCall)) - perCall
-				if first >= n {
-					return
-				}
-				k := min(perCall, n-first)
-				for i := range k {
-					recs[i] = stamped(first + i)
-				}
-				if err := r.Publish(ctx, recs[:k]...); err != nil {
-					pubErr.CompareAndSwap(nil, &err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if p := pubErr.Load(); p != nil {
-		return res, *p
-	}
-	if ctx.Err() != nil {
-		return res, ctx.Err()
+	if err := publishAll(ctx, r, n, perCall, publishers, stamped); err != nil {
+		return res, err
 	}
 	pubTime := time.Since(start)
 	backlog, _ := pending(r)
@@ -167,4 +158,38 @@ func memoryChild(ctx context.Context, o Options) (Result, error) {
 		"webhook target from a config whose endpoint is a reserved loopback port nobody listens on while publishing; relay.maxBackoff 1s so the drain starts within a second of the receiver coming up; fsync on",
 		"RSS from /proc/self/status (VmRSS, VmHWM, RssAnon, RssFile); Go heap from runtime.MemStats. File-backed RSS is the bbolt file's mmap pages the process touched; the kernel can drop them under pressure.")
 	return res, nil
+}
+
+// publishAll publishes records mk(0) … mk(n-1) through r from publishers
+// goroutines in calls of perCall records, and returns the first error.
+func publishAll(ctx context.Context, r *relay.Relay, n, perCall, publishers int, mk func(int) event.Record) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var pubErr atomic.Pointer[error]
+	for range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			recs := make([]event.Record, perCall)
+			for ctx.Err() == nil {
+				first := int(next.Add(int64(perCall))) - perCall
+				if first >= n {
+					return
+				}
+				k := min(perCall, n-first)
+				for i := range k {
+					recs[i] = mk(first + i)
+				}
+				if err := r.Publish(ctx, recs[:k]...); err != nil {
+					pubErr.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if p := pubErr.Load(); p != nil {
+		return *p
+	}
+	return ctx.Err()
 }

@@ -28,8 +28,13 @@ type chart struct {
 	title       string
 	x           []float64 // seconds
 	left, right series
-	spans       []span
-	marks       []span // vertical lines at from, labelled
+	// lines, if set, are drawn instead of left and right, all on the left
+	// axis, with a legend row each.
+	lines []series
+	// yLabel names the left axis when lines are drawn.
+	yLabel string
+	spans  []span
+	marks  []span // vertical lines at from, labelled
 }
 
 const (
@@ -72,6 +77,9 @@ func (c *chart) svg() string {
 		}
 	}
 	lmax, rmax := niceMax(maxOf(c.left.y)*1.05), niceMax(maxOf(c.right.y)*1.05)
+	for _, s := range c.lines {
+		lmax = max(lmax, niceMax(maxOf(s.y)*1.05))
+	}
 	px := func(x float64) float64 { return padL + x/xmax*w }
 	py := func(y, ymax float64) float64 { return padT + h - y/ymax*h }
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", plotW, plotH, plotW, plotH)
@@ -86,7 +94,9 @@ func (c *chart) svg() string {
 		y := padT + h - float64(i)/5*h
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", padL, y, padL+w, y)
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" fill="%s">%s</text>`+"\n", padL-6, y+4, c.left.color, human(lmax*float64(i)/5))
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="%s">%s</text>`+"\n", padL+w+6, y+4, c.right.color, human(rmax*float64(i)/5))
+		if c.lines == nil {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="%s">%s</text>`+"\n", padL+w+6, y+4, c.right.color, human(rmax*float64(i)/5))
+		}
 	}
 	for i := 0; i <= 10; i++ {
 		x := padL + float64(i)/10*w
@@ -107,6 +117,15 @@ func (c *chart) svg() string {
 			}
 		}
 		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", s.color, strings.Join(pts, " "))
+	}
+	if c.lines != nil {
+		for i, s := range c.lines {
+			line(s, lmax)
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="14" height="4" fill="%s"/><text x="%.1f" y="%.1f">%s</text>`+"\n", px(0)+8, float64(padT+12+16*i), s.color, px(0)+26, float64(padT+18+16*i), esc(s.name))
+		}
+		fmt.Fprintf(&b, `<text x="16" y="%.1f" transform="rotate(-90 16 %.1f)" text-anchor="middle">%s</text>`+"\n", padT+h/2, padT+h/2, esc(c.yLabel))
+		b.WriteString("</svg>\n")
+		return b.String()
 	}
 	line(c.left, lmax)
 	line(c.right, rmax)

@@ -1,7 +1,10 @@
 // Package rules is bucket notification configuration with S3 semantics:
 // per bucket, a list of rules each naming a target ARN, the event names it
 // wants (with wildcards) and an optional prefix and suffix filter on the
-// object key. It reads and writes the S3 NotificationConfiguration XML.
+// object key, and optional filters on the object itself (ObjectFilter: a
+// key regular expression, size, content type, user metadata and tags). It
+// reads and writes the S3 NotificationConfiguration XML, with Ceph's
+// S3Metadata and S3Tags filter extensions.
 //
 // Matching returns each target at most once, however many of a bucket's
 // rules select the event.
@@ -30,6 +33,8 @@ type Rule struct {
 	// Prefix and Suffix filter the object key (decoded); empty matches all.
 	Prefix string `json:"prefix,omitempty"`
 	Suffix string `json:"suffix,omitempty"`
+	// ObjectFilter filters on the object beyond its key's affixes.
+	ObjectFilter
 }
 
 // ARN is a parsed target ARN.
@@ -76,12 +81,28 @@ func (r Rule) Normalize() (Rule, error) {
 		}
 	}
 	r.Events = out
+	// Copy what normalize rewrites, so the caller's rule is left alone.
+	r.ContentTypes = append([]string(nil), r.ContentTypes...)
+	if err := r.ObjectFilter.normalize(); err != nil {
+		return r, fmt.Errorf("rules: rule for %s: %w", r.ARN, err)
+	}
 	return r, nil
 }
 
-// Matches reports whether r selects an event named name on the object key.
+// Matches reports whether r selects an event named name on the object key,
+// for a rule whose filters look at the key alone. A rule with object
+// filters matches only through MatchesObject.
 func (r *Rule) Matches(key string, name event.Name) bool {
-	if !strings.HasPrefix(key, r.Prefix) || !strings.HasSuffix(key, r.Suffix) {
+	return r.MatchesObject(key, name, nil)
+}
+
+// MatchesObject reports whether r selects an event named name on the
+// object key, obj giving the record's object fields (nil: unknown).
+func (r *Rule) MatchesObject(key string, name event.Name, obj func() *Object) bool {
+	if !strings.HasPrefix(key, r.Prefix) || !strings.HasSuffix(key, r.Suffix) || !r.matchesKey(key) {
+		return false
+	}
+	if r.needsObject() && (obj == nil || !r.matchesObject(obj())) {
 		return false
 	}
 	for _, p := range r.Events {
@@ -102,6 +123,7 @@ func (r *Rule) Filter() string {
 	if r.Suffix != "" {
 		f = append(f, fmt.Sprintf("suffix=%q", r.Suffix))
 	}
+	f = r.ObjectFilter.describe(f)
 	if len(f) == 0 {
 		return ""
 	}
@@ -149,13 +171,31 @@ func (s *Set) Buckets() map[string][]Rule {
 
 // Match returns the ARNs of the targets that receive an event named name
 // on bucket/key: each at most once, in the order their first matching rule
-// appears. dst is reused.
+// appears. dst is reused. Rules with object filters do not match: use
+// MatchRecord for those.
 func (s *Set) Match(dst []string, bucket, key string, name event.Name) []string {
+	return s.MatchRecord(dst, bucket, key, name, nil)
+}
+
+// MatchRecord is Match for an event whose record's JSON is record: rules
+// with object filters read it (parsed once, and only if such a rule is
+// reached).
+func (s *Set) MatchRecord(dst []string, bucket, key string, name event.Name, record []byte) []string {
 	dst = dst[:0]
 	rs := (*s.m.Load())[bucket]
+	var obj func() *Object
+	if record != nil {
+		var o *Object
+		obj = func() *Object {
+			if o == nil {
+				o = ObjectOf(record)
+			}
+			return o
+		}
+	}
 	for i := range rs {
 		r := &rs[i]
-		if !r.Matches(key, name) {
+		if !r.MatchesObject(key, name, obj) {
 			continue
 		}
 		dup := false
@@ -189,8 +229,13 @@ type xmlQueue struct {
 	Filter *xmlFilter `xml:"Filter,omitempty"`
 }
 
+// xmlFilter is S3's key filter with Ceph's metadata and tag extensions,
+// and the relay's own S3Object extension for size and content type.
 type xmlFilter struct {
-	Rules []xmlFilterRule `xml:"S3Key>FilterRule"`
+	Rules    []xmlFilterRule `xml:"S3Key>FilterRule,omitempty"`
+	Metadata []xmlFilterRule `xml:"S3Metadata>FilterRule,omitempty"`
+	Tags     []xmlFilterRule `xml:"S3Tags>FilterRule,omitempty"`
+	Object   []xmlFilterRule `xml:"S3Object>FilterRule,omitempty"`
 }
 
 type xmlFilterRule struct {
@@ -216,21 +261,8 @@ func ParseXML(data []byte) ([]Rule, error) {
 			r.Events = append(r.Events, event.Name(strings.TrimSpace(e)))
 		}
 		if q.Filter != nil {
-			for _, f := range q.Filter.Rules {
-				switch strings.ToLower(f.Name) {
-				case "prefix":
-					if r.Prefix != "" {
-						return nil, fmt.Errorf("rules: QueueConfiguration %d: more than one prefix filter", i+1)
-					}
-					r.Prefix = f.Value
-				case "suffix":
-					if r.Suffix != "" {
-						return nil, fmt.Errorf("rules: QueueConfiguration %d: more than one suffix filter", i+1)
-					}
-					r.Suffix = f.Value
-				default:
-					return nil, fmt.Errorf("rules: QueueConfiguration %d: filter rule name %q is not prefix or suffix", i+1, f.Name)
-				}
+			if err := r.parseXMLFilter(q.Filter); err != nil {
+				return nil, fmt.Errorf("rules: QueueConfiguration %d: %w", i+1, err)
 			}
 		}
 		n, err := r.Normalize()
@@ -250,15 +282,7 @@ func MarshalXML(rs []Rule) []byte {
 		for _, e := range r.Events {
 			q.Events = append(q.Events, string(e))
 		}
-		if r.Prefix != "" || r.Suffix != "" {
-			q.Filter = &xmlFilter{}
-			if r.Prefix != "" {
-				q.Filter.Rules = append(q.Filter.Rules, xmlFilterRule{"prefix", r.Prefix})
-			}
-			if r.Suffix != "" {
-				q.Filter.Rules = append(q.Filter.Rules, xmlFilterRule{"suffix", r.Suffix})
-			}
-		}
+		q.Filter = r.xmlFilter()
 		c.Queues = append(c.Queues, q)
 	}
 	b, _ := xml.MarshalIndent(c, "", "  ")

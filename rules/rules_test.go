@@ -57,9 +57,13 @@ func TestParseXMLErrors(t *testing.T) {
 		{`<NotificationConfiguration><QueueConfiguration><Queue>arn:aws:sqs:x</Queue><Event>s3:ObjectCreated:*</Event></QueueConfiguration></NotificationConfiguration>`, "not a target ARN"},
 		{`<NotificationConfiguration><QueueConfiguration><Queue>arn:minio:sqs::1:webhook</Queue><Event>s3:ObjectMelted:*</Event></QueueConfiguration></NotificationConfiguration>`, "unknown event name"},
 		{`<NotificationConfiguration><QueueConfiguration><Queue>arn:minio:sqs::1:webhook</Queue></QueueConfiguration></NotificationConfiguration>`, "no events"},
-		{`<NotificationConfiguration><QueueConfiguration><Queue>arn:minio:sqs::1:webhook</Queue><Event>s3:ObjectCreated:*</Event><Filter><S3Key><FilterRule><Name>middle</Name><Value>x</Value></FilterRule></S3Key></Filter></QueueConfiguration></NotificationConfiguration>`, "not prefix or suffix"},
+		{`<NotificationConfiguration><QueueConfiguration><Queue>arn:minio:sqs::1:webhook</Queue><Event>s3:ObjectCreated:*</Event><Filter><S3Key><FilterRule><Name>middle</Name><Value>x</Value></FilterRule></S3Key></Filter></QueueConfiguration></NotificationConfiguration>`, "not prefix, suffix or regex"},
 		{`<NotificationConfiguration><TopicConfiguration><Topic>arn:aws:sns:x</Topic></TopicConfiguration></NotificationConfiguration>`, "only QueueConfiguration"},
 		{`<NotificationConfiguration><QueueConfiguration>`, "malformed"},
+		{`<NotificationConfiguration><QueueConfiguration><Queue>arn:minio:sqs::1:webhook</Queue><Event>s3:ObjectCreated:*</Event></QueueConfiguration><QueueConfiguration><Queue>arn:minio:sqs::1:webhook</Queue><Event>s3:ObjectCreated:*</Event><Filter><S3Key><FilterRule><Name>regex</Name><Value>a(</Value></FilterRule></S3Key></Filter></QueueConfiguration></NotificationConfiguration>`, "QueueConfiguration 2: rules: rule for arn:minio:sqs::1:webhook: keyRegex"},
+		{`<NotificationConfiguration><QueueConfiguration><Queue>arn:minio:sqs::1:webhook</Queue><Event>s3:ObjectCreated:*</Event><Filter><S3Object><FilterRule><Name>min-size</Name><Value>big</Value></FilterRule></S3Object></Filter></QueueConfiguration></NotificationConfiguration>`, `"big" is not a number of bytes`},
+		{`<NotificationConfiguration><QueueConfiguration><Queue>arn:minio:sqs::1:webhook</Queue><Event>s3:ObjectCreated:*</Event><Filter><S3Object><FilterRule><Name>min-size</Name><Value>10</Value></FilterRule><FilterRule><Name>max-size</Name><Value>5</Value></FilterRule></S3Object></Filter></QueueConfiguration></NotificationConfiguration>`, "minSize 10 is above maxSize 5"},
+		{`<NotificationConfiguration><QueueConfiguration><Queue>arn:minio:sqs::1:webhook</Queue><Event>s3:ObjectCreated:*</Event><Filter><S3Object><FilterRule><Name>content-type</Name><Value>jpeg</Value></FilterRule></S3Object></Filter></QueueConfiguration></NotificationConfiguration>`, "not a media type"},
 	} {
 		_, err := ParseXML([]byte(c.doc))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

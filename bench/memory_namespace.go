@@ -1,0 +1,228 @@
+package main
+
+// Scenario "memory-namespace": a namespace target catching up after a long
+// outage. 1,000,000 records of about 2 KB over 1,000 keys are logged while
+// the target's Redis is down, then Redis comes up and the backlog drains
+// with one write per key per coalescing window. RSS is sampled throughout:
+// the goal is < 200 MiB at every moment. The Redis server is the scenario's
+// own (redis-server on a free loopback port), so the shared one at 6379 is
+// never stopped.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/relay"
+)
+
+const (
+	nsKeys    = 1000
+	nsHashKey = "bench-namespace"
+)
+
+func namespaceMemoryChild(ctx context.Context, o Options) (Result, error) {
+	var res Result
+	n := 1_000_000
+	if o.Quick {
+		n = 100_000
+	}
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		return res, err
+	}
+	const arn = "arn:minio:sqs::1:redis"
+	cfg := fmt.Sprintf(`{"relay":{"dataDir":%q,"listen":"127.0.0.1:0","maxBackoff":"1s","queueLimitBytes":%d},
+		"notify":{"redis":{"1":{"enable":true,"format":"namespace","address":%q,"key":%q}}},
+		"buckets":{%q:[{"arn":%q,"events":["put","delete"]}]}}`,
+		filepath.Join(o.Dir, "relay-ns"), int64(8)<<30, addr, nsHashKey, benchBucket, arn)
+	c, err := relay.ParseConfig([]byte(cfg))
+	if err != nil {
+		return res, err
+	}
+	r, err := relay.Open(c, relay.Options{Logger: quietLogger()})
+	if err != nil {
+		return res, err
+	}
+	defer r.Close()
+
+	peak := &rssSampler{}
+	stopSampling := peak.start(100 * time.Millisecond)
+	defer stopSampling()
+	before := memStatus("VmRSS")["VmRSS"]
+
+	// Publish n records of about 2 KB over nsKeys keys while Redis is down.
+	const perCall, publishers = 100, 8
+	start := time.Now()
+	if err := publishAll(ctx, r, n, perCall, publishers, namespaceRecord); err != nil {
+		return res, err
+	}
+	pubTime := time.Since(start)
+	backlog, _ := pending(r)
+	afterPublish := peak.max()
+
+	// Redis comes up: drain.
+	srv, err := startRedis(ctx, addr, o.Dir)
+	if err != nil {
+		return res, err
+	}
+	defer srv.Process.Kill()
+	limit := 10 * time.Minute
+	if o.Quick {
+		limit = 2 * time.Minute
+	}
+	up := time.Now()
+	drained := waitFor(ctx, limit, func() bool { p, _ := pending(r); return p == 0 })
+	drain := time.Since(up)
+	wrong, fields, err := checkNamespace(addr, n)
+	if err != nil {
+		return res, err
+	}
+	var sends uint64
+	for _, s := range r.Stats() {
+		sends = s.Sends
+	}
+	res.Add("backlog (pending events)", float64(backlog), "events", fmt.Sprint(n))
+	sample := namespaceRecord(0)
+	res.Add("record size (JSON)", float64(len(sample.AppendJSON(nil))), "bytes", "~2000")
+	res.Add("publish time (8 publishers × 100 records/call, Redis down)", pubTime.Seconds(), "s", "")
+	res.Add("RSS before publishing", before, "MiB", "")
+	res.Add("peak RSS while publishing (sampled every 100 ms)", afterPublish, "MiB", "< 200")
+	res.Add("drain time (Redis up → nothing pending)", drain.Seconds(), "s", "")
+	res.Add("peak RSS throughout, drain included (sampled)", peak.max(), "MiB", "< 200")
+	res.Add("  peak anonymous RSS (Go heap, stacks; sampled)", peak.maxAnon(), "MiB", "")
+	res.Add("peak RSS throughout (VmHWM)", memStatus("VmHWM")["VmHWM"], "MiB", "< 200")
+	res.Add("writes to Redis (successful sends)", float64(sends), "batches", fmt.Sprintf("≈ %d keys per window", nsKeys))
+	res.Add("hash fields in Redis", float64(fields), "keys", fmt.Sprint(nsKeys))
+	res.Add("keys whose value is not the newest event", float64(wrong), "keys", "0")
+	res.Add("wal file size", float64(r.Log().FileSize())/(1<<20), "MiB", "")
+	if !drained {
+		res.Notes = append(res.Notes, fmt.Sprintf("drain did not finish within %v", limit))
+	}
+	res.Notes = append(res.Notes,
+		"redis-server started by the scenario on a free loopback port after publishing (the outage); fsync on; relay.maxBackoff 1s",
+		"RSS sampled from /proc/self/status every 100 ms in the measuring child process; VmHWM is the kernel's own peak")
+	return res, nil
+}
+
+// namespaceRecord is the i-th record: about 2 KB of JSON for object
+// i mod nsKeys, carrying i so the newest value per key can be checked.
+func namespaceRecord(i int) event.Record {
+	r := stamped(i)
+	r.S3.Object.Key = fmt.Sprintf("photos/ns/IMG_%04d.jpg", i%nsKeys)
+	meta := make(map[string]string, len(padding)+1)
+	for k, v := range padding {
+		meta[k] = v
+	}
+	meta["X-Amz-Meta-Pad"] = strings.Repeat("p", 1000)
+	r.S3.Object.UserMetadata = meta
+	return r
+}
+
+// checkNamespace compares the hash with the model: each of the nsKeys
+// fields holds the last of the n records for its key.
+func checkNamespace(addr string, n int) (wrong, fields int, err error) {
+	c, err := redis.Dial("tcp", addr)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	m, err := redis.StringMap(c.Do("HGETALL", nsHashKey))
+	if err != nil {
+		return 0, 0, err
+	}
+	for k := range nsKeys {
+		newest := n - nsKeys + k
+		if n < nsKeys {
+			newest = k
+		}
+		v := m[fmt.Sprintf("%s/photos/ns/IMG_%04d.jpg", benchBucket, k)]
+		if id, ok := field([]byte(v), fieldID); !ok || int(id) != newest {
+			wrong++
+		}
+	}
+	return wrong, len(m), nil
+}
+
+// startRedis runs a private redis-server on addr, with no persistence.
+func startRedis(ctx context.Context, addr, dir string) (*exec.Cmd, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	cmd := exec.CommandContext(ctx, "redis-server", "--bind", host, "--port", port,
+		"--save", "", "--appendonly", "no", "--dir", dir)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("redis-server (scripts/services.sh install brings it): %w", err)
+	}
+	if !waitFor(ctx, 10*time.Second, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}) {
+		cmd.Process.Kill()
+		return nil, fmt.Errorf("redis-server did not listen on %s", addr)
+	}
+	return cmd, nil
+}
+
+// freeLoopbackAddr returns a loopback address nobody listens on now.
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), nil
+}
+
+// rssSampler records the highest VmRSS seen, and the highest anonymous RSS
+// (Go heap and stacks; the rest is the bbolt file's mmap and the binary).
+type rssSampler struct{ peak, anon atomic.Uint64 }
+
+func (s *rssSampler) start(every time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			s.sample()
+			select {
+			case <-t.C:
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+func (s *rssSampler) sample() {
+	m := memStatus("VmRSS", "RssAnon")
+	raise(&s.peak, uint64(m["VmRSS"]*1024))
+	raise(&s.anon, uint64(m["RssAnon"]*1024))
+}
+
+func raise(v *atomic.Uint64, kb uint64) {
+	for {
+		old := v.Load()
+		if kb <= old || v.CompareAndSwap(old, kb) {
+			return
+		}
+	}
+}
+
+func (s *rssSampler) max() float64     { return float64(s.peak.Load()) / 1024 }
+func (s *rssSampler) maxAnon() float64 { return float64(s.anon.Load()) / 1024 }

@@ -1,0 +1,553 @@
+package main
+
+// Scenario "peers" (only when named: go run ./bench peers; it builds MinIO
+// and Benthos with scripts/peers.sh the first time): the relay beside what users would run instead,
+// every system fed the same S3 events and delivering to the same receiver.
+//
+//	(a) latency at one offered rate, the rate MinIO sustains here:
+//	    p50/p99 from acknowledgement to receipt;
+//	(b) drain of a backlog built while the receiver was down, each at its
+//	    own maximum;
+//	(c) kill -9 mid-run with the receiver down, restart, receiver up:
+//	    acknowledged events never delivered;
+//	(d) the relay alone under overload: delivery while ingest runs flat
+//	    out, against its drain rate without ingest.
+//
+// Figures are printed as ratios relay ÷ peer beside the raw values, and a
+// chart of (b) is written to bench/out/peers-drain.svg.
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func init() { registerExplicit("peers", runPeers) }
+
+var (
+	peersOnly = flag.String("peers-systems", "", "peers: comma-separated systems to run (relay, minio, minio-sync, minio+relay, benthos); default all")
+	peersPace = flag.Float64("peers-pace", 0, "peers: offered rate in events/s for (a) when minio is not among the systems run")
+)
+
+// peerReceiver is the webhook endpoint every system delivers to. It finds
+// the event id in a body by the object key's "obj-" and eight digits.
+type peerReceiver struct {
+	addr string
+	srv  *http.Server
+	ids  idSet
+
+	mu    sync.Mutex
+	first map[int]time.Time // first receipt per id
+	times []time.Time       // every first receipt, for the chart
+}
+
+func newPeerReceiver() *peerReceiver {
+	return &peerReceiver{addr: freePort(), first: map[int]time.Time{}}
+}
+
+func (rv *peerReceiver) URL() string { return "http://" + rv.addr + "/events" }
+
+func (rv *peerReceiver) start() error {
+	var ln net.Listener
+	var err error
+	for range 50 {
+		if ln, err = net.Listen("tcp", rv.addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	rv.srv = &http.Server{Handler: http.HandlerFunc(rv.serve), ReadHeaderTimeout: 10 * time.Second}
+	go rv.srv.Serve(ln)
+	return nil
+}
+
+func (rv *peerReceiver) stop() {
+	if rv.srv != nil {
+		rv.srv.Close()
+		rv.srv = nil
+	}
+}
+
+func (rv *peerReceiver) serve(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(r.Body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if id, ok := objID(buf.Bytes()); ok {
+		rv.ids.mark(id)
+		rv.mu.Lock()
+		if _, seen := rv.first[id]; !seen {
+			rv.first[id] = now
+			rv.times = append(rv.times, now)
+		}
+		rv.mu.Unlock()
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// objID finds "obj-" and eight digits.
+func objID(b []byte) (int, bool) {
+	i := bytes.Index(b, []byte("obj-"))
+	if i < 0 || len(b) < i+12 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(string(b[i+4 : i+12]))
+	return n, err == nil
+}
+
+// received reports whether id arrived, and when first.
+func (rv *peerReceiver) received(id int) (time.Time, bool) {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	t, ok := rv.first[id]
+	return t, ok
+}
+
+// acks records the acknowledgement time of every published id.
+type acks struct {
+	mu sync.Mutex
+	at map[int]time.Time
+}
+
+func (a *acks) add(id int, t time.Time) {
+	a.mu.Lock()
+	a.at[id] = t
+	a.mu.Unlock()
+}
+
+func (a *acks) n() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.at)
+}
+
+// publishLoad runs workers publishing ids from next until stop returns
+// true or ctx ends. rate > 0 paces the whole load at rate events/s.
+func publishLoad(ctx context.Context, s peerSystem, workers int, rate float64, next *atomic.Int64, a *acks, stop func() bool) (errs int64) {
+	var wg sync.WaitGroup
+	var errCount atomic.Int64
+	start := time.Now()
+	var issued atomic.Int64
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil && !stop() {
+				if rate > 0 {
+					k := issued.Add(1)
+					due := start.Add(time.Duration(float64(k) / rate * float64(time.Second)))
+					if d := time.Until(due); d > 0 {
+						select {
+						case <-time.After(d):
+						case <-ctx.Done():
+							return
+						}
+					}
+				}
+				id := int(next.Add(1) - 1)
+				if err := s.Publish(ctx, id); err != nil {
+					errCount.Add(1)
+					if rate == 0 {
+						time.Sleep(10 * time.Millisecond)
+					}
+					continue
+				}
+				a.add(id, time.Now())
+			}
+		}()
+	}
+	wg.Wait()
+	return errCount.Load()
+}
+
+// waitDelivered waits until every acknowledged id arrived, or no new one
+// arrived for quiet, or limit passed. It returns the ids never received.
+func waitDelivered(ctx context.Context, rv *peerReceiver, a *acks, quiet, limit time.Duration) []int {
+	deadline := time.Now().Add(limit)
+	lastCount, lastChange := -1, time.Now()
+	for {
+		a.mu.Lock()
+		var missing []int
+		for id := range a.at {
+			if _, ok := rv.received(id); !ok {
+				missing = append(missing, id)
+			}
+		}
+		a.mu.Unlock()
+		u, _ := rv.ids.counts()
+		if u != lastCount {
+			lastCount, lastChange = u, time.Now()
+		}
+		if len(missing) == 0 || time.Since(lastChange) > quiet || time.Now().After(deadline) || ctx.Err() != nil {
+			sort.Ints(missing)
+			return missing
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// peerFigures is what one system measured.
+type peerFigures struct {
+	name             string
+	p50, p99         float64 // ms, (a)
+	delivered        int     // (a)
+	drain            float64 // events/s, (b); 0 = not measured
+	drainNote        string
+	acked, lost, dup int // (c)
+	killNote         string
+	curve            []time.Time // (b) first receipts
+	drainStart       time.Time
+}
+
+type systemFactory func(dir string, rv *peerReceiver) (peerSystem, error)
+
+func runPeers(ctx context.Context, o Options) (Result, error) {
+	var res Result
+	const workers = 16
+	// Set once the binaries are built, below; the factories read them.
+	var relayBin, minioBin, benthosBin string
+	var err error
+	backlog, window := 10000, o.Duration
+	if o.Quick {
+		backlog = 2000
+	}
+	factories := []struct {
+		name string
+		make systemFactory
+	}{
+		{"relay", func(dir string, rv *peerReceiver) (peerSystem, error) { return newRelaySystem(relayBin, dir, rv.URL()) }},
+		{"minio", func(dir string, rv *peerReceiver) (peerSystem, error) {
+			return newMinioSystem("minio", minioBin, dir, rv.URL(), false)
+		}},
+		{"minio-sync", func(dir string, rv *peerReceiver) (peerSystem, error) {
+			return newMinioSystem("minio-sync", minioBin, dir, rv.URL(), true)
+		}},
+		{"minio+relay", func(dir string, rv *peerReceiver) (peerSystem, error) {
+			r, err := newRelaySystem(relayBin, filepath.Join(dir, "r"), rv.URL())
+			if err != nil {
+				return nil, err
+			}
+			m, err := newMinioSystem("minio+relay", minioBin, filepath.Join(dir, "m"), r.eventsURL(), true)
+			if err != nil {
+				return nil, err
+			}
+			return &chainSystem{relay: r, minio: m}, nil
+		}},
+		{"benthos", func(dir string, rv *peerReceiver) (peerSystem, error) {
+			return newBenthosSystem(benthosBin, dir, rv.URL())
+		}},
+	}
+	if *peersOnly != "" {
+		want := map[string]bool{}
+		for _, n := range strings.Split(*peersOnly, ",") {
+			want[strings.TrimSpace(n)] = true
+		}
+		kept := factories[:0]
+		for _, f := range factories {
+			if want[f.name] {
+				kept = append(kept, f)
+				delete(want, f.name)
+			}
+		}
+		for n := range want {
+			return res, fmt.Errorf("--peers-systems: unknown system %q", n)
+		}
+		factories = kept
+	}
+	var need []string
+	for _, f := range factories {
+		if strings.HasPrefix(f.name, "minio") && !slices.Contains(need, "minio") {
+			need = append(need, "minio")
+		}
+		if f.name == "benthos" {
+			need = append(need, "benthos")
+		}
+	}
+	if *peersPace == 0 && !slices.Contains(need, "minio") {
+		need = append(need, "minio")
+	}
+	relayBin, minioBin, benthosBin, err = peerBinaries(ctx, o.Dir, need...)
+	if err != nil {
+		return res, err
+	}
+	// fresh starts a system on a new directory with a new receiver.
+	fresh := func(name string, mk systemFactory, receiverUp bool) (peerSystem, *peerReceiver, func(), error) {
+		dir, err := os.MkdirTemp(o.Dir, name+"-")
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		os.MkdirAll(filepath.Join(dir, "r"), 0o755)
+		os.MkdirAll(filepath.Join(dir, "m"), 0o755)
+		rv := newPeerReceiver()
+		if receiverUp {
+			if err := rv.start(); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		s, err := mk(dir, rv)
+		if err == nil {
+			err = s.Start(ctx)
+		}
+		done := func() {
+			if s != nil {
+				s.Stop()
+			}
+			rv.stop()
+		}
+		if err != nil {
+			done()
+			return nil, nil, nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return s, rv, done, nil
+	}
+
+	// The pace: what MinIO (defaults) sustains here with 16 clients.
+	var next atomic.Int64
+	var a *acks
+	var t0 time.Time
+	pace := *peersPace
+	if pace == 0 {
+		mk, err := newMinioFactory(minioBin)
+		if err != nil {
+			return res, err
+		}
+		fmt.Fprintf(os.Stderr, "bench: peers: measuring MinIO's sustained PUT rate (%v)\n", window)
+		s, _, done, err := fresh("pace", mk, true)
+		if err != nil {
+			return res, err
+		}
+		a = &acks{at: map[int]time.Time{}}
+		t0 = time.Now()
+		publishLoad(ctx, s, workers, 0, &next, a, func() bool { return time.Since(t0) > window })
+		pace = float64(a.n()) / time.Since(t0).Seconds()
+		done()
+		res.Add("pace: MinIO (defaults) sustained PUT rate, 16 clients", pace, "events/s", "")
+	} else {
+		res.Add("pace: given with --peers-pace", pace, "events/s", "")
+	}
+
+	figs := map[string]*peerFigures{}
+	for _, f := range factories {
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		fg := &peerFigures{name: f.name}
+		figs[f.name] = fg
+
+		// (a) latency at the pace.
+		fmt.Fprintf(os.Stderr, "bench: peers: %s: latency at %.0f events/s\n", f.name, pace)
+		s, rv, done, err := fresh(f.name+"-a", f.make, true)
+		if err != nil {
+			return res, err
+		}
+		next.Store(0)
+		a = &acks{at: map[int]time.Time{}}
+		t0 = time.Now()
+		publishLoad(ctx, s, workers, pace, &next, a, func() bool { return time.Since(t0) > window })
+		waitDelivered(ctx, rv, a, 15*time.Second, 60*time.Second)
+		var lat []time.Duration
+		a.mu.Lock()
+		for id, at := range a.at {
+			if got, ok := rv.received(id); ok {
+				lat = append(lat, max(0, got.Sub(at)))
+			}
+		}
+		a.mu.Unlock()
+		fg.p50, fg.p99, fg.delivered = percentile(lat, 50), percentile(lat, 99), len(lat)
+		done()
+
+		// (b) drain after the receiver was down.
+		fmt.Fprintf(os.Stderr, "bench: peers: %s: drain of %d events\n", f.name, backlog)
+		s, rv, done, err = fresh(f.name+"-b", f.make, false)
+		if err != nil {
+			return res, err
+		}
+		next.Store(0)
+		a = &acks{at: map[int]time.Time{}}
+		t0 = time.Now()
+		publishLoad(ctx, s, workers, 0, &next, a, func() bool {
+			return a.n() >= backlog || (time.Since(t0) > 15*time.Second && a.n() == 0)
+		})
+		if n := a.n(); n == 0 {
+			fg.drainNote = "acknowledges nothing while the receiver is down (no backlog to drain)"
+		} else {
+			rv.start()
+			fg.drainStart = time.Now()
+			missing := waitDelivered(ctx, rv, a, 30*time.Second, 5*time.Minute)
+			rv.mu.Lock()
+			fg.curve = append([]time.Time(nil), rv.times...)
+			rv.mu.Unlock()
+			if len(fg.curve) > 0 {
+				fg.drain = float64(len(fg.curve)) / fg.curve[len(fg.curve)-1].Sub(fg.drainStart).Seconds()
+			}
+			if len(missing) > 0 {
+				fg.drainNote = fmt.Sprintf("%d of %d acknowledged events not delivered when the drain stopped", len(missing), n)
+			}
+		}
+		done()
+
+		// (c) kill -9 mid-run with the receiver down.
+		fmt.Fprintf(os.Stderr, "bench: peers: %s: kill -9 with the receiver down\n", f.name)
+		s, rv, done, err = fresh(f.name+"-c", f.make, false)
+		if err != nil {
+			return res, err
+		}
+		next.Store(0)
+		a = &acks{at: map[int]time.Time{}}
+		loadCtx, stopLoad := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			publishLoad(loadCtx, s, workers, 0, &next, a, func() bool { return false })
+		}()
+		t0 = time.Now()
+		for a.n() < backlog/2 && time.Since(t0) < 15*time.Second && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+		s.Kill()
+		stopLoad()
+		wg.Wait()
+		fg.acked = a.n()
+		if err := s.Start(ctx); err != nil {
+			fg.killNote = "restart failed: " + err.Error()
+		}
+		rv.start()
+		missing := waitDelivered(ctx, rv, a, 20*time.Second, 3*time.Minute)
+		fg.lost = len(missing)
+		_, fg.dup = rv.ids.counts()
+		done()
+	}
+
+	// (d) the relay under overload.
+	fmt.Fprintf(os.Stderr, "bench: peers: relay under overload (%v)\n", window)
+	s, rv, done, err := fresh("relay-d", func(dir string, rv *peerReceiver) (peerSystem, error) {
+		return newRelaySystem(relayBin, dir, rv.URL())
+	}, true)
+	if err != nil {
+		return res, err
+	}
+	next.Store(0)
+	a = &acks{at: map[int]time.Time{}}
+	t0 = time.Now()
+	publishLoad(ctx, s, workers, 0, &next, a, func() bool { return time.Since(t0) > window })
+	elapsed := time.Since(t0)
+	got, _ := rv.ids.counts()
+	ingest, during := float64(a.n())/elapsed.Seconds(), float64(got)/elapsed.Seconds()
+	done()
+
+	relay, mio := figs["relay"], figs["minio"]
+	if relay == nil {
+		relay = &peerFigures{}
+	}
+	if mio == nil {
+		mio = &peerFigures{}
+	}
+	for _, f := range factories {
+		fg := figs[f.name]
+		res.Add(fg.name+": (a) p50 acknowledgement → receipt", fg.p50, "ms", "")
+		res.Add(fg.name+": (a) p99 acknowledgement → receipt", fg.p99, "ms", "")
+		if fg.drain > 0 {
+			res.Add(fg.name+": (b) drain rate", fg.drain, "events/s", "")
+		}
+		if fg.drainNote != "" {
+			res.Notes = append(res.Notes, fg.name+" (b): "+fg.drainNote)
+		}
+		res.Add(fg.name+": (c) acknowledged before kill -9", float64(fg.acked), "events", "")
+		res.Add(fg.name+": (c) acknowledged, never delivered", float64(fg.lost), "events", "0")
+		if fg.killNote != "" {
+			res.Notes = append(res.Notes, fg.name+" (c): "+fg.killNote)
+		}
+	}
+	if mio.p99 > 0 {
+		res.Add("ratio: relay p99 ÷ MinIO p99 at MinIO's rate", relay.p99/mio.p99, "×", "≤ 0.02")
+	}
+	if mio.drain > 0 {
+		res.Add("ratio: relay drain ÷ MinIO drain", relay.drain/mio.drain, "×", "≥ 5")
+	}
+	res.Add("relay (d): ingest rate, 16 clients flat out, receiver up", ingest, "events/s", "")
+	res.Add("relay (d): delivery rate during that ingest", during, "events/s", "")
+	switch {
+	case during >= 0.95*ingest:
+		res.Notes = append(res.Notes, fmt.Sprintf("relay (d): delivery kept up with ingest (%.0f of %.0f events/s): no overload reached on this machine, so the overload ratio is not measured", during, ingest))
+	case relay.drain > 0:
+		res.Add("ratio: relay delivery under overload ÷ its drain rate without ingest", during/relay.drain, "×", "≥ 0.5")
+	}
+	res.Notes = append(res.Notes,
+		"every system is a real process on loopback: the relay daemon built from this checkout, MinIO and Benthos built by scripts/peers.sh at pinned versions; 16 clients, one event per request (an S3 PUT of 1 KiB for MinIO, a POST of one record for the relay and Benthos)",
+		"latency is from the client's acknowledgement to the receiver's first receipt; an event delivered before it was acknowledged (Benthos answers after its output; MinIO with sync events) counts 0",
+		"MinIO's webhook uses queue_dir (its persistent queue); minio+relay is MinIO with MINIO_API_SYNC_EVENTS=on posting to the relay, and in (c) only MinIO is killed")
+	if path, err := peersChart(figs, "", []string{"relay", "minio", "minio-sync", "minio+relay", "benthos"}); err == nil {
+		res.Files = append(res.Files, path)
+	} else {
+		res.Notes = append(res.Notes, "chart: "+err.Error())
+	}
+	return res, nil
+}
+
+// peersChart draws the drains of (b): events delivered since the receiver
+// came up, one line per system.
+func peersChart(figs map[string]*peerFigures, _ string, order []string) (string, error) {
+	colors := []string{"#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd"}
+	c := &chart{title: "Drain after the receiver was down: events delivered over time", yLabel: "events delivered"}
+	var end float64
+	for _, n := range order {
+		if f := figs[n]; f != nil && len(f.curve) > 0 {
+			end = max(end, f.curve[len(f.curve)-1].Sub(f.drainStart).Seconds())
+		}
+	}
+	if end == 0 {
+		return "", fmt.Errorf("no system drained")
+	}
+	const steps = 200
+	for i := 0; i <= steps; i++ {
+		c.x = append(c.x, end*float64(i)/steps)
+	}
+	for i, n := range order {
+		f := figs[n]
+		if f == nil || len(f.curve) == 0 {
+			continue
+		}
+		s := series{name: n, color: colors[i%len(colors)]}
+		k := 0
+		for _, x := range c.x {
+			for k < len(f.curve) && f.curve[k].Sub(f.drainStart).Seconds() <= x {
+				k++
+			}
+			s.y = append(s.y, float64(k))
+		}
+		c.lines = append(c.lines, s)
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(root, "bench", "out")
+	os.MkdirAll(dir, 0o755)
+	path := filepath.Join(dir, "peers-drain.svg")
+	return path, c.write(path)
+}
+
+// newMinioFactory makes MinIO systems with default settings.
+func newMinioFactory(bin string) (systemFactory, error) {
+	return func(dir string, rv *peerReceiver) (peerSystem, error) {
+		return newMinioSystem("minio", bin, dir, rv.URL(), false)
+	}, nil
+}
