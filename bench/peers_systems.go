@@ -188,15 +188,19 @@ const (
 	minioPass = "benchadmin-secret-key"
 )
 
-func newMinioSystem(name, bin, dir, endpoint string, sync bool) (*minioSystem, error) {
+// With queueDir MinIO keeps events in its persistent queue (replayed by a
+// background loop); without it a sync PUT waits for the webhook's answer.
+func newMinioSystem(name, bin, dir, endpoint string, sync, queueDir bool) (*minioSystem, error) {
 	addr := freePort()
 	env := []string{
 		"MINIO_ROOT_USER=" + minioUser, "MINIO_ROOT_PASSWORD=" + minioPass,
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off",
 		"MINIO_NOTIFY_WEBHOOK_ENABLE_PRIMARY=on",
 		"MINIO_NOTIFY_WEBHOOK_ENDPOINT_PRIMARY=" + endpoint,
-		"MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_PRIMARY=" + filepath.Join(dir, "queue"),
-		"MINIO_NOTIFY_WEBHOOK_QUEUE_LIMIT_PRIMARY=1000000",
+	}
+	if queueDir {
+		env = append(env, "MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_PRIMARY="+filepath.Join(dir, "queue"),
+			"MINIO_NOTIFY_WEBHOOK_QUEUE_LIMIT_PRIMARY=1000000")
 	}
 	if sync {
 		env = append(env, "MINIO_API_SYNC_EVENTS=on")
@@ -252,8 +256,8 @@ func (s *minioSystem) Publish(ctx context.Context, id int) error {
 	return err
 }
 
-// chainSystem is MinIO posting to the relay (MinIO's sync events on): a
-// PUT is answered once the relay logged its event. Kill ends MinIO; the
+// chainSystem is MinIO posting to the relay (MinIO's sync events on, no
+// queue_dir): a PUT is answered once the relay logged its event. Kill ends MinIO; the
 // relay keeps running, as it would on its own machine.
 type chainSystem struct {
 	relay *relaySystem
