@@ -14,6 +14,7 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
@@ -423,7 +424,7 @@ func TestSecretsNotInErrors(t *testing.T) {
 // connection on the first publish with it. That is why Validate rejects it.
 func TestImmediateUnsupportedByBroker(t *testing.T) {
 	testenv.Require(t, "rabbitmq", brokerAddr)
-	var fe *delivery.FieldError
+	var fe *kit.FieldError
 	cfg := Config{Enable: true, URL: brokerURL, Immediate: true}
 	if err := cfg.Validate(); !errors.As(err, &fe) || fe.Field != "immediate" {
 		t.Fatalf("Validate: got %v, want an error on immediate", err)
@@ -492,10 +493,10 @@ func TestValidate(t *testing.T) {
 		{Config{URL: "amqp://x", DeliveryMode: 3}, "deliveryMode"},
 		{Config{URL: "amqp://x", Immediate: true}, "immediate"},
 		{Config{URL: "amqp://x", ExchangeType: "fanout"}, "exchangeType"},
-		{Config{URL: "amqps://x", ClientCert: "a"}, "clientCert"},
-		{Config{URL: "amqp://x", CAFile: "ca.pem"}, "caFile"},
+		{Config{URL: "amqps://x", TLSFiles: kit.TLSFiles{ClientCert: "a"}}, "clientCert"},
+		{Config{URL: "amqp://x", TLSFiles: kit.TLSFiles{CAFile: "ca.pem"}}, "caFile"},
 	} {
-		var fe *delivery.FieldError
+		var fe *kit.FieldError
 		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
 			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
 		}

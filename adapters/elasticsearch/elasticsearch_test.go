@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/adapters/elasticsearch/esfake"
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
@@ -341,7 +342,7 @@ func TestValidate(t *testing.T) {
 		{Config{URL: "http://x", Index: "_x"}, "index"},
 		{Config{URL: "http://x", Index: "x", Format: "json"}, "format"},
 	} {
-		var fe *delivery.FieldError
+		var fe *kit.FieldError
 		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
 			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
 		}

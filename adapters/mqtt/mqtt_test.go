@@ -16,6 +16,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
@@ -382,12 +383,12 @@ func TestValidate(t *testing.T) {
 		{Config{Broker: "tcp://x:1883"}, "topic"},
 		{Config{Broker: "tcp://x:1883", Topic: "a/#"}, "topic"},
 		{Config{Broker: "tcp://x:1883", Topic: "t", QoS: 3}, "qos"},
-		{Config{Broker: "tls://x:8883", Topic: "t", ClientCert: "c"}, "clientCert"},
-		{Config{Broker: "tcp://x:1883", Topic: "t", CAFile: "ca.pem"}, "caFile"},
+		{Config{Broker: "tls://x:8883", Topic: "t", TLSFiles: kit.TLSFiles{ClientCert: "c"}}, "clientCert"},
+		{Config{Broker: "tcp://x:1883", Topic: "t", TLSFiles: kit.TLSFiles{CAFile: "ca.pem"}}, "caFile"},
 		{Config{Broker: "tcp://x:1883", Topic: "t", KeepAlive: "soon"}, "keepAlive"},
 		{Config{Broker: "tcp://x:1883", Topic: "t", MaxInFlight: -1}, "maxInFlight"},
 	} {
-		var fe *delivery.FieldError
+		var fe *kit.FieldError
 		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
 			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
 		}

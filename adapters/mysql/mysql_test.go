@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
@@ -362,7 +363,7 @@ func TestValidate(t *testing.T) {
 		{Config{Table: "t", DSNString: "nonsense"}, "dsnString"},
 		{Config{Table: "t", DSNString: "u:p@tcp(h:3306)/"}, "dsnString"},
 	} {
-		var fe *delivery.FieldError
+		var fe *kit.FieldError
 		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
 			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
@@ -262,7 +263,7 @@ func TestValidate(t *testing.T) {
 		{Config{Table: "t", Timeout: "soon"}, "timeout"},
 		{Config{Table: "t", ConnectionString: "sslmode=bogus"}, "connectionString"},
 	} {
-		var fe *delivery.FieldError
+		var fe *kit.FieldError
 		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
 			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
 		}

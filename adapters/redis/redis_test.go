@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
@@ -187,10 +188,10 @@ func TestValidate(t *testing.T) {
 		{Config{Address: "localhost:6379"}, "key"},
 		{Config{Address: "localhost:6379", Key: "k", Format: "json"}, "format"},
 		{Config{Address: "localhost:6379", Key: "k", DB: -1}, "db"},
-		{Config{Address: "localhost:6379", Key: "k", ClientKey: "x"}, "clientCert"},
+		{Config{Address: "localhost:6379", Key: "k", TLSFiles: kit.TLSFiles{ClientKey: "x"}}, "clientCert"},
 		{Config{Address: "localhost:6379", Key: "k", Timeout: "soon"}, "timeout"},
 	} {
-		var fe *delivery.FieldError
+		var fe *kit.FieldError
 		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
 			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
 		}

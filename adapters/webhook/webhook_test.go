@@ -7,13 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/testkit/webhookrecv"
 )
 
 func TestConformance(t *testing.T) {
-	rcv := NewReceiver(t, "s3cr3t-token")
+	rcv := webhookrecv.New(t, "s3cr3t-token")
 	targettest.Run(t, targettest.Harness{
 		Features: targettest.Features{Message: true},
 		New: func(t testing.TB) delivery.Target {
@@ -45,7 +47,7 @@ func TestStatusClassification(t *testing.T) {
 }
 
 func TestPoisonEventDoesNotBlock(t *testing.T) {
-	rcv := NewReceiver(t, "")
+	rcv := webhookrecv.New(t, "")
 	rcv.Reject = func(b []byte) bool { return bytes.Contains(b, []byte("poison.jpg")) }
 	tg, err := New(Config{Enable: true, Endpoint: rcv.URL()}, nil)
 	if err != nil {
@@ -88,10 +90,10 @@ func TestValidate(t *testing.T) {
 	}{
 		{Config{}, "endpoint"},
 		{Config{Endpoint: "ftp://x"}, "endpoint"},
-		{Config{Endpoint: "http://x", ClientCert: "a"}, "clientCert"},
+		{Config{Endpoint: "http://x", TLSFiles: kit.TLSFiles{ClientCert: "a"}}, "clientCert"},
 		{Config{Endpoint: "http://x", Timeout: "soon"}, "timeout"},
 	} {
-		var fe *delivery.FieldError
+		var fe *kit.FieldError
 		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
 			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
 		}
