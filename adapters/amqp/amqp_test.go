@@ -505,3 +505,33 @@ func TestValidate(t *testing.T) {
 		t.Errorf("Validate(amqps url) = %v, want nil", err)
 	}
 }
+
+// TestURLPasswordNotInErrors: a password holding a raw '/', '@', '#' or '?'
+// never appears, whole or in pieces, in the configuration error or in a
+// connection error.
+func TestURLPasswordNotInErrors(t *testing.T) {
+	for _, pw := range []string{"Sekr/3tPw", "Sekr@3tPw", "Sekr#3tPw", "Sekr?3tPw", "ab/Sekr@3t#Pw?xyz", "Sekr3tPw"} {
+		u := "amqp://relay:" + pw + "@127.0.0.1:1/vhost"
+		var msgs []string
+		if err := (&Config{URL: u}).Validate(); err != nil {
+			msgs = append(msgs, err.Error())
+		} else {
+			tg, err := New(Config{Enable: true, URL: u}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = tg.Send(context.Background(), []delivery.Item{{Seq: 1, Key: "b/k", EventName: event.ObjectCreatedPut, Record: []byte(`{}`)}})
+			if err == nil {
+				t.Fatalf("%s: send to a closed port succeeded", pw)
+			}
+			msgs = append(msgs, err.Error())
+		}
+		for _, m := range msgs {
+			for _, piece := range strings.FieldsFunc(pw, func(r rune) bool { return strings.ContainsRune("/@#?", r) }) {
+				if len(piece) >= 3 && strings.Contains(m, piece) {
+					t.Errorf("password %q: error %q leaks %q", pw, m, piece)
+				}
+			}
+		}
+	}
+}

@@ -100,6 +100,7 @@ func redactURL(b *strings.Builder, rest string) {
 // if it has none. The last '@' followed by a host (and an optional port,
 // then the end, '/', '?' or '#') wins, so a password may hold any of
 // "/@#?:"; failing that, the last '@' before the first '/', '?' or '#'.
+// A host is followed by the end, '/', '?', '#' or punctuation (",;.)]}").
 func userinfoEnd(rest string) int {
 	for j := strings.LastIndexByte(rest, '@'); j >= 0; j = strings.LastIndexByte(rest[:j], '@') {
 		if isHostStart(rest[j+1:]) {
@@ -114,7 +115,7 @@ func userinfoEnd(rest string) int {
 }
 
 // isHostStart reports whether s starts with host[:port] followed by the end
-// of s or by '/', '?' or '#'.
+// of s, by '/', '?' or '#', or by punctuation that ends a URL in prose.
 func isHostStart(s string) bool {
 	i := 0
 	if strings.HasPrefix(s, "[") {
@@ -141,7 +142,7 @@ func isHostStart(s string) bool {
 			return false
 		}
 	}
-	return i == len(s) || strings.IndexByte("/?#", s[i]) >= 0
+	return i == len(s) || strings.IndexByte("/?#,;.)]}", s[i]) >= 0
 }
 
 func isHostByte(c byte) bool {
