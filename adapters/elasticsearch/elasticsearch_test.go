@@ -365,3 +365,29 @@ func TestModel(t *testing.T) {
 	b.dropIndex(t, index)
 	targettest.RunModel(t, b.harness(t, index, targettest.Features{Namespace: true}), targettest.ModelOptions{})
 }
+
+// TestAccessTimeWithoutEventTime: a record without eventTime is indexed
+// with the time it entered the log, never the time of the send.
+func TestAccessTimeWithoutEventTime(t *testing.T) {
+	b := newBackend(t)
+	index := indexName("notime")
+	b.dropIndex(t, index)
+	tg := newTarget(t, Config{Enable: true, Format: "access", URL: b.url, Index: index})
+	defer tg.Close()
+	appended := time.Date(2021, 3, 4, 5, 6, 7, 8000, time.UTC)
+	it := delivery.Item{Seq: 1, Key: "b/k", EventName: event.ObjectCreatedPut, AppendTime: appended,
+		Record: []byte(`{"eventVersion":"2.0","eventName":"s3:ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"k"}}}`)}
+	if err := tg.Send(context.Background(), []delivery.Item{it}); err != nil {
+		t.Fatal(err)
+	}
+	hits := b.docs(t, index)
+	if len(hits) != 1 {
+		t.Fatalf("got %d documents, want 1", len(hits))
+	}
+	var doc struct {
+		EventTime string `json:"eventTime"`
+	}
+	if err := json.Unmarshal(hits[0].Source, &doc); err != nil || doc.EventTime != "2021-03-04T05:06:07.000008Z" {
+		t.Fatalf("eventTime: got %q (%v), want 2021-03-04T05:06:07.000008Z (the append time)", doc.EventTime, err)
+	}
+}

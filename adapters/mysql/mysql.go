@@ -187,7 +187,7 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	mc.Logger = driverLogger{lg}
+	mc.Logger = driverLogger{lg, mc.Passwd}
 	conn, err := mysql.NewConnector(mc)
 	if err != nil {
 		return nil, kit.Fieldf("dsnString", "%s", kit.Redact(err.Error(), mc.Passwd))
@@ -204,10 +204,13 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 }
 
 // driverLogger sends the driver's own messages ("unexpected EOF") to slog at
-// debug level: the errors it logs are returned to Send as well.
-type driverLogger struct{ lg *slog.Logger }
+// debug level, redacted: the errors it logs are returned to Send as well.
+type driverLogger struct {
+	lg     *slog.Logger
+	secret string
+}
 
-func (d driverLogger) Print(v ...any) { d.lg.Debug("mysql driver: " + fmt.Sprint(v...)) }
+func (d driverLogger) Print(v ...any) { d.lg.Debug("mysql driver: " + kit.Redact(fmt.Sprint(v...), d.secret)) }
 
 // Close closes the connection pool.
 func (t *Target) Close() error { return t.db.Close() }

@@ -119,7 +119,7 @@ func (c *Config) Validate() error {
 		return kit.Fieldf("address", "required")
 	}
 	if _, err := serverURLs(c.Address, false); err != nil {
-		return kit.Fieldf("address", "%v", err)
+		return kit.Fieldf("address", "%s", kit.Redact(err.Error(), c.Password, c.Token))
 	}
 	if c.Subject == "" {
 		return kit.Fieldf("subject", "required")
