@@ -210,7 +210,9 @@ type driverLogger struct {
 	secret string
 }
 
-func (d driverLogger) Print(v ...any) { d.lg.Debug("mysql driver: " + kit.Redact(fmt.Sprint(v...), d.secret)) }
+func (d driverLogger) Print(v ...any) {
+	d.lg.Debug("mysql driver: " + kit.Redact(fmt.Sprint(v...), d.secret))
+}
 
 // Close closes the connection pool.
 func (t *Target) Close() error { return t.db.Close() }
