@@ -19,15 +19,15 @@ import (
 // once by its adapter package (name, Config, constructor, batch size,
 // format option, parameters).
 var kinds = []*kit.Kind{
-	&amqp.Kind,
-	&elasticsearch.Kind,
-	&kafka.Kind,
-	&mqtt.Kind,
-	&mysql.Kind,
-	&nats.Kind,
-	&postgresql.Kind,
-	&redis.Kind,
 	&webhook.Kind,
+	&amqp.Kind,
+	&mqtt.Kind,
+	&nats.Kind,
+	&kafka.Kind,
+	&redis.Kind,
+	&postgresql.Kind,
+	&mysql.Kind,
+	&elasticsearch.Kind,
 }
 
 var kindByName = func() map[string]*kit.Kind {
@@ -39,7 +39,7 @@ var kindByName = func() map[string]*kit.Kind {
 }()
 
 // Kinds returns the descriptions of the kinds of target the relay knows,
-// sorted by name. The caller must not change them.
+// in the order README lists them. The caller must not change them.
 func Kinds() []*kit.Kind { return append([]*kit.Kind(nil), kinds...) }
 
 // Kinds of target, as named under "notify" and in ARNs.

@@ -23,7 +23,7 @@ var Kind = kit.Define[Config](kit.Kind{
 		{Name: "internal", Type: "bool", Default: "false", Doc: "Declare an internal exchange.", Guide: true},
 		{Name: "noWait", Type: "bool", Default: "false", Doc: "Declare the exchange without waiting for the broker's answer.", Guide: true},
 		{Name: "autoDeleted", Type: "bool", Default: "false", Doc: "Declare an auto-deleted exchange.", Guide: true},
-		{Name: "publisherConfirms", Type: "bool", Default: "**true**", Doc: "Wait for the broker's acknowledgement of every message before counting it delivered. `false` trades the at-least-once guarantee for latency (see below)."},
+		{Name: "publisherConfirms", Brief: "(default true)", Type: "bool", Default: "**true**", Doc: "Wait for the broker's acknowledgement of every message before counting it delivered. `false` trades the at-least-once guarantee for latency (see below)."},
 		{Name: "username,password", Type: "string", Default: "`\"\"`", Doc: "Replace the credentials of `url`."},
 		{Name: "caFile", Type: "string", Default: "`\"\"`", Doc: "PEM file of CAs to trust instead of the system's (`amqps://` only)."},
 		{Name: "clientCert,clientKey", Type: "string", Default: "`\"\"`", Doc: "PEM files for TLS client authentication (`amqps://` only)."},

@@ -21,7 +21,7 @@ var Kind = kit.Define[Config](kit.Kind{
 		{Name: "sasl.enable", Type: "bool", Default: "false", Doc: "Authenticate with SASL."},
 		{Name: "sasl.username", Type: "string", Default: "required with SASL", Doc: "User name."},
 		{Name: "sasl.password", Type: "string", Default: "`$RELAY_KAFKA_SASL_PASSWORD`", Doc: "Password."},
-		{Name: "sasl.mechanism", Type: "string", Default: "`plain`", Doc: "`plain` (SASL/PLAIN), `sha256` (SCRAM-SHA-256) or `sha512` (SCRAM-SHA-512)."},
+		{Name: "sasl.mechanism", Brief: "(plain, sha256, sha512)", Type: "string", Default: "`plain`", Doc: "`plain` (SASL/PLAIN), `sha256` (SCRAM-SHA-256) or `sha512` (SCRAM-SHA-512)."},
 		{Name: "compression", Type: "string", Default: "`none`", Doc: "Batch compression: `none`, `gzip`, `snappy`, `lz4`, `zstd` (zstd needs Kafka 2.1)."},
 		{Name: "version", Type: "string", Default: "`2.8.0`", Doc: "Kafka version of the brokers, as `sarama.ParseKafkaVersion` reads it (`3.6.0`, `0.10.2.0`). Below 0.11 the producer is not idempotent."},
 	},

@@ -65,6 +65,9 @@ type Param struct {
 	// guide, which keep its names and meaning; the others are added by the
 	// relay.
 	Guide bool
+	// Brief, if set, follows the name in README's targets table
+	// (Markdown): "(default true)".
+	Brief string
 }
 
 // Names returns the parameter names of the row.

@@ -12,7 +12,7 @@ var Kind = kit.Define[Config](kit.Kind{
 	Delivery: "QoS 1/2: at least once (waits for PUBACK/PUBCOMP); QoS 0: at most once",
 	Params: []kit.Param{
 		{Name: "enable", Type: "bool", Default: "false", Doc: "Starts the target. A disabled target is parsed and validated, not started.", Guide: true},
-		{Name: "broker", Type: "string", Default: "(required)", Doc: "`tcp://host:1883`; `tls://host:8883` or `ssl://…` for TLS; `ws://host:8080/mqtt` or `wss://…` for WebSocket. `mqtt://` and `mqtts://` are accepted as aliases of `tcp://` and `tls://`.", Guide: true},
+		{Name: "broker", Brief: "(`tcp://`, `tls://`, `ws://`)", Type: "string", Default: "(required)", Doc: "`tcp://host:1883`; `tls://host:8883` or `ssl://…` for TLS; `ws://host:8080/mqtt` or `wss://…` for WebSocket. `mqtt://` and `mqtts://` are accepted as aliases of `tcp://` and `tls://`.", Guide: true},
 		{Name: "topic", Type: "string", Default: "(required)", Doc: "The topic every event is published on (no `+` or `#`).", Guide: true},
 		{Name: "qos", Type: "int", Default: "0", Doc: "0, 1 or 2. Use 1 (the seed's example): 0 is at-most-once.", Guide: true},
 		{Name: "clientId", Type: "string", Default: "`bucketrelay-<random>`", Doc: "The client ID. Two clients with the same ID disconnect each other: give each target its own.", Guide: true},
