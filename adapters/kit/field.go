@@ -12,6 +12,7 @@ type FieldError struct {
 	Msg   string
 }
 
+// Error returns "field: message".
 func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
 // Fieldf returns a *FieldError for field, its message formatted as by

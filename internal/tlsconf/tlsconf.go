@@ -17,6 +17,7 @@ type Error struct {
 	Err   error
 }
 
+// Error names the field and the failure.
 func (e *Error) Error() string { return "tlsconf: " + e.Field + ": " + e.Err.Error() }
 
 // Unwrap returns the underlying error.
