@@ -312,7 +312,20 @@ var (
 	errClosed  = errors.New("nats: target is closed")
 	errNotSent = errors.New("nats: not sent: an earlier event failed")
 	errResent  = errors.New("nats: sent again: an earlier event failed")
+	// errReconnected fails the rest of a pipelined batch once the client
+	// has reconnected during it: the messages published on the old
+	// connection may be lost with the server that went away, and those
+	// published on the new one would be stored ahead of them, out of order.
+	errReconnected = errors.New("nats: not sent: the connection was remade during the batch")
 )
+
+// reconnectCount returns how often nc reconnected (0 for nil).
+func reconnectCount(nc *natsgo.Conn) uint64 {
+	if nc == nil {
+		return 0
+	}
+	return nc.Stats().Reconnects
+}
 
 // connected checks that nc can publish now.
 func (t *Target) connected(nc *natsgo.Conn) error {
@@ -420,7 +433,14 @@ func (t *Target) sendJetStream(ctx context.Context, items []delivery.Item) error
 	}
 	errs := make([]error, len(items))
 	futs := make([]jetstream.PubAckFuture, len(items))
+	reconnects := reconnectCount(nc)
 	for i := range items {
+		if reconnectCount(nc) != reconnects {
+			for j := i; j < len(items); j++ {
+				errs[j] = errReconnected
+			}
+			break
+		}
 		f, err := js.PublishAsync(t.cfg.Subject, items[i].Message())
 		if err != nil {
 			errs[i] = t.publishErr(err)
