@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/event"
@@ -21,6 +20,10 @@ type Item struct {
 	EventName event.Name
 	// EventTime is the record's eventTime (zero if it had none).
 	EventTime time.Time
+	// AppendTime is when the record was appended to the log (zero if the
+	// item did not come from a log). Access formats store it when the
+	// record has no eventTime.
+	AppendTime time.Time
 	// Record is the record's JSON, as ingested.
 	Record json.RawMessage
 }
@@ -92,77 +95,4 @@ func (e *BatchError) Error() string {
 		return "delivery: batch failed"
 	}
 	return fmt.Sprintf("delivery: %d items failed, first: %v", len(e.Failed), e.Failed[0].Err)
-}
-
-// FieldError reports a configuration field that is missing or invalid.
-// Field is the parameter's name as it appears in the configuration file
-// ("endpoint", "streaming.clusterID"); the relay prefixes it with the
-// target's path (notify.webhook.1).
-type FieldError struct {
-	Field string
-	Msg   string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
-
-// Fieldf returns a *FieldError for field.
-func Fieldf(field, format string, args ...any) error {
-	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
-}
-
-// Redact removes the password from URLs found in s ("amqp://user:secret@host"
-// becomes "amqp://user:xxxxx@host") and replaces every non-empty secret
-// given. Adapters pass their error texts through it before returning them.
-func Redact(s string, secrets ...string) string {
-	for _, sec := range secrets {
-		if len(sec) >= 3 {
-			s = strings.ReplaceAll(s, sec, "xxxxx")
-		}
-	}
-	// scheme://user:pass@ → scheme://user:xxxxx@
-	var b strings.Builder
-	for {
-		i := strings.Index(s, "://")
-		if i < 0 {
-			b.WriteString(s)
-			return b.String()
-		}
-		b.WriteString(s[:i+3])
-		s = s[i+3:]
-		end := strings.IndexAny(s, "/ \"'\n?#")
-		if end < 0 {
-			end = len(s)
-		}
-		auth := s[:end]
-		if at := strings.LastIndexByte(auth, '@'); at >= 0 {
-			if c := strings.IndexByte(auth[:at], ':'); c >= 0 {
-				b.WriteString(auth[:c+1])
-				b.WriteString("xxxxx")
-				b.WriteString(auth[at:])
-				s = s[end:]
-				continue
-			}
-		}
-		b.WriteString(auth)
-		s = s[end:]
-	}
-}
-
-// Newest returns the indexes of the items that are the last of their key,
-// in order. A namespace batch from the engine already holds one item per
-// key; a store target calls Newest so that a batch built without
-// coalescing still applies only each key's newest state, since one batch
-// statement cannot order two writes of the same key.
-func Newest(items []Item) []int {
-	idx := make(map[string]int, len(items))
-	for i := range items {
-		idx[items[i].Key] = i
-	}
-	out := make([]int, 0, len(idx))
-	for i := range items {
-		if idx[items[i].Key] == i {
-			out = append(out, i)
-		}
-	}
-	return out
 }

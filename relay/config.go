@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/rules"
 )
@@ -80,7 +80,8 @@ type TargetConfig struct {
 	Enabled bool
 	// ARN is arn:minio:sqs:REGION:ID:KIND.
 	ARN string
-	// Params is the kind's parsed Config (webhook.Config, …).
+	// Params is the kind's parsed and validated Config, a pointer
+	// (*webhook.Config, …).
 	Params any
 	// Namespace is set for namespace-format store targets.
 	Namespace bool
@@ -241,10 +242,14 @@ func (c *Config) parseNotify(doc, raw json.RawMessage) error {
 			if en.Enable == nil {
 				return &ConfigError{Path: path + ".enable", Msg: "required"}
 			}
-			params, ns, err := k.parse(traw)
-			if err != nil {
+			params := k.NewConfig()
+			if err := decodeStrict(traw, params); err != nil {
 				return fieldError(doc, path, err)
 			}
+			if err := params.Validate(); err != nil {
+				return fieldError(doc, path, err)
+			}
+			ns := k.IsNamespace(params)
 			arn := rules.ARN{Region: c.Relay.Region, ID: id, Kind: kind}.String()
 			c.Targets = append(c.Targets, TargetConfig{Kind: kind, ID: id, Enabled: *en.Enable, ARN: arn, Params: params, Namespace: ns})
 		}
@@ -361,7 +366,7 @@ func jsonError(doc []byte, path string, err error) error {
 
 // fieldError places an adapter's error under path.
 func fieldError(doc []byte, path string, err error) error {
-	var fe *delivery.FieldError
+	var fe *kit.FieldError
 	if errors.As(err, &fe) {
 		return &ConfigError{Path: join(path, fe.Field), Msg: fe.Msg}
 	}

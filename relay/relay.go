@@ -93,11 +93,11 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 			continue
 		}
 		k := kindByName[tc.Kind]
-		t, err := k.build(tc.Params, lg.With("target", tc.ARN))
+		t, err := k.Build(tc.Params, lg.With("target", tc.ARN))
 		if err != nil {
 			return fail(fmt.Errorf("relay: %s: %w", tc.ARN, err))
 		}
-		if err := r.eng.Add(delivery.Spec{ID: tc.ARN, Target: t, Namespace: tc.Namespace, MaxBatch: k.maxBatch}); err != nil {
+		if err := r.eng.Add(delivery.Spec{ID: tc.ARN, Target: t, Namespace: tc.Namespace, MaxBatch: k.MaxBatch}); err != nil {
 			return fail(err)
 		}
 		r.enabled[tc.ARN] = true

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bucketrelay/bucketrelay/adapters/webhook"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/rules"
+	"github.com/bucketrelay/bucketrelay/testkit/webhookrecv"
 	"github.com/bucketrelay/bucketrelay/wal"
 )
 
@@ -64,7 +64,7 @@ func seqOf(t testing.TB, body []byte) int {
 	return int(m.Records[0].S3.Object.Size - 1000)
 }
 
-func waitBodies(t testing.TB, rcv *webhook.Receiver, n int, within time.Duration) [][]byte {
+func waitBodies(t testing.TB, rcv *webhookrecv.Receiver, n int, within time.Duration) [][]byte {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -80,7 +80,7 @@ func waitBodies(t testing.TB, rcv *webhook.Receiver, n int, within time.Duration
 }
 
 func TestPublishRoutesByRules(t *testing.T) {
-	rcv := webhook.NewReceiver(t, "")
+	rcv := webhookrecv.New(t, "")
 	r := openRelay(t, testConfig(t, t.TempDir(), rcv.URL(), ""))
 	ctx := context.Background()
 	recs := []event.Record{
@@ -106,7 +106,7 @@ func TestPublishRoutesByRules(t *testing.T) {
 // TestOutage: the receiver is down when the relay starts and for a while
 // under load; once it is up every event arrives, in order.
 func TestOutage(t *testing.T) {
-	rcv := webhook.NewReceiver(t, "")
+	rcv := webhookrecv.New(t, "")
 	rcv.Stop()
 	r := openRelay(t, testConfig(t, t.TempDir(), rcv.URL(), ""))
 	ctx := context.Background()
@@ -140,7 +140,7 @@ func TestOutage(t *testing.T) {
 // TestPoisonEvent: the receiver rejects one event with 400; every later
 // event still arrives and the rejected one is in the quarantine.
 func TestPoisonEvent(t *testing.T) {
-	rcv := webhook.NewReceiver(t, "")
+	rcv := webhookrecv.New(t, "")
 	rcv.Reject = func(b []byte) bool { return bytes.Contains(b, []byte("obj-00005.jpg")) }
 	dir := t.TempDir()
 	r := openRelay(t, testConfig(t, dir, rcv.URL(), ""))
@@ -191,7 +191,7 @@ func do(t testing.TB, h http.Handler, method, path, body string, hdr ...string) 
 }
 
 func TestHTTPAPI(t *testing.T) {
-	rcv := webhook.NewReceiver(t, "")
+	rcv := webhookrecv.New(t, "")
 	dir := t.TempDir()
 	r := openRelay(t, testConfig(t, dir, rcv.URL(), `,"maxRequestBytes":20000`))
 	h := r.Handler()
@@ -277,7 +277,7 @@ func TestAccessToken(t *testing.T) {
 // TestFullLogPushesBack: a full log answers 503 with Retry-After and
 // accepts again once the target drains.
 func TestFullLogPushesBack(t *testing.T) {
-	rcv := webhook.NewReceiver(t, "")
+	rcv := webhookrecv.New(t, "")
 	rcv.Stop()
 	r := openRelay(t, testConfig(t, t.TempDir(), rcv.URL(), `,"queueLimit":10,"fullWait":"100ms"`))
 	h := r.Handler()
@@ -315,7 +315,7 @@ func TestFullLogPushesBack(t *testing.T) {
 
 func TestSecretsNotLogged(t *testing.T) {
 	var logs bytes.Buffer
-	rcv := webhook.NewReceiver(t, "")
+	rcv := webhookrecv.New(t, "")
 	rcv.Stop()
 	doc := fmt.Sprintf(`{"relay":{"dataDir":%q,"minBackoff":"10ms","maxBackoff":"20ms"},"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://admin:pa55word@%s/","authToken":"tok-s3cret"}}},"buckets":{"images":[{"arn":%q,"events":["put"]}]}}`, t.TempDir(), rcv.Addr, webhookARN)
 	c, err := ParseConfig([]byte(doc))
@@ -343,7 +343,7 @@ func TestSecretsNotLogged(t *testing.T) {
 var _ = io.Discard
 
 func TestPostEventsBodyShapes(t *testing.T) {
-	rcv := webhook.NewReceiver(t, "")
+	rcv := webhookrecv.New(t, "")
 	h := openRelay(t, testConfig(t, t.TempDir(), rcv.URL(), "")).Handler()
 	rec, _ := json.Marshal(targettest.Record("images", "x.jpg", event.ObjectCreatedPut, 0))
 	for _, c := range []struct {

@@ -11,8 +11,8 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
-	"github.com/bucketrelay/bucketrelay/internal/tlsconf"
 )
 
 // Defaults.
@@ -81,45 +81,44 @@ type Config struct {
 	// RELAY_AMQP_PASSWORD are used if set.
 	Username string `json:"username,omitempty"`
 	Password string `json:"password,omitempty"`
-	// CAFile is a PEM file of CAs to trust instead of the system's
-	// (amqps:// only).
-	CAFile string `json:"caFile,omitempty"`
-	// ClientCert and ClientKey are PEM files for TLS client authentication
-	// (amqps:// only).
-	ClientCert string `json:"clientCert,omitempty"`
-	ClientKey  string `json:"clientKey,omitempty"`
+	// TLSFiles are the CA file and the client certificate (amqps:// only):
+	// caFile, clientCert and clientKey.
+	kit.TLSFiles
 }
 
 // Confirms reports whether publisher confirms are on (the default).
 func (c *Config) Confirms() bool { return c.PublisherConfirms == nil || *c.PublisherConfirms }
 
-// Validate checks the configuration. Errors are *delivery.FieldError.
+// Validate checks the configuration. Errors are *kit.FieldError.
 func (c *Config) Validate() error {
 	if c.URL == "" {
-		return delivery.Fieldf("url", "required")
+		return kit.Fieldf("url", "required")
 	}
 	u, err := amqp091.ParseURI(c.URL)
 	if err != nil {
-		return delivery.Fieldf("url", "%s", delivery.Redact(err.Error()))
+		// The parser's message quotes pieces of the URL, a password's among
+		// them when it holds a raw '/', '#' or '?': say what is wrong
+		// without it.
+		return kit.Fieldf("url", "not an AMQP URI such as amqp://user:password@host:5672/vhost (percent-encode '/', '@', '#' and '?' in the user and password, or set username and password)")
 	}
 	if c.DeliveryMode > 2 {
-		return delivery.Fieldf("deliveryMode", "must be 0 or 1 (transient) or 2 (persistent), not %d", c.DeliveryMode)
+		return kit.Fieldf("deliveryMode", "must be 0 or 1 (transient) or 2 (persistent), not %d", c.DeliveryMode)
 	}
 	if c.Immediate {
-		return delivery.Fieldf("immediate", "not supported by RabbitMQ 3.0 and later (the broker closes the connection); use mandatory")
+		return kit.Fieldf("immediate", "not supported by RabbitMQ 3.0 and later (the broker closes the connection); use mandatory")
 	}
 	if c.Exchange == "" && c.ExchangeType != "" {
-		return delivery.Fieldf("exchangeType", "needs an exchange (the default exchange cannot be declared)")
+		return kit.Fieldf("exchangeType", "needs an exchange (the default exchange cannot be declared)")
 	}
-	if (c.ClientCert == "") != (c.ClientKey == "") {
-		return delivery.Fieldf("clientCert", "clientCert and clientKey go together")
+	if err := c.TLSFiles.Validate(""); err != nil {
+		return err
 	}
 	if u.Scheme != "amqps" {
 		switch {
 		case c.CAFile != "":
-			return delivery.Fieldf("caFile", "needs an amqps:// url")
+			return kit.Fieldf("caFile", "needs an amqps:// url")
 		case c.ClientCert != "":
-			return delivery.Fieldf("clientCert", "needs an amqps:// url")
+			return kit.Fieldf("clientCert", "needs an amqps:// url")
 		}
 	}
 	return nil
@@ -175,18 +174,17 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		Properties: amqp091.Table{"connection_name": "bucketrelay"},
 	}
 	if u.Scheme == "amqps" {
-		tc, err := tlsconf.Load("", cfg.CAFile, cfg.ClientCert, cfg.ClientKey)
+		tc, err := cfg.TLSFiles.Config("", u.Host)
 		if err != nil {
 			return nil, err
 		}
-		tc.ServerName = u.Host
 		t.amqpCfg.TLSClientConfig = tc
 	}
 	return t, nil
 }
 
 func (t *Target) errorf(format string, args ...any) error {
-	return errors.New(delivery.Redact("amqp: "+fmt.Sprintf(format, args...), t.password))
+	return errors.New(kit.Redact("amqp: "+fmt.Sprintf(format, args...), t.password))
 }
 
 // connect opens the connection and the channel if they are not open, puts

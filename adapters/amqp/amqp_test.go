@@ -14,6 +14,7 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
@@ -423,7 +424,7 @@ func TestSecretsNotInErrors(t *testing.T) {
 // connection on the first publish with it. That is why Validate rejects it.
 func TestImmediateUnsupportedByBroker(t *testing.T) {
 	testenv.Require(t, "rabbitmq", brokerAddr)
-	var fe *delivery.FieldError
+	var fe *kit.FieldError
 	cfg := Config{Enable: true, URL: brokerURL, Immediate: true}
 	if err := cfg.Validate(); !errors.As(err, &fe) || fe.Field != "immediate" {
 		t.Fatalf("Validate: got %v, want an error on immediate", err)
@@ -492,15 +493,45 @@ func TestValidate(t *testing.T) {
 		{Config{URL: "amqp://x", DeliveryMode: 3}, "deliveryMode"},
 		{Config{URL: "amqp://x", Immediate: true}, "immediate"},
 		{Config{URL: "amqp://x", ExchangeType: "fanout"}, "exchangeType"},
-		{Config{URL: "amqps://x", ClientCert: "a"}, "clientCert"},
-		{Config{URL: "amqp://x", CAFile: "ca.pem"}, "caFile"},
+		{Config{URL: "amqps://x", TLSFiles: kit.TLSFiles{ClientCert: "a"}}, "clientCert"},
+		{Config{URL: "amqp://x", TLSFiles: kit.TLSFiles{CAFile: "ca.pem"}}, "caFile"},
 	} {
-		var fe *delivery.FieldError
+		var fe *kit.FieldError
 		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
 			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
 		}
 	}
 	if err := (&Config{URL: "amqps://u:p@host:5671/vh"}).Validate(); err != nil {
 		t.Errorf("Validate(amqps url) = %v, want nil", err)
+	}
+}
+
+// TestURLPasswordNotInErrors: a password holding a raw '/', '@', '#' or '?'
+// never appears, whole or in pieces, in the configuration error or in a
+// connection error.
+func TestURLPasswordNotInErrors(t *testing.T) {
+	for _, pw := range []string{"Sekr/3tPw", "Sekr@3tPw", "Sekr#3tPw", "Sekr?3tPw", "ab/Sekr@3t#Pw?xyz", "Sekr3tPw"} {
+		u := "amqp://relay:" + pw + "@127.0.0.1:1/vhost"
+		var msgs []string
+		if err := (&Config{URL: u}).Validate(); err != nil {
+			msgs = append(msgs, err.Error())
+		} else {
+			tg, err := New(Config{Enable: true, URL: u}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = tg.Send(context.Background(), []delivery.Item{{Seq: 1, Key: "b/k", EventName: event.ObjectCreatedPut, Record: []byte(`{}`)}})
+			if err == nil {
+				t.Fatalf("%s: send to a closed port succeeded", pw)
+			}
+			msgs = append(msgs, err.Error())
+		}
+		for _, m := range msgs {
+			for _, piece := range strings.FieldsFunc(pw, func(r rune) bool { return strings.ContainsRune("/@#?", r) }) {
+				if len(piece) >= 3 && strings.Contains(m, piece) {
+					t.Errorf("password %q: error %q leaks %q", pw, m, piece)
+				}
+			}
+		}
 	}
 }

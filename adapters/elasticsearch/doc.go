@@ -17,8 +17,8 @@
 //
 //	{"Records":[record],"eventTime":"2026-11-25T12:00:00.000001Z"}
 //
-// eventTime, the event's time in UTC (the time it was relayed when the
-// record has none), stands for the "timestamp of the event" the seed
+// eventTime, the event's time in UTC (the time it entered the relay's log
+// when the record has none, never the time of the send), stands for the "timestamp of the event" the seed
 // describes (the _timestamp field of old Elasticsearch versions, which
 // later versions removed); an index the target creates maps it as
 // date_nanos, so documents can be sorted and ranged by it.

@@ -17,15 +17,15 @@ import (
 	es "github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
-	"github.com/bucketrelay/bucketrelay/internal/tlsconf"
 )
 
 // Formats of Config.Format.
 const (
-	FormatNamespace = "namespace"
-	FormatAccess    = "access"
+	FormatNamespace = string(kit.FormatNamespace)
+	FormatAccess    = string(kit.FormatAccess)
 )
 
 // Limits and defaults.
@@ -66,27 +66,25 @@ type Config struct {
 
 // Namespace reports whether the index mirrors the bucket (format
 // "namespace" or empty) rather than appending (format "access").
-func (c *Config) Namespace() bool { return c.Format != FormatAccess }
+func (c *Config) Namespace() bool { return kit.Format(c.Format).Namespace() }
 
-// Validate checks the configuration. Errors are *delivery.FieldError.
+// Validate checks the configuration. Errors are *kit.FieldError.
 func (c *Config) Validate() error {
-	switch c.Format {
-	case "", FormatNamespace, FormatAccess:
-	default:
-		return delivery.Fieldf("format", "must be %q or %q, not %q", FormatNamespace, FormatAccess, c.Format)
+	if err := kit.Format(c.Format).Validate(); err != nil {
+		return err
 	}
 	if c.URL == "" {
-		return delivery.Fieldf("url", "required")
+		return kit.Fieldf("url", "required")
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return delivery.Fieldf("url", "must be an http:// or https:// URL such as http://127.0.0.1:9200")
+		return kit.Fieldf("url", "must be an http:// or https:// URL such as http://127.0.0.1:9200")
 	}
 	if c.Index == "" {
-		return delivery.Fieldf("index", "required")
+		return kit.Fieldf("index", "required")
 	}
 	if err := checkIndexName(c.Index); err != nil {
-		return delivery.Fieldf("index", "%v", err)
+		return kit.Fieldf("index", "%v", err)
 	}
 	return nil
 }
@@ -147,7 +145,7 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	if pass != "" && user == "" {
 		user = "elastic"
 	}
-	tlsConf, err := tlsconf.Load("", cfg.CAFile, "", "")
+	tlsConf, err := (&kit.TLSFiles{CAFile: cfg.CAFile}).Config("", "")
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +167,7 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		DisableRetry: true,
 	})
 	if err != nil {
-		return nil, delivery.Fieldf("url", "%s", delivery.Redact(err.Error(), pass))
+		return nil, kit.Fieldf("url", "%s", kit.Redact(err.Error(), pass))
 	}
 	return &Target{cfg: cfg, client: client, hc: tr, namespace: cfg.Namespace(), secret: pass, lg: lg}, nil
 }
@@ -181,7 +179,7 @@ func (t *Target) Close() error {
 }
 
 func (t *Target) errorf(format string, args ...any) error {
-	return fmt.Errorf("elasticsearch: %s", delivery.Redact(fmt.Sprintf(format, args...), t.secret))
+	return fmt.Errorf("elasticsearch: %s", kit.Redact(fmt.Sprintf(format, args...), t.secret))
 }
 
 // Send writes items with one bulk request. See the package comment for
@@ -280,12 +278,8 @@ func (t *Target) appendOp(body []byte, it *delivery.Item) ([]byte, error) {
 		if err != nil {
 			return body, t.errorf("%s: %v", it.Key, err)
 		}
-		ts := it.EventTime
-		if ts.IsZero() {
-			ts = time.Now()
-		}
 		body = append(body, `],"eventTime":"`...)
-		body = ts.UTC().AppendFormat(body, time.RFC3339Nano)
+		body = kit.EventTime(it).AppendFormat(body, time.RFC3339Nano)
 		return append(body, "\"}\n"...), nil
 	}
 	if len(it.Key) > MaxIDBytes {

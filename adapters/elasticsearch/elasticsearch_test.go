@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/adapters/elasticsearch/esfake"
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
@@ -341,7 +342,7 @@ func TestValidate(t *testing.T) {
 		{Config{URL: "http://x", Index: "_x"}, "index"},
 		{Config{URL: "http://x", Index: "x", Format: "json"}, "format"},
 	} {
-		var fe *delivery.FieldError
+		var fe *kit.FieldError
 		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
 			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
 		}
@@ -363,4 +364,30 @@ func TestModel(t *testing.T) {
 	index := indexName("model")
 	b.dropIndex(t, index)
 	targettest.RunModel(t, b.harness(t, index, targettest.Features{Namespace: true}), targettest.ModelOptions{})
+}
+
+// TestAccessTimeWithoutEventTime: a record without eventTime is indexed
+// with the time it entered the log, never the time of the send.
+func TestAccessTimeWithoutEventTime(t *testing.T) {
+	b := newBackend(t)
+	index := indexName("notime")
+	b.dropIndex(t, index)
+	tg := newTarget(t, Config{Enable: true, Format: "access", URL: b.url, Index: index})
+	defer tg.Close()
+	appended := time.Date(2021, 3, 4, 5, 6, 7, 8000, time.UTC)
+	it := delivery.Item{Seq: 1, Key: "b/k", EventName: event.ObjectCreatedPut, AppendTime: appended,
+		Record: []byte(`{"eventVersion":"2.0","eventName":"s3:ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"k"}}}`)}
+	if err := tg.Send(context.Background(), []delivery.Item{it}); err != nil {
+		t.Fatal(err)
+	}
+	hits := b.docs(t, index)
+	if len(hits) != 1 {
+		t.Fatalf("got %d documents, want 1", len(hits))
+	}
+	var doc struct {
+		EventTime string `json:"eventTime"`
+	}
+	if err := json.Unmarshal(hits[0].Source, &doc); err != nil || doc.EventTime != "2021-03-04T05:06:07.000008Z" {
+		t.Fatalf("eventTime: got %q (%v), want 2021-03-04T05:06:07.000008Z (the append time)", doc.EventTime, err)
+	}
 }

@@ -13,8 +13,8 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
-	"github.com/bucketrelay/bucketrelay/internal/tlsconf"
 )
 
 // Defaults the configuration does not expose.
@@ -59,11 +59,9 @@ type TLSConfig struct {
 	Enable bool `json:"enable"`
 	// SkipVerify accepts any broker certificate (insecure; for tests).
 	SkipVerify bool `json:"skipVerify"`
-	// CAFile is a PEM file of CAs to trust instead of the system's.
-	CAFile string `json:"caFile,omitempty"`
-	// ClientCert and ClientKey are PEM files for TLS client authentication.
-	ClientCert string `json:"clientCert,omitempty"`
-	ClientKey  string `json:"clientKey,omitempty"`
+	// TLSFiles are the CA file and the client certificate: tls.caFile,
+	// tls.clientCert and tls.clientKey.
+	kit.TLSFiles
 }
 
 // SASLConfig is the "sasl" object of a Kafka target.
@@ -84,47 +82,47 @@ var codecs = map[string]sarama.CompressionCodec{
 	"snappy": sarama.CompressionSnappy, "lz4": sarama.CompressionLZ4, "zstd": sarama.CompressionZSTD,
 }
 
-// Validate checks the configuration. Errors are *delivery.FieldError.
+// Validate checks the configuration. Errors are *kit.FieldError.
 func (c *Config) Validate() error {
 	if len(c.Brokers) == 0 {
-		return delivery.Fieldf("brokers", "required")
+		return kit.Fieldf("brokers", "required")
 	}
 	for _, b := range c.Brokers {
 		if _, _, err := net.SplitHostPort(b); err != nil {
-			return delivery.Fieldf("brokers", "%q is not host:port", b)
+			return kit.Fieldf("brokers", "%q is not host:port", b)
 		}
 	}
 	if c.Topic == "" {
-		return delivery.Fieldf("topic", "required")
+		return kit.Fieldf("topic", "required")
 	}
 	if len(c.Topic) > 249 || strings.Trim(c.Topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" || c.Topic == "." || c.Topic == ".." {
-		return delivery.Fieldf("topic", "may contain only letters, digits, '.', '_' and '-' (at most 249)")
+		return kit.Fieldf("topic", "may contain only letters, digits, '.', '_' and '-' (at most 249)")
 	}
 	codec, ok := codecs[strings.ToLower(c.Compression)]
 	if !ok {
-		return delivery.Fieldf("compression", "must be none, gzip, snappy, lz4 or zstd")
+		return kit.Fieldf("compression", "must be none, gzip, snappy, lz4 or zstd")
 	}
 	v := sarama.DefaultVersion
 	if c.Version != "" {
 		var err error
 		if v, err = sarama.ParseKafkaVersion(c.Version); err != nil {
-			return delivery.Fieldf("version", "%v", err)
+			return kit.Fieldf("version", "%v", err)
 		}
 	}
 	if codec == sarama.CompressionZSTD && !v.IsAtLeast(sarama.V2_1_0_0) {
-		return delivery.Fieldf("compression", "zstd needs Kafka 2.1 or later (version)")
+		return kit.Fieldf("compression", "zstd needs Kafka 2.1 or later (version)")
 	}
-	if (c.TLS.ClientCert == "") != (c.TLS.ClientKey == "") {
-		return delivery.Fieldf("tls.clientCert", "clientCert and clientKey go together")
+	if err := c.TLS.TLSFiles.Validate("tls."); err != nil {
+		return err
 	}
 	if c.SASL.Enable {
 		if c.SASL.Username == "" {
-			return delivery.Fieldf("sasl.username", "required")
+			return kit.Fieldf("sasl.username", "required")
 		}
 		switch strings.ToLower(c.SASL.Mechanism) {
 		case "", "plain", "sha256", "sha512":
 		default:
-			return delivery.Fieldf("sasl.mechanism", "must be plain, sha256 or sha512")
+			return kit.Fieldf("sasl.mechanism", "must be plain, sha256 or sha512")
 		}
 	}
 	return nil
@@ -196,7 +194,7 @@ func (t *Target) saramaConfig() (*sarama.Config, error) {
 	// than sending the first message of a batch alone.
 	sc.Producer.Flush.Frequency = time.Millisecond
 	if cfg.TLS.Enable {
-		tc, err := tlsconf.Load("tls.", cfg.TLS.CAFile, cfg.TLS.ClientCert, cfg.TLS.ClientKey)
+		tc, err := cfg.TLS.TLSFiles.Config("tls.", "")
 		if err != nil {
 			return nil, err
 		}
@@ -221,7 +219,7 @@ func (t *Target) saramaConfig() (*sarama.Config, error) {
 		}
 	}
 	if err := sc.Validate(); err != nil {
-		return nil, delivery.Fieldf("version", "%v", err)
+		return nil, kit.Fieldf("version", "%v", err)
 	}
 	return sc, nil
 }
@@ -352,7 +350,7 @@ func keyOrdered(items []delivery.Item, errs []error) error {
 	return &delivery.BatchError{Failed: failed}
 }
 
-func (t *Target) redact(s string) string { return delivery.Redact(s, t.password) }
+func (t *Target) redact(s string) string { return kit.Redact(s, t.password) }
 
 // Close closes the producer. Send waits for its acks, so nothing is in
 // flight when Close is called.

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
@@ -332,11 +333,11 @@ func TestValidate(t *testing.T) {
 		{Config{Brokers: b, Topic: "t", Compression: "brotli"}, "compression"},
 		{Config{Brokers: b, Topic: "t", Compression: "zstd", Version: "1.0.0"}, "compression"},
 		{Config{Brokers: b, Topic: "t", Version: "banana"}, "version"},
-		{Config{Brokers: b, Topic: "t", TLS: TLSConfig{ClientKey: "k"}}, "tls.clientCert"},
+		{Config{Brokers: b, Topic: "t", TLS: TLSConfig{TLSFiles: kit.TLSFiles{ClientKey: "k"}}}, "tls.clientCert"},
 		{Config{Brokers: b, Topic: "t", SASL: SASLConfig{Enable: true}}, "sasl.username"},
 		{Config{Brokers: b, Topic: "t", SASL: SASLConfig{Enable: true, Username: "u", Mechanism: "kerberos"}}, "sasl.mechanism"},
 	} {
-		var fe *delivery.FieldError
+		var fe *kit.FieldError
 		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
 			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
 		}

@@ -14,8 +14,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
-	"github.com/bucketrelay/bucketrelay/internal/tlsconf"
 )
 
 // Defaults.
@@ -72,12 +72,9 @@ type Config struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
 
-	// CAFile is a PEM file of CAs to trust instead of the system's
-	// (tls://, ssl://, wss:// only).
-	CAFile string `json:"caFile,omitempty"`
-	// ClientCert and ClientKey are PEM files for TLS client authentication.
-	ClientCert string `json:"clientCert,omitempty"`
-	ClientKey  string `json:"clientKey,omitempty"`
+	// TLSFiles are the CA file and the client certificate (tls://, ssl://,
+	// wss:// only): caFile, clientCert and clientKey.
+	kit.TLSFiles
 	// KeepAlive is the keep-alive interval, as a Go duration ("30s");
 	// empty means DefaultKeepAlive.
 	KeepAlive string `json:"keepAlive,omitempty"`
@@ -103,48 +100,50 @@ func (c *Config) inFlight() int {
 
 var schemes = map[string]bool{"tcp": false, "mqtt": false, "ws": false, "tls": true, "ssl": true, "tcps": true, "mqtts": true, "wss": true}
 
-// Validate checks the configuration. Errors are *delivery.FieldError.
+// Validate checks the configuration. Errors are *kit.FieldError.
 func (c *Config) Validate() error {
 	if c.Broker == "" {
-		return delivery.Fieldf("broker", "required")
+		return kit.Fieldf("broker", "required")
 	}
 	u, err := url.Parse(c.Broker)
 	if err != nil {
-		return delivery.Fieldf("broker", "%s", delivery.Redact(err.Error()))
+		// The parser's message quotes pieces of the URL, a password's among
+		// them: say what is wrong without it.
+		return kit.Fieldf("broker", "not a URL such as tcp://host:1883 (percent-encode '/', '@', '#' and '?' in a user or password, or set username and password)")
 	}
 	secure, ok := schemes[u.Scheme]
 	if !ok || u.Host == "" {
-		return delivery.Fieldf("broker", "must be a tcp://, tls://, ssl://, ws:// or wss:// URL with a host")
+		return kit.Fieldf("broker", "must be a tcp://, tls://, ssl://, ws:// or wss:// URL with a host")
 	}
 	if c.Topic == "" {
-		return delivery.Fieldf("topic", "required")
+		return kit.Fieldf("topic", "required")
 	}
 	if strings.ContainsAny(c.Topic, "+#\x00") {
-		return delivery.Fieldf("topic", "may not contain the wildcards + and #")
+		return kit.Fieldf("topic", "may not contain the wildcards + and #")
 	}
 	if c.QoS < 0 || c.QoS > 2 {
-		return delivery.Fieldf("qos", "must be 0, 1 or 2, not %d", c.QoS)
+		return kit.Fieldf("qos", "must be 0, 1 or 2, not %d", c.QoS)
 	}
 	if len(c.ClientID) > 65535 {
-		return delivery.Fieldf("clientId", "too long")
+		return kit.Fieldf("clientId", "too long")
 	}
-	if (c.ClientCert == "") != (c.ClientKey == "") {
-		return delivery.Fieldf("clientCert", "clientCert and clientKey go together")
+	if err := c.TLSFiles.Validate(""); err != nil {
+		return err
 	}
 	if !secure {
 		switch {
 		case c.CAFile != "":
-			return delivery.Fieldf("caFile", "needs a tls://, ssl:// or wss:// broker")
+			return kit.Fieldf("caFile", "needs a tls://, ssl:// or wss:// broker")
 		case c.ClientCert != "":
-			return delivery.Fieldf("clientCert", "needs a tls://, ssl:// or wss:// broker")
+			return kit.Fieldf("clientCert", "needs a tls://, ssl:// or wss:// broker")
 		}
 	}
 	if c.MaxInFlight < 0 || c.MaxInFlight > 65535 {
-		return delivery.Fieldf("maxInFlight", "must be between 1 and 65535 (0 for the default)")
+		return kit.Fieldf("maxInFlight", "must be between 1 and 65535 (0 for the default)")
 	}
 	if c.KeepAlive != "" {
 		if d, err := time.ParseDuration(c.KeepAlive); err != nil || d < time.Second {
-			return delivery.Fieldf("keepAlive", "must be a duration of at least 1s such as \"30s\"")
+			return kit.Fieldf("keepAlive", "must be a duration of at least 1s such as \"30s\"")
 		}
 	}
 	return nil
@@ -202,7 +201,7 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		SetWriteTimeout(publishWriteTimeout).
 		SetOrderMatters(true).
 		SetProtocolVersion(4)
-	tc, err := tlsconf.Load("", cfg.CAFile, cfg.ClientCert, cfg.ClientKey)
+	tc, err := cfg.TLSFiles.Config("", "")
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +213,7 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	return t, nil
 }
 
-func (t *Target) redact(s string) string { return delivery.Redact(s, t.password) }
+func (t *Target) redact(s string) string { return kit.Redact(s, t.password) }
 
 func (t *Target) errorf(format string, args ...any) error {
 	return errors.New(t.redact("mqtt: " + fmt.Sprintf(format, args...)))
@@ -267,7 +266,7 @@ func (t *Target) connect(ctx context.Context) error {
 		return t.errorf("connecting to %s: %v", t.cfg.Broker, err)
 	}
 	t.client = c
-	t.lg.Debug("mqtt: connected", "broker", delivery.Redact(t.cfg.Broker))
+	t.lg.Debug("mqtt: connected", "broker", kit.Redact(t.cfg.Broker))
 	return nil
 }
 

@@ -20,8 +20,8 @@
 //
 //	CREATE TABLE t (event_time DATETIME(6) NOT NULL, event_data JSON)
 //
-// event_time is the event's eventTime in UTC (the time it was relayed when
-// the record has none); event_data is {"Records":[record]}.
+// event_time is the event's eventTime in UTC (the time it entered the
+// relay's log when the record has none); event_data is {"Records":[record]}.
 //
 // The table is created at the first send when it does not exist. An
 // existing table must have the format's columns (and, for namespace, a

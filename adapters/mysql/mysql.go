@@ -14,15 +14,15 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
-	"github.com/bucketrelay/bucketrelay/internal/tlsconf"
 )
 
 // Formats of Config.Format.
 const (
-	FormatNamespace = "namespace"
-	FormatAccess    = "access"
+	FormatNamespace = string(kit.FormatNamespace)
+	FormatAccess    = string(kit.FormatAccess)
 )
 
 // Defaults.
@@ -76,38 +76,36 @@ var tableRE = regexp.MustCompile(`^[A-Za-z0-9_$]{1,64}$`)
 
 // Namespace reports whether the target keeps one row per object (format
 // "namespace" or empty) rather than appending (format "access").
-func (c *Config) Namespace() bool { return c.Format != FormatAccess }
+func (c *Config) Namespace() bool { return kit.Format(c.Format).Namespace() }
 
-// Validate checks the configuration. Errors are *delivery.FieldError.
+// Validate checks the configuration. Errors are *kit.FieldError.
 func (c *Config) Validate() error {
-	switch c.Format {
-	case "", FormatNamespace, FormatAccess:
-	default:
-		return delivery.Fieldf("format", "must be %q or %q, not %q", FormatNamespace, FormatAccess, c.Format)
+	if err := kit.Format(c.Format).Validate(); err != nil {
+		return err
 	}
 	if c.Table == "" {
-		return delivery.Fieldf("table", "required")
+		return kit.Fieldf("table", "required")
 	}
 	if !tableRE.MatchString(c.Table) {
-		return delivery.Fieldf("table", "%q is not a plain table name (letters, digits, _ and $, at most 64)", c.Table)
+		return kit.Fieldf("table", "%q is not a plain table name (letters, digits, _ and $, at most 64)", c.Table)
 	}
 	if c.DSNString != "" {
 		mc, err := mysql.ParseDSN(c.DSNString)
 		if err != nil {
-			return delivery.Fieldf("dsnString", "%s", delivery.Redact(err.Error(), c.DSNString))
+			return kit.Fieldf("dsnString", "%s", kit.Redact(err.Error(), c.DSNString))
 		}
 		if mc.DBName == "" {
-			return delivery.Fieldf("dsnString", "names no database (user:pass@tcp(host:3306)/database)")
+			return kit.Fieldf("dsnString", "names no database (user:pass@tcp(host:3306)/database)")
 		}
 		return nil
 	}
 	if c.Database == "" {
-		return delivery.Fieldf("database", "required when dsnString is empty")
+		return kit.Fieldf("database", "required when dsnString is empty")
 	}
 	if c.Port != "" {
 		var p int
 		if _, err := fmt.Sscan(c.Port, &p); err != nil || p <= 0 || p > 65535 {
-			return delivery.Fieldf("port", "%q is not a port number", c.Port)
+			return kit.Fieldf("port", "%q is not a port number", c.Port)
 		}
 	}
 	return nil
@@ -119,7 +117,7 @@ func (c *Config) driverConfig() (*mysql.Config, error) {
 	if c.DSNString != "" {
 		var err error
 		if mc, err = mysql.ParseDSN(c.DSNString); err != nil {
-			return nil, delivery.Fieldf("dsnString", "%s", delivery.Redact(err.Error(), c.DSNString))
+			return nil, kit.Fieldf("dsnString", "%s", kit.Redact(err.Error(), c.DSNString))
 		}
 	} else {
 		mc = mysql.NewConfig()
@@ -140,11 +138,11 @@ func (c *Config) driverConfig() (*mysql.Config, error) {
 		mc.Passwd = os.Getenv(PasswordEnv)
 	}
 	if c.CAFile != "" {
-		tc, err := tlsconf.Load("", c.CAFile, "", "")
+		host, _, _ := net.SplitHostPort(mc.Addr)
+		tc, err := (&kit.TLSFiles{CAFile: c.CAFile}).Config("", host)
 		if err != nil {
 			return nil, err
 		}
-		tc.ServerName, _, _ = net.SplitHostPort(mc.Addr)
 		mc.TLS = tc
 	}
 	// Multi-row statements are sent as text: one round trip each instead of
@@ -189,10 +187,10 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	mc.Logger = driverLogger{lg}
+	mc.Logger = driverLogger{lg, mc.Passwd}
 	conn, err := mysql.NewConnector(mc)
 	if err != nil {
-		return nil, delivery.Fieldf("dsnString", "%s", delivery.Redact(err.Error(), mc.Passwd))
+		return nil, kit.Fieldf("dsnString", "%s", kit.Redact(err.Error(), mc.Passwd))
 	}
 	db := sql.OpenDB(conn)
 	db.SetMaxOpenConns(MaxOpenConns)
@@ -206,10 +204,15 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 }
 
 // driverLogger sends the driver's own messages ("unexpected EOF") to slog at
-// debug level: the errors it logs are returned to Send as well.
-type driverLogger struct{ lg *slog.Logger }
+// debug level, redacted: the errors it logs are returned to Send as well.
+type driverLogger struct {
+	lg     *slog.Logger
+	secret string
+}
 
-func (d driverLogger) Print(v ...any) { d.lg.Debug("mysql driver: " + fmt.Sprint(v...)) }
+func (d driverLogger) Print(v ...any) {
+	d.lg.Debug("mysql driver: " + kit.Redact(fmt.Sprint(v...), d.secret))
+}
 
 // Close closes the connection pool.
 func (t *Target) Close() error { return t.db.Close() }
@@ -305,12 +308,7 @@ func (t *Target) ensureTable(ctx context.Context) error {
 	return nil
 }
 
-func (t *Target) formatName() string {
-	if t.namespace {
-		return FormatNamespace
-	}
-	return FormatAccess
-}
+func (t *Target) formatName() string { return kit.Format(t.cfg.Format).Name() }
 
 // writeBatch writes every item in one transaction.
 func (t *Target) writeBatch(ctx context.Context, items []delivery.Item) (err error) {
@@ -419,17 +417,12 @@ func (t *Target) append(ctx context.Context, ex execer, items []delivery.Item) e
 	b.WriteString(t.table)
 	b.WriteString(" (event_time, event_data) VALUES ")
 	args := make([]any, 0, 2*len(items))
-	now := time.Now().UTC()
 	for i := range items {
 		if i > 0 {
 			b.WriteByte(',')
 		}
 		b.WriteString("(?,?)")
-		ts := items[i].EventTime
-		if ts.IsZero() {
-			ts = now
-		}
-		args = append(args, ts.UTC(), recordsJSON(items[i].Record))
+		args = append(args, kit.EventTime(&items[i]), recordsJSON(items[i].Record))
 	}
 	_, err := ex.ExecContext(ctx, b.String(), args...)
 	return err
@@ -516,4 +509,4 @@ func (t *Target) classify(err error) error {
 	return msg
 }
 
-func (t *Target) redact(err error) string { return delivery.Redact(err.Error(), t.secret) }
+func (t *Target) redact(err error) string { return kit.Redact(err.Error(), t.secret) }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
@@ -362,7 +363,7 @@ func TestValidate(t *testing.T) {
 		{Config{Table: "t", DSNString: "nonsense"}, "dsnString"},
 		{Config{Table: "t", DSNString: "u:p@tcp(h:3306)/"}, "dsnString"},
 	} {
-		var fe *delivery.FieldError
+		var fe *kit.FieldError
 		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
 			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
 		}
@@ -385,4 +386,29 @@ func TestValidate(t *testing.T) {
 // TestModel runs the model test (targettest.RunModel) against a table.
 func TestModel(t *testing.T) {
 	targettest.RunModel(t, namespaceHarness(t, tableName("model")), targettest.ModelOptions{Rounds: 9})
+}
+
+// TestAccessTimeWithoutEventTime: a record without eventTime is stored with
+// the time it entered the log, never the time of the send.
+func TestAccessTimeWithoutEventTime(t *testing.T) {
+	table := tableName("notime")
+	db := testDB(t, table)
+	tg := newTarget(t, testConfig(table, FormatAccess))
+	defer tg.Close()
+	appended := time.Date(2021, 3, 4, 5, 6, 7, 8000, time.UTC)
+	it := delivery.Item{Seq: 1, Key: "b/k", EventName: event.ObjectCreatedPut, AppendTime: appended,
+		Record: []byte(`{"eventVersion":"2.0","eventName":"s3:ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"k"}}}`)}
+	if err := tg.Send(context.Background(), []delivery.Item{it}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	query(t, db, "SELECT DATE_FORMAT(event_time, '%Y-%m-%d %H:%i:%s.%f') FROM `"+table+"`", func(r *sql.Rows) error {
+		var s string
+		err := r.Scan(&s)
+		got = append(got, s)
+		return err
+	})
+	if want := "2021-03-04 05:06:07.000008"; len(got) != 1 || got[0] != want {
+		t.Fatalf("event_time: got %q, want [%s] (the append time)", got, want)
+	}
 }

@@ -17,8 +17,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/stan.go"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
-	"github.com/bucketrelay/bucketrelay/internal/tlsconf"
 )
 
 // Defaults the configuration does not expose.
@@ -71,12 +71,9 @@ type Config struct {
 	Streaming StreamingConfig `json:"streaming"`
 	// JetStream selects JetStream.
 	JetStream JetStreamConfig `json:"jetStream"`
-	// CAFile is a PEM file of CAs to trust instead of the system's (implies
-	// TLS).
-	CAFile string `json:"caFile,omitempty"`
-	// ClientCert and ClientKey are PEM files for TLS client authentication.
-	ClientCert string `json:"clientCert,omitempty"`
-	ClientKey  string `json:"clientKey,omitempty"`
+	// TLSFiles are the CA file and the client certificate: caFile,
+	// clientCert and clientKey. Naming one implies TLS.
+	kit.TLSFiles
 }
 
 // StreamingConfig is the "streaming" object of a NATS target.
@@ -116,52 +113,52 @@ func (c *Config) Mode() string {
 
 var clientIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
-// Validate checks the configuration. Errors are *delivery.FieldError.
+// Validate checks the configuration. Errors are *kit.FieldError.
 func (c *Config) Validate() error {
 	if strings.TrimSpace(c.Address) == "" {
-		return delivery.Fieldf("address", "required")
+		return kit.Fieldf("address", "required")
 	}
 	if _, err := serverURLs(c.Address, false); err != nil {
-		return delivery.Fieldf("address", "%v", err)
+		return kit.Fieldf("address", "%s", kit.Redact(err.Error(), c.Password, c.Token))
 	}
 	if c.Subject == "" {
-		return delivery.Fieldf("subject", "required")
+		return kit.Fieldf("subject", "required")
 	}
 	if strings.ContainsAny(c.Subject, "*> \t\r\n") {
-		return delivery.Fieldf("subject", "must not contain wildcards or white space")
+		return kit.Fieldf("subject", "must not contain wildcards or white space")
 	}
 	for _, tok := range strings.Split(c.Subject, ".") {
 		if tok == "" {
-			return delivery.Fieldf("subject", "has an empty token")
+			return kit.Fieldf("subject", "has an empty token")
 		}
 	}
 	if c.Token != "" && c.Username != "" {
-		return delivery.Fieldf("token", "token and username are exclusive")
+		return kit.Fieldf("token", "token and username are exclusive")
 	}
 	if c.Password != "" && c.Username == "" {
-		return delivery.Fieldf("username", "required with password")
+		return kit.Fieldf("username", "required with password")
 	}
 	if c.PingInterval < 0 {
-		return delivery.Fieldf("pingInterval", "must not be negative")
+		return kit.Fieldf("pingInterval", "must not be negative")
 	}
-	if (c.ClientCert == "") != (c.ClientKey == "") {
-		return delivery.Fieldf("clientCert", "clientCert and clientKey go together")
+	if err := c.TLSFiles.Validate(""); err != nil {
+		return err
 	}
 	if c.Streaming.Enable && c.JetStream.Enable {
-		return delivery.Fieldf("jetStream.enable", "streaming and jetStream are exclusive")
+		return kit.Fieldf("jetStream.enable", "streaming and jetStream are exclusive")
 	}
 	if c.Streaming.Enable {
 		if c.Streaming.ClusterID == "" {
-			return delivery.Fieldf("streaming.clusterID", "required")
+			return kit.Fieldf("streaming.clusterID", "required")
 		}
 		if c.Streaming.ClientID == "" {
-			return delivery.Fieldf("streaming.clientID", "required")
+			return kit.Fieldf("streaming.clientID", "required")
 		}
 		if !clientIDRe.MatchString(c.Streaming.ClientID) {
-			return delivery.Fieldf("streaming.clientID", "may contain only letters, digits, '-' and '_'")
+			return kit.Fieldf("streaming.clientID", "may contain only letters, digits, '-' and '_'")
 		}
 		if c.Streaming.MaxPubAcksInflight < 0 {
-			return delivery.Fieldf("streaming.maxPubAcksInflight", "must not be negative")
+			return kit.Fieldf("streaming.maxPubAcksInflight", "must not be negative")
 		}
 	}
 	return nil
@@ -227,16 +224,16 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	if t.token == "" && cfg.Username == "" {
 		t.token = os.Getenv(EnvToken)
 	}
-	secure := cfg.Secure || cfg.CAFile != "" || cfg.ClientCert != ""
+	secure := cfg.Secure || cfg.TLSFiles.IsSet()
 	if secure {
-		tc, err := tlsconf.Load("", cfg.CAFile, cfg.ClientCert, cfg.ClientKey)
+		tc, err := cfg.TLSFiles.Config("", "")
 		if err != nil {
 			return nil, err
 		}
 		t.tls = tc
 	}
 	t.url, _ = serverURLs(cfg.Address, secure)
-	t.lg = lg.With("target", "nats", "address", delivery.Redact(cfg.Address, t.password, t.token), "subject", cfg.Subject, "mode", cfg.Mode())
+	t.lg = lg.With("target", "nats", "address", kit.Redact(cfg.Address, t.password, t.token), "subject", cfg.Subject, "mode", cfg.Mode())
 	return t, nil
 }
 
@@ -315,7 +312,20 @@ var (
 	errClosed  = errors.New("nats: target is closed")
 	errNotSent = errors.New("nats: not sent: an earlier event failed")
 	errResent  = errors.New("nats: sent again: an earlier event failed")
+	// errReconnected fails the rest of a pipelined batch once the client
+	// has reconnected during it: the messages published on the old
+	// connection may be lost with the server that went away, and those
+	// published on the new one would be stored ahead of them, out of order.
+	errReconnected = errors.New("nats: not sent: the connection was remade during the batch")
 )
+
+// reconnectCount returns how often nc reconnected (0 for nil).
+func reconnectCount(nc *natsgo.Conn) uint64 {
+	if nc == nil {
+		return 0
+	}
+	return nc.Stats().Reconnects
+}
 
 // connected checks that nc can publish now.
 func (t *Target) connected(nc *natsgo.Conn) error {
@@ -423,7 +433,14 @@ func (t *Target) sendJetStream(ctx context.Context, items []delivery.Item) error
 	}
 	errs := make([]error, len(items))
 	futs := make([]jetstream.PubAckFuture, len(items))
+	reconnects := reconnectCount(nc)
 	for i := range items {
+		if reconnectCount(nc) != reconnects {
+			for j := i; j < len(items); j++ {
+				errs[j] = errReconnected
+			}
+			break
+		}
 		f, err := js.PublishAsync(t.cfg.Subject, items[i].Message())
 		if err != nil {
 			errs[i] = t.publishErr(err)
@@ -471,7 +488,7 @@ func (t *Target) ackErr(err error) error {
 	return t.publishErr(err)
 }
 
-func (t *Target) redact(s string) string { return delivery.Redact(s, t.password, t.token) }
+func (t *Target) redact(s string) string { return kit.Redact(s, t.password, t.token) }
 
 // Close closes the connections. Send waits for its acks, so nothing is in
 // flight when Close is called.

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/stan.go"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
@@ -376,14 +377,14 @@ func TestValidate(t *testing.T) {
 		{Config{Address: "h:1", Subject: "s", Token: "t", Username: "u"}, "token"},
 		{Config{Address: "h:1", Subject: "s", Password: "p"}, "username"},
 		{Config{Address: "h:1", Subject: "s", PingInterval: -1}, "pingInterval"},
-		{Config{Address: "h:1", Subject: "s", ClientCert: "c"}, "clientCert"},
+		{Config{Address: "h:1", Subject: "s", TLSFiles: kit.TLSFiles{ClientCert: "c"}}, "clientCert"},
 		{Config{Address: "h:1", Subject: "s", JetStream: JetStreamConfig{true}, Streaming: StreamingConfig{Enable: true, ClusterID: "c", ClientID: "x"}}, "jetStream.enable"},
 		{Config{Address: "h:1", Subject: "s", Streaming: StreamingConfig{Enable: true, ClientID: "x"}}, "streaming.clusterID"},
 		{Config{Address: "h:1", Subject: "s", Streaming: StreamingConfig{Enable: true, ClusterID: "c"}}, "streaming.clientID"},
 		{Config{Address: "h:1", Subject: "s", Streaming: StreamingConfig{Enable: true, ClusterID: "c", ClientID: "a b"}}, "streaming.clientID"},
 		{Config{Address: "h:1", Subject: "s", Streaming: StreamingConfig{Enable: true, ClusterID: "c", ClientID: "x", MaxPubAcksInflight: -1}}, "streaming.maxPubAcksInflight"},
 	} {
-		var fe *delivery.FieldError
+		var fe *kit.FieldError
 		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
 			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
 		}

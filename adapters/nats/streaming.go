@@ -92,10 +92,19 @@ func (t *Target) sendStreaming(ctx context.Context, items []delivery.Item) error
 	}
 	acks := make(chan ack, len(items)) // never blocks the client's handler
 	sent := 0
+	nc := sc.NatsConn()
+	reconnects := reconnectCount(nc)
 	for i := range items {
 		if ctx.Err() != nil {
 			for j := i; j < len(items); j++ {
 				errs[j] = errNotSent
+			}
+			break
+		}
+		if reconnectCount(nc) != reconnects {
+			// See errReconnected: what follows waits for the retry.
+			for j := i; j < len(items); j++ {
+				errs[j] = errReconnected
 			}
 			break
 		}

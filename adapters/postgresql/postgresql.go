@@ -2,7 +2,6 @@ package postgresql
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
 )
@@ -34,8 +34,8 @@ const (
 
 // Formats.
 const (
-	FormatNamespace = "namespace"
-	FormatAccess    = "access"
+	FormatNamespace = string(kit.FormatNamespace)
+	FormatAccess    = string(kit.FormatAccess)
 )
 
 // Config is a PostgreSQL target's entry under notify.postgresql.<id>.
@@ -75,35 +75,33 @@ type Config struct {
 }
 
 // Namespace reports whether the format is namespace (or empty).
-func (c *Config) Namespace() bool { return c.Format != FormatAccess }
+func (c *Config) Namespace() bool { return kit.Format(c.Format).Namespace() }
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$`)
 
-// Validate checks the configuration. Errors are *delivery.FieldError.
+// Validate checks the configuration. Errors are *kit.FieldError.
 func (c *Config) Validate() error {
-	switch c.Format {
-	case "", FormatNamespace, FormatAccess:
-	default:
-		return delivery.Fieldf("format", "must be %q or %q, not %q", FormatNamespace, FormatAccess, c.Format)
+	if err := kit.Format(c.Format).Validate(); err != nil {
+		return err
 	}
 	if c.Table == "" {
-		return delivery.Fieldf("table", "required")
+		return kit.Fieldf("table", "required")
 	}
 	if !identRE.MatchString(c.Table) {
-		return delivery.Fieldf("table", "%q is not a table name: letters, digits, _ and $, not starting with a digit, at most 63 characters, optionally schema.table", c.Table)
+		return kit.Fieldf("table", "%q is not a table name: letters, digits, _ and $, not starting with a digit, at most 63 characters, optionally schema.table", c.Table)
 	}
 	if c.Port != "" {
 		if p, err := strconv.Atoi(c.Port); err != nil || p <= 0 || p > 65535 {
-			return delivery.Fieldf("port", "%q is not a port number", c.Port)
+			return kit.Fieldf("port", "%q is not a port number", c.Port)
 		}
 	}
 	if c.Timeout != "" {
 		if d, err := time.ParseDuration(c.Timeout); err != nil || d <= 0 {
-			return delivery.Fieldf("timeout", "must be a positive duration such as \"30s\"")
+			return kit.Fieldf("timeout", "must be a positive duration such as \"30s\"")
 		}
 	}
 	if _, err := c.connConfig(""); err != nil {
-		return delivery.Fieldf("connectionString", "%s", delivery.Redact(err.Error(), c.Password))
+		return kit.Fieldf("connectionString", "%s", kit.Redact(err.Error(), c.Password))
 	}
 	return nil
 }
@@ -189,7 +187,7 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	}
 	cc, err := cfg.connConfig(os.Getenv(PasswordEnv))
 	if err != nil {
-		return nil, delivery.Fieldf("connectionString", "%s", delivery.Redact(err.Error(), cfg.Password))
+		return nil, kit.Fieldf("connectionString", "%s", kit.Redact(err.Error(), cfg.Password))
 	}
 	if cc.ConnectTimeout == 0 || cc.ConnectTimeout > timeout {
 		cc.ConnectTimeout = timeout
@@ -327,12 +325,7 @@ func (t *Target) prepareTable(ctx context.Context) error {
 	return nil
 }
 
-func (t *Target) format() string {
-	if t.cfg.Namespace() {
-		return FormatNamespace
-	}
-	return FormatAccess
-}
+func (t *Target) format() string { return kit.Format(t.cfg.Format).Name() }
 
 // typeFits reports whether a column of type typ (format_type) can hold
 // what kind ("text", "json", "timestamp") says.
@@ -356,7 +349,7 @@ func (t *Target) sendNamespace(ctx context.Context, items []delivery.Item) error
 		size += len(items[i].Record) + len(`{"Records":[]}`)
 	}
 	buf := make([]byte, 0, size)
-	for _, i := range delivery.Newest(items) {
+	for _, i := range kit.Newest(items) {
 		it := &items[i]
 		switch it.Op() {
 		case event.OpPut:
@@ -392,7 +385,7 @@ func (t *Target) sendAccess(ctx context.Context, items []delivery.Item) error {
 	}
 	buf := make([]byte, 0, size)
 	for i := range items {
-		times[i] = EventTime(&items[i])
+		times[i] = kit.EventTime(&items[i])
 		start := len(buf)
 		buf = event.AppendRecords(buf, items[i].Record)
 		vals[i] = buf[start:len(buf):len(buf)]
@@ -434,23 +427,6 @@ func (t *Target) sendEach(ctx context.Context, items []delivery.Item) error {
 		return nil
 	}
 	return &delivery.BatchError{Failed: failed}
-}
-
-// EventTime returns the time the access format stores with it: its
-// EventTime, else the record's eventTime, else the current time.
-func EventTime(it *delivery.Item) time.Time {
-	if !it.EventTime.IsZero() {
-		return it.EventTime
-	}
-	var r struct {
-		EventTime string `json:"eventTime"`
-	}
-	if json.Unmarshal(it.Record, &r) == nil {
-		if ts, err := event.ParseTime(r.EventTime); err == nil {
-			return ts
-		}
-	}
-	return time.Now()
 }
 
 // isDataError reports whether the server refused the data itself
@@ -497,7 +473,7 @@ func (t *Target) classify(err error) error {
 }
 
 func (t *Target) errorf(format string, args ...any) error {
-	return errors.New("postgresql: " + delivery.Redact(fmt.Sprintf(format, args...), t.password))
+	return errors.New("postgresql: " + kit.Redact(fmt.Sprintf(format, args...), t.password))
 }
 
 func (t *Target) drop() {

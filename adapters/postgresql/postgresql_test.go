@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
@@ -262,7 +264,7 @@ func TestValidate(t *testing.T) {
 		{Config{Table: "t", Timeout: "soon"}, "timeout"},
 		{Config{Table: "t", ConnectionString: "sslmode=bogus"}, "connectionString"},
 	} {
-		var fe *delivery.FieldError
+		var fe *kit.FieldError
 		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
 			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
 		}
@@ -301,5 +303,24 @@ func TestUncoalescedBatch(t *testing.T) {
 	}
 	if got := namespaceRows(t, table); len(got) != 1 || got["b/y"] == nil {
 		t.Fatalf("rows: got %q, want only b/y", got)
+	}
+}
+
+// TestAccessTimeWithoutEventTime: a record without eventTime is stored with
+// the time it entered the log, never the time of the send.
+func TestAccessTimeWithoutEventTime(t *testing.T) {
+	requirePostgres(t)
+	table := uniqueTable(t, "notime")
+	acc := newTarget(t, seedConfig("access", table))
+	defer acc.Close()
+	appended := time.Date(2021, 3, 4, 5, 6, 7, 8000, time.UTC)
+	it := delivery.Item{Seq: 1, Key: "b/k", EventName: event.ObjectCreatedPut, AppendTime: appended,
+		Record: []byte(`{"eventVersion":"2.0","eventName":"s3:ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"k"}}}`)}
+	if err := acc.Send(context.Background(), []delivery.Item{it}); err != nil {
+		t.Fatal(err)
+	}
+	times, _ := accessRows(t, table)
+	if len(times) != 1 || !times[0].Equal(appended) {
+		t.Fatalf("event_time: got %v, want [%v] (the append time)", times, appended)
 	}
 }

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,9 +12,9 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
-	"github.com/bucketrelay/bucketrelay/internal/tlsconf"
 )
 
 // Defaults for Config.
@@ -29,8 +28,8 @@ const (
 
 // Formats.
 const (
-	FormatNamespace = "namespace"
-	FormatAccess    = "access"
+	FormatNamespace = string(kit.FormatNamespace)
+	FormatAccess    = string(kit.FormatAccess)
 )
 
 // Config is a Redis target's entry under notify.redis.<id>.
@@ -56,44 +55,40 @@ type Config struct {
 	TLS bool `json:"tls,omitempty"`
 	// TLSSkipVerify accepts any server certificate. For tests only.
 	TLSSkipVerify bool `json:"tlsSkipVerify,omitempty"`
-	// CAFile is a PEM file of CAs to trust instead of the system's.
-	CAFile string `json:"caFile,omitempty"`
-	// ClientCert and ClientKey are PEM files for TLS client authentication.
-	ClientCert string `json:"clientCert,omitempty"`
-	ClientKey  string `json:"clientKey,omitempty"`
+	// TLSFiles are the CA file and the client certificate: caFile,
+	// clientCert and clientKey. Naming one implies TLS.
+	kit.TLSFiles
 	// Timeout bounds connecting and each round trip, as a Go duration;
 	// empty means DefaultTimeout.
 	Timeout string `json:"timeout,omitempty"`
 }
 
 // Namespace reports whether the format is namespace (or empty).
-func (c *Config) Namespace() bool { return c.Format != FormatAccess }
+func (c *Config) Namespace() bool { return kit.Format(c.Format).Namespace() }
 
-// Validate checks the configuration. Errors are *delivery.FieldError.
+// Validate checks the configuration. Errors are *kit.FieldError.
 func (c *Config) Validate() error {
-	switch c.Format {
-	case "", FormatNamespace, FormatAccess:
-	default:
-		return delivery.Fieldf("format", "must be %q or %q, not %q", FormatNamespace, FormatAccess, c.Format)
+	if err := kit.Format(c.Format).Validate(); err != nil {
+		return err
 	}
 	if c.Address == "" {
-		return delivery.Fieldf("address", "required")
+		return kit.Fieldf("address", "required")
 	}
 	if _, port, err := net.SplitHostPort(c.Address); err != nil || port == "" {
-		return delivery.Fieldf("address", "must be host:port, such as 127.0.0.1:6379")
+		return kit.Fieldf("address", "must be host:port, such as 127.0.0.1:6379")
 	}
 	if c.Key == "" {
-		return delivery.Fieldf("key", "required")
+		return kit.Fieldf("key", "required")
 	}
 	if c.DB < 0 {
-		return delivery.Fieldf("db", "must not be negative")
+		return kit.Fieldf("db", "must not be negative")
 	}
-	if (c.ClientCert == "") != (c.ClientKey == "") {
-		return delivery.Fieldf("clientCert", "clientCert and clientKey go together")
+	if err := c.TLSFiles.Validate(""); err != nil {
+		return err
 	}
 	if c.Timeout != "" {
 		if d, err := time.ParseDuration(c.Timeout); err != nil || d <= 0 {
-			return delivery.Fieldf("timeout", "must be a positive duration such as \"10s\"")
+			return kit.Fieldf("timeout", "must be a positive duration such as \"10s\"")
 		}
 	}
 	return nil
@@ -145,12 +140,12 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	if cfg.User != "" {
 		opts = append(opts, redis.DialUsername(cfg.User))
 	}
-	if cfg.TLS || cfg.CAFile != "" || cfg.ClientCert != "" {
-		tc, err := tlsconf.Load("", cfg.CAFile, cfg.ClientCert, cfg.ClientKey)
+	if cfg.TLS || cfg.TLSFiles.IsSet() {
+		host, _, _ := net.SplitHostPort(cfg.Address)
+		tc, err := cfg.TLSFiles.Config("", host)
 		if err != nil {
 			return nil, err
 		}
-		tc.ServerName, _, _ = net.SplitHostPort(cfg.Address)
 		tc.InsecureSkipVerify = cfg.TLSSkipVerify
 		opts = append(opts, redis.DialUseTLS(true), redis.DialTLSConfig(tc), redis.DialTLSSkipVerify(cfg.TLSSkipVerify))
 	}
@@ -236,7 +231,7 @@ func (t *Target) sendNamespace(ctx context.Context, c redis.Conn, items []delive
 		size += len(items[i].Record) + len(`{"Records":[]}`)
 	}
 	buf := t.buffer(size)
-	for _, i := range delivery.Newest(items) {
+	for _, i := range kit.Newest(items) {
 		it := &items[i]
 		switch it.Op() {
 		case event.OpPut:
@@ -312,31 +307,15 @@ func (t *Target) buffer(n int) []byte {
 }
 
 // AppendAccessItem appends to dst the access-format list item of it:
-// [eventTime, {"Records":[record]}], eventTime in RFC 3339 (the item's, or
-// the record's eventTime, or the current time if neither is known).
+// [eventTime, {"Records":[record]}], eventTime in RFC 3339 as
+// kit.EventTime gives it (the record's eventTime, else the time it entered
+// the log; never the time of the send).
 func AppendAccessItem(dst []byte, it *delivery.Item) []byte {
 	dst = append(dst, `["`...)
-	dst = EventTime(it).AppendFormat(dst, time.RFC3339Nano)
+	dst = kit.EventTime(it).AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `",`...)
 	dst = event.AppendRecords(dst, it.Record)
 	return append(dst, ']')
-}
-
-// EventTime returns the time access formats store with it: its EventTime,
-// else the record's eventTime, else the current time.
-func EventTime(it *delivery.Item) time.Time {
-	if !it.EventTime.IsZero() {
-		return it.EventTime.UTC()
-	}
-	var r struct {
-		EventTime string `json:"eventTime"`
-	}
-	if json.Unmarshal(it.Record, &r) == nil {
-		if ts, err := event.ParseTime(r.EventTime); err == nil {
-			return ts.UTC()
-		}
-	}
-	return time.Now().UTC()
 }
 
 // classify turns a command's error into the error Send returns: WRONGTYPE
@@ -355,7 +334,7 @@ func (t *Target) classify(cmd string, err error) error {
 }
 
 func (t *Target) errorf(format string, args ...any) error {
-	return errors.New("redis: " + delivery.Redact(fmt.Sprintf(format, args...), t.password))
+	return errors.New("redis: " + kit.Redact(fmt.Sprintf(format, args...), t.password))
 }
 
 func (t *Target) drop() {

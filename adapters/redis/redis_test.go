@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
@@ -187,10 +188,10 @@ func TestValidate(t *testing.T) {
 		{Config{Address: "localhost:6379"}, "key"},
 		{Config{Address: "localhost:6379", Key: "k", Format: "json"}, "format"},
 		{Config{Address: "localhost:6379", Key: "k", DB: -1}, "db"},
-		{Config{Address: "localhost:6379", Key: "k", ClientKey: "x"}, "clientCert"},
+		{Config{Address: "localhost:6379", Key: "k", TLSFiles: kit.TLSFiles{ClientKey: "x"}}, "clientCert"},
 		{Config{Address: "localhost:6379", Key: "k", Timeout: "soon"}, "timeout"},
 	} {
-		var fe *delivery.FieldError
+		var fe *kit.FieldError
 		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
 			t.Errorf("Validate(%+v) = %v, want an error on %s", c.cfg, err, c.field)
 		}
@@ -227,5 +228,33 @@ func TestUncoalescedBatch(t *testing.T) {
 	}
 	if got := hash(t, key); len(got) != 1 || got["b/y"] == nil {
 		t.Fatalf("HGETALL: got %q, want only b/y", got)
+	}
+}
+
+// noTimeItem is a put of b/k whose record has no eventTime, appended to the
+// log at appended.
+func noTimeItem(appended time.Time) delivery.Item {
+	return delivery.Item{Seq: 1, Key: "b/k", EventName: event.ObjectCreatedPut, AppendTime: appended,
+		Record: []byte(`{"eventVersion":"2.0","eventName":"s3:ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"k"}}}`)}
+}
+
+// TestAccessTimeWithoutEventTime: a record without eventTime is stored with
+// the time it entered the log, never the time of the send (a backlog
+// drained after an outage must not carry the drain's time).
+func TestAccessTimeWithoutEventTime(t *testing.T) {
+	requireRedis(t)
+	key := uniqueKey(t, "notime")
+	acc := newTarget(t, Config{Format: "access", Address: addr, Key: key})
+	defer acc.Close()
+	appended := time.Date(2021, 3, 4, 5, 6, 7, 8000, time.UTC)
+	if err := acc.Send(context.Background(), []delivery.Item{noTimeItem(appended)}); err != nil {
+		t.Fatal(err)
+	}
+	times, _ := list(t, key)
+	if len(times) != 1 {
+		t.Fatalf("LRANGE: got %d items, want 1", len(times))
+	}
+	if ts, err := time.Parse(time.RFC3339Nano, times[0]); err != nil || !ts.Equal(appended) {
+		t.Fatalf("item time: got %q, want %s (the append time)", times[0], appended.Format(time.RFC3339Nano))
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
 )
@@ -89,11 +90,11 @@ func TestTLSWithCAAndClientCert(t *testing.T) {
 
 	item := []delivery.Item{{Key: "images/a.jpg", EventName: event.ObjectCreatedPut, Record: []byte(`{}`)}}
 	// Without the CA the server is not trusted: a retryable failure.
-	plain, _ := New(Config{Endpoint: srv.URL, ClientCert: cliCert, ClientKey: cliKey}, nil)
+	plain, _ := New(Config{Endpoint: srv.URL, TLSFiles: kit.TLSFiles{ClientCert: cliCert, ClientKey: cliKey}}, nil)
 	if err := plain.Send(context.Background(), item); err == nil {
 		t.Fatal("send to an untrusted server succeeded")
 	}
-	tg, err := New(Config{Endpoint: srv.URL, CAFile: caFile, ClientCert: cliCert, ClientKey: cliKey}, nil)
+	tg, err := New(Config{Endpoint: srv.URL, TLSFiles: kit.TLSFiles{CAFile: caFile, ClientCert: cliCert, ClientKey: cliKey}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func TestTLSWithCAAndClientCert(t *testing.T) {
 	if cn := <-got; cn != "client" {
 		t.Fatalf("server saw client certificate %q, want client", cn)
 	}
-	if _, err := New(Config{Endpoint: srv.URL, CAFile: filepath.Join(dir, "missing.pem")}, nil); err == nil {
+	if _, err := New(Config{Endpoint: srv.URL, TLSFiles: kit.TLSFiles{CAFile: filepath.Join(dir, "missing.pem")}}, nil); err == nil {
 		t.Fatal("New with a missing caFile succeeded")
 	}
 }

@@ -1,8 +1,8 @@
 // Package webhook delivers events to an HTTP endpoint: one POST per event
 // with the body {"EventName":…,"Key":…,"Records":[event]}, over keep-alive
-// connections. A 2xx response is success; 408, 429, 5xx and network errors
-// are retried; any other status means the endpoint rejected the event for
-// good, and it is quarantined.
+// connections. A 2xx response is success; 3xx (redirects are never
+// followed), 408, 429, 5xx and network errors are retried; any other status
+// means the endpoint rejected the event for good, and it is quarantined.
 package webhook
 
 import (
@@ -18,8 +18,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
-	"github.com/bucketrelay/bucketrelay/internal/tlsconf"
 )
 
 // DefaultTimeout bounds one POST when Config.Timeout is empty.
@@ -34,31 +34,29 @@ type Config struct {
 	// AuthToken, if set, is sent as "Authorization: Bearer <token>" (a value
 	// that already has a scheme, such as "Basic …", is sent as it is).
 	AuthToken string `json:"authToken,omitempty"`
-	// CAFile is a PEM file of CAs to trust instead of the system's.
-	CAFile string `json:"caFile,omitempty"`
-	// ClientCert and ClientKey are PEM files for TLS client authentication.
-	ClientCert string `json:"clientCert,omitempty"`
-	ClientKey  string `json:"clientKey,omitempty"`
+	// TLSFiles are the CA file and the client certificate for https://
+	// endpoints: caFile, clientCert and clientKey.
+	kit.TLSFiles
 	// Timeout bounds each POST, as a Go duration ("10s"); empty means
 	// DefaultTimeout.
 	Timeout string `json:"timeout,omitempty"`
 }
 
-// Validate checks the configuration. Errors are *delivery.FieldError.
+// Validate checks the configuration. Errors are *kit.FieldError.
 func (c *Config) Validate() error {
 	if c.Endpoint == "" {
-		return delivery.Fieldf("endpoint", "required")
+		return kit.Fieldf("endpoint", "required")
 	}
 	u, err := url.Parse(c.Endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return delivery.Fieldf("endpoint", "must be an http:// or https:// URL")
+		return kit.Fieldf("endpoint", "must be an http:// or https:// URL")
 	}
-	if (c.ClientCert == "") != (c.ClientKey == "") {
-		return delivery.Fieldf("clientCert", "clientCert and clientKey go together")
+	if err := c.TLSFiles.Validate(""); err != nil {
+		return err
 	}
 	if c.Timeout != "" {
 		if d, err := time.ParseDuration(c.Timeout); err != nil || d <= 0 {
-			return delivery.Fieldf("timeout", "must be a positive duration such as \"10s\"")
+			return kit.Fieldf("timeout", "must be a positive duration such as \"10s\"")
 		}
 	}
 	return nil
@@ -86,7 +84,7 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	if cfg.Timeout != "" {
 		timeout, _ = time.ParseDuration(cfg.Timeout)
 	}
-	tlsConf, err := tlsconf.Load("", cfg.CAFile, cfg.ClientCert, cfg.ClientKey)
+	tlsConf, err := cfg.TLSFiles.Config("", "")
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +103,14 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 			auth = cfg.AuthToken
 		}
 	}
-	return &Target{cfg: cfg, client: &http.Client{Transport: tr, Timeout: timeout}, auth: auth, lg: lg}, nil
+	client := &http.Client{
+		Transport: tr,
+		Timeout:   timeout,
+		// A redirect is never followed: Go's client would turn the POST into
+		// a GET without the body, and the final 2xx would count as delivered.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &Target{cfg: cfg, client: client, auth: auth, lg: lg}, nil
 }
 
 // Send posts items one at a time, in order. It goes on past an event the
@@ -150,12 +155,29 @@ func (t *Target) post(ctx context.Context, it *delivery.Item) error {
 	// Drain a little of the body so the connection can be reused.
 	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
 	resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return t.redirectError(resp)
+	}
 	return StatusError(resp.StatusCode)
 }
 
+// redirectError is the retryable error of a 3xx answer, naming the status
+// and where it pointed (redacted): the operator must point the endpoint at
+// the final URL.
+func (t *Target) redirectError(resp *http.Response) error {
+	where := "no Location"
+	if loc, err := resp.Location(); err == nil {
+		where = "Location " + t.redact(loc.String())
+	} else if h := resp.Header.Get("Location"); h != "" {
+		where = "Location " + t.redact(h)
+	}
+	code := resp.StatusCode
+	return fmt.Errorf("webhook: endpoint answered %d %s with %s: redirects are not followed, set endpoint to the final URL", code, http.StatusText(code), where)
+}
+
 // StatusError classifies an HTTP status: nil for 2xx, a retryable error for
-// 408, 429 and 5xx (and anything unexpected), a permanent one for the other
-// 4xx.
+// 3xx (a redirect is never followed), 408, 429 and 5xx (and anything
+// unexpected), a permanent one for the other 4xx.
 func StatusError(code int) error {
 	switch {
 	case code >= 200 && code < 300:
@@ -169,7 +191,9 @@ func StatusError(code int) error {
 	}
 }
 
-func (t *Target) redact(s string) string { return delivery.Redact(s, t.cfg.AuthToken) }
+// redact removes the auth token, the endpoint's password and every query
+// value of a URL from s.
+func (t *Target) redact(s string) string { return kit.Redact(s, t.cfg.AuthToken) }
 
 // Close closes idle connections.
 func (t *Target) Close() error {

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bucketrelay/bucketrelay/adapters/webhook"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/testkit/webhookrecv"
 )
 
 // relayBinDir holds the relay binary built for the tests; TestMain
@@ -99,7 +99,7 @@ func TestCrash(t *testing.T) {
 	}
 	var mu sync.Mutex
 	seen := map[int]int{}
-	rcv := webhook.NewReceiver(t, "")
+	rcv := webhookrecv.New(t, "")
 	rcv.OnBody = func(b []byte) {
 		var m struct{ Records []event.Record }
 		if json.Unmarshal(b, &m) == nil && len(m.Records) == 1 {

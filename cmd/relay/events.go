@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/rules"
 )
@@ -247,7 +249,7 @@ func (c *apiClient) do(ctx context.Context, method, bucket string, body []byte) 
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, c.base+"/v1/buckets/"+bucket+"/notification", bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, errors.New(kit.Redact(err.Error(), c.token))
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -255,7 +257,8 @@ func (c *apiClient) do(ctx context.Context, method, bucket string, body []byte) 
 	req.Header.Set("Content-Type", "application/xml")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the relay at %s: %v", c.base, err)
+		// The server URL may carry credentials (http://user:TOKEN@host).
+		return nil, errors.New(kit.Redact(fmt.Sprintf("cannot reach the relay at %s: %v", c.base, err), c.token))
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

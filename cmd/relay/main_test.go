@@ -103,3 +103,18 @@ func TestServeBadConfigExitCode(t *testing.T) {
 		t.Fatalf("unknown command exited %d, want 2", code)
 	}
 }
+
+// TestEventsServerCredentialsNotPrinted: credentials in --server (or
+// RELAY_ADDR) never appear in the error when the relay cannot be reached.
+func TestEventsServerCredentialsNotPrinted(t *testing.T) {
+	for _, server := range []string{"http://admin:S3rverTok@127.0.0.1:1", "http://S3rverTok@127.0.0.1:1/", "http://127.0.0.1:1/?token=S3rverTok"} {
+		var out bytes.Buffer
+		err := (&eventsCommand{out: &out}).Run(context.Background(), []string{"list", "images", "--server", server})
+		if err == nil {
+			t.Fatalf("%s: list against a closed port succeeded", server)
+		}
+		if strings.Contains(err.Error(), "S3rverTok") || strings.Contains(out.String(), "S3rverTok") {
+			t.Errorf("%s: the credential is printed: %v %s", server, err, out.String())
+		}
+	}
+}

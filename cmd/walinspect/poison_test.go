@@ -9,17 +9,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bucketrelay/bucketrelay/adapters/webhook"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/relay"
+	"github.com/bucketrelay/bucketrelay/testkit/webhookrecv"
 )
 
 // TestPoisonEventVisible: a relay whose webhook rejects one event with 400
 // delivers the rest, and walinspect shows the rejected event in the
 // target's quarantine with its error.
 func TestPoisonEventVisible(t *testing.T) {
-	rcv := webhook.NewReceiver(t, "")
+	rcv := webhookrecv.New(t, "")
 	rcv.Reject = func(b []byte) bool { return bytes.Contains(b, []byte("poison.jpg")) }
 	dir := t.TempDir()
 	cfg, err := relay.ParseConfig([]byte(fmt.Sprintf(`{"relay":{"dataDir":%q},

@@ -14,8 +14,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/bucketrelay/bucketrelay/delivery"
 )
 
 // selfSigned writes a self-signed certificate and its key to dir.
@@ -55,11 +53,11 @@ func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := selfSigned(t, dir)
 
-	tc, err := Load("", "", "", "")
+	tc, err := Load("", "", "")
 	if err != nil || tc == nil || tc.MinVersion != tls.VersionTLS12 || tc.RootCAs != nil || len(tc.Certificates) != 0 {
 		t.Fatalf("Load with no files: got %+v, %v; want a bare TLS 1.2 configuration", tc, err)
 	}
-	tc, err = Load("", cert, cert, key)
+	tc, err = Load(cert, cert, key)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -74,19 +72,18 @@ func TestLoadErrors(t *testing.T) {
 	notPEM := filepath.Join(dir, "not.pem")
 	write(t, notPEM, []byte("not a certificate"))
 	for _, c := range []struct {
-		name                 string
-		prefix, ca, crt, key string
-		field                string
+		name         string
+		ca, crt, key string
+		field        string
 	}{
-		{"CA file missing", "", filepath.Join(dir, "missing.pem"), "", "", "caFile"},
-		{"CA file not PEM", "", notPEM, "", "", "caFile"},
-		{"CA file not PEM, kafka", "tls.", notPEM, "", "", "tls.caFile"},
-		{"cert without key", "", "", cert, "", "clientCert"},
-		{"cert with the wrong file as key", "tls.", "", cert, cert, "tls.clientCert"},
-		{"cert missing", "", "", filepath.Join(dir, "missing.crt"), key, "clientCert"},
+		{"CA file missing", filepath.Join(dir, "missing.pem"), "", "", "caFile"},
+		{"CA file not PEM", notPEM, "", "", "caFile"},
+		{"cert without key", "", cert, "", "clientCert"},
+		{"cert with the wrong file as key", "", cert, cert, "clientCert"},
+		{"cert missing", "", filepath.Join(dir, "missing.crt"), key, "clientCert"},
 	} {
-		tc, err := Load(c.prefix, c.ca, c.crt, c.key)
-		var fe *delivery.FieldError
+		tc, err := Load(c.ca, c.crt, c.key)
+		var fe *Error
 		if !errors.As(err, &fe) || fe.Field != c.field || tc != nil {
 			t.Errorf("%s: got %v, %v; want nil and an error on %s", c.name, tc, err, c.field)
 		}

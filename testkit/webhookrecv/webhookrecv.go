@@ -1,4 +1,8 @@
-package webhook
+// Package webhookrecv is a webhook endpoint for tests and benchmarks: it
+// records every body POSTed to it, can refuse some, and can be stopped and
+// restarted on the same address. It imports testing, so it lives here and
+// not in adapters/webhook, which the relay binary links.
+package webhookrecv
 
 import (
 	"io"
@@ -24,9 +28,10 @@ type Receiver struct {
 	auth   string
 }
 
-// NewReceiver starts a receiver on a free loopback port. When token is not
-// empty every request must carry it as a bearer token.
-func NewReceiver(t testing.TB, token string) *Receiver {
+// New starts a receiver on a free loopback port, stopped when t ends. When
+// token is not empty every request must carry it as a bearer token (401
+// otherwise).
+func New(t testing.TB, token string) *Receiver {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,0 +1,21 @@
+package webhook
+
+import "github.com/bucketrelay/bucketrelay/adapters/kit"
+
+// Kind describes the webhook kind of target to the relay and to the
+// documentation: README's targets table and the parameter tables of
+// docs/targets/webhook.md are generated from it (go run ./internal/gendocs).
+var Kind = kit.Define[Config](kit.Kind{
+	Name:     "webhook",
+	Title:    "Webhook",
+	MaxBatch: 500,
+	Delivery: "at least once, in order; 2xx = delivered, 3xx (never followed), 408, 429, 5xx = retried, other 4xx = quarantined",
+	Params: []kit.Param{
+		{Name: "enable", Type: "bool", Default: "required", Doc: "Start the target. A disabled target is parsed and validated, not started.", Guide: true},
+		{Name: "endpoint", Type: "string", Default: "required", Doc: "The `http://` or `https://` URL events are POSTed to.", Guide: true},
+		{Name: "authToken", Type: "string", Default: "", Doc: "Sent as `Authorization: Bearer <token>`; a value with a scheme of its own (`Basic …`) is sent as it is."},
+		{Name: "caFile", Type: "string", Default: "system CAs", Doc: "PEM file of CAs to trust for `https://`."},
+		{Name: "clientCert,clientKey", Type: "string", Default: "", Doc: "PEM files for TLS client authentication; both or neither."},
+		{Name: "timeout", Type: "string", Default: "`10s`", Doc: "Bounds each POST (Go duration)."},
+	},
+}, New)
