@@ -26,7 +26,7 @@ func itemSize(it *Item) int64 {
 // which a window holding one record of it would otherwise keep alive.
 func newItem(r *wal.Record) Item {
 	return Item{
-		Seq: r.Seq, Key: r.Key, EventName: event.Name(r.Name), EventTime: r.EventTime,
+		Seq: r.Seq, Key: r.Key, EventName: event.Name(r.Name), EventTime: r.EventTime, AppendTime: r.AppendTime,
 		Record: append(make([]byte, 0, len(r.Data)), r.Data...),
 	}
 }

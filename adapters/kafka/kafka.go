@@ -226,7 +226,7 @@ func (t *Target) saramaConfig() (*sarama.Config, error) {
 
 var (
 	errClosed = errors.New("kafka: target is closed")
-	errResent = errors.New("kafka: sent again: an earlier event of the same object failed")
+	errResent = fmt.Errorf("kafka: sent again, an earlier event of the same object failed: %w", delivery.ErrEarlierFailed)
 )
 
 // conn returns the producer, creating it (and dialling the brokers) on

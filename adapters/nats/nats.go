@@ -310,8 +310,8 @@ func (t *Target) conn() (*natsgo.Conn, error) {
 
 var (
 	errClosed  = errors.New("nats: target is closed")
-	errNotSent = errors.New("nats: not sent: an earlier event failed")
-	errResent  = errors.New("nats: sent again: an earlier event failed")
+	errNotSent = fmt.Errorf("nats: not sent: %w", delivery.ErrEarlierFailed)
+	errResent  = fmt.Errorf("nats: sent again: %w", delivery.ErrEarlierFailed)
 	// errReconnected fails the rest of a pipelined batch once the client
 	// has reconnected during it: the messages published on the old
 	// connection may be lost with the server that went away, and those

@@ -8,7 +8,6 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -136,7 +135,7 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 	return &delivery.BatchError{Failed: failed}
 }
 
-var errNotSent = errors.New("webhook: not sent: an earlier event failed")
+var errNotSent = fmt.Errorf("webhook: not sent: %w", delivery.ErrEarlierFailed)
 
 func (t *Target) post(ctx context.Context, it *delivery.Item) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.Endpoint, bytes.NewReader(it.Message()))

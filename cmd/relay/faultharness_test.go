@@ -18,10 +18,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bucketrelay/bucketrelay/adapters/webhook"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/testkit/faultfs"
+	"github.com/bucketrelay/bucketrelay/testkit/webhookrecv"
 	"github.com/bucketrelay/bucketrelay/wal"
 )
 
@@ -34,9 +34,9 @@ const webhookARN = "arn:minio:sqs::1:webhook"
 
 // receiver is the webhook endpoint of these tests. It is chosen here only,
 // so moving the test receiver out of adapters/webhook changes one line.
-type receiver = webhook.Receiver
+type receiver = webhookrecv.Receiver
 
-func newReceiver(t testing.TB) *receiver { return webhook.NewReceiver(t, "") }
+func newReceiver(t testing.TB) *receiver { return webhookrecv.New(t, "") }
 
 // recordID is the event id a record carries (targettest.Record sets the
 // object size to 1000+i).
