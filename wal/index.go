@@ -1,0 +1,240 @@
+package wal
+
+import (
+	"sort"
+	"sync"
+)
+
+// frameMeta is what the index keeps about one stored frame.
+type frameMeta struct {
+	first, last uint64
+	count       int64   // records held
+	bytes       int64   // their Entry.size
+	targets     []tally // per target; nil when the frame is too damaged to tell
+	damage      string  // why the frame is damaged; "" when it is sound
+	gone        bool    // deleted from the file (reclaimed or released)
+}
+
+// usage is a target's pending load: records routed to it in frames its
+// committed cursor has not passed, plus records reserved by appends in
+// flight.
+type usage struct{ n, bytes int64 }
+
+func (u *usage) add(n, bytes int64) { u.n += n; u.bytes += bytes }
+
+// index is what the log knows in memory about its frames and targets: the
+// frame list, cursors, quarantine entries waiting for a commit, per-target
+// pending load and bounds, byte accounting, damage, and the log's
+// lifecycle. mu guards every field. Appenders, readers and drain loops take
+// it briefly; the frame list and durable cursors change only in the
+// committer (and Release), which hold the committer's txMu first.
+type index struct {
+	mu sync.Mutex
+
+	frames  []*frameMeta      // stored frames by first sequence; ranges do not overlap
+	nextSeq uint64            // next sequence to assign
+	cursors map[string]uint64 // committed or pending
+	durable map[string]uint64 // committed
+	dirty   map[string]uint64 // cursor moves not yet committed
+	quar    []QuarantineEntry // quarantine entries not yet committed
+	routed  map[string]uint64 // records committed per target since Open
+	pend    map[string]*usage // per target, reservations included
+	events  int64             // records held in total, reservations included
+	bytes   int64
+
+	limits  map[string]Limit // SetLimit's, by target
+	def     Limit            // every other target's
+	dropped map[string]uint64
+	drops   map[string]*dropNote // drops not yet logged
+
+	compactQ []*frameMeta // frames worth compacting, oldest first
+
+	freed    chan struct{} // closed and replaced whenever room frees
+	appended chan struct{} // closed and replaced on every commit of records
+	closed   bool
+	failErr  error         // set once storage failed; every write fails after it
+	failed   chan struct{} // closed when failErr is set
+}
+
+func (ix *index) init(def Limit) {
+	ix.cursors = map[string]uint64{}
+	ix.durable = map[string]uint64{}
+	ix.dirty = map[string]uint64{}
+	ix.routed = map[string]uint64{}
+	ix.pend = map[string]*usage{}
+	ix.limits = map[string]Limit{}
+	ix.dropped = map[string]uint64{}
+	ix.drops = map[string]*dropNote{}
+	ix.def = def
+	ix.freed = make(chan struct{})
+	ix.appended = make(chan struct{})
+	ix.failed = make(chan struct{})
+}
+
+// use returns target's pending load, creating it.
+func (ix *index) use(target string) *usage {
+	u := ix.pend[target]
+	if u == nil {
+		u = &usage{}
+		ix.pend[target] = u
+	}
+	return u
+}
+
+// wake tells waiting appenders that room may have freed.
+func (ix *index) wake() {
+	close(ix.freed)
+	ix.freed = make(chan struct{})
+}
+
+// writable returns nil if the log takes writes, ErrClosed or the failure.
+func (ix *index) writable() error {
+	if ix.failErr != nil {
+		return ix.failErr
+	}
+	if ix.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// counts reports whether m's records for target count in its pending load:
+// its committed cursor (none counts as 0) has not passed the frame.
+func (ix *index) counts(target string, m *frameMeta) bool {
+	return ix.durable[target] <= m.last
+}
+
+// cursorView is a set of committed cursors: the index's, with the moves a
+// transaction is about to commit applied.
+type cursorView struct {
+	durable, moves map[string]uint64
+}
+
+func (v cursorView) get(t string) (uint64, bool) {
+	if c, ok := v.moves[t]; ok {
+		return c, true
+	}
+	c, ok := v.durable[t]
+	return c, ok
+}
+
+// passed reports whether every target that may need a record of m has a
+// cursor past it, so that m can be deleted. A target without a cursor
+// pins its records. When m's targets are unknown (damaged), every target
+// with a cursor must have passed it.
+func (v cursorView) passed(m *frameMeta) bool {
+	if m.targets == nil && m.damage != "" {
+		for t := range v.durable {
+			if c, _ := v.get(t); c <= m.last {
+				return false
+			}
+		}
+		for _, c := range v.moves {
+			if c <= m.last {
+				return false
+			}
+		}
+		return true
+	}
+	for _, t := range m.targets {
+		if c, ok := v.get(t.target); !ok || c <= m.last {
+			return false
+		}
+	}
+	return true
+}
+
+// worthCompacting reports whether rewriting m keeping only the records
+// still needed frees at least half of it: every target that has not passed
+// m has not started it either (it lags, as a dead or removed target does),
+// and at least one target has passed it.
+func (v cursorView) worthCompacting(m *frameMeta) bool {
+	if m.damage != "" || m.gone {
+		return false
+	}
+	var needed int64
+	passedAny := false
+	for _, t := range m.targets {
+		c, ok := v.get(t.target)
+		switch {
+		case ok && c > m.last:
+			passedAny = true
+		case !ok || c <= m.first:
+			needed += t.n
+		default:
+			return false // a target is inside the frame: it is passed soon
+		}
+	}
+	return passedAny && needed*2 <= m.count
+}
+
+// crossing returns the frames whose last sequence lies in [from, to): those
+// a cursor moving from from to to passes.
+func (ix *index) crossing(from, to uint64) []*frameMeta {
+	i := sort.Search(len(ix.frames), func(i int) bool { return ix.frames[i].last >= from })
+	j := i
+	for j < len(ix.frames) && ix.frames[j].last < to {
+		j++
+	}
+	return ix.frames[i:j]
+}
+
+// find returns the frame stored under first, or nil.
+func (ix *index) find(first uint64) *frameMeta {
+	i := sort.Search(len(ix.frames), func(i int) bool { return ix.frames[i].first >= first })
+	if i < len(ix.frames) && ix.frames[i].first == first {
+		return ix.frames[i]
+	}
+	return nil
+}
+
+// moveDurable records that target's committed cursor moved to c, and takes
+// the frames it passed out of the target's pending load.
+func (ix *index) moveDurable(target string, c uint64) {
+	c0 := ix.durable[target]
+	if c > c0 {
+		for _, m := range ix.crossing(c0, c) {
+			for _, t := range m.targets {
+				if t.target == target {
+					ix.use(target).add(-t.n, -t.bytes)
+				}
+			}
+		}
+	}
+	ix.durable[target] = c
+}
+
+// setTallies replaces m's tallies (after a rewrite), keeping the pending
+// load of every target that counts m in step.
+func (ix *index) setTallies(m *frameMeta, targets []tally, count, bytes int64) {
+	for _, t := range m.targets {
+		if ix.counts(t.target, m) {
+			ix.use(t.target).add(-t.n, -t.bytes)
+		}
+	}
+	for _, t := range targets {
+		if ix.counts(t.target, m) {
+			ix.use(t.target).add(t.n, t.bytes)
+		}
+	}
+	ix.events += count - m.count
+	ix.bytes += bytes - m.bytes
+	m.targets, m.count, m.bytes = targets, count, bytes
+}
+
+// remove deletes frames marked gone from the list and the totals. Their
+// pending load must have been taken out already (passed frames) or by the
+// caller.
+func (ix *index) removeGone() {
+	kept := ix.frames[:0]
+	for _, m := range ix.frames {
+		if m.gone {
+			ix.events -= m.count
+			ix.bytes -= m.bytes
+			continue
+		}
+		kept = append(kept, m)
+	}
+	clear(ix.frames[len(kept):])
+	ix.frames = kept
+}
