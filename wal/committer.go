@@ -335,7 +335,7 @@ func (l *Log) writeTx(frames []*pendingFrame) {
 	var damaged []damagedFrame
 	ix.mu.Lock()
 	for t, c := range p.moves {
-		ix.moveDurable(t, c)
+		ix.durable[t] = c
 	}
 	for _, m := range p.reclaim {
 		m.gone = true

@@ -16,8 +16,7 @@ type frameMeta struct {
 }
 
 // usage is a target's pending load: records routed to it in frames its
-// committed cursor has not passed, plus records reserved by appends in
-// flight.
+// cursor has not passed, plus records reserved by appends in flight.
 type usage struct{ n, bytes int64 }
 
 func (u *usage) add(n, bytes int64) { u.n += n; u.bytes += bytes }
@@ -99,9 +98,9 @@ func (ix *index) writable() error {
 }
 
 // counts reports whether m's records for target count in its pending load:
-// its committed cursor (none counts as 0) has not passed the frame.
+// its cursor (none counts as 0) has not passed the frame.
 func (ix *index) counts(target string, m *frameMeta) bool {
-	return ix.durable[target] <= m.last
+	return ix.cursors[target] <= m.last
 }
 
 // cursorView is a set of committed cursors: the index's, with the moves a
@@ -188,20 +187,27 @@ func (ix *index) find(first uint64) *frameMeta {
 	return nil
 }
 
-// moveDurable records that target's committed cursor moved to c, and takes
-// the frames it passed out of the target's pending load.
-func (ix *index) moveDurable(target string, c uint64) {
-	c0 := ix.durable[target]
-	if c > c0 {
-		for _, m := range ix.crossing(c0, c) {
-			for _, t := range m.targets {
-				if t.target == target {
-					ix.use(target).add(-t.n, -t.bytes)
-				}
+// moveCursor moves target's cursor to c (never back), taking the frames it
+// passes out of the target's pending load and waking appenders waiting
+// for room.
+func (ix *index) moveCursor(target string, c uint64) {
+	c0, ok := ix.cursors[target]
+	if ok && c <= c0 {
+		return
+	}
+	freed := false
+	for _, m := range ix.crossing(c0, c) {
+		for _, t := range m.targets {
+			if t.target == target {
+				ix.use(target).add(-t.n, -t.bytes)
+				freed = true
 			}
 		}
 	}
-	ix.durable[target] = c
+	ix.cursors[target] = c
+	if freed {
+		ix.wake()
+	}
 }
 
 // setTallies replaces m's tallies (after a rewrite), keeping the pending

@@ -108,8 +108,19 @@ func (l *Log) Frames() int {
 // (double-freed, unreachable or out-of-bounds pages) in a read-only
 // transaction and returns one error per problem found. It complements
 // Verify, which checks the log's own frames and cursors.
-func (l *Log) CheckStorage() []error {
-	var errs []error
+func (l *Log) CheckStorage() (errs []error) {
+	// tx.Check rebuilds the free list in a goroutine where a damaged page
+	// panics beyond recover: walk the pages here first, recovering.
+	defer func() {
+		if r := recover(); r != nil {
+			errs = append(errs, damagedFile(l.db.Path(), r))
+		}
+	}()
+	if err := l.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return walkBucket(b) })
+	}); err != nil {
+		return []error{err}
+	}
 	err := l.db.View(func(tx *bolt.Tx) error {
 		for err := range tx.Check() {
 			errs = append(errs, fmt.Errorf("wal: storage: %w", err))

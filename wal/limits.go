@@ -7,9 +7,9 @@ import (
 )
 
 // Limit bounds what one target may have pending: records routed to it
-// that its committed cursor has not passed, counted by whole frames (a
-// record counts until the target passed every record of its frame), plus
-// records being appended.
+// that its cursor has not passed, counted by whole frames (a record counts
+// until the cursor passed every record of its frame), plus records being
+// appended.
 type Limit struct {
 	// MaxEvents bounds the pending records; 0 means the log's default
 	// (Options.MaxEvents).
@@ -57,8 +57,8 @@ func (ix *index) limit(target string) Limit {
 }
 
 // Pending returns the records and record bytes routed to target that its
-// committed cursor has not passed (by whole frames) plus those being
-// appended: what its bound limits.
+// cursor has not passed (by whole frames) plus those being appended: what
+// its bound limits.
 func (l *Log) Pending(target string) (events, bytes int64) {
 	l.ix.mu.Lock()
 	defer l.ix.mu.Unlock()

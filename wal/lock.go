@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -18,6 +19,9 @@ const lockLogEvery = 10 * time.Second
 // in the log, since a reader ends by itself; a writer holding it is
 // another relay, which does not: that fails at once with ErrLocked.
 func openWaiting(path string, wait time.Duration, lg *slog.Logger, opts *bolt.Options) (*bolt.DB, error) {
+	if err := precheck(path); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	var logged time.Time
 	for {
@@ -48,4 +52,48 @@ func openError(path string, err error) error {
 		return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
 	}
 	return fmt.Errorf("wal: open %s: %w", path, err)
+}
+
+// precheck walks the page tree of an existing file, read-only, before it
+// is opened for writing. Opening for writing makes bbolt walk the pages in
+// a goroutine of its own to rebuild its free list, where a damaged page
+// panics beyond any recover and kills the process; here the same damage is
+// an error wrapping ErrCorrupt. A file that is new, or locked by a writer
+// (which Open then reports), is not walked.
+func precheck(path string) (err error) {
+	if fi, serr := os.Stat(path); serr != nil || fi.Size() == 0 {
+		return nil
+	}
+	var db *bolt.DB
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				db.Close()
+			}
+			err = damagedFile(path, r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: 100 * time.Millisecond})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil
+	}
+	if err != nil {
+		return openError(path, err)
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return walkBucket(b) })
+	})
+}
+
+// walkBucket visits every page of b and of the buckets nested in it.
+func walkBucket(b *bolt.Bucket) error {
+	return b.ForEach(func(k, v []byte) error {
+		if v == nil {
+			if nb := b.Bucket(k); nb != nil {
+				return walkBucket(nb)
+			}
+		}
+		return nil
+	})
 }

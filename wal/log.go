@@ -370,7 +370,7 @@ func (l *Log) Register(target string) uint64 {
 		return c
 	}
 	c := l.ix.nextSeq
-	l.ix.cursors[target] = c
+	l.ix.moveCursor(target, c)
 	if !l.readOnly {
 		l.ix.dirty[target] = c
 	}
@@ -413,7 +413,7 @@ func (l *Log) Advance(target string, next uint64) error {
 	if next <= l.ix.cursors[target] {
 		return nil
 	}
-	l.ix.cursors[target] = next
+	l.ix.moveCursor(target, next)
 	l.ix.dirty[target] = next
 	return nil
 }
