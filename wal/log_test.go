@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -210,5 +211,66 @@ func TestQuarantine(t *testing.T) {
 	q, err := ro.Quarantined("a")
 	if err != nil || len(q) != 1 || q[0].Seq != 1 || q[0].Error != "400 Bad Request" {
 		t.Fatalf("quarantine = %+v, %v; want one entry for seq 1", q, err)
+	}
+}
+
+// A reader holding the log (a long walinspect) delays Open instead of
+// failing it; another writer fails it at once.
+func TestOpenWaitsForReader(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wal.db")
+	l := openTest(t, path, Options{})
+	l.Register("a")
+	l.Close()
+	ro, err := OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(2500 * time.Millisecond)
+		released <- time.Now()
+		ro.Close()
+	}()
+	l, err = Open(path, Options{LockWait: 30 * time.Second})
+	if err != nil {
+		t.Fatalf("Open while a reader held the log: %v", err)
+	}
+	defer l.Close()
+	if at := <-released; time.Now().Before(at) {
+		t.Fatal("Open returned before the reader let go")
+	}
+	if c, ok := l.Cursor("a"); !ok || c != 1 {
+		t.Fatalf("cursor of a got %d, %v; want 1", c, ok)
+	}
+
+	start := time.Now()
+	if _, err := Open(path, Options{LockWait: 30 * time.Second}); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "running relay") {
+		t.Fatalf("Open of a log another writer holds: err %v, want ErrLocked naming a running relay", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Open of a log another writer holds took %s, want it to fail at once", d)
+	}
+
+	ro2, err := OpenReadOnly(path)
+	if err == nil {
+		ro2.Close()
+	}
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("OpenReadOnly while a writer holds the log: err %v, want ErrLocked", err)
+	}
+}
+
+// A reader that does not let go fails Open after LockWait.
+func TestOpenGivesUpOnReader(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wal.db")
+	openTest(t, path, Options{}).Close()
+	ro, err := OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	_, err = Open(path, Options{LockWait: 1500 * time.Millisecond})
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "reader") {
+		t.Fatalf("Open with a reader holding on: err %v, want ErrLocked naming a reader", err)
 	}
 }
