@@ -334,7 +334,8 @@ func decodeRecords(h *frameHeader) ([]Record, error) {
 	if err != nil {
 		return nil, &corruptError{h.first, "payload does not decompress: " + err.Error()}
 	}
-	if len(raw) != h.rawLen {
+	if len(raw) != h.rawLen || h.count > len(raw)/10 {
+		// Every record takes at least 10 bytes.
 		return nil, &corruptError{h.first, "payload length mismatch"}
 	}
 	out := make([]Record, h.count)
