@@ -18,6 +18,16 @@ const (
 	compactBytes  = 8 << 20
 )
 
+// Merging: compaction leaves a dead target's records in many small frames
+// (one per group commit), each costing memory in the index. A run of at
+// least mergeMin consecutive settled frames smaller than mergeSmall is
+// rewritten as one frame of at most mergeMax bytes.
+const (
+	mergeMin   = 8
+	mergeSmall = 256 << 10
+	mergeMax   = 1 << 20
+)
+
 // committer turns appends into durable frames. Append queues a request;
 // batch numbers the queued requests and encodes them as one frame while
 // the previous transaction syncs; commit writes every frame ready, the
@@ -216,7 +226,8 @@ type txPlan struct {
 	reclaim []*frameMeta           // stored frames every target passed
 	skip    map[*pendingFrame]bool // new frames every target passed already
 	compact []*frameMeta
-	rewrote map[*frameMeta]rewrite // compaction results, filled in the transaction
+	merge   [][]*frameMeta         // runs of settled frames to merge into their first
+	rewrote map[*frameMeta]rewrite // compaction and merge results, filled in the transaction
 }
 
 // rewrite is a frame compacted in place: nil value deletes it.
@@ -225,6 +236,8 @@ type rewrite struct {
 	targets []tally
 	count   int64
 	bytes   int64
+	last    uint64
+	merged  int // frames merged into it besides itself
 	damage  string
 }
 
@@ -271,7 +284,52 @@ func (l *Log) plan(frames []*pendingFrame) *txPlan {
 	if len(ix.compactQ) == 0 {
 		ix.compactQ = nil
 	}
+	busy := map[*frameMeta]bool{}
+	for _, m := range p.compact {
+		busy[m] = true
+	}
+	for m := range reclaimed {
+		busy[m] = true
+	}
+	for _, m := range ix.mergeQ {
+		if budget >= compactBytes {
+			break // the next compaction looks back again
+		}
+		if run := ix.mergeRun(m, p.view, busy); run != nil {
+			p.merge = append(p.merge, run)
+			for _, f := range run {
+				budget += f.bytes
+			}
+		}
+	}
+	ix.mergeQ = nil
 	return p
+}
+
+// mergeRun returns the run of settled small frames ending at m, oldest
+// first, if it is long enough to merge, and marks its frames busy.
+func (ix *index) mergeRun(m *frameMeta, view cursorView, busy map[*frameMeta]bool) []*frameMeta {
+	i := ix.index(m)
+	var run []*frameMeta
+	var total int64
+	for j := i; j >= 0; j-- {
+		f := ix.frames[j]
+		if busy[f] || !view.settled(f) || f.bytes >= mergeSmall || total+f.bytes > mergeMax {
+			break
+		}
+		run = append(run, f)
+		total += f.bytes
+	}
+	if len(run) < mergeMin {
+		return nil
+	}
+	for k := 0; k < len(run)/2; k++ {
+		run[k], run[len(run)-1-k] = run[len(run)-1-k], run[k]
+	}
+	for _, f := range run {
+		busy[f] = true
+	}
+	return run
 }
 
 func (l *Log) writeTx(frames []*pendingFrame) {
@@ -279,7 +337,7 @@ func (l *Log) writeTx(frames []*pendingFrame) {
 	defer l.c.txMu.Unlock()
 	ix := &l.ix
 	ix.mu.Lock()
-	if len(frames) == 0 && len(ix.dirty) == 0 && len(ix.quar) == 0 && len(ix.compactQ) == 0 {
+	if len(frames) == 0 && len(ix.dirty) == 0 && len(ix.quar) == 0 && len(ix.compactQ) == 0 && len(ix.mergeQ) == 0 {
 		ix.mu.Unlock()
 		return
 	}
@@ -319,11 +377,24 @@ func (l *Log) writeTx(frames []*pendingFrame) {
 			}
 		}
 		for _, m := range p.compact {
-			rw, err := compactFrame(rb, m, p.view)
+			rw, err := compactFrame(rb, []*frameMeta{m}, p.view)
 			if err != nil {
 				return err
 			}
 			p.rewrote[m] = rw
+		}
+		for _, run := range p.merge {
+			rw, err := compactFrame(rb, run, p.view)
+			if err != nil {
+				return err
+			}
+			if rw.damage != "" {
+				continue // left as they are; met again by a read
+			}
+			p.rewrote[run[0]] = rw
+			for _, m := range run[1:] {
+				p.rewrote[m] = rewrite{} // deleted: merged into run[0]
+			}
 		}
 		return nil
 	})
@@ -345,10 +416,13 @@ func (l *Log) writeTx(frames []*pendingFrame) {
 		case rw.damage != "":
 			damaged = append(damaged, damagedFrame{first: m.first, last: m.last, reason: rw.damage, targets: m.targets, known: m.targets != nil})
 		case rw.value == nil:
-			ix.setTallies(m, nil, 0, 0)
+			ix.setTallies(m, nil, 0, 0, m.last)
 			m.gone = true
 		default:
-			ix.setTallies(m, rw.targets, rw.count, rw.bytes)
+			ix.setTallies(m, rw.targets, rw.count, rw.bytes, rw.last)
+			if rw.merged == 0 {
+				ix.mergeQ = append(ix.mergeQ, m)
+			}
 		}
 	}
 	if len(p.reclaim) > 0 || len(p.rewrote) > 0 {
@@ -420,20 +494,31 @@ func (l *Log) failTx(p *txPlan, frames []*pendingFrame, err error) {
 	}
 }
 
-// compactFrame rewrites m in place keeping only the records, and on each
-// the targets, that a target has not passed per view. A frame that turns
-// out damaged is left as it is and reported.
-func compactFrame(rb *bolt.Bucket, m *frameMeta, view cursorView) (rewrite, error) {
-	v := rb.Get(seqKey(m.first))
-	h, err := decodeHeader(m.first, v)
+// compactFrame rewrites the consecutive frames run as one frame under the
+// first one's key, keeping only the records, and on each the targets, that
+// a target has not passed per view; the others are deleted. Frames that
+// turn out damaged are left as they are and reported.
+func compactFrame(rb *bolt.Bucket, run []*frameMeta, view cursorView) (rewrite, error) {
+	m := run[0]
+	last := run[len(run)-1].last
 	var recs []Record
-	if err == nil {
-		recs, err = decodeRecords(&h)
+	for _, f := range run {
+		h, err := decodeHeader(f.first, rb.Get(seqKey(f.first)))
+		var rs []Record
+		if err == nil {
+			rs, err = decodeRecords(&h)
+		}
+		if err != nil {
+			return rewrite{damage: reason(err)}, nil
+		}
+		recs = append(recs, rs...)
 	}
-	if err != nil {
-		return rewrite{damage: reason(err)}, nil
+	for _, f := range run[1:] {
+		if err := rb.Delete(seqKey(f.first)); err != nil {
+			return rewrite{}, err
+		}
 	}
-	nv := reencode(m.first, m.last, recs, func(r *Record) []string {
+	nv := reencode(m.first, last, recs, func(r *Record) []string {
 		var keep []string
 		for _, t := range r.Targets {
 			if c, ok := view.get(t); !ok || c <= r.Seq {
@@ -452,7 +537,7 @@ func compactFrame(rb *bolt.Bucket, m *frameMeta, view cursorView) (rewrite, erro
 	if err := rb.Put(seqKey(m.first), nv); err != nil {
 		return rewrite{}, err
 	}
-	return rewrite{value: nv, targets: nh.targets, count: int64(nh.count), bytes: nh.bytes}, nil
+	return rewrite{value: nv, targets: nh.targets, count: int64(nh.count), bytes: nh.bytes, last: last, merged: len(run) - 1}, nil
 }
 
 // putQuarantine stores quarantine entries under their target and sequence.

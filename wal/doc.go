@@ -32,8 +32,9 @@
 // lags pins only frames holding its own records. A frame pinned only by
 // such targets while others passed it is compacted: rewritten in place,
 // under the same key, keeping only the records still needed, so a dead
-// target holds only its own records. Each commit compacts a bounded amount
-// so commit latency stays low. A target with no cursor pins the records
+// target holds only its own records; runs of small frames compaction
+// leaves are merged into one, so the index stays small. Each commit
+// compacts a bounded amount so commit latency stays low. A target with no cursor pins the records
 // routed to it; Release, on purpose, exports a target's backlog and lets
 // it go.
 //

@@ -47,6 +47,7 @@ type index struct {
 	drops   map[string]*dropNote // drops not yet logged
 
 	compactQ []*frameMeta // frames worth compacting, oldest first
+	mergeQ   []*frameMeta // frames just compacted: a run of small ones may end there
 
 	freed    chan struct{} // closed and replaced whenever room frees
 	appended chan struct{} // closed and replaced on every commit of records
@@ -167,6 +168,30 @@ func (v cursorView) worthCompacting(m *frameMeta) bool {
 	return passedAny && needed*2 <= m.count
 }
 
+// settled reports whether m holds only records of targets that lag: every
+// target of it has not started it, none has passed it. Such frames change
+// only when a target reaches them, so merging them is safe.
+func (v cursorView) settled(m *frameMeta) bool {
+	if m.damage != "" || m.gone || len(m.targets) == 0 {
+		return false
+	}
+	for _, t := range m.targets {
+		if c, ok := v.get(t.target); ok && c > m.first {
+			return false
+		}
+	}
+	return true
+}
+
+// index returns m's position in the frame list, or -1.
+func (ix *index) index(m *frameMeta) int {
+	i := sort.Search(len(ix.frames), func(i int) bool { return ix.frames[i].first >= m.first })
+	if i < len(ix.frames) && ix.frames[i] == m {
+		return i
+	}
+	return -1
+}
+
 // crossing returns the frames whose last sequence lies in [from, to): those
 // a cursor moving from from to to passes.
 func (ix *index) crossing(from, to uint64) []*frameMeta {
@@ -210,14 +235,15 @@ func (ix *index) moveCursor(target string, c uint64) {
 	}
 }
 
-// setTallies replaces m's tallies (after a rewrite), keeping the pending
-// load of every target that counts m in step.
-func (ix *index) setTallies(m *frameMeta, targets []tally, count, bytes int64) {
+// setTallies replaces m's tallies and last sequence (after a rewrite),
+// keeping the pending load of every target that counts m in step.
+func (ix *index) setTallies(m *frameMeta, targets []tally, count, bytes int64, last uint64) {
 	for _, t := range m.targets {
 		if ix.counts(t.target, m) {
 			ix.use(t.target).add(-t.n, -t.bytes)
 		}
 	}
+	m.last = last
 	for _, t := range targets {
 		if ix.counts(t.target, m) {
 			ix.use(t.target).add(t.n, t.bytes)

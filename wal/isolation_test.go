@@ -298,3 +298,64 @@ func TestCompaction(t *testing.T) {
 	l.Advance("A", l.LastSeq()+1)
 	waitFor(t, func() bool { return l.Events() == 0 })
 }
+
+// A dead target's records, left one per frame by compaction, are merged
+// into few frames so that the index stays small.
+func TestCompactionMerges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wal.db")
+	l := openTest(t, path, Options{CursorSyncInterval: time.Millisecond, NoSync: true})
+	l.Register("A")
+	l.Register("B")
+	stop := make(chan struct{})
+	wg := keepUp(l, "B", stop)
+	ctx := context.Background()
+	for f := 0; f < 200; f++ {
+		es := []*Entry{entry(f*10, "A", "B")}
+		for i := 1; i < 10; i++ {
+			es = append(es, entry(f*10+i, "B"))
+		}
+		if _, err := l.Append(ctx, es...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { return l.Events() == 200 && l.Frames() <= 200/mergeMin+mergeMin })
+	close(stop)
+	wg.Wait()
+	check := func(l *Log) {
+		rs := readAll(t, l, 1, "A")
+		if len(rs) != 200 {
+			t.Fatalf("A's records: got %d, want 200", len(rs))
+		}
+		for i, r := range rs {
+			if r.Seq != uint64(i*10+1) || r.Key != entry(i*10).Key {
+				t.Fatalf("A's record %d: got seq %d key %s", i, r.Seq, r.Key)
+			}
+		}
+		if n, _ := l.Pending("A"); n != 200 {
+			t.Errorf("Pending(A) got %d, want 200", n)
+		}
+		if errs := l.Verify(); len(errs) != 0 {
+			t.Fatalf("Verify: %v", errs)
+		}
+	}
+	check(l)
+	size, frames := l.Bytes(), l.Frames()
+	l.Close()
+	l = openTest(t, path, Options{CursorSyncInterval: time.Millisecond})
+	defer l.Close()
+	if l.Events() != 200 || l.Bytes() != size || l.Frames() != frames {
+		t.Fatalf("after reopen: %d events, %d bytes, %d frames; want 200, %d, %d", l.Events(), l.Bytes(), l.Frames(), size, frames)
+	}
+	check(l)
+	// A reads half its backlog (pending counts whole frames), then all of
+	// it: the frames go.
+	l.Advance("A", 1001)
+	if n, _ := l.Pending("A"); n < 100 || n > 200 {
+		t.Errorf("Pending(A) half way got %d, want between 100 and 200", n)
+	}
+	l.Advance("A", l.LastSeq()+1)
+	waitFor(t, func() bool { return l.Events() == 0 && l.Frames() == 0 })
+	if n, b := l.Pending("A"); n != 0 || b != 0 {
+		t.Errorf("Pending(A) after it passed all got %d, %d; want 0, 0", n, b)
+	}
+}

@@ -160,10 +160,10 @@ func (l *Log) Release(target string, w io.Writer) (int, error) {
 	defer l.ix.mu.Unlock()
 	for m, rw := range rewrote {
 		if rw.value == nil {
-			l.ix.setTallies(m, nil, 0, 0)
+			l.ix.setTallies(m, nil, 0, 0, m.last)
 			m.gone = true
 		} else {
-			l.ix.setTallies(m, rw.targets, rw.count, rw.bytes)
+			l.ix.setTallies(m, rw.targets, rw.count, rw.bytes, m.last)
 		}
 	}
 	l.ix.removeGone()
