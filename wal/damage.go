@@ -52,7 +52,9 @@ func (l *Log) noteDamage(d damagedFrame) {
 	}
 	m.damage = d.reason
 	if !d.known {
-		m.targets = nil
+		// Whom it served is unknown: it pins every target with a cursor
+		// before it, and counts in no target's pending load.
+		l.ix.setTallies(m, nil, m.count, m.bytes, m.last)
 	}
 	l.quarantineDamage(m)
 }

@@ -70,7 +70,7 @@ func (l *Log) Backlogs(progress func(seq uint64)) (out map[string]Backlog, err e
 			if behind {
 				recs, err := f.records()
 				if err != nil {
-					damaged = append(damaged, damagedFrame{first: f.first, last: f.last, reason: reason(err), targets: f.h.targets, known: f.err == nil})
+					damaged = append(damaged, damagedFrame{first: f.first, last: f.last, reason: reason(err), targets: f.h.targets, known: f.trustedTable()})
 				}
 				for _, r := range recs {
 					for _, t := range r.Targets {

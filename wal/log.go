@@ -247,10 +247,9 @@ func (l *Log) load() error {
 				m.damage = reason(f.err)
 			case f.h.version == frameV1:
 				// Version 1 headers carry no tallies: measure the records.
-				m.targets = f.h.targets
 				recs, err := f.records()
 				if err != nil {
-					m.damage = reason(err)
+					m.damage = reason(err) // its target table is not trusted either
 					break
 				}
 				m.targets, m.bytes = tallies(recs)
@@ -518,7 +517,7 @@ func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(Reco
 			}
 			recs, err := f.records()
 			if err != nil {
-				damaged = append(damaged, damagedFrame{first: f.first, last: f.last, reason: reason(err), targets: f.h.targets, known: f.err == nil})
+				damaged = append(damaged, damagedFrame{first: f.first, last: f.last, reason: reason(err), targets: f.h.targets, known: f.trustedTable()})
 				next = f.last + 1
 				return true
 			}

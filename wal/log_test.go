@@ -274,3 +274,23 @@ func TestOpenGivesUpOnReader(t *testing.T) {
 		t.Fatalf("Open with a reader holding on: err %v, want ErrLocked naming a reader", err)
 	}
 }
+
+// Read from a sequence inside a frame, the newest one included, starts at
+// that sequence.
+func TestReadFromInsideFrames(t *testing.T) {
+	l := openTest(t, filepath.Join(t.TempDir(), "wal.db"), Options{})
+	defer l.Close()
+	l.Register("a")
+	ctx := context.Background()
+	for f := 0; f < 3; f++ {
+		if _, err := l.Append(ctx, entry(3*f, "a"), entry(3*f+1, "a"), entry(3*f+2, "a")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for from := uint64(1); from <= 10; from++ {
+		rs := readAll(t, l, from, "a")
+		if want := 10 - int(from); len(rs) != want || (want > 0 && rs[0].Seq != from) {
+			t.Fatalf("read from %d: got %d records starting %v, want %d from %d", from, len(rs), seqs(rs), want, from)
+		}
+	}
+}
