@@ -1,12 +1,16 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/bucketrelay/bucketrelay/adapters/webhook"
 	"github.com/bucketrelay/bucketrelay/wal"
@@ -111,5 +115,82 @@ func TestDropPolicyCounted(t *testing.T) {
 	}
 	if !strings.Contains(w.Body.String(), "relay_target_pending_bytes{") {
 		t.Fatal("metrics lack relay_target_pending_bytes")
+	}
+}
+
+// A damaged frame never stops the relay from starting: the intact events
+// are delivered, the lost ones are in the target's quarantine (issue 7,
+// item 5).
+func TestRelayStartsWithDamagedFrame(t *testing.T) {
+	rcv := webhook.NewReceiver(t, "")
+	rcv.Stop()
+	dir := t.TempDir()
+	c := testConfig(t, dir, rcv.URL(), "")
+	r, err := Open(c, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := r.Publish(context.Background(), records("images", i*10, 10)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := c.DataPath("wal.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frame []byte
+	db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket([]byte("records")).Cursor()
+		c.First()
+		_, v := c.Next()
+		frame = append(frame, v...)
+		return nil
+	})
+	db.Close()
+	file, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for at := bytes.Index(file, frame); at >= 0; {
+		for i := len(frame) - 20; i < len(frame)-12; i++ {
+			file[at+i] ^= 0x5a
+		}
+		next := bytes.Index(file[at+len(frame):], frame)
+		if next < 0 {
+			break
+		}
+		at += len(frame) + next
+	}
+	if err := os.WriteFile(path, file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	rcv.Start(t)
+	r = openRelay(t, testConfig(t, dir, rcv.URL(), ""))
+	bodies := waitBodies(t, rcv, 20, 10*time.Second)
+	got := map[int]bool{}
+	for _, b := range bodies {
+		got[seqOf(t, b)] = true
+	}
+	for i := 0; i < 30; i++ {
+		if want := i < 10 || i >= 20; got[i] != want {
+			t.Errorf("event %d delivered %v, want %v", i, got[i], want)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		q, _ := r.Log().Quarantined(webhookARN)
+		if len(q) == 1 && q[0].Seq == 11 && q[0].Last == 20 && strings.HasPrefix(q[0].Error, "damaged frame") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("quarantine got %+v, want the damaged range 11-20", q)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
