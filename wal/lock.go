@@ -45,11 +45,15 @@ func openWaiting(path string, wait time.Duration, lg *slog.Logger, opts *bolt.Op
 	}
 }
 
-// openError wraps an error of bolt.Open; a file whose meta pages bbolt
-// rejects is damage (ErrCorrupt).
+// openError wraps an error of bolt.Open. Meta pages that fail their
+// checksum are damage (ErrCorrupt); a file without bbolt's magic number
+// may be no log at all, and is said so.
 func openError(path string, err error) error {
-	if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch) {
-		return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+	switch {
+	case errors.Is(err, bolterrors.ErrChecksum), errors.Is(err, bolterrors.ErrVersionMismatch):
+		return fmt.Errorf("%w: %s: both meta pages are damaged (%v)", ErrCorrupt, path, err)
+	case errors.Is(err, bolterrors.ErrInvalid):
+		return fmt.Errorf("wal: open %s: not a bbolt file, or both its meta pages are destroyed: %w", path, err)
 	}
 	return fmt.Errorf("wal: open %s: %w", path, err)
 }

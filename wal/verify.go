@@ -25,7 +25,7 @@ func (l *Log) Verify() (errs []error) {
 			}
 			prevLast = max(prevLast, f.last)
 			if _, err := f.records(); err != nil {
-				errs = append(errs, fmt.Errorf("wal: damaged frame, sequences %d-%d: %w", f.first, f.last, err))
+				errs = append(errs, fmt.Errorf("%w (the frame covers sequences %d-%d)", err, f.first, f.last))
 			}
 			return true
 		})
