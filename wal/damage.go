@@ -2,6 +2,7 @@ package wal
 
 import (
 	"encoding/json"
+	"sort"
 	"time"
 )
 
@@ -75,31 +76,47 @@ func (l *Log) quarantineLoadDamage() {
 // table, or every target with a cursor when the table cannot be read.
 // Called with the index's mu held.
 func (l *Log) quarantineDamage(m *frameMeta) {
-	var affected []string
-	if m.targets != nil {
-		for _, t := range m.targets {
-			if c, ok := l.ix.cursors[t.target]; !ok || c <= m.last {
-				affected = append(affected, t.target)
-			}
-		}
-	} else {
-		for t, c := range l.ix.cursors {
-			if c <= m.last {
-				affected = append(affected, t)
-			}
-		}
-	}
+	affected := l.ix.affected(m)
 	l.log.Error("wal: damaged frame; its records are lost and quarantined for the targets that still needed them",
 		"file", l.db.Path(), "firstSeq", m.first, "lastSeq", m.last, "reason", m.damage, "targets", affected)
 	if l.readOnly {
 		return
 	}
+	l.ix.quar = append(l.ix.quar, damageEntries(m, affected)...)
+}
+
+// affected returns the targets whose cursor has not passed damaged frame
+// m: those of its table, or every target with a cursor when the table
+// cannot be read. Called with mu held.
+func (ix *index) affected(m *frameMeta) []string {
+	var out []string
+	if m.targets != nil {
+		for _, t := range m.targets {
+			if c, ok := ix.cursors[t.target]; !ok || c <= m.last {
+				out = append(out, t.target)
+			}
+		}
+		return out
+	}
+	for t, c := range ix.cursors {
+		if c <= m.last {
+			out = append(out, t)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// damageEntries are the quarantine entries of damaged frame m.
+func damageEntries(m *frameMeta, targets []string) []QuarantineEntry {
 	now := time.Now().UTC()
-	for _, t := range affected {
-		l.ix.quar = append(l.ix.quar, QuarantineEntry{
+	out := make([]QuarantineEntry, 0, len(targets))
+	for _, t := range targets {
+		out = append(out, QuarantineEntry{
 			Target: t, Seq: m.first, Last: m.last, Error: "damaged frame: " + m.damage, Time: now,
 		})
 	}
+	return out
 }
 
 // jsonMarshal encodes a quarantine entry; a record that is not valid JSON

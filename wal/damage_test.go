@@ -316,3 +316,22 @@ func TestVersion1Frames(t *testing.T) {
 		t.Fatalf("A read %v after compaction, want its record 1", seqs(got))
 	}
 }
+
+// Releasing a target lets go of damaged frames it pinned too.
+func TestReleaseDamagedFrame(t *testing.T) {
+	path := threeFrames(t)
+	flipInFile(t, path, 3, len(storedValue(t, path, 3))-12)
+	l := openTest(t, path, Options{CursorSyncInterval: time.Millisecond})
+	defer l.Close()
+	var out bytes.Buffer
+	n, err := l.Release("b", &out)
+	if err != nil || n != 3 {
+		t.Fatalf("Release: %d, %v; want the 3 intact records", n, err)
+	}
+	if l.Frames() != 1 || l.Events() != 1 || len(l.Damage()) != 0 {
+		t.Fatalf("after release: %d frames, %d events, damage %v; want 1, 1, none", l.Frames(), l.Events(), l.Damage())
+	}
+	if got := seqs(readAll(t, l, 6, "a")); len(got) != 1 || got[0] != 6 {
+		t.Fatalf("a read %v, want [6]", got)
+	}
+}

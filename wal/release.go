@@ -92,11 +92,8 @@ func (l *Log) Release(target string, w io.Writer) (int, error) {
 			}
 		}
 	}
-	moves := map[string]uint64{}
-	for t, c := range l.ix.dirty {
-		moves[t] = c
-	}
-	delete(moves, target)
+	// Only committed cursors may let a frame go: a cursor move not yet
+	// committed may come with a quarantine entry not yet committed either.
 	durable := map[string]uint64{}
 	for t, c := range l.ix.durable {
 		if t != target {
@@ -104,7 +101,7 @@ func (l *Log) Release(target string, w io.Writer) (int, error) {
 		}
 	}
 	l.ix.mu.Unlock()
-	view := cursorView{durable: durable, moves: moves}
+	view := cursorView{durable: durable}
 	rewrote := map[*frameMeta]rewrite{}
 	err = l.db.Update(func(tx *bolt.Tx) error {
 		rb := tx.Bucket(bucketRecords)
@@ -115,8 +112,28 @@ func (l *Log) Release(target string, w io.Writer) (int, error) {
 				recs, err = decodeRecords(&h)
 			}
 			if err != nil {
-				// Damaged: its records were quarantined; the frame goes
-				// once the other targets pass it.
+				// Damaged: its records are lost for every target. The
+				// others that still needed them get their quarantine
+				// entries now, and the frame goes, since the released
+				// target would pin it for good.
+				l.ix.mu.Lock()
+				if m.damage == "" {
+					m.damage = reason(err)
+				}
+				var others []string
+				for _, t := range l.ix.affected(m) {
+					if t != target {
+						others = append(others, t)
+					}
+				}
+				l.ix.mu.Unlock()
+				if err := putQuarantine(tx, damageEntries(m, others)); err != nil {
+					return err
+				}
+				if err := rb.Delete(seqKey(m.first)); err != nil {
+					return err
+				}
+				rewrote[m] = rewrite{}
 				continue
 			}
 			nv := reencode(m.first, m.last, recs, func(r *Record) []string {
