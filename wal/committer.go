@@ -273,20 +273,18 @@ func (l *Log) plan(frames []*pendingFrame) *txPlan {
 		}
 	}
 	var budget int64
+	busy := map[*frameMeta]bool{}
 	for len(ix.compactQ) > 0 && len(p.compact) < compactFrames && budget < compactBytes {
 		m := ix.compactQ[0]
 		ix.compactQ = ix.compactQ[1:]
-		if !reclaimed[m] && !m.gone && p.view.worthCompacting(m) {
+		if !busy[m] && !reclaimed[m] && !m.gone && p.view.worthCompacting(m) {
 			p.compact = append(p.compact, m)
+			busy[m] = true
 			budget += m.bytes
 		}
 	}
 	if len(ix.compactQ) == 0 {
 		ix.compactQ = nil
-	}
-	busy := map[*frameMeta]bool{}
-	for _, m := range p.compact {
-		busy[m] = true
 	}
 	for m := range reclaimed {
 		busy[m] = true
@@ -343,6 +341,9 @@ func (l *Log) writeTx(frames []*pendingFrame) {
 	}
 	p := l.plan(frames)
 	ix.mu.Unlock()
+	if len(frames) == 0 && len(p.moves) == 0 && len(p.quar) == 0 && len(p.compact) == 0 && len(p.merge) == 0 {
+		return // the queues held nothing worth a transaction
+	}
 
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		rb := tx.Bucket(bucketRecords)
