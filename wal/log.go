@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sort"
 	"sync/atomic"
 	"time"
 
@@ -299,45 +298,9 @@ func reason(err error) string {
 	return err.Error()
 }
 
-// Routed returns how many records routed to target were committed since
-// the log was opened, and the last committed sequence, as of one moment.
-func (l *Log) Routed(target string) (n, lastSeq uint64) {
-	l.ix.mu.Lock()
-	defer l.ix.mu.Unlock()
-	return l.ix.routed[target], l.lastSeq.Load()
-}
-
 // LastSeq returns the sequence of the last durable record, 0 if none was
 // ever appended.
 func (l *Log) LastSeq() uint64 { return l.lastSeq.Load() }
-
-// FirstSeq returns the first sequence of the oldest frame held, or
-// LastSeq()+1 when the log holds none.
-func (l *Log) FirstSeq() uint64 {
-	l.ix.mu.Lock()
-	defer l.ix.mu.Unlock()
-	if len(l.ix.frames) == 0 {
-		return l.lastSeq.Load() + 1
-	}
-	return l.ix.frames[0].first
-}
-
-// Events returns the number of records held, including those being
-// appended.
-func (l *Log) Events() int64 {
-	l.ix.mu.Lock()
-	defer l.ix.mu.Unlock()
-	return l.ix.events
-}
-
-// Bytes returns the record bytes held (Entry data, key and name, the
-// measure the bounds use), including records being appended. It is the
-// same after a restart.
-func (l *Log) Bytes() int64 {
-	l.ix.mu.Lock()
-	defer l.ix.mu.Unlock()
-	return l.ix.bytes
-}
 
 // FileSize returns the size of the log file on disk in bytes.
 func (l *Log) FileSize() int64 {
@@ -350,125 +313,6 @@ func (l *Log) FileSize() int64 {
 
 // Path returns the file the log is stored in.
 func (l *Log) Path() string { return l.db.Path() }
-
-// Appended returns a channel that is closed at the next commit of new
-// records. Drain loops wait on it instead of polling.
-func (l *Log) Appended() <-chan struct{} {
-	l.ix.mu.Lock()
-	defer l.ix.mu.Unlock()
-	return l.ix.appended
-}
-
-// Register makes sure target has a cursor, starting it after the last
-// record so that it receives only records appended from now on. It returns
-// the target's cursor.
-func (l *Log) Register(target string) uint64 {
-	l.ix.mu.Lock()
-	defer l.ix.mu.Unlock()
-	if c, ok := l.ix.cursors[target]; ok {
-		return c
-	}
-	c := l.ix.nextSeq
-	l.ix.moveCursor(target, c)
-	if !l.readOnly {
-		l.ix.dirty[target] = c
-	}
-	return c
-}
-
-// Cursor returns target's cursor (the next sequence it has to deliver) and
-// whether the target has one.
-func (l *Log) Cursor(target string) (uint64, bool) {
-	l.ix.mu.Lock()
-	defer l.ix.mu.Unlock()
-	c, ok := l.ix.cursors[target]
-	return c, ok
-}
-
-// Cursors returns every target's cursor.
-func (l *Log) Cursors() map[string]uint64 {
-	l.ix.mu.Lock()
-	defer l.ix.mu.Unlock()
-	m := make(map[string]uint64, len(l.ix.cursors))
-	for t, c := range l.ix.cursors {
-		m[t] = c
-	}
-	return m
-}
-
-// Advance moves target's cursor to next: every record below next has been
-// delivered or quarantined. The move is committed within
-// CursorSyncInterval; a cursor never moves back. It fails with ErrClosed
-// once the log is closed and with the failure once the log has failed.
-func (l *Log) Advance(target string, next uint64) error {
-	if l.readOnly {
-		return ErrReadOnly
-	}
-	l.ix.mu.Lock()
-	defer l.ix.mu.Unlock()
-	if err := l.ix.writable(); err != nil {
-		return err
-	}
-	if next <= l.ix.cursors[target] {
-		return nil
-	}
-	l.ix.moveCursor(target, next)
-	l.ix.dirty[target] = next
-	return nil
-}
-
-// Quarantine records that target gave up on r for good. The entry is
-// committed no later than any cursor move made after this call.
-func (l *Log) Quarantine(target string, r Record, reason string, attempts int) error {
-	if l.readOnly {
-		return ErrReadOnly
-	}
-	l.ix.mu.Lock()
-	defer l.ix.mu.Unlock()
-	if err := l.ix.writable(); err != nil {
-		return err
-	}
-	l.ix.quar = append(l.ix.quar, QuarantineEntry{
-		Target: target, Seq: r.Seq, Error: reason, Attempts: attempts, Time: time.Now().UTC(),
-		Key: r.Key, Name: r.Name, Data: append(json.RawMessage(nil), r.Data...),
-	})
-	return nil
-}
-
-// Quarantined returns target's quarantine, oldest first.
-func (l *Log) Quarantined(target string) ([]QuarantineEntry, error) {
-	var out []QuarantineEntry
-	err := l.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketQuarantine).Bucket([]byte(target))
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			var q QuarantineEntry
-			if err := json.Unmarshal(v, &q); err != nil {
-				return &corruptError{binary.BigEndian.Uint64(k), "bad quarantine entry"}
-			}
-			out = append(out, q)
-			return nil
-		})
-	})
-	return out, err
-}
-
-// QuarantineTargets returns the targets that have a quarantine.
-func (l *Log) QuarantineTargets() []string {
-	var out []string
-	_ = l.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketQuarantine).ForEach(func(k, v []byte) error {
-			if v == nil {
-				out = append(out, string(k))
-			}
-			return nil
-		})
-	})
-	sort.Strings(out)
-	return out
-}
 
 // Read calls fn for each record from sequence from on, in order, until fn
 // returns false, the committed records end or ctx ends. When target is not
