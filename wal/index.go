@@ -51,7 +51,8 @@ type index struct {
 	dropped map[string]uint64
 	drops   map[string]*dropNote // drops not yet logged
 
-	compactQ []*frameMeta // frames worth compacting, oldest first
+	names    map[string]string // target names, interned: frames share them
+	compactQ []*frameMeta       // frames worth compacting, oldest first
 	mergeQ   []*frameMeta // frames just compacted: a run of small ones may end there
 
 	freed    chan struct{} // closed and replaced whenever room frees
@@ -70,10 +71,23 @@ func (ix *index) init(def Limit) {
 	ix.limits = map[string]Limit{}
 	ix.dropped = map[string]uint64{}
 	ix.drops = map[string]*dropNote{}
+	ix.names = map[string]string{}
 	ix.def = def
 	ix.freed = make(chan struct{})
 	ix.appended = make(chan struct{})
 	ix.failed = make(chan struct{})
+}
+
+// intern returns the one copy of ts's target names the index keeps.
+func (ix *index) intern(ts []tally) []tally {
+	for i := range ts {
+		if s, ok := ix.names[ts[i].target]; ok {
+			ts[i].target = s
+		} else {
+			ix.names[ts[i].target] = ts[i].target
+		}
+	}
+	return ts
 }
 
 // use returns target's pending load, creating it.
@@ -249,6 +263,7 @@ func (ix *index) setTallies(m *frameMeta, targets []tally, count, bytes int64, l
 		}
 	}
 	m.last = last
+	targets = ix.intern(targets)
 	for _, t := range targets {
 		if ix.counts(t.target, m) {
 			ix.use(t.target).add(t.n, t.bytes)

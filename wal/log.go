@@ -252,9 +252,10 @@ func (l *Log) load() error {
 					break
 				}
 				m.targets, m.bytes = tallies(recs)
+				m.targets = ix.intern(m.targets)
 				m.count = int64(len(recs))
 			default:
-				m.targets, m.count, m.bytes = f.h.targets, int64(f.h.count), f.h.bytes
+				m.targets, m.count, m.bytes = ix.intern(f.h.targets), int64(f.h.count), f.h.bytes
 			}
 			if n := len(ix.frames); n > 0 && ix.frames[n-1].last >= m.first {
 				// Overlapping ranges are damage too; keep the first.
