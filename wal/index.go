@@ -52,8 +52,8 @@ type index struct {
 	drops   map[string]*dropNote // drops not yet logged
 
 	names    map[string]string // target names, interned: frames share them
-	compactQ []*frameMeta       // frames worth compacting, oldest first
-	mergeQ   []*frameMeta // frames just compacted: a run of small ones may end there
+	compactQ []*frameMeta      // frames worth compacting, oldest first
+	mergeQ   []*frameMeta      // frames just compacted: a run of small ones may end there
 
 	freed    chan struct{} // closed and replaced whenever room frees
 	appended chan struct{} // closed and replaced on every commit of records
