@@ -24,7 +24,9 @@ type Log interface {
 	// Read calls fn for each committed record from sequence from on that is
 	// routed to target, in order, until fn returns false, the records end
 	// or ctx ends. It returns the sequence the next Read should start at.
-	// A damaged record returns an error wrapping wal.ErrCorrupt.
+	// A damaged frame is passed over: the log quarantines its records for
+	// the targets that still needed them. An error means the log cannot be
+	// read at all (or ctx ended); one wrapping wal.ErrCorrupt is retried.
 	Read(ctx context.Context, from uint64, target string, fn func(wal.Record) bool) (uint64, error)
 	// Appended returns a channel closed at the next commit of new records.
 	Appended() <-chan struct{}

@@ -49,11 +49,14 @@ type Settings struct {
 	AccessToken string `json:"accessToken,omitempty"`
 	// Region is the ARN region: arn:minio:sqs:REGION:ID:KIND; empty by default.
 	Region string `json:"region,omitempty"`
-	// QueueLimit bounds the events the log holds; 0 means the log's default
-	// (10,000,000).
+	// QueueLimit is the default bound of each target: the events routed to
+	// it that it has not delivered yet (a target's maxPending overrides
+	// it); 0 means the log's default (10,000,000). What the log holds in
+	// all is bounded by the disk.
 	QueueLimit int64 `json:"queueLimit,omitempty"`
-	// QueueLimitBytes bounds the event bytes the log holds; 0 means the
-	// log's default (4 GiB).
+	// QueueLimitBytes is the default bound of each target in event bytes
+	// (a target's maxPendingBytes overrides it); 0 means the log's default
+	// (4 GiB).
 	QueueLimitBytes int64 `json:"queueLimitBytes,omitempty"`
 	// MinBackoff and MaxBackoff bound retry delays (Go durations); empty
 	// means 100ms and 5s.
@@ -85,6 +88,61 @@ type TargetConfig struct {
 	Params any
 	// Namespace is set for namespace-format store targets.
 	Namespace bool
+	// MaxPending bounds the events pending for the target (the entry's
+	// "maxPending"); 0 means relay.queueLimit.
+	MaxPending int64
+	// MaxPendingBytes bounds the event bytes pending for the target
+	// ("maxPendingBytes"); 0 means relay.queueLimitBytes.
+	MaxPendingBytes int64
+	// WhenFull is what happens to events routed to the target once its
+	// bound is reached ("whenFull"): WhenFullBlock (the default: publishes
+	// wait, then fail with 503) or WhenFullDrop (the target misses them;
+	// counted and logged).
+	WhenFull string
+}
+
+// Policies of TargetConfig.WhenFull.
+const (
+	WhenFullBlock = "block"
+	WhenFullDrop  = "drop"
+)
+
+// boundKeys are the keys every notify entry may carry beside its kind's
+// own: the target's bound in the log.
+type boundKeys struct {
+	MaxPending      *int64  `json:"maxPending"`
+	MaxPendingBytes *int64  `json:"maxPendingBytes"`
+	WhenFull        *string `json:"whenFull"`
+}
+
+// splitBounds reads the bound keys of a notify entry and returns the entry
+// without them, for the kind's strict parser.
+func splitBounds(doc, raw json.RawMessage, path string) (boundKeys, json.RawMessage, error) {
+	var b boundKeys
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return b, nil, jsonError(doc, path, err)
+	}
+	if b.MaxPending == nil && b.MaxPendingBytes == nil && b.WhenFull == nil {
+		return b, raw, nil
+	}
+	if b.MaxPending != nil && *b.MaxPending < 0 {
+		return b, nil, &ConfigError{Path: path + ".maxPending", Msg: "must not be negative"}
+	}
+	if b.MaxPendingBytes != nil && *b.MaxPendingBytes < 0 {
+		return b, nil, &ConfigError{Path: path + ".maxPendingBytes", Msg: "must not be negative"}
+	}
+	if b.WhenFull != nil && *b.WhenFull != WhenFullBlock && *b.WhenFull != WhenFullDrop {
+		return b, nil, &ConfigError{Path: path + ".whenFull", Msg: fmt.Sprintf("%q is not \"block\" or \"drop\"", *b.WhenFull)}
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return b, nil, jsonError(doc, path, err)
+	}
+	delete(m, "maxPending")
+	delete(m, "maxPendingBytes")
+	delete(m, "whenFull")
+	rest, err := json.Marshal(m)
+	return b, rest, err
 }
 
 // ConfigError is a configuration problem, located by the path of the field
@@ -242,6 +300,10 @@ func (c *Config) parseNotify(doc, raw json.RawMessage) error {
 			if en.Enable == nil {
 				return &ConfigError{Path: path + ".enable", Msg: "required"}
 			}
+			bounds, traw, err := splitBounds(doc, traw, path)
+			if err != nil {
+				return err
+			}
 			params := k.NewConfig()
 			if err := decodeStrict(traw, params); err != nil {
 				return fieldError(doc, path, err)
@@ -251,7 +313,17 @@ func (c *Config) parseNotify(doc, raw json.RawMessage) error {
 			}
 			ns := k.IsNamespace(params)
 			arn := rules.ARN{Region: c.Relay.Region, ID: id, Kind: kind}.String()
-			c.Targets = append(c.Targets, TargetConfig{Kind: kind, ID: id, Enabled: *en.Enable, ARN: arn, Params: params, Namespace: ns})
+			tc := TargetConfig{Kind: kind, ID: id, Enabled: *en.Enable, ARN: arn, Params: params, Namespace: ns, WhenFull: WhenFullBlock}
+			if bounds.MaxPending != nil {
+				tc.MaxPending = *bounds.MaxPending
+			}
+			if bounds.MaxPendingBytes != nil {
+				tc.MaxPendingBytes = *bounds.MaxPendingBytes
+			}
+			if bounds.WhenFull != nil {
+				tc.WhenFull = *bounds.WhenFull
+			}
+			c.Targets = append(c.Targets, tc)
 		}
 	}
 	sort.Slice(c.Targets, func(i, j int) bool { return c.Targets[i].ARN < c.Targets[j].ARN })

@@ -97,6 +97,9 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		if err != nil {
 			return fail(fmt.Errorf("relay: %s: %w", tc.ARN, err))
 		}
+		// Each target's bound in the log; zero fields take queueLimit and
+		// queueLimitBytes.
+		l.SetLimit(tc.ARN, wal.Limit{MaxEvents: tc.MaxPending, MaxBytes: tc.MaxPendingBytes, Drop: tc.WhenFull == WhenFullDrop})
 		if err := r.eng.Add(delivery.Spec{ID: tc.ARN, Target: t, Namespace: tc.Namespace, MaxBatch: k.MaxBatch}); err != nil {
 			return fail(err)
 		}
@@ -143,7 +146,8 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 func (r *Relay) warnStale() {
 	for t := range r.log.Cursors() {
 		if !r.enabled[t] {
-			r.lg.Warn("a target with a cursor in the log is not configured or not enabled; its pending events are kept until it is enabled again", "target", t)
+			n, _ := r.log.Pending(t)
+			r.lg.Warn("a target with a cursor in the log is not configured or not enabled; its pending events are kept until it is enabled again or released (relay release)", "target", t, "pending", n)
 		}
 	}
 }

@@ -13,27 +13,70 @@
 // Records are numbered from 1 by a sequence that never goes back, even
 // across restarts and reclamation. Each group commit is stored as one
 // frame: a bbolt value under the big-endian first sequence of the frame,
-// holding the frame's target table uncompressed and its records compressed
-// with zstd. The frame carries a CRC-32C of its bytes and every record a
-// CRC-32C of its own; a read that finds a mismatch returns ErrCorrupt.
+// holding a header (records, sequence range, per-target tallies, target
+// table) with a CRC-32C of its own, and the records compressed with zstd,
+// each with its own sequence and CRC-32C, under a CRC-32C of the payload.
+// Opening a log reads headers only. Frames of version 1 (earlier logs,
+// consecutive sequences, one checksum) are still read.
 //
 // A cursor is the next sequence a target has to deliver. Cursor moves and
 // quarantine entries are written by the same committer as frames, at most
 // CursorSyncInterval after they are made, so a crash may redeliver a
-// little (at-least-once) but never skips an event. A frame is reclaimed
-// (deleted) once every target any of its records is routed to has moved
-// past it.
+// little (at-least-once) but never skips an event; a quarantine entry is
+// durable no later than the cursor move past its record.
+//
+// # Reclamation and isolation
+//
+// Any frame, not only the oldest, is deleted once every target its
+// records are routed to has a committed cursor past it, so a target that
+// lags pins only frames holding its own records. A frame pinned only by
+// such targets while others passed it is compacted: rewritten in place,
+// under the same key, keeping only the records still needed, so a dead
+// target holds only its own records; runs of small frames compaction
+// leaves are merged into one, so the index stays small. Each commit
+// compacts a bounded amount so commit latency stays low. A target with no cursor pins the records
+// routed to it; Release, on purpose, exports a target's backlog and lets
+// it go.
 //
 // # Bounds
 //
-// The log holds at most MaxEvents records and MaxBytes bytes of record data
-// (uncompressed). An Append that does not fit waits for reclamation until
-// its context ends, and then returns ErrFull: the log pushes back on
-// producers, it never drops.
+// Each target has a bound (SetLimit; by default Options.MaxEvents and
+// MaxBytes) on what it has pending: the records routed to it that its
+// cursor has not passed, counted by whole frames, plus those being
+// appended. Bytes are Entry data, key and name, the same measure at append
+// and after a restart. An Append that does not fit in a target's bound
+// waits for room until its context ends and then fails with ErrFull naming
+// the target (policy block, the default); or, with policy drop, the target
+// is removed from the records that do not fit, counted by Dropped and
+// logged. Records routed only to other targets are never held back: what
+// the file holds overall is bounded by the disk, and a full disk is
+// answered with ErrNoSpace and retried.
+//
+// # Damage
+//
+// A damaged frame costs only the records in it. Open never fails because
+// of one: it remembers frames whose header is damaged; Read, Backlogs and
+// compaction find those whose payload is. A damaged frame is passed over,
+// logged, listed by Damage, and each target that still needed it gets one
+// quarantine entry with the reason ("damaged frame: …") and the sequence
+// range; it is deleted once every target passed it. bbolt pages that
+// cannot be read make Open and OpenReadOnly fail with an error wrapping
+// ErrCorrupt: bbolt cannot be trusted with the file then; walinspect
+// salvage copies what is intact.
+//
+// # Fail-stop
+//
+// A write or fsync error other than a full disk stops the log: every
+// writing call fails with ErrFailed from then on, Failed's channel is
+// closed and Health returns the error. After a failed fsync the kernel may
+// have dropped the dirty pages, so nothing is retried; what was
+// acknowledged before is intact when the log is opened again.
 //
 // # Caveats
 //
 // Only one process may open a log for writing; bbolt's file lock enforces
-// it. OpenReadOnly takes a shared lock, so it fails with ErrLocked while a
-// relay holds the log.
+// it. A second writer fails with ErrLocked. OpenReadOnly takes a shared
+// lock: it fails with ErrLocked while a relay holds the log, and while it
+// is open Open waits (up to Options.LockWait, logging that a reader holds
+// the log) rather than fail.
 package wal

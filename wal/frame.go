@@ -33,10 +33,20 @@ type Record struct {
 	Entry
 }
 
-// size is what a record counts against MaxBytes.
+// size is what a record counts against a byte bound, and the one measure
+// Bytes and Pending use, at append and after a restart alike (frames of
+// version 2 store it, version 1 frames are measured by decoding them).
 func (e *Entry) size() int64 { return int64(len(e.Data) + len(e.Key) + len(e.Name)) }
 
-const frameVersion = 1
+// Frame versions. Version 1 numbers its records consecutively from the
+// frame's key; version 2 stores every record's sequence, so a frame can be
+// rewritten in place (compaction, release) keeping only some records, and
+// carries a checksum of its header of its own and per-target tallies, so
+// opening a log reads headers only.
+const (
+	frameV1 = 1
+	frameV2 = 2
+)
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -45,63 +55,117 @@ var (
 	decoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderLowmem(true))
 )
 
+// tally is what a frame holds for one target: records and their size.
+type tally struct {
+	target string
+	n      int64
+	bytes  int64
+}
+
 // frameHeader is the uncompressed part of a frame.
 type frameHeader struct {
-	first   uint64
+	version int
+	first   uint64 // the frame's key
+	last    uint64 // the highest sequence the frame may hold
 	count   int
-	targets []string
+	bytes   int64   // sum of Entry.size of the records (v2)
+	targets []tally // target table; n and bytes are 0 in v1 frames
 	rawLen  int
 	payload []byte // compressed records
+	crc     uint32 // checksum of what payloadCRC covers
+	crcFrom []byte // bytes the stored crc covers
+}
+
+// frameRecord is one record given to encodeFrame.
+type frameRecord struct {
+	seq uint64
+	at  int64 // append time, Unix ns
+	e   *Entry
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
-// encodeFrame builds the bbolt value for entries numbered from first.
-func encodeFrame(first uint64, now time.Time, entries []*Entry) []byte {
-	// Target table: each distinct target once.
-	idx := make(map[string]uint64)
-	var targets []string
-	for _, e := range entries {
-		for _, t := range e.Targets {
-			if _, ok := idx[t]; !ok {
-				idx[t] = uint64(len(targets))
-				targets = append(targets, t)
+// encodeFrame builds the bbolt value (version 2) for recs, stored under
+// first and spanning sequences up to last. recs are in sequence order,
+// within [first, last], and not empty.
+func encodeFrame(first, last uint64, recs []frameRecord) []byte {
+	idx := make(map[string]int)
+	var targets []tally
+	var total int64
+	for _, r := range recs {
+		sz := r.e.size()
+		total += sz
+		for _, t := range r.e.Targets {
+			i, ok := idx[t]
+			if !ok {
+				i = len(targets)
+				idx[t] = i
+				targets = append(targets, tally{target: t})
 			}
+			targets[i].n++
+			targets[i].bytes += sz
 		}
 	}
 	rawp := bufPool.Get().(*[]byte)
 	raw := (*rawp)[:0]
-	nowNs := now.UnixNano()
-	for _, e := range entries {
+	for _, r := range recs {
 		start := len(raw)
-		raw = binary.AppendVarint(raw, nowNs)
+		raw = binary.AppendUvarint(raw, r.seq-first)
+		raw = binary.AppendVarint(raw, r.at)
 		var et int64
-		if !e.EventTime.IsZero() {
-			et = e.EventTime.UnixNano()
+		if !r.e.EventTime.IsZero() {
+			et = r.e.EventTime.UnixNano()
 		}
 		raw = binary.AppendVarint(raw, et)
-		raw = binary.AppendUvarint(raw, uint64(len(e.Targets)))
-		for _, t := range e.Targets {
-			raw = binary.AppendUvarint(raw, idx[t])
+		raw = binary.AppendUvarint(raw, uint64(len(r.e.Targets)))
+		for _, t := range r.e.Targets {
+			raw = binary.AppendUvarint(raw, uint64(idx[t]))
 		}
-		raw = appendBytes(raw, []byte(e.Key))
-		raw = appendBytes(raw, []byte(e.Name))
-		raw = appendBytes(raw, e.Data)
+		raw = appendBytes(raw, []byte(r.e.Key))
+		raw = appendBytes(raw, []byte(r.e.Name))
+		raw = appendBytes(raw, r.e.Data)
 		raw = binary.BigEndian.AppendUint32(raw, crc32.Checksum(raw[start:], castagnoli))
 	}
-	out := make([]byte, 5, 64+len(raw)/4)
-	out[0] = frameVersion
-	out = binary.AppendUvarint(out, uint64(len(entries)))
+	out := make([]byte, 9, 64+len(raw)/4)
+	out[0] = frameV2
+	out = binary.AppendUvarint(out, uint64(len(recs)))
+	out = binary.AppendUvarint(out, last-first)
+	out = binary.AppendUvarint(out, uint64(total))
 	out = binary.AppendUvarint(out, uint64(len(targets)))
 	for _, t := range targets {
-		out = appendBytes(out, []byte(t))
+		out = appendBytes(out, []byte(t.target))
+		out = binary.AppendUvarint(out, uint64(t.n))
+		out = binary.AppendUvarint(out, uint64(t.bytes))
 	}
 	out = binary.AppendUvarint(out, uint64(len(raw)))
+	hdrEnd := len(out)
 	out = encoder.EncodeAll(raw, out)
-	binary.BigEndian.PutUint32(out[1:5], crc32.Checksum(out[5:], castagnoli))
+	binary.BigEndian.PutUint32(out[1:5], crc32.Checksum(out[9:hdrEnd], castagnoli))
+	binary.BigEndian.PutUint32(out[5:9], crc32.Checksum(out[hdrEnd:], castagnoli))
 	*rawp = raw
 	bufPool.Put(rawp)
 	return out
+}
+
+// reencode builds a frame of the records of recs that keep accepts, with
+// each record's targets cut down to those keep leaves. It returns nil when
+// no record is left.
+func reencode(first, last uint64, recs []Record, keep func(r *Record) []string) []byte {
+	out := make([]frameRecord, 0, len(recs))
+	entries := make([]Entry, len(recs))
+	for i := range recs {
+		ts := keep(&recs[i])
+		if ts == nil {
+			continue
+		}
+		entries[i] = recs[i].Entry
+		entries[i].Targets = ts
+		out = append(out, frameRecord{seq: recs[i].Seq, at: recs[i].AppendTime.UnixNano(), e: &entries[i]})
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return encodeFrame(first, last, out)
 }
 
 func appendBytes(dst, b []byte) []byte {
@@ -109,8 +173,11 @@ func appendBytes(dst, b []byte) []byte {
 	return append(dst, b...)
 }
 
-// ErrCorrupt is returned when a frame or record fails its checksum or does
-// not parse. The error wrapping it names the sequence.
+// ErrCorrupt is returned when the log file is damaged: a frame or record
+// that fails its checksum or does not parse (Verify, Backlogs of a
+// read-only log), or bbolt pages that cannot be read (Open). Read and
+// Backlogs skip damaged frames instead (see Damage); the error wrapping
+// ErrCorrupt names the sequence or the file.
 var ErrCorrupt = errors.New("wal: corrupt record")
 
 type corruptError struct {
@@ -153,36 +220,82 @@ func readBytes(b []byte, off *int) ([]byte, bool) {
 }
 
 // decodeHeader parses the uncompressed part of the frame stored under
-// first. It checks the frame checksum when check is set. The target names
-// are copied; payload aliases v.
-func decodeHeader(first uint64, v []byte, check bool) (frameHeader, error) {
+// first. A version 2 header is always checked against its own checksum,
+// which is cheap: opening a log reads headers only. The payload checksum
+// (the whole frame's in version 1) is checked by checkPayload, which reads
+// every byte of the frame. Target names are copied; payload aliases v.
+func decodeHeader(first uint64, v []byte) (frameHeader, error) {
 	h := frameHeader{first: first}
-	if len(v) < 5 || v[0] != frameVersion {
-		return h, &corruptError{first, "bad frame version"}
+	if len(v) < 5 {
+		return h, &corruptError{first, "frame too short"}
 	}
-	if check && binary.BigEndian.Uint32(v[1:5]) != crc32.Checksum(v[5:], castagnoli) {
-		return h, &corruptError{first, "frame checksum mismatch"}
+	h.version = int(v[0])
+	switch h.version {
+	case frameV1:
+		h.crc, h.crcFrom = binary.BigEndian.Uint32(v[1:5]), v[5:]
+		return decodeHeaderV1(h, v)
+	case frameV2:
+	default:
+		return h, &corruptError{first, fmt.Sprintf("unknown frame version %d", v[0])}
 	}
+	if len(v) < 9 {
+		return h, &corruptError{first, "frame too short"}
+	}
+	off := 9
+	c, ok1 := readUvarint(v, &off)
+	span, ok2 := readUvarint(v, &off)
+	total, ok3 := readUvarint(v, &off)
+	nt, ok4 := readUvarint(v, &off)
+	if !ok1 || !ok2 || !ok3 || !ok4 || c == 0 || nt > uint64(len(v)) || span > 1<<62 {
+		return h, &corruptError{first, "bad frame header"}
+	}
+	h.count, h.last, h.bytes = int(c), first+span, int64(total)
+	h.targets = make([]tally, nt)
+	for i := range h.targets {
+		b, ok1 := readBytes(v, &off)
+		n, ok2 := readUvarint(v, &off)
+		sz, ok3 := readUvarint(v, &off)
+		if !ok1 || !ok2 || !ok3 {
+			return h, &corruptError{first, "bad target table"}
+		}
+		h.targets[i] = tally{target: string(b), n: int64(n), bytes: int64(sz)}
+	}
+	rl, ok := readUvarint(v, &off)
+	if !ok || rl > 1<<32 {
+		return h, &corruptError{first, "bad payload length"}
+	}
+	if binary.BigEndian.Uint32(v[1:5]) != crc32.Checksum(v[9:off], castagnoli) {
+		return h, &corruptError{first, "frame header checksum mismatch"}
+	}
+	h.rawLen = int(rl)
+	h.payload = v[off:]
+	h.crc, h.crcFrom = binary.BigEndian.Uint32(v[5:9]), h.payload
+	return h, nil
+}
+
+func decodeHeaderV1(h frameHeader, v []byte) (frameHeader, error) {
+	first := h.first
 	off := 5
 	c, ok := readUvarint(v, &off)
 	if !ok || c == 0 {
 		return h, &corruptError{first, "bad record count"}
 	}
 	h.count = int(c)
+	h.last = first + c - 1
 	nt, ok := readUvarint(v, &off)
 	if !ok || nt > uint64(len(v)) {
 		return h, &corruptError{first, "bad target table"}
 	}
-	h.targets = make([]string, nt)
+	h.targets = make([]tally, nt)
 	for i := range h.targets {
 		b, ok := readBytes(v, &off)
 		if !ok {
 			return h, &corruptError{first, "bad target table"}
 		}
-		h.targets[i] = string(b)
+		h.targets[i].target = string(b)
 	}
 	rl, ok := readUvarint(v, &off)
-	if !ok {
+	if !ok || rl > 1<<32 {
 		return h, &corruptError{first, "bad payload length"}
 	}
 	h.rawLen = int(rl)
@@ -190,49 +303,86 @@ func decodeHeader(first uint64, v []byte, check bool) (frameHeader, error) {
 	return h, nil
 }
 
-// decodeRecords decompresses h's records and calls fn for each record with
-// a sequence at or above from, in order, until fn returns false. Record data
-// passed to fn is owned by the caller (a fresh buffer per frame).
-func decodeRecords(h frameHeader, from uint64, fn func(Record) bool) error {
-	raw, err := decoder.DecodeAll(h.payload, make([]byte, 0, h.rawLen))
-	if err != nil {
-		return &corruptError{h.first, "payload does not decompress: " + err.Error()}
+// checkPayload verifies the checksum over the frame's payload (version 2)
+// or whole frame (version 1).
+func (h *frameHeader) checkPayload() error {
+	if crc32.Checksum(h.crcFrom, castagnoli) != h.crc {
+		return &corruptError{h.first, "frame checksum mismatch"}
 	}
+	return nil
+}
+
+// hasTarget reports whether the frame's target table lists t.
+func (h *frameHeader) hasTarget(t string) bool {
+	for _, x := range h.targets {
+		if x.target == t {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeRecords checks the frame's checksum, decompresses its records and
+// returns all of them, in sequence order. Nothing is returned from a frame
+// that is damaged anywhere, so a caller never acts on half a frame. Record
+// data is owned by the caller (a fresh buffer per frame).
+func decodeRecords(h *frameHeader) ([]Record, error) {
+	if err := h.checkPayload(); err != nil {
+		return nil, err
+	}
+	raw, err := decoder.DecodeAll(h.payload, make([]byte, 0, min(h.rawLen, 64<<20)))
+	if err != nil {
+		return nil, &corruptError{h.first, "payload does not decompress: " + err.Error()}
+	}
+	if len(raw) != h.rawLen || h.count > len(raw)/10 {
+		// Every record takes at least 10 bytes.
+		return nil, &corruptError{h.first, "payload length mismatch"}
+	}
+	out := make([]Record, h.count)
 	off := 0
-	for i := 0; i < h.count; i++ {
-		seq := h.first + uint64(i)
+	prev := uint64(0)
+	for i := range out {
+		r := &out[i]
 		start := off
-		var r Record
-		r.Seq = seq
+		if h.version == frameV1 {
+			r.Seq = h.first + uint64(i)
+		} else {
+			d, ok := readUvarint(raw, &off)
+			if !ok {
+				return nil, &corruptError{h.first, "bad record sequence"}
+			}
+			r.Seq = h.first + d
+		}
+		if r.Seq > h.last || (i > 0 && r.Seq <= prev) {
+			return nil, &corruptError{h.first, "record sequence out of order"}
+		}
+		prev = r.Seq
 		at, ok1 := readVarint(raw, &off)
 		et, ok2 := readVarint(raw, &off)
 		nt, ok3 := readUvarint(raw, &off)
 		if !ok1 || !ok2 || !ok3 || nt > uint64(len(h.targets)) {
-			return &corruptError{seq, "bad record header"}
+			return nil, &corruptError{r.Seq, "bad record header"}
 		}
 		if nt > 0 {
 			r.Targets = make([]string, nt)
 			for j := range r.Targets {
 				ti, ok := readUvarint(raw, &off)
 				if !ok || ti >= uint64(len(h.targets)) {
-					return &corruptError{seq, "bad target index"}
+					return nil, &corruptError{r.Seq, "bad target index"}
 				}
-				r.Targets[j] = h.targets[ti]
+				r.Targets[j] = h.targets[ti].target
 			}
 		}
 		key, ok1 := readBytes(raw, &off)
 		name, ok2 := readBytes(raw, &off)
 		data, ok3 := readBytes(raw, &off)
 		if !ok1 || !ok2 || !ok3 || len(raw)-off < 4 {
-			return &corruptError{seq, "truncated record"}
+			return nil, &corruptError{r.Seq, "truncated record"}
 		}
 		if binary.BigEndian.Uint32(raw[off:]) != crc32.Checksum(raw[start:off], castagnoli) {
-			return &corruptError{seq, "record checksum mismatch"}
+			return nil, &corruptError{r.Seq, "record checksum mismatch"}
 		}
 		off += 4
-		if seq < from {
-			continue
-		}
 		r.AppendTime = time.Unix(0, at)
 		if et != 0 {
 			r.EventTime = time.Unix(0, et).UTC()
@@ -240,9 +390,30 @@ func decodeRecords(h frameHeader, from uint64, fn func(Record) bool) error {
 		r.Key = string(key)
 		r.Name = string(name)
 		r.Data = data[:len(data):len(data)]
-		if !fn(r) {
-			return nil
+	}
+	if off != len(raw) {
+		return nil, &corruptError{h.first, "trailing bytes after the records"}
+	}
+	return out, nil
+}
+
+// tallies counts records per target, for frames whose header does not
+// (version 1).
+func tallies(recs []Record) (targets []tally, total int64) {
+	idx := map[string]int{}
+	for i := range recs {
+		sz := recs[i].size()
+		total += sz
+		for _, t := range recs[i].Targets {
+			j, ok := idx[t]
+			if !ok {
+				j = len(targets)
+				idx[t] = j
+				targets = append(targets, tally{target: t})
+			}
+			targets[j].n++
+			targets[j].bytes += sz
 		}
 	}
-	return nil
+	return targets, total
 }

@@ -1,7 +1,6 @@
 package wal
 
 import (
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -35,40 +34,45 @@ type Backlog struct {
 // target that has a cursor or that a held record is routed to. Frames that
 // every one of their targets has passed are skipped without being
 // decompressed. If progress is not nil it is called after each frame with
-// the last sequence of that frame. A frame that fails its checksum ends the
-// scan with an error wrapping ErrCorrupt that names the sequence.
-func (l *Log) Backlogs(progress func(seq uint64)) (map[string]Backlog, error) {
-	out := map[string]Backlog{}
+// the last sequence of that frame. A damaged frame is passed over and
+// listed by Damage afterwards (its records are not counted); an error
+// wrapping ErrCorrupt means bbolt could not read the file.
+func (l *Log) Backlogs(progress func(seq uint64)) (out map[string]Backlog, err error) {
+	out = map[string]Backlog{}
 	for t, c := range l.Cursors() {
 		out[t] = Backlog{Cursor: c, HasCursor: true}
 	}
 	last := l.LastSeq()
-	err := l.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketRecords).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if len(k) != 8 {
-				return &corruptError{0, fmt.Sprintf("record key %x is not a sequence", k)}
+	var damaged []damagedFrame
+	defer func() {
+		if r := recover(); r != nil {
+			err = damagedFile(l.db.Path(), r)
+		}
+		for _, d := range damaged {
+			l.noteDamage(d)
+		}
+	}()
+	err = l.db.View(func(tx *bolt.Tx) error {
+		scanFrames(tx, 0, last, func(f *storedFrame) bool {
+			if f.first > last {
+				return false
 			}
-			h, err := decodeHeader(binary.BigEndian.Uint64(k), v, true)
-			if err != nil {
-				return err
-			}
-			if h.first > last {
-				return nil
-			}
-			hlast := h.first + uint64(h.count) - 1
-			behind := false
-			for _, t := range h.targets {
-				b, ok := out[t]
+			behind := f.err != nil
+			for _, t := range f.h.targets {
+				b, ok := out[t.target]
 				if !ok {
-					out[t] = Backlog{}
+					out[t.target] = Backlog{}
 				}
-				if b.Cursor <= hlast {
+				if b.Cursor <= f.last {
 					behind = true
 				}
 			}
 			if behind {
-				err = decodeRecords(h, 0, func(r Record) bool {
+				recs, err := f.records()
+				if err != nil {
+					damaged = append(damaged, damagedFrame{first: f.first, last: f.last, reason: reason(err), targets: f.h.targets, known: f.trustedTable()})
+				}
+				for _, r := range recs {
 					for _, t := range r.Targets {
 						b := out[t]
 						if r.Seq < b.Cursor {
@@ -81,16 +85,13 @@ func (l *Log) Backlogs(progress func(seq uint64)) (map[string]Backlog, error) {
 						b.Pending++
 						out[t] = b
 					}
-					return true
-				})
-				if err != nil {
-					return err
 				}
 			}
 			if progress != nil {
-				progress(hlast)
+				progress(f.last)
 			}
-		}
+			return true
+		})
 		return nil
 	})
 	return out, err
@@ -98,17 +99,28 @@ func (l *Log) Backlogs(progress func(seq uint64)) (map[string]Backlog, error) {
 
 // Frames returns the number of frames (group commits) the log holds.
 func (l *Log) Frames() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.frameIdx)
+	l.ix.mu.Lock()
+	defer l.ix.mu.Unlock()
+	return len(l.ix.frames)
 }
 
 // CheckStorage runs bbolt's own consistency check of the file's pages
 // (double-freed, unreachable or out-of-bounds pages) in a read-only
 // transaction and returns one error per problem found. It complements
 // Verify, which checks the log's own frames and cursors.
-func (l *Log) CheckStorage() []error {
-	var errs []error
+func (l *Log) CheckStorage() (errs []error) {
+	// tx.Check rebuilds the free list in a goroutine where a damaged page
+	// panics beyond recover: walk the pages here first, recovering.
+	defer func() {
+		if r := recover(); r != nil {
+			errs = append(errs, damagedFile(l.db.Path(), r))
+		}
+	}()
+	if err := l.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return walkBucket(b) })
+	}); err != nil {
+		return []error{err}
+	}
 	err := l.db.View(func(tx *bolt.Tx) error {
 		for err := range tx.Check() {
 			errs = append(errs, fmt.Errorf("wal: storage: %w", err))

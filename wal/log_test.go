@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 func entry(i int, targets ...string) *Entry {
@@ -186,40 +185,6 @@ func TestConcurrentAppendsGroupCommit(t *testing.T) {
 	}
 }
 
-func TestChecksumDetectsDamage(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "wal.db")
-	l := openTest(t, path, Options{})
-	l.Register("a")
-	if _, err := l.Append(context.Background(), entry(1, "a"), entry(2, "a")); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
-	// Flip one byte of the stored frame, as a bad disk would.
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRecords)
-		v := append([]byte(nil), b.Get(seqKey(1))...)
-		v[len(v)-3] ^= 0x40
-		return b.Put(seqKey(1), v)
-	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l = openTest(t, path, Options{})
-	defer l.Close()
-	_, err = l.Read(context.Background(), 1, "", func(Record) bool { return true })
-	if !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("read of damaged frame: err %v, want ErrCorrupt", err)
-	}
-	if errs := l.Verify(); len(errs) == 0 {
-		t.Fatal("Verify found no damage in a damaged log")
-	}
-}
-
 func TestReadOnlyWhileHeld(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "wal.db")
 	l := openTest(t, path, Options{})
@@ -246,5 +211,86 @@ func TestQuarantine(t *testing.T) {
 	q, err := ro.Quarantined("a")
 	if err != nil || len(q) != 1 || q[0].Seq != 1 || q[0].Error != "400 Bad Request" {
 		t.Fatalf("quarantine = %+v, %v; want one entry for seq 1", q, err)
+	}
+}
+
+// A reader holding the log (a long walinspect) delays Open instead of
+// failing it; another writer fails it at once.
+func TestOpenWaitsForReader(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wal.db")
+	l := openTest(t, path, Options{})
+	l.Register("a")
+	l.Close()
+	ro, err := OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(2500 * time.Millisecond)
+		released <- time.Now()
+		ro.Close()
+	}()
+	l, err = Open(path, Options{LockWait: 30 * time.Second})
+	if err != nil {
+		t.Fatalf("Open while a reader held the log: %v", err)
+	}
+	defer l.Close()
+	if at := <-released; time.Now().Before(at) {
+		t.Fatal("Open returned before the reader let go")
+	}
+	if c, ok := l.Cursor("a"); !ok || c != 1 {
+		t.Fatalf("cursor of a got %d, %v; want 1", c, ok)
+	}
+
+	start := time.Now()
+	if _, err := Open(path, Options{LockWait: 30 * time.Second}); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "running relay") {
+		t.Fatalf("Open of a log another writer holds: err %v, want ErrLocked naming a running relay", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Open of a log another writer holds took %s, want it to fail at once", d)
+	}
+
+	ro2, err := OpenReadOnly(path)
+	if err == nil {
+		ro2.Close()
+	}
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("OpenReadOnly while a writer holds the log: err %v, want ErrLocked", err)
+	}
+}
+
+// A reader that does not let go fails Open after LockWait.
+func TestOpenGivesUpOnReader(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wal.db")
+	openTest(t, path, Options{}).Close()
+	ro, err := OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	_, err = Open(path, Options{LockWait: 1500 * time.Millisecond})
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "reader") {
+		t.Fatalf("Open with a reader holding on: err %v, want ErrLocked naming a reader", err)
+	}
+}
+
+// Read from a sequence inside a frame, the newest one included, starts at
+// that sequence.
+func TestReadFromInsideFrames(t *testing.T) {
+	l := openTest(t, filepath.Join(t.TempDir(), "wal.db"), Options{})
+	defer l.Close()
+	l.Register("a")
+	ctx := context.Background()
+	for f := 0; f < 3; f++ {
+		if _, err := l.Append(ctx, entry(3*f, "a"), entry(3*f+1, "a"), entry(3*f+2, "a")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for from := uint64(1); from <= 10; from++ {
+		rs := readAll(t, l, from, "a")
+		if want := 10 - int(from); len(rs) != want || (want > 0 && rs[0].Seq != from) {
+			t.Fatalf("read from %d: got %d records starting %v, want %d from %d", from, len(rs), seqs(rs), want, from)
+		}
 	}
 }

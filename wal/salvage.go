@@ -312,25 +312,28 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 			rep.problem("records: frame at sequence %d overlaps the one before (last %d); skipped", first, prevEnd)
 			return
 		}
-		h, err := decodeHeader(first, v, true)
+		h, err := decodeHeader(first, v)
+		headerOK := err == nil
 		if err == nil {
 			err = checkRecords(h)
 		}
 		if err != nil {
-			d := DamagedRange{First: first, Reason: reason(first, err)}
-			if hh, herr := decodeHeader(first, v, false); herr == nil {
-				d.Targets = hh.targets
-				if hh.count < 1<<30 {
-					d.Last = first + uint64(hh.count) - 1
+			d := DamagedRange{First: first, Reason: salvageReason(first, err)}
+			if headerOK {
+				// The header passed its own checksum (version 2) or
+				// parsed (version 1): its table and range are usable.
+				for _, t := range h.targets {
+					d.Targets = append(d.Targets, t.target)
 				}
+				d.Last = h.last
 			}
 			pend = &d
 			return
 		}
 		for _, t := range h.targets {
-			routed[t] = true
+			routed[t.target] = true
 		}
-		end := first + uint64(h.count) - 1
+		end := h.last
 		prevEnd = end
 		rep.Frames++
 		rep.Records += int64(h.count)
@@ -342,7 +345,7 @@ func salvage(path string, out *bolt.DB, opts SalvageOptions) (SalvageReport, err
 		}
 		w.put([][]byte{bucketRecords}, k, v)
 	}
-	walkBucket(db, bucketRecords, next, visit, func(resume uint64, cause any) {
+	walkTop(db, bucketRecords, next, visit, func(resume uint64, cause any) {
 		rep.UnreadablePages++
 		// The records between the last frame read and the next one
 		// readable are in pages bbolt cannot read.
@@ -499,15 +502,15 @@ func (w *batchWriter) flush() error {
 
 // checkRecords decodes every record of h, checking their checksums.
 func checkRecords(h frameHeader) (err error) {
-	if perr := guard(func() { err = decodeRecords(h, 0, func(Record) bool { return true }) }); perr != nil {
+	if perr := guard(func() { _, err = decodeRecords(&h) }); perr != nil {
 		return &corruptError{h.first, fmt.Sprintf("frame does not decode (%v)", perr)}
 	}
 	return err
 }
 
-// reason is err's message without the "wal: corrupt record at sequence N:"
+// salvageReason is err's message without the "wal: corrupt record at sequence N:"
 // prefix, which the range already says, for the frame stored under first.
-func reason(first uint64, err error) string {
+func salvageReason(first uint64, err error) string {
 	var ce *corruptError
 	if errors.As(err, &ce) {
 		if ce.seq != first {
@@ -550,13 +553,13 @@ func guard(fn func()) (p any) {
 	return nil
 }
 
-// walkBucket calls fn with each key and value of the top-level bucket
+// walkTop calls fn with each key and value of the top-level bucket
 // name, in key order, inside a read transaction (fn must copy what it
 // keeps). Keys are big-endian sequences. When bbolt panics on a damaged
 // page the walk goes on: it looks for the next key it can seek to (up to
 // limit when not 0) and calls skipped with that key (0 for none) and the
 // panic.
-func walkBucket(db *bolt.DB, name []byte, limit uint64, fn func(k, v []byte), skipped func(resume uint64, cause any)) {
+func walkTop(db *bolt.DB, name []byte, limit uint64, fn func(k, v []byte), skipped func(resume uint64, cause any)) {
 	var (
 		from  []byte // resume at this key; nil: the first
 		lastK []byte // the last key passed to fn

@@ -8,32 +8,28 @@ import (
 )
 
 // Verify checks every frame and record checksum, the sequence order of the
-// frames and every cursor, and returns one error per problem found.
-func (l *Log) Verify() []error {
-	var errs []error
+// frames and every cursor, and returns one error per problem found. Frame
+// damage errors wrap ErrCorrupt and name the sequence range.
+func (l *Log) Verify() (errs []error) {
+	defer func() {
+		if r := recover(); r != nil {
+			errs = append(errs, damagedFile(l.db.Path(), r))
+		}
+	}()
+	last := l.LastSeq()
 	err := l.db.View(func(tx *bolt.Tx) error {
 		var prevLast uint64
-		c := tx.Bucket(bucketRecords).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if len(k) != 8 {
-				errs = append(errs, fmt.Errorf("wal: record key %x is not a sequence", k))
-				continue
+		scanFrames(tx, 0, last, func(f *storedFrame) bool {
+			if f.first <= prevLast {
+				errs = append(errs, fmt.Errorf("wal: frame at sequence %d overlaps the one before (last %d)", f.first, prevLast))
 			}
-			first := binary.BigEndian.Uint64(k)
-			if first <= prevLast {
-				errs = append(errs, fmt.Errorf("wal: frame at sequence %d overlaps the one before (last %d)", first, prevLast))
+			prevLast = max(prevLast, f.last)
+			if _, err := f.records(); err != nil {
+				errs = append(errs, fmt.Errorf("%w (the frame covers sequences %d-%d)", err, f.first, f.last))
 			}
-			h, err := decodeHeader(first, v, true)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			prevLast = first + uint64(h.count) - 1
-			if err := decodeRecords(h, 0, func(Record) bool { return true }); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		next := l.LastSeq() + 1
+			return true
+		})
+		next := last + 1
 		return tx.Bucket(bucketCursors).ForEach(func(k, v []byte) error {
 			if len(v) != 8 {
 				errs = append(errs, fmt.Errorf("wal: cursor of %q is %d bytes, want 8", k, len(v)))

@@ -3,6 +3,8 @@
 //	relay serve --config FILE        run the relay
 //	relay demo                       run it on an embedded default, no broker needed
 //	relay events add|list|remove     manage bucket rules on a running relay (like `mc events`)
+//	relay release --config FILE ARN --export FILE.jsonl
+//	                                 export a removed target's backlog and let it go
 //
 // Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 package main
@@ -49,6 +51,8 @@ func run(ctx context.Context, args []string) int {
 		err = (&demoCommand{}).Run(ctx, args[1:])
 	case "events":
 		err = (&eventsCommand{}).Run(ctx, args[1:])
+	case "release":
+		err = (&releaseCommand{}).Run(ctx, args[1:])
 	case "help", "-h", "--help":
 		usage()
 		return 0
@@ -80,6 +84,9 @@ Commands:
   events add BUCKET ARN [--events put,delete,get] [--prefix P] [--suffix S]
   events list BUCKET
   events remove BUCKET [ARN] [--events ...] [--force]
+  release --config FILE ARN --export FILE.jsonl
+                          export the backlog of a target no longer enabled,
+                          then let the log drop it (relay stopped)
 
 Run 'relay <command> -h' for a command's flags.
 `)

@@ -67,7 +67,7 @@ func TestInfoLastNotHeld(t *testing.T) {
 		t.Fatalf("info: got exit %d (%s), want 0", code, stderr)
 	}
 	norm := normLines(out)
-	for _, want := range []string{"records 4 in 4 frames", "first seq 1", "last seq 4", "next seq 6"} {
+	for _, want := range []string{"records 3 in 3 frames", "first seq 1", "last seq 4", "next seq 6"} {
 		if !slices.Contains(norm, want) {
 			t.Errorf("info output lacks %q:\n%s", want, out)
 		}
@@ -230,7 +230,7 @@ func TestSalvageCommand(t *testing.T) {
 	if !strings.Contains(stderr, "DAMAGE  records: sequence 3: frame checksum mismatch") || !strings.Contains(stderr, "skipped 1 damaged range(s), at most 1 records: 3-3") {
 		t.Errorf("salvage stderr got\n%s\nwant the damaged frame and the summary", stderr)
 	}
-	want := fmt.Sprintf("salvaged %s into %s: 4 frames, 4 records, 2 cursors, 2 quarantine entries; next sequence 6\n", src, dst)
+	want := fmt.Sprintf("salvaged %s into %s: 3 frames, 3 records, 2 cursors, 2 quarantine entries; next sequence 6\n", src, dst)
 	if out != want {
 		t.Errorf("salvage stdout got %q, want %q", out, want)
 	}
@@ -273,8 +273,8 @@ func TestSalvageCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil || code != 0 {
 		t.Fatalf("salvage --json: exit %d, %v\n%s", code, err, out)
 	}
-	if got.OK || got.Records != 4 || len(got.Damaged) != 1 || got.Damaged[0].First != 3 || got.DamagedRecords != 1 || got.NextSeq != 6 || got.Destination != dst2 {
-		t.Errorf("salvage --json got %+v, want 4 records, sequence 3 damaged, next 6", got)
+	if got.OK || got.Records != 3 || len(got.Damaged) != 1 || got.Damaged[0].First != 3 || got.DamagedRecords != 1 || got.NextSeq != 6 || got.Destination != dst2 {
+		t.Errorf("salvage --json got %+v, want 3 records, sequence 3 damaged, next 6", got)
 	}
 }
 

@@ -159,7 +159,7 @@ func (c *DumpCommand) dumpRecords(ctx context.Context, l *wal.Log, w *bufio.Writ
 	defer p.done()
 	n := 0
 	var werr error
-	_, err := l.Read(ctx, from, c.target, func(r wal.Record) bool {
+	next, err := l.Read(ctx, from, c.target, func(r wal.Record) bool {
 		if r.Seq > last || ctx.Err() != nil {
 			return false
 		}
@@ -193,7 +193,20 @@ func (c *DumpCommand) dumpRecords(ctx context.Context, l *wal.Log, w *bufio.Writ
 	if werr != nil {
 		return werr
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Read passes over a damaged frame: say so for the range dumped.
+	for _, d := range l.Damage() {
+		if d.Last >= from && d.First < next && d.First <= last {
+			where := fmt.Sprintf("sequence %d", d.First)
+			if d.Last != d.First {
+				where = fmt.Sprintf("sequences %d-%d", d.First, d.Last)
+			}
+			return fmt.Errorf("%w: %s: %s (its records are not dumped)", wal.ErrCorrupt, where, d.Reason)
+		}
+	}
+	return nil
 }
 
 func (c *DumpCommand) dumpQuarantine(ctx context.Context, l *wal.Log, w *bufio.Writer) error {

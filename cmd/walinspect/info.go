@@ -104,6 +104,15 @@ func (c *InfoCommand) Run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	// Damaged frames met while loading or reading (their records are
+	// skipped by the relay and quarantined for the targets needing them).
+	for _, d := range l.Damage() {
+		where := fmt.Sprintf("sequence %d", d.First)
+		if d.Last != d.First {
+			where = fmt.Sprintf("sequences %d-%d", d.First, d.Last)
+		}
+		out.Problems = append(out.Problems, fmt.Sprintf("records: %s: %s", where, d.Reason))
+	}
 	if err := c.print(out); err != nil {
 		return err
 	}
