@@ -2,36 +2,56 @@ package webhook
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
-	"io"
+	"net"
 	"net/http"
+	"net/url"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
 )
 
 var _ delivery.Prober = (*Target)(nil)
 
-// Probe checks that the endpoint can be reached: it sends a HEAD request
-// with the target's credentials. Any answer is success except 401 and 403
-// (the token is refused), since endpoints often answer HEAD with 404 or
-// 405; a connection or TLS failure is an error. No event is sent.
+// Probe checks that the endpoint can be reached: it connects and, for an
+// https endpoint, completes the TLS handshake (the server's certificate
+// checked, the client certificate given), then hangs up. It sends no HTTP
+// request, so an endpoint never sees a probe; a refused token shows only
+// at the first event.
 func (t *Target) Probe(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, t.cfg.Endpoint, nil)
+	u, err := url.Parse(t.cfg.Endpoint)
 	if err != nil {
 		return fmt.Errorf("webhook: %s", t.redact(err.Error()))
 	}
-	req.Header.Set("User-Agent", "bucketrelay")
-	if t.auth != "" {
-		req.Header.Set("Authorization", t.auth)
+	host := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		host = net.JoinHostPort(u.Hostname(), port)
 	}
-	resp, err := t.client.Do(req)
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
 		return fmt.Errorf("webhook: %s", t.redact(err.Error()))
 	}
-	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-		return fmt.Errorf("webhook: endpoint refused the credentials: %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	defer conn.Close()
+	if u.Scheme != "https" {
+		return nil
+	}
+	var conf *tls.Config
+	if tr, ok := t.client.Transport.(*http.Transport); ok && tr.TLSClientConfig != nil {
+		conf = tr.TLSClientConfig.Clone()
+	} else {
+		conf = &tls.Config{}
+	}
+	if conf.ServerName == "" {
+		conf.ServerName = u.Hostname()
+	}
+	tc := tls.Client(conn, conf)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("webhook: TLS handshake with %s: %s", host, t.redact(err.Error()))
 	}
 	return nil
 }
