@@ -23,7 +23,10 @@ import (
 //	PUT    /v1/buckets/{bucket}/notification  S3 NotificationConfiguration XML
 //	GET    /v1/buckets/{bucket}/notification
 //	DELETE /v1/buckets/{bucket}/notification
-//	GET    /v1/targets                     the enabled targets' ARNs
+//	GET    /v1/targets                     every target's live status
+//	POST   /v1/targets/{arn}/pause|resume
+//	GET    /v1/targets/{arn}/quarantine[/{seq}]
+//	POST   /v1/targets/{arn}/quarantine/retry|drop?seq=A-B|all=1
 //	GET    /healthz
 //	GET    /metrics                        Prometheus text format
 //
@@ -35,7 +38,8 @@ func (r *Relay) Handler() http.Handler {
 	mux.HandleFunc("PUT /v1/buckets/{bucket}/notification", r.putNotification)
 	mux.HandleFunc("GET /v1/buckets/{bucket}/notification", r.getNotification)
 	mux.HandleFunc("DELETE /v1/buckets/{bucket}/notification", r.deleteNotification)
-	mux.HandleFunc("GET /v1/targets", r.getTargets)
+	r.registerTargets(mux)    // targets_api.go
+	r.registerQuarantine(mux) // quarantine_api.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
@@ -163,9 +167,4 @@ func (r *Relay) deleteNotification(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func (r *Relay) getTargets(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string][]string{"targets": r.ARNs()})
 }

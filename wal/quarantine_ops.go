@@ -168,3 +168,16 @@ func (l *Log) quarantineTx(fn func(tx *bolt.Tx) error) error {
 	}
 	return fmt.Errorf("wal: quarantine: %w", l.stop(err))
 }
+
+// QuarantineCount returns how many committed entries target's quarantine
+// holds, without reading them.
+func (l *Log) QuarantineCount(target string) int {
+	n := 0
+	_ = l.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketQuarantine).Bucket([]byte(target)); b != nil {
+			n = b.Stats().KeyN
+		}
+		return nil
+	})
+	return n
+}

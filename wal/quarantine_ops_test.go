@@ -60,6 +60,9 @@ func TestQuarantineOps(t *testing.T) {
 	if err != nil || len(items) != 2 || items[0].Seq != 2 || items[1].Seq != 3 {
 		t.Fatalf("after reopen: %+v, %v; want entries 2 and 3", items, err)
 	}
+	if n := l.QuarantineCount("a"); n != 2 {
+		t.Fatalf("QuarantineCount = %d, want 2", n)
+	}
 	q := items[0]
 	if q.Error != "401 unauthorized" || q.Attempts != 5 || !q.FirstFailure.Equal(first) || !q.LastFailure().Equal(first.Add(time.Minute)) {
 		t.Fatalf("entry 2 after reopen = %+v; want the new reason and attempts, first failure %v kept", q, first)
