@@ -12,7 +12,7 @@ import (
 
 // registerQuarantine adds the quarantine routes:
 //
-//	GET  /v1/targets/{arn}/quarantine              entries, without their records
+//	GET  /v1/targets/{arn}/quarantine              entries, without their records (?records=1: with)
 //	GET  /v1/targets/{arn}/quarantine/{seq}        one entry with its record
 //	POST /v1/targets/{arn}/quarantine/retry?seq=A-B|all=1  re-drive them
 //	POST /v1/targets/{arn}/quarantine/drop?seq=A-B|all=1   remove them; answers them as JSON lines
@@ -55,9 +55,10 @@ func (r *Relay) getQuarantine(w http.ResponseWriter, req *http.Request) {
 		operateError(w, err)
 		return
 	}
+	withRecords := req.URL.Query().Get("records") == "1"
 	out := make([]QuarantinedEvent, len(qs))
 	for i := range qs {
-		out[i] = quarantinedEvent(&qs[i], false)
+		out[i] = quarantinedEvent(&qs[i], withRecords)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"target": arn, "entries": out})
 }

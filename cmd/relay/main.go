@@ -3,6 +3,10 @@
 //	relay serve --config FILE        run the relay
 //	relay demo                       run it on an embedded default, no broker needed
 //	relay events add|list|remove     manage bucket rules on a running relay (like `mc events`)
+//	relay targets [pause|resume ARN] live target status; hold or release a target
+//	relay quarantine list|show|retry|drop ARN  act on a target's quarantine
+//	relay validate --config FILE     check a configuration file
+//	relay version                    module version and VCS revision
 //
 // Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 package main
@@ -49,6 +53,14 @@ func run(ctx context.Context, args []string) int {
 		err = (&demoCommand{}).Run(ctx, args[1:])
 	case "events":
 		err = (&eventsCommand{}).Run(ctx, args[1:])
+	case "targets":
+		err = (&targetsCommand{}).Run(ctx, args[1:])
+	case "quarantine":
+		err = (&quarantineCommand{}).Run(ctx, args[1:])
+	case "validate":
+		err = (&validateCommand{}).Run(ctx, args[1:])
+	case "version", "--version", "-version":
+		err = (&versionCommand{}).Run(ctx, args[1:])
 	case "help", "-h", "--help":
 		usage()
 		return 0
@@ -73,13 +85,20 @@ func usage() {
 	fmt.Fprint(os.Stderr, `Usage: relay <command> [flags]
 
 Commands:
-  serve --config FILE     run the relay daemon
+  serve --config FILE     run the relay daemon (or: serve FILE)
   demo [--keep]           run the relay on an embedded default (a webhook
                           target to a built-in receiver), publish sample
                           events and show them delivered
   events add BUCKET ARN [--events put,delete,get] [--prefix P] [--suffix S]
   events list BUCKET
   events remove BUCKET [ARN] [--events ...] [--force]
+  targets [--json] [--watch]
+                          every target's state, lag, oldest pending event,
+                          counts, buckets and last error
+  targets pause|resume ARN
+  quarantine list|show|retry|drop ARN [--seq A-B] [--all] [--out FILE]
+  validate --config FILE  check a configuration file; print ARNs and rules
+  version                 module version and VCS revision (also --version)
 
 Run 'relay <command> -h' for a command's flags.
 `)

@@ -23,7 +23,7 @@ type serveCommand struct {
 
 // Usage prints the command's help.
 func (c *serveCommand) Usage(fs *flag.FlagSet) {
-	fmt.Fprint(fs.Output(), "Usage: relay serve --config FILE\n\nRuns the relay: the HTTP API on relay.listen, delivery to every enabled target.\nSIGTERM or SIGINT lets sends in flight finish and stops cleanly.\n\nFlags:\n")
+	fmt.Fprint(fs.Output(), "Usage: relay serve --config FILE   (or: relay serve FILE)\n\nRuns the relay: the HTTP API on relay.listen, delivery to every enabled target.\nSIGTERM or SIGINT lets sends in flight finish and stops cleanly.\n\nFlags:\n")
 	fs.PrintDefaults()
 }
 
@@ -35,9 +35,12 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *path == "" {
+	switch {
+	case *path == "" && fs.NArg() == 1:
+		*path = fs.Arg(0) // relay serve FILE
+	case *path == "" || fs.NArg() > 0:
 		fs.Usage()
-		return usagef("serve needs --config FILE")
+		return usagef("serve needs one configuration file: --config FILE or serve FILE")
 	}
 	cfg, err := relay.LoadConfig(*path)
 	if err != nil {

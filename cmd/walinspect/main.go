@@ -20,6 +20,8 @@ import (
 	"os/signal"
 	"strings"
 	"time"
+
+	"github.com/bucketrelay/bucketrelay/internal/buildinfo"
 )
 
 // Exit codes.
@@ -79,6 +81,10 @@ func (m *Main) Exec(ctx context.Context, args []string) int {
 
 // Run parses the global flags and runs the subcommand.
 func (m *Main) Run(ctx context.Context, args []string) error {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version" || args[0] == "version") {
+		fmt.Fprintln(m.Stdout, buildinfo.String("walinspect"))
+		return nil
+	}
 	g := &globals{stdout: m.Stdout, stderr: m.Stderr, terminal: m.Terminal, progressEvery: m.progressEvery}
 	fs := flag.NewFlagSet("walinspect", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -141,6 +147,8 @@ Commands:
 	          event, quarantine count, last quarantine error
 	dump      records (or a target's quarantine) as JSON lines
 	verify    check every checksum, cursor and page; exit 1 on damage
+
+Run 'walinspect --version' for the module version and VCS revision.
 
 Global flags (also accepted after the command):
 
