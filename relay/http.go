@@ -27,11 +27,11 @@ import (
 //	POST   /v1/targets/{arn}/pause|resume
 //	GET    /v1/targets/{arn}/quarantine[/{seq}]
 //	POST   /v1/targets/{arn}/quarantine/retry|drop?seq=A-B|all=1
-//	GET    /healthz
+//	GET    /healthz                        liveness; needs no token
 //	GET    /metrics                        Prometheus text format
 //
-// When the settings have an AccessToken every request must carry it as a
-// bearer token.
+// When the settings have an AccessToken every request but /healthz must
+// carry it as a bearer token.
 func (r *Relay) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/events", r.postEvents)
@@ -51,6 +51,10 @@ func (r *Relay) Handler() http.Handler {
 	}
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/healthz" {
+			mux.ServeHTTP(w, req) // liveness for probes: no token, no details
+			return
+		}
 		if subtle.ConstantTimeCompare([]byte(req.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="relay"`)
 			httpError(w, http.StatusUnauthorized, "missing or wrong access token")

@@ -330,3 +330,34 @@ func TestRedisWrongTypeRedrive(t *testing.T) {
 		t.Fatalf("status = %+v, want 2 re-driven", s)
 	}
 }
+
+// TestOperateNeedsToken: with an access token, /healthz answers without
+// it (liveness probes), every operating endpoint needs it, and the
+// metrics handler for a scrape address of its own needs none.
+func TestOperateNeedsToken(t *testing.T) {
+	c, err := ParseConfig([]byte(`{"relay":{"dataDir":"` + t.TempDir() + `","listen":"0.0.0.0:0","accessToken":"tok123"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := openRelay(t, c)
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	if code, body := api(t, srv, "GET", "/healthz"); code != 200 || body != "ok\n" {
+		t.Fatalf("/healthz without a token: %d %q, want 200 ok", code, body)
+	}
+	for _, p := range []string{"GET /v1/targets", "POST /v1/targets/" + webhookARN + "/pause", "GET /v1/targets/" + webhookARN + "/quarantine",
+		"POST /v1/targets/" + webhookARN + "/quarantine/drop?all=1", "GET /metrics"} {
+		m, path, _ := strings.Cut(p, " ")
+		if code, _ := api(t, srv, m, path); code != 401 {
+			t.Errorf("%s without a token: %d, want 401", p, code)
+		}
+	}
+	ms := httptest.NewServer(r.MetricsHandler())
+	defer ms.Close()
+	if code, body := api(t, ms, "GET", "/metrics"); code != 200 || !strings.Contains(body, "relay_wal_events") {
+		t.Fatalf("MetricsHandler: %d %.200s", code, body)
+	}
+	if code, _ := api(t, ms, "GET", "/v1/targets"); code != 404 {
+		t.Fatalf("MetricsHandler serves /v1/targets: %d", code)
+	}
+}

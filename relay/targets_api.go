@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/bucketrelay/bucketrelay/delivery"
 )
 
@@ -58,4 +60,13 @@ func operateError(w http.ResponseWriter, err error) {
 		code = http.StatusBadRequest
 	}
 	httpError(w, code, strings.TrimPrefix(err.Error(), "relay: "))
+}
+
+// MetricsHandler serves GET /metrics (the Prometheus text format) alone
+// and without the access token, for a scrape address of its own: the
+// figures it gives (counts, lags, states) carry no event data.
+func (r *Relay) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.reg, promhttp.HandlerOpts{}))
+	return mux
 }
