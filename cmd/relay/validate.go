@@ -76,7 +76,8 @@ func (c *validateCommand) Run(_ context.Context, args []string) error {
 		return nil
 	}
 	fmt.Fprintln(c.out, "Rules:")
-	w := tabwriter.NewWriter(c.out, 0, 0, 3, ' ', 0)
+	var tb strings.Builder
+	w := tabwriter.NewWriter(&tb, 0, 0, 3, ' ', 0)
 	for _, b := range buckets {
 		for _, r := range cfg.Buckets[b] {
 			names := make([]string, len(r.Events))
@@ -86,5 +87,12 @@ func (c *validateCommand) Run(_ context.Context, args []string) error {
 			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", b, r.ARN, strings.Join(names, ","), r.Filter())
 		}
 	}
-	return w.Flush()
+	w.Flush()
+	for _, ln := range strings.SplitAfter(tb.String(), "\n") {
+		fmt.Fprint(c.out, strings.TrimRight(ln, " \n"))
+		if strings.HasSuffix(ln, "\n") {
+			fmt.Fprintln(c.out)
+		}
+	}
+	return nil
 }
