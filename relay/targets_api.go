@@ -45,7 +45,9 @@ func (r *Relay) postPause(paused bool) http.HandlerFunc {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
 }
 
 // operateError answers an operating call's error: 404 for an unknown
@@ -59,7 +61,11 @@ func operateError(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrBadRange):
 		code = http.StatusBadRequest
 	}
-	httpError(w, code, strings.TrimPrefix(err.Error(), "relay: "))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // "A <= B" reads better than "A \u003c= B"
+	enc.Encode(map[string]string{"error": strings.TrimPrefix(err.Error(), "relay: ")})
 }
 
 // MetricsHandler serves GET /metrics (the Prometheus text format) alone

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -98,13 +99,12 @@ func (c *quarantineCommand) Run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		var v any
-		if err := json.Unmarshal(b, &v); err != nil {
-			return err
+		var pretty bytes.Buffer
+		if err := json.Indent(&pretty, b, "", "  "); err != nil {
+			return fmt.Errorf("the relay's answer: %v", err)
 		}
-		enc := json.NewEncoder(c.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		_, err = pretty.WriteTo(c.out)
+		return err
 	case "retry", "drop":
 		if (*seq == "") == !*all {
 			return usagef("quarantine %s needs --seq A-B or --all (one of them)", sub)
