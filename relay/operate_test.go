@@ -278,6 +278,10 @@ func TestPausePersists(t *testing.T) {
 	if s := status(t, srv, webhookARN); s.State != "up" || s.Lag != 0 {
 		t.Fatalf("after resume: %+v", s)
 	}
+	apiJSON(t, srv, "POST", "/v1/targets/"+webhookARN+"/pause", 200, nil)
+	if _, body := api(t, srv, "GET", "/metrics"); !strings.Contains(body, `relay_target_paused{target="`+webhookARN+`"} 1`) {
+		t.Fatalf("metrics lack relay_target_paused 1:\n%.2000s", body)
+	}
 }
 
 // TestRedisWrongTypeRedrive: the issue's case. A Redis key of the wrong
