@@ -44,9 +44,10 @@ var _ Log = (*wal.Log)(nil)
 // are durable when they return.
 type QuarantineLog interface {
 	Log
-	// PutQuarantine writes items over target's entries of the same
-	// sequences: a re-driven event that failed again.
-	PutQuarantine(target string, items []wal.QuarantineItem) error
+	// ReplaceQuarantine writes items over target's entries of the same
+	// sequences (a re-driven event that failed again), skipping entries
+	// that are gone (dropped meanwhile), and returns how many it wrote.
+	ReplaceQuarantine(target string, items []wal.QuarantineItem) (int, error)
 	// DeleteQuarantine removes target's entries of seqs (a re-driven event
 	// was delivered) and returns those it removed.
 	DeleteQuarantine(target string, seqs []uint64) ([]wal.QuarantineItem, error)

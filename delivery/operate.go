@@ -255,11 +255,18 @@ func (l *loop) requarantine(it Item, reason error, attempts int) error {
 	q.Error = reason.Error()
 	q.Attempts += attempts
 	q.Time = time.Now().UTC()
-	if err := l.e.log.(QuarantineLog).PutQuarantine(l.spec.ID, []wal.QuarantineItem{q}); err != nil {
+	n, err := l.e.log.(QuarantineLog).ReplaceQuarantine(l.spec.ID, []wal.QuarantineItem{q})
+	if err != nil {
 		return fmt.Errorf("delivery: %s: quarantining %d again: %w", l.spec.ID, it.Seq, err)
 	}
 	delete(l.redriving, it.Seq)
 	l.unqueue(it.Seq)
+	if n == 0 {
+		// Dropped while it was being re-driven: the operator's call stands.
+		l.lg.Info("re-driven event failed again but was dropped meanwhile; not quarantined again", "seq", it.Seq, "key", it.Key, "err", reason)
+		l.h.noted(reason)
+		return nil
+	}
 	l.quarantined.Add(1)
 	l.h.noted(reason)
 	l.lg.Warn("re-driven event quarantined again", "seq", it.Seq, "key", it.Key, "err", reason, "attempts", q.Attempts)

@@ -83,31 +83,44 @@ func decodeQuarantineItem(k, v []byte) (QuarantineItem, error) {
 	return q, nil
 }
 
-// PutQuarantine writes items into target's quarantine, replacing entries
-// of the same sequences, in one transaction that is durable when it
-// returns. A re-driven event that fails again is put back this way.
-func (l *Log) PutQuarantine(target string, items []QuarantineItem) error {
+// ReplaceQuarantine writes items over target's entries of the same
+// sequences, in one transaction that is durable when it returns, and
+// returns how many it wrote. An item whose entry is gone (dropped in the
+// meantime) is not written back. A re-driven event that fails again is put
+// back this way.
+func (l *Log) ReplaceQuarantine(target string, items []QuarantineItem) (int, error) {
 	if len(items) == 0 {
-		return nil
+		return 0, nil
 	}
-	return l.quarantineTx(func(tx *bolt.Tx) error {
-		b, err := tx.Bucket(bucketQuarantine).CreateBucketIfNotExists([]byte(target))
-		if err != nil {
-			return err
+	n := 0
+	err := l.quarantineTx(func(tx *bolt.Tx) error {
+		n = 0
+		b := tx.Bucket(bucketQuarantine).Bucket([]byte(target))
+		if b == nil {
+			return nil
 		}
 		for i := range items {
 			q := items[i]
 			q.Target = target
+			k := seqKey(q.Seq)
+			if b.Get(k) == nil {
+				continue
+			}
 			v, err := json.Marshal(q)
 			if err != nil {
 				return err
 			}
-			if err := b.Put(seqKey(q.Seq), v); err != nil {
+			if err := b.Put(k, v); err != nil {
 				return err
 			}
+			n++
 		}
 		return nil
 	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // DeleteQuarantine removes the entries of seqs from target's quarantine,

@@ -45,12 +45,17 @@ func TestQuarantineOps(t *testing.T) {
 	// Fails again: the first failure is kept, the rest replaced.
 	again := items[1]
 	again.Error, again.Attempts, again.Time = "401 unauthorized", 5, first.Add(time.Minute)
-	if err := l.PutQuarantine("a", []QuarantineItem{again}); err != nil {
-		t.Fatal(err)
+	if n, err := l.ReplaceQuarantine("a", []QuarantineItem{again}); err != nil || n != 1 {
+		t.Fatalf("ReplaceQuarantine = %d, %v; want 1 written", n, err)
 	}
 	gone, err := l.DeleteQuarantine("a", []uint64{1, 99})
 	if err != nil || len(gone) != 1 || gone[0].Seq != 1 || string(gone[0].Data) != `{"i":1}` {
 		t.Fatalf("DeleteQuarantine(1, 99) = %+v, %v; want entry 1 only", gone, err)
+	}
+	// A dropped entry is not written back.
+	gone[0].Error = "503"
+	if n, err := l.ReplaceQuarantine("a", gone); err != nil || n != 0 {
+		t.Fatalf("ReplaceQuarantine of a deleted entry = %d, %v; want 0 written", n, err)
 	}
 	l.Close()
 
