@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -257,5 +258,42 @@ Rules:
 	out.Reset()
 	if err := (&versionCommand{out: &out}).Run(context.Background(), nil); err != nil || !strings.HasPrefix(out.String(), "relay ") || !strings.Contains(out.String(), "go1.") {
 		t.Fatalf("version: %v %q", err, out.String())
+	}
+}
+
+// TestMetricsListen: relay.metricsListen serves /metrics without the
+// token while the API keeps asking for it; /healthz needs no token.
+func TestMetricsListen(t *testing.T) {
+	maddr := freePort(t)
+	cfg, err := relay.ParseConfig([]byte(fmt.Sprintf(`{"relay":{"dataDir":%q,"listen":"127.0.0.1:0","accessToken":"tok-123","metricsListen":%q}}`, t.TempDir(), maddr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, io.Discard, func(a string) { addrc <- a }) }()
+	addr := <-addrc
+	defer func() { cancel(); <-done }()
+	get := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("http://" + maddr + "/metrics"); code != 200 || !strings.Contains(body, "relay_wal_events") {
+		t.Fatalf("metricsListen /metrics: %d %.200s", code, body)
+	}
+	if code, _ := get("http://" + addr + "/metrics"); code != 401 {
+		t.Fatalf("API /metrics without the token: %d, want 401", code)
+	}
+	if code, _ := get("http://" + addr + "/healthz"); code != 200 {
+		t.Fatalf("/healthz without the token: %d, want 200", code)
+	}
+	if _, err := relay.ParseConfig([]byte(`{"relay":{"metricsListen":"9100"}}`)); err == nil || !strings.Contains(err.Error(), "relay.metricsListen: must be host:port") {
+		t.Fatalf("a bad metricsListen: %v", err)
 	}
 }
