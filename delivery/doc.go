@@ -51,6 +51,19 @@
 // target takes a send again, "target is back after N failures over D" is
 // logged once. Quarantining an event does not make a target down.
 //
+// # Re-drive, pause and probes
+//
+// Engine.Redrive puts quarantined events back into a target's delivery:
+// they are sent in log order before the loop's next window, removed from
+// the quarantine once delivered (Stats.Redriven), or put back with the new
+// reason if they fail again. The log must implement QuarantineLog.
+// Engine.Pause holds a target (StatePaused): its events go on being logged
+// and are sent, in order, after Engine.Resume; a batch already being
+// written is finished first, so a pause sends nothing twice. A target that
+// implements Prober is probed in the background when Run starts and is
+// reported down at once if it cannot be reached, until a probe or a send
+// succeeds; Run never waits for a probe.
+//
 // # The log
 //
 // The engine reads and writes the log through the Log interface. A damaged

@@ -89,10 +89,17 @@ type Stats struct {
 	Quarantined uint64
 	// Sends counts successful Send calls.
 	Sends uint64
-	// State is StateUp, StateDown or StateBackingOff.
+	// Redriven counts quarantined events re-driven (Engine.Redrive) and
+	// delivered. They are not counted in Delivered; a re-driven event that
+	// fails again is counted in Quarantined again.
+	Redriven uint64
+	// State is StateUp, StateDown, StateBackingOff or StatePaused.
 	State string
-	// Up is State == StateUp.
+	// Up reports that the last send succeeded (or nothing failed yet): the
+	// target's health whether or not it is paused.
 	Up bool
+	// Paused reports that the target's delivery is held (Engine.Pause).
+	Paused bool
 	// LastError is the last failure's error, or the last quarantine's
 	// reason; empty if nothing failed since Add.
 	LastError string
@@ -185,6 +192,7 @@ func (e *Engine) Add(s Spec) error {
 	l := &loop{
 		spec: s, e: e, lg: lg, h: newHealth(lg, e.opts.RepeatLogInterval),
 		cursor: cursor, routed0: routed0, backlog: backlog, attempts: map[uint64]int{},
+		kick: make(chan struct{}, 1), queued: map[uint64]bool{}, rattempts: map[uint64]int{},
 	}
 	l.bo = &backoff.ExponentialBackOff{
 		InitialInterval:     e.opts.MinBackoff,
@@ -219,6 +227,12 @@ func (e *Engine) Run(ctx context.Context) error {
 		first error
 	)
 	for _, l := range loops {
+		probed := make(chan struct{})
+		if p, ok := l.spec.Target.(Prober); ok {
+			go func() { defer close(probed); l.probe(ctx, p) }()
+		} else {
+			close(probed)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -226,6 +240,7 @@ func (e *Engine) Run(ctx context.Context) error {
 				l.lg.Error("delivery stopped", "err", err)
 				once.Do(func() { first = err; cancel() })
 			}
+			<-probed // ends with ctx; Close must not race a probe
 			if err := l.spec.Target.Close(); err != nil {
 				l.lg.Warn("closing target", "err", err)
 			}

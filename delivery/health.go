@@ -44,6 +44,7 @@ type health struct {
 	fromRead    bool      // the streak is the log's (reads), not the target's
 	logged      time.Time // when the streak was last logged
 	unlogged    int       // failures since then
+	settled     bool      // a send or read set the state: probes stop
 }
 
 func newHealth(lg *slog.Logger, every time.Duration) *health {
@@ -57,6 +58,7 @@ func (h *health) failed(msg string, err error, state string, retryIn time.Durati
 	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.settled = true
 	h.state = state
 	h.lastErr = err.Error()
 	h.lastErrTime = now
@@ -85,6 +87,9 @@ func (h *health) failed(msg string, err error, state string, retryIn time.Durati
 func (h *health) recovered(fromRead bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if !fromRead {
+		h.settled = true
+	}
 	if h.since.IsZero() {
 		h.state = StateUp
 		return
@@ -99,6 +104,31 @@ func (h *health) recovered(fromRead bool) {
 	}
 	h.lg.Info(fmt.Sprintf("%s after %d failures over %s", what, h.failures, d), "failures", h.failures, slog.Duration("down_for", d))
 	h.state, h.since, h.failures, h.unlogged, h.nextRetry = StateUp, time.Time{}, 0, 0, time.Time{}
+}
+
+// probed records a probe's result while no send has set the state: a
+// failed probe makes the target down, and a later successful one up again.
+// It reports false once a send has set the state, when probing can stop.
+func (h *health) probed(err error) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.settled {
+		return false
+	}
+	if err != nil {
+		if h.state != StateDown {
+			h.lg.Warn("target unreachable: a probe failed; its events are retried as they come", "err", err)
+		}
+		h.state = StateDown
+		h.lastErr = "probe: " + err.Error()
+		h.lastErrTime = time.Now()
+		return true
+	}
+	if h.state == StateDown {
+		h.lg.Info("target reachable: a probe succeeded")
+		h.state = StateUp
+	}
+	return true
 }
 
 // noted records err as the last error without changing the state: an item

@@ -40,3 +40,19 @@ type Log interface {
 }
 
 var _ Log = (*wal.Log)(nil)
+
+// QuarantineLog is what Engine.Redrive needs of a log besides Log: its
+// quarantine, changed entry by entry. wal.Log satisfies it. Both methods
+// are durable when they return.
+type QuarantineLog interface {
+	Log
+	// ReplaceQuarantine writes items over target's entries of the same
+	// sequences (a re-driven event that failed again), skipping entries
+	// that are gone (dropped meanwhile), and returns how many it wrote.
+	ReplaceQuarantine(target string, items []wal.QuarantineItem) (int, error)
+	// DeleteQuarantine removes target's entries of seqs (a re-driven event
+	// was delivered) and returns those it removed.
+	DeleteQuarantine(target string, seqs []uint64) ([]wal.QuarantineItem, error)
+}
+
+var _ QuarantineLog = (*wal.Log)(nil)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,11 +33,24 @@ type loop struct {
 	routed0 uint64 // the log's routed count for the target at Add
 	backlog int64  // records pending at Add
 
+	// Pause and re-drive (operate.go). kick wakes the loop when either
+	// changes; the queue is guarded by rmu. redriving holds the entries of
+	// the re-drive batch being sent, and rattempts their failed sends in
+	// this re-drive; both are owned by run's goroutine.
+	paused    atomic.Bool
+	kick      chan struct{}
+	rmu       sync.Mutex
+	redrive   []wal.QuarantineItem
+	queued    map[uint64]bool
+	redriving map[uint64]*wal.QuarantineItem
+	rattempts map[uint64]int
+
 	consumed    atomic.Int64 // records the cursor passed since Add
 	delivered   atomic.Uint64
 	retried     atomic.Uint64
 	quarantined atomic.Uint64
 	sends       atomic.Uint64
+	redriven    atomic.Uint64
 	pos         atomic.Uint64
 }
 
@@ -51,9 +65,12 @@ func (l *loop) stats() Stats {
 	s := Stats{
 		ID: l.spec.ID, Cursor: l.pos.Load(), Pending: l.pending(),
 		Delivered: l.delivered.Load(), Retried: l.retried.Load(), Quarantined: l.quarantined.Load(),
-		Sends: l.sends.Load(),
+		Sends: l.sends.Load(), Redriven: l.redriven.Load(),
 	}
 	l.h.fill(&s)
+	if l.paused.Load() {
+		s.Paused, s.State = true, StatePaused
+	}
 	if s.Cursor == 0 {
 		s.Cursor = l.cursor
 	}
@@ -64,6 +81,26 @@ func (l *loop) stats() Stats {
 // MaxBackoff.
 func (l *loop) backoff() time.Duration {
 	return min(l.bo.NextBackOff(), l.e.opts.MaxBackoff)
+}
+
+// pausable waits d like sleep, but ends early when the target is paused,
+// so that a pause is not held up by a retry delay.
+func (l *loop) pausable(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-l.kick:
+			if l.paused.Load() {
+				l.wake() // for hold
+				return true
+			}
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // sleep waits d, and reports false if ctx ended first.
@@ -87,6 +124,20 @@ func (l *loop) run(ctx context.Context) error {
 	readFailed := false
 	w := l.readAt(ctx, l.cursor)
 	for ctx.Err() == nil {
+		if l.paused.Load() || l.redriveQueued() > 0 {
+			if !l.hold(ctx) {
+				return nil
+			}
+			o, err := l.redriveAll(ctx)
+			switch {
+			case err != nil:
+				return l.fatal(ctx, err)
+			case o == stopped:
+				return nil
+			}
+			w = l.readAt(ctx, l.cursor) // the window may be stale after a hold
+			continue
+		}
 		if w.err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -125,7 +176,7 @@ func (l *loop) run(ctx context.Context) error {
 				return l.fatal(ctx, err)
 			case o == stopped:
 				return nil // shutting down; the cursor stays before the window
-			case o == reread:
+			case o == reread, o == held:
 				w = l.readAt(ctx, l.cursor)
 				continue
 			}
@@ -155,6 +206,7 @@ func (l *loop) run(ctx context.Context) error {
 		}
 		select {
 		case <-w.wake:
+		case <-l.kick:
 		case <-ctx.Done():
 			return nil
 		}
@@ -179,6 +231,7 @@ const (
 	delivered outcome = iota // every item delivered or quarantined
 	stopped                  // ctx ended first
 	reread                   // nothing was written: read a wider window
+	held                     // the target was paused: nothing more is sent
 )
 
 // deliver sends items in batches of MaxBatch until each is delivered or
@@ -208,13 +261,20 @@ func (l *loop) deliverBatch(ctx context.Context, batch []Item, rereadOK bool) (o
 		if ctx.Err() != nil {
 			return stopped, nil
 		}
+		if l.paused.Load() && len(pending) == len(batch) {
+			// Nothing of the batch was written yet, so holding it now
+			// sends nothing twice; a batch under way is finished first.
+			return held, nil
+		}
 		send := pending
 		if single {
 			send = pending[:1]
 		}
 		err := l.send(ctx, send)
 		if err == nil {
-			l.delivered.Add(uint64(len(send)))
+			if err := l.settle(send); err != nil {
+				return delivered, err
+			}
 			l.h.recovered(false)
 			l.bo.Reset()
 			pending = pending[len(send):]
@@ -242,8 +302,12 @@ func (l *loop) deliverBatch(ctx context.Context, batch []Item, rereadOK bool) (o
 		for _, f := range failed {
 			it := send[f.Index]
 			reason := realCause(send, failed, f)
-			l.attempts[it.Seq]++
-			n := l.attempts[it.Seq]
+			attempts := l.attempts
+			if l.redriving != nil {
+				attempts = l.rattempts
+			}
+			attempts[it.Seq]++
+			n := attempts[it.Seq]
 			if IsPermanent(f.Err) || (l.e.opts.MaxAttempts > 0 && n >= l.e.opts.MaxAttempts) {
 				if err := l.quarantine(it, reason, n); err != nil {
 					return delivered, err
@@ -258,7 +322,9 @@ func (l *loop) deliverBatch(ctx context.Context, batch []Item, rereadOK bool) (o
 			}
 		}
 		ok := len(send) - len(failed)
-		l.delivered.Add(uint64(ok))
+		if err := l.settle(succeeded(send, failed)); err != nil {
+			return delivered, err
+		}
 		pending = append(retry, pending[len(send):]...)
 		if len(retry) == 0 {
 			if ok > 0 {
@@ -273,7 +339,7 @@ func (l *loop) deliverBatch(ctx context.Context, batch []Item, rereadOK bool) (o
 		l.retried.Add(1)
 		d := l.backoff()
 		l.h.failed("send failed, retrying", cause, state, d, false, "items", len(retry))
-		if !sleep(ctx, d) {
+		if !l.pausable(ctx, d) {
 			return stopped, nil
 		}
 		if rereadOK && len(pending) == len(batch) {
@@ -281,6 +347,24 @@ func (l *loop) deliverBatch(ctx context.Context, batch []Item, rereadOK bool) (o
 		}
 	}
 	return delivered, nil
+}
+
+// succeeded returns the items of send that failed does not name.
+func succeeded(send []Item, failed []ItemError) []Item {
+	if len(failed) == 0 {
+		return send
+	}
+	bad := make(map[int]bool, len(failed))
+	for _, f := range failed {
+		bad[f.Index] = true
+	}
+	out := make([]Item, 0, len(send)-len(failed))
+	for i := range send {
+		if !bad[i] {
+			out = append(out, send[i])
+		}
+	}
+	return out
 }
 
 // itemErrors returns the failures of a BatchError that name an item of a
@@ -351,6 +435,9 @@ func (l *loop) send(ctx context.Context, items []Item) error {
 // quarantine moves it to the target's quarantine with the real cause of
 // its failure. An error is the log's: the loop must not move past it.
 func (l *loop) quarantine(it Item, reason error, attempts int) error {
+	if l.redriving != nil {
+		return l.requarantine(it, reason, attempts)
+	}
 	r := wal.Record{Seq: it.Seq, Entry: wal.Entry{Key: it.Key, Name: string(it.EventName), EventTime: it.EventTime, Data: it.Record}}
 	if err := l.e.log.Quarantine(l.spec.ID, r, reason.Error(), attempts); err != nil {
 		return fmt.Errorf("delivery: %s: quarantining %d: %w", l.spec.ID, it.Seq, err)

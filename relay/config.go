@@ -44,6 +44,10 @@ type Settings struct {
 	// Listen is the API's host:port; empty means DefaultListen. A listen
 	// address other than loopback requires AccessToken.
 	Listen string `json:"listen"`
+	// MetricsListen, if set, is a host:port serving GET /metrics alone
+	// and without the access token, for scrapers; empty means /metrics is
+	// served only on Listen (with the token, if set).
+	MetricsListen string `json:"metricsListen,omitempty"`
 	// AccessToken, if set, must be sent by every API request as
 	// "Authorization: Bearer <token>". RELAY_ACCESS_TOKEN overrides it.
 	AccessToken string `json:"accessToken,omitempty"`
@@ -237,6 +241,11 @@ func (s *Settings) validate() error {
 	}
 	if !isLoopback(host) && s.AccessToken == "" {
 		return &ConfigError{Path: "relay.accessToken", Msg: "required when relay.listen is not a loopback address (or set RELAY_ACCESS_TOKEN)"}
+	}
+	if s.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(s.MetricsListen); err != nil {
+			return &ConfigError{Path: "relay.metricsListen", Msg: "must be host:port"}
+		}
 	}
 	for _, d := range []struct{ path, v string }{{"relay.minBackoff", s.MinBackoff}, {"relay.maxBackoff", s.MaxBackoff}, {"relay.fullWait", s.FullWait}} {
 		if d.v == "" {

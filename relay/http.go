@@ -23,19 +23,23 @@ import (
 //	PUT    /v1/buckets/{bucket}/notification  S3 NotificationConfiguration XML
 //	GET    /v1/buckets/{bucket}/notification
 //	DELETE /v1/buckets/{bucket}/notification
-//	GET    /v1/targets                     the enabled targets' ARNs
-//	GET    /healthz
+//	GET    /v1/targets                     every target's live status
+//	POST   /v1/targets/{arn}/pause|resume
+//	GET    /v1/targets/{arn}/quarantine[/{seq}]
+//	POST   /v1/targets/{arn}/quarantine/retry|drop?seq=A-B|all=1
+//	GET    /healthz                        liveness; needs no token
 //	GET    /metrics                        Prometheus text format
 //
-// When the settings have an AccessToken every request must carry it as a
-// bearer token.
+// When the settings have an AccessToken every request but /healthz must
+// carry it as a bearer token.
 func (r *Relay) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/events", r.postEvents)
 	mux.HandleFunc("PUT /v1/buckets/{bucket}/notification", r.putNotification)
 	mux.HandleFunc("GET /v1/buckets/{bucket}/notification", r.getNotification)
 	mux.HandleFunc("DELETE /v1/buckets/{bucket}/notification", r.deleteNotification)
-	mux.HandleFunc("GET /v1/targets", r.getTargets)
+	r.registerTargets(mux)    // targets_api.go
+	r.registerQuarantine(mux) // quarantine_api.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
@@ -47,6 +51,10 @@ func (r *Relay) Handler() http.Handler {
 	}
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/healthz" {
+			mux.ServeHTTP(w, req) // liveness for probes: no token, no details
+			return
+		}
 		if subtle.ConstantTimeCompare([]byte(req.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="relay"`)
 			httpError(w, http.StatusUnauthorized, "missing or wrong access token")
@@ -163,9 +171,4 @@ func (r *Relay) deleteNotification(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func (r *Relay) getTargets(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string][]string{"targets": r.ARNs()})
 }

@@ -19,6 +19,7 @@ type metrics struct {
 	delivered, retried, quarantined, sends *prometheus.Desc
 	pending, oldest, up                    *prometheus.Desc
 	dropped, pendingBytes                  *prometheus.Desc
+	redriven, paused                       *prometheus.Desc
 	walEvents, walBytes, walFile, walLast  *prometheus.Desc
 }
 
@@ -40,7 +41,9 @@ func newMetrics(r *Relay) *metrics {
 	m.oldest = prometheus.NewDesc("relay_target_oldest_pending_seconds", "Age of the oldest event pending for the target (0 when none).", t, nil)
 	m.dropped = prometheus.NewDesc("relay_target_dropped_total", "Events not routed to the target because its bound was reached and its whenFull policy is drop.", t, nil)
 	m.pendingBytes = prometheus.NewDesc("relay_target_pending_bytes", "Event bytes routed to the target that its cursor has not passed, by whole frames (what maxPendingBytes bounds).", t, nil)
-	m.up = prometheus.NewDesc("relay_target_up", "1 if the target's last send succeeded.", t, nil)
+	m.up = prometheus.NewDesc("relay_target_up", "1 if the target's last send succeeded (or, before any send, its probe did).", t, nil)
+	m.redriven = prometheus.NewDesc("relay_target_redriven_total", "Quarantined events re-driven and delivered.", t, nil)
+	m.paused = prometheus.NewDesc("relay_target_paused", "1 while the target's delivery is paused.", t, nil)
 	m.walEvents = prometheus.NewDesc("relay_wal_events", "Event records held by the write-ahead log.", nil, nil)
 	m.walBytes = prometheus.NewDesc("relay_wal_record_bytes", "Record bytes held by the log, uncompressed.", nil, nil)
 	m.walFile = prometheus.NewDesc("relay_wal_file_bytes", "Size of the log file on disk.", nil, nil)
@@ -57,7 +60,7 @@ func (m *metrics) observeIngest(n int, d time.Duration) {
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.delivered, m.retried, m.quarantined, m.sends, m.pending, m.oldest, m.up, m.dropped, m.pendingBytes, m.walEvents, m.walBytes, m.walFile, m.walLast} {
+	for _, d := range []*prometheus.Desc{m.delivered, m.retried, m.quarantined, m.sends, m.pending, m.oldest, m.up, m.dropped, m.pendingBytes, m.redriven, m.paused, m.walEvents, m.walBytes, m.walFile, m.walLast} {
 		ch <- d
 	}
 }
@@ -84,6 +87,12 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.dropped, prometheus.CounterValue, float64(m.r.log.Dropped(s.ID)), s.ID)
 		_, pb := m.r.log.Pending(s.ID)
 		ch <- prometheus.MustNewConstMetric(m.pendingBytes, prometheus.GaugeValue, float64(pb), s.ID)
+		ch <- prometheus.MustNewConstMetric(m.redriven, prometheus.CounterValue, float64(s.Redriven), s.ID)
+		paused := 0.0
+		if s.Paused {
+			paused = 1
+		}
+		ch <- prometheus.MustNewConstMetric(m.paused, prometheus.GaugeValue, paused, s.ID)
 	}
 	l := m.r.log
 	ch <- prometheus.MustNewConstMetric(m.walEvents, prometheus.GaugeValue, float64(l.Events()))

@@ -42,6 +42,7 @@ type Relay struct {
 	arns    []string                // enabled targets
 	enabled map[string]bool
 	metrics *metrics
+	pause   pauseState // paused targets (operate.go)
 
 	rulesMu sync.Mutex              // serializes rule changes
 	api     map[string][]rules.Rule // rules set through the API; nil slice = deleted
@@ -130,6 +131,9 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		return fail(err)
 	}
 	r.rules = rules.NewSet(r.effectiveRules())
+	if err := r.loadPaused(); err != nil {
+		return fail(err)
+	}
 	r.warnStale()
 	r.metrics = newMetrics(r)
 	ctx, cancel := context.WithCancel(context.Background())

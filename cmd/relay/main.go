@@ -5,6 +5,10 @@
 //	relay events add|list|remove     manage bucket rules on a running relay (like `mc events`)
 //	relay release --config FILE ARN --export FILE.jsonl
 //	                                 export a removed target's backlog and let it go
+//	relay targets [pause|resume ARN] live target status; hold or release a target
+//	relay quarantine list|show|retry|drop ARN  act on a target's quarantine
+//	relay validate --config FILE     check a configuration file
+//	relay version                    module version and VCS revision
 //
 // Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 package main
@@ -53,6 +57,14 @@ func run(ctx context.Context, args []string) int {
 		err = (&eventsCommand{}).Run(ctx, args[1:])
 	case "release":
 		err = (&releaseCommand{}).Run(ctx, args[1:])
+	case "targets":
+		err = (&targetsCommand{}).Run(ctx, args[1:])
+	case "quarantine":
+		err = (&quarantineCommand{}).Run(ctx, args[1:])
+	case "validate":
+		err = (&validateCommand{}).Run(ctx, args[1:])
+	case "version", "--version", "-version":
+		err = (&versionCommand{}).Run(ctx, args[1:])
 	case "help", "-h", "--help":
 		usage()
 		return 0
@@ -77,7 +89,7 @@ func usage() {
 	fmt.Fprint(os.Stderr, `Usage: relay <command> [flags]
 
 Commands:
-  serve --config FILE     run the relay daemon
+  serve --config FILE     run the relay daemon (or: serve FILE)
   demo [--keep]           run the relay on an embedded default (a webhook
                           target to a built-in receiver), publish sample
                           events and show them delivered
@@ -87,6 +99,13 @@ Commands:
   release --config FILE ARN --export FILE.jsonl
                           export the backlog of a target no longer enabled,
                           then let the log drop it (relay stopped)
+  targets [--json] [--watch]
+                          every target's state, lag, oldest pending event,
+                          counts, buckets and last error
+  targets pause|resume ARN
+  quarantine list|show|retry|drop ARN [--seq A-B] [--all] [--out FILE]
+  validate --config FILE  check a configuration file; print ARNs and rules
+  version                 module version and VCS revision (also --version)
 
 Run 'relay <command> -h' for a command's flags.
 `)

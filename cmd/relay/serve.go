@@ -23,7 +23,7 @@ type serveCommand struct {
 
 // Usage prints the command's help.
 func (c *serveCommand) Usage(fs *flag.FlagSet) {
-	fmt.Fprint(fs.Output(), "Usage: relay serve --config FILE\n\nRuns the relay: the HTTP API on relay.listen, delivery to every enabled target.\nSIGTERM or SIGINT lets sends in flight finish and stops cleanly.\n\nFlags:\n")
+	fmt.Fprint(fs.Output(), "Usage: relay serve --config FILE   (or: relay serve FILE)\n\nRuns the relay: the HTTP API on relay.listen, delivery to every enabled target.\nSIGTERM or SIGINT lets sends in flight finish and stops cleanly.\n\nFlags:\n")
 	fs.PrintDefaults()
 }
 
@@ -35,9 +35,12 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *path == "" {
+	switch {
+	case *path == "" && fs.NArg() == 1:
+		*path = fs.Arg(0) // relay serve FILE
+	case *path == "" || fs.NArg() > 0:
 		fs.Usage()
-		return usagef("serve needs --config FILE")
+		return usagef("serve needs one configuration file: --config FILE or serve FILE")
 	}
 	cfg, err := relay.LoadConfig(*path)
 	if err != nil {
@@ -69,17 +72,36 @@ func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(str
 		r.Close()
 		return err
 	}
+	// relay.metricsListen: /metrics alone, without the token, for scrapers.
+	var msrv *http.Server
+	var mln net.Listener
+	if addr := cfg.Relay.MetricsListen; addr != "" {
+		if mln, err = net.Listen("tcp", addr); err != nil {
+			ln.Close()
+			r.Close()
+			return fmt.Errorf("relay.metricsListen: %w", err)
+		}
+		msrv = &http.Server{Handler: r.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		lg.Info("metrics listening", "addr", mln.Addr().String())
+	}
 	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(out, "SQS ARNs: %s\n", strings.Join(r.ARNs(), " "))
 	lg.Info("relay listening", "addr", ln.Addr().String(), "dataDir", cfg.Relay.DataDir, "targets", len(r.ARNs()))
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if msrv != nil {
+		go func() { errc <- msrv.Serve(mln) }()
+	}
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
+		srv.Close()
+		if msrv != nil {
+			msrv.Close()
+		}
 		r.Close()
 		return err
 	}
@@ -88,6 +110,9 @@ func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(str
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		lg.Warn("http shutdown", "err", err)
+	}
+	if msrv != nil {
+		msrv.Close()
 	}
 	if err := r.Close(); err != nil {
 		return err

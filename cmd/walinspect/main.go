@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/wal"
+	"github.com/bucketrelay/bucketrelay/internal/buildinfo"
 )
 
 // Exit codes.
@@ -102,6 +103,10 @@ func (m *Main) guardedRun(ctx context.Context, args []string) (err error) {
 
 // Run parses the global flags and runs the subcommand.
 func (m *Main) Run(ctx context.Context, args []string) error {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version" || args[0] == "version") {
+		fmt.Fprintln(m.Stdout, buildinfo.String("walinspect"))
+		return nil
+	}
 	g := &globals{stdout: m.Stdout, stderr: m.Stderr, terminal: m.Terminal, progressEvery: m.progressEvery}
 	fs := flag.NewFlagSet("walinspect", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -170,6 +175,8 @@ Commands:
 	          bbolt meta page; name each problem; exit 1 on damage
 	salvage   copy every intact record, cursor and quarantine entry into
 	          a new log: walinspect salvage <dataDir|wal.db> -o DST
+
+Run 'walinspect --version' for the module version and VCS revision.
 
 Global flags (also accepted after the command):
 

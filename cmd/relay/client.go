@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// opClient calls a running relay's operating API (targets, quarantine).
+type opClient struct {
+	base, token string
+}
+
+// clientFlags registers --server and --token on fs.
+func clientFlags(fs *flag.FlagSet) *opClient {
+	c := &opClient{}
+	fs.StringVar(&c.base, "server", envOr("RELAY_ADDR", "http://127.0.0.1:9900"), "relay API address (RELAY_ADDR)")
+	fs.StringVar(&c.token, "token", os.Getenv("RELAY_TOKEN"), "access token (RELAY_TOKEN)")
+	return c
+}
+
+func (c *opClient) url(path string) string {
+	base := c.base
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	return strings.TrimRight(base, "/") + path
+}
+
+// do sends a request and returns the body of a 2xx answer; any other
+// answer is an error carrying the relay's message.
+func (c *opClient) do(ctx context.Context, method, path string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, c.url(path), nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("cannot reach the relay at %s: %v", c.base, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer of %s: %v", c.base, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct{ Error string }
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return nil, fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode)
+		}
+		return nil, fmt.Errorf("the relay answered %s", resp.Status)
+	}
+	return b, nil
+}
+
+func (c *opClient) getJSON(ctx context.Context, path string, v any) error {
+	b, err := c.do(ctx, http.MethodGet, path)
+	if err != nil {
+		return err
+	}
+	if err := json.NewDecoder(bytes.NewReader(b)).Decode(v); err != nil {
+		return fmt.Errorf("the relay's answer to %s: %v", path, err)
+	}
+	return nil
+}
+
+// unwrapURLError drops net/http's `Get "URL": ` prefix: the relay is
+// already named, and the URL could carry what should not be printed.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bucketrelay/bucketrelay/relay"
+	"github.com/bucketrelay/bucketrelay/rules"
+)
+
+// targetsCommand shows the targets of a running relay and pauses or
+// resumes them.
+type targetsCommand struct {
+	out io.Writer
+	now func() time.Time // tests
+}
+
+// Usage prints the command's help.
+func (c *targetsCommand) Usage(fs *flag.FlagSet) {
+	fmt.Fprint(fs.Output(), `Usage:
+  relay targets [--json] [--watch] [--interval 2s]
+  relay targets pause ARN
+  relay targets resume ARN
+
+Without a subcommand, prints one row per target of the running relay:
+its state (up, down, backing off, paused), cursor, lag (events pending),
+the age of its oldest pending event, delivered / retried / quarantined /
+re-driven counts, the events in its quarantine now, the buckets whose
+rules route to it, and its last error with when it happened and when it
+is retried. --watch prints it again every --interval until interrupted.
+
+pause holds a target's delivery (events are still logged for it; the pause
+survives a restart); resume delivers what was held, in order.
+
+The relay is found at --server (or RELAY_ADDR, default http://127.0.0.1:9900)
+with the token --token (or RELAY_TOKEN).
+
+Flags:
+`)
+	fs.PrintDefaults()
+}
+
+// Run runs the command.
+func (c *targetsCommand) Run(ctx context.Context, args []string) error {
+	if c.out == nil {
+		c.out = os.Stdout
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	fs := flag.NewFlagSet("targets", flag.ContinueOnError)
+	cl := clientFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON (one object per target, one per line)")
+	watch := fs.Bool("watch", false, "print the table again every --interval until interrupted")
+	interval := fs.Duration("interval", 2*time.Second, "--watch refresh interval")
+	fs.Usage = func() { c.Usage(fs) }
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		if *interval <= 0 {
+			return usagef("--interval must be positive")
+		}
+		return c.show(ctx, cl, *asJSON, *watch, *interval)
+	}
+	switch pos[0] {
+	case "pause", "resume":
+		if len(pos) != 2 {
+			return usagef("targets %s needs one ARN", pos[0])
+		}
+		if _, err := rules.ParseARN(pos[1]); err != nil {
+			return usagef("%v", err)
+		}
+		b, err := cl.do(ctx, http.MethodPost, "/v1/targets/"+url.PathEscape(pos[1])+"/"+pos[0])
+		if err != nil {
+			return err
+		}
+		var res struct{ State string }
+		json.Unmarshal(b, &res)
+		if pos[0] == "pause" {
+			fmt.Fprintf(c.out, "Paused %s: its events are kept and sent on resume.\n", pos[1])
+		} else {
+			fmt.Fprintf(c.out, "Resumed %s.\n", pos[1])
+		}
+		return nil
+	}
+	return usagef("unknown targets subcommand %q (pause, resume, or none to list)", pos[0])
+}
+
+func (c *targetsCommand) show(ctx context.Context, cl *opClient, asJSON, watch bool, every time.Duration) error {
+	for {
+		var doc struct{ Targets []relay.TargetStatus }
+		if err := cl.getJSON(ctx, "/v1/targets", &doc); err != nil {
+			if watch && ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if watch && !asJSON {
+			fmt.Fprint(c.out, "\x1b[H\x1b[2J") // home and clear, as watch(1) does
+			fmt.Fprintf(c.out, "Every %s: relay targets at %s    %s\n\n", every, cl.base, c.now().Format(time.TimeOnly))
+		}
+		if asJSON {
+			enc := json.NewEncoder(c.out)
+			for _, t := range doc.Targets {
+				enc.Encode(t)
+			}
+		} else if err := c.table(doc.Targets); err != nil {
+			return err
+		}
+		if !watch {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(every):
+		}
+	}
+}
+
+// table prints one row per target, like kafka-consumer-groups --describe.
+func (c *targetsCommand) table(ts []relay.TargetStatus) error {
+	if len(ts) == 0 {
+		fmt.Fprintln(c.out, "No targets are enabled.")
+		return nil
+	}
+	now := c.now()
+	w := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "TARGET\tSTATE\tCURSOR\tLAG\tOLDEST\tDELIVERED\tRETRIED\tQUARANTINED\tIN-QUARANTINE\tREDRIVEN\tBUCKETS\tLAST ERROR")
+	for _, t := range ts {
+		oldest := "-"
+		if t.OldestPending != nil {
+			oldest = ago(now.Sub(*t.OldestPending))
+		}
+		buckets := strings.Join(t.Buckets, ",")
+		if buckets == "" {
+			buckets = "-"
+		}
+		last := "-"
+		if t.LastError != "" {
+			last = t.LastError
+			if t.LastErrorTime != nil {
+				last += " (" + ago(now.Sub(*t.LastErrorTime)) + " ago"
+				if t.NextRetry != nil {
+					last += ", retry in " + ago(t.NextRetry.Sub(now))
+				}
+				last += ")"
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", t.ARN, t.State, t.Cursor, t.Lag, oldest,
+			t.Delivered, t.Retried, t.Quarantined, t.InQuarantine, t.Redriven, buckets, last)
+	}
+	return w.Flush()
+}
+
+// ago formats a duration for a table: 0s, 850ms, 12s, 3m4s, 2h5m, 3d4h.
+func ago(d time.Duration) string {
+	switch {
+	case d < 0:
+		d = 0
+		fallthrough
+	case d < time.Second:
+		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+	case d < time.Minute:
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%ds", d/time.Minute, d%time.Minute/time.Second)
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh%dm", d/time.Hour, d%time.Hour/time.Minute)
+	}
+	return fmt.Sprintf("%dd%dh", d/(24*time.Hour), d%(24*time.Hour)/time.Hour)
+}

@@ -1,0 +1,11 @@
+package delivery
+
+import "time"
+
+// SetProbeEvery sets how often a failed probe is tried again, for tests,
+// and returns a function restoring it.
+func SetProbeEvery(d time.Duration) func() {
+	old := probeEvery
+	probeEvery = d
+	return func() { probeEvery = old }
+}
