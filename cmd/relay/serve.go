@@ -55,6 +55,9 @@ func newLogger(level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
 
+// closeTimeout bounds how long stopping waits for sends in flight.
+const closeTimeout = 10 * time.Second
+
 // serve runs a relay for cfg until ctx ends. It prints the SQS ARNs line to
 // out once the API is listening.
 func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(string)) error {
@@ -66,7 +69,7 @@ func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(str
 	}
 	ln, err := net.Listen("tcp", cfg.Relay.Listen)
 	if err != nil {
-		r.Close()
+		r.Close(context.Background())
 		return err
 	}
 	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -80,7 +83,7 @@ func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(str
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
-		r.Close()
+		r.Close(context.Background())
 		return err
 	}
 	lg.Info("stopping: finishing requests and sends in flight")
@@ -89,7 +92,11 @@ func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(str
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		lg.Warn("http shutdown", "err", err)
 	}
-	if err := r.Close(); err != nil {
+	// Sends in flight get their own budget; past it they are abandoned
+	// and delivered again after the next start.
+	cctx, ccancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer ccancel()
+	if err := r.Close(cctx); err != nil {
 		return err
 	}
 	lg.Info("stopped")
