@@ -1,6 +1,6 @@
 // Command s3server is an example of embedding the relay in a storage
 // server: an S3-compatible server (github.com/johannesboyne/gofakes3 over
-// a bbolt file) that publishes the event record of every PUT, POST, copy,
+// files in a directory) that publishes the event record of every PUT, POST, copy,
 // completed multipart upload and delete durably to the relay before it
 // sends the S3 response (what MinIO calls MINIO_API_SYNC_EVENTS), and
 // serves the S3 bucket-notification API (GET/PUT /{bucket}?notification),
@@ -30,13 +30,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/johannesboyne/gofakes3/backend/s3bolt"
-	bolt "go.etcd.io/bbolt"
+	"github.com/johannesboyne/gofakes3/backend/s3afero"
+	"github.com/spf13/afero"
 
 	"github.com/bucketrelay/bucketrelay/relay"
 )
@@ -65,7 +64,7 @@ func main() {
 func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("s3server", flag.ContinueOnError)
 	addr := fs.String("addr", DefaultAddr, "host:port to serve S3 on")
-	data := fs.String("data", DefaultData, "directory of the object store (objects.db)")
+	data := fs.String("data", DefaultData, "directory of the object store (one file per object)")
 	config := fs.String("config", DefaultConfig, "the relay's configuration file")
 	region := fs.String("region", "", "the region in event records (awsRegion)")
 	if err := fs.Parse(args); err != nil {
@@ -85,17 +84,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		defer cancel()
 		return r.Close(cctx)
 	}
-	if err := os.MkdirAll(*data, 0o700); err != nil {
-		closeRelay()
-		return err
-	}
-	db, err := bolt.Open(filepath.Join(*data, "objects.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	backend, err := newBackend(*data)
 	if err != nil {
 		closeRelay()
 		return fmt.Errorf("object store: %w", err)
 	}
-	defer db.Close()
-	backend := s3bolt.New(db)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		closeRelay()
@@ -118,4 +111,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		lg.Warn("http shutdown", "err", err)
 	}
 	return closeRelay()
+}
+
+// newBackend returns gofakes3's file backend over dir: one file per object
+// (buckets/BUCKET/KEY) and its metadata beside it. (gofakes3's bbolt
+// backend is not used: it hands out object hashes that point into bbolt's
+// memory map after the transaction ends.)
+func newBackend(dir string) (*s3afero.MultiBucketBackend, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return s3afero.MultiBucket(afero.NewBasePathFs(afero.NewOsFs(), dir))
 }

@@ -19,11 +19,9 @@ import (
 	"time"
 
 	redigo "github.com/gomodule/redigo/redis"
-	"github.com/johannesboyne/gofakes3/backend/s3bolt"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/minio/minio-go/v7/pkg/notification"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/bucketrelay/bucketrelay/adapters/webhook"
 	"github.com/bucketrelay/bucketrelay/event"
@@ -68,15 +66,14 @@ func startServer(t testing.TB, dir, config string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := bolt.Open(filepath.Join(dir, "objects.db"), 0o600, nil)
+	backend, err := newBackend(filepath.Join(dir, "s3"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(newServer(s3bolt.New(db), r, "", lg))
+	srv := httptest.NewServer(newServer(backend, r, "", lg))
 	t.Cleanup(func() {
 		srv.Close()
 		r.Close(context.Background())
-		db.Close()
 	})
 	return srv.URL
 }
