@@ -215,3 +215,86 @@ func TestCloseWaitsForSendsInFlight(t *testing.T) {
 		t.Fatalf("delivered %d before Close and %d after reopening, want 3 in all, none twice", delivered, again.Load())
 	}
 }
+
+// TestCloseDuringPublish: publishers keep publishing while Close runs
+// with a short deadline. Every Publish that returned nil has its event
+// delivered after reopening; every other one failed with ErrClosed.
+func TestCloseDuringPublish(t *testing.T) {
+	const arn = "arn:minio:sqs::embed:sink"
+	dir := t.TempDir()
+	cfg, err := ParseConfig([]byte(`{"relay":{"dataDir":"` + dir + `","minBackoff":"10ms"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := &funcTarget{send: func(ctx context.Context, _ []delivery.Item) error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+			return errors.New("sink: unavailable")
+		}
+	}}
+	r, err := Open(cfg, Options{Targets: map[string]delivery.Target{arn: slow}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetBucketRules("images", []rules.Rule{{ARN: arn}}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				rec := records("images", g*100000+i, 1)
+				err := r.Publish(context.Background(), rec...)
+				if err != nil {
+					if !errors.Is(err, ErrClosed) {
+						t.Errorf("Publish during Close: got %v, want ErrClosed", err)
+					}
+					return
+				}
+				mu.Lock()
+				acked[rec[0].Key()] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	r.Close(ctx)
+	wg.Wait()
+	if len(acked) == 0 {
+		t.Fatal("no Publish succeeded before Close")
+	}
+
+	var dmu sync.Mutex
+	got := map[string]bool{}
+	sink := &funcTarget{send: func(_ context.Context, items []delivery.Item) error {
+		dmu.Lock()
+		defer dmu.Unlock()
+		for _, it := range items {
+			got[it.Key] = true
+		}
+		return nil
+	}}
+	r2, err := Open(cfg, Options{Targets: map[string]delivery.Target{arn: sink}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close(context.Background())
+	waitFor(t, func() bool {
+		dmu.Lock()
+		defer dmu.Unlock()
+		for k := range acked {
+			if !got[k] {
+				return false
+			}
+		}
+		return true
+	})
+}
