@@ -1,15 +1,16 @@
 # The relay's everyday commands. See README.md.
 GO ?= go
 
-.PHONY: demo test unit services fuse crash crash-long build vet bench bench-peers bench-quick fuzz clean
+.PHONY: demo test unit services fuse crash crash-long build vet bench bench-peers bench-quick fuzz clean contrib-check mc
 
 # Run the relay on its embedded default (no broker needed) and show events delivered.
 demo:
 	$(GO) run ./cmd/relay demo
 
-# Install and start the real servers, then vet and run every test with the race detector.
-# As root with /dev/fuse this includes the power-cut test (TestPowerCut, 50 cuts by default).
-test: services fuse vet
+# Install and start the real servers, check contrib/, build mc (a test tool),
+# then vet and run every test with the race detector. As root with /dev/fuse
+# this includes the power-cut test (TestPowerCut, 50 cuts by default).
+test: services fuse contrib-check mc vet
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 # Tests that need no server (the others fail under CI=true, skip otherwise).
@@ -62,6 +63,20 @@ fuzz:
 	$(GO) test ./event -run XXX -fuzz FuzzRecordJSON -fuzztime 30s
 	$(GO) test ./relay -run XXX -fuzz FuzzParseConfig -fuzztime 30s
 	$(GO) test ./rules -run XXX -fuzz FuzzParseXML -fuzztime 30s
+
+# Check the deployment files: the Prometheus alerting rules with promtool
+# (installed from Debian's prometheus package if missing; under CI=true a
+# missing promtool fails) and the systemd unit with systemd-analyze, if present.
+contrib-check:
+	scripts/promtool.sh check
+	@if command -v systemd-analyze >/dev/null 2>&1; then \
+		d=$$(mktemp -d) && sed 's|^ExecStart=/usr/local/bin/relay |ExecStart=/bin/true |' contrib/systemd/bucketrelay.service > $$d/bucketrelay.service && \
+		systemd-analyze verify $$d/bucketrelay.service && rm -rf $$d && echo "contrib/systemd/bucketrelay.service: OK"; \
+	else echo "systemd-analyze not found; the unit is not checked"; fi
+
+# Build the MinIO client the examples/s3server tests drive (outside the module).
+mc:
+	scripts/mc.sh >/dev/null
 
 clean:
 	rm -rf bin

@@ -127,7 +127,7 @@ func runIngest(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	defer r.Close()
+	defer r.Close(context.Background())
 	if err := r.SetBucketRules(benchBucket, []rules.Rule{{ARN: arn, Events: []event.Name{"s3:ObjectCreated:*"}}}); err != nil {
 		return res, err
 	}

@@ -102,7 +102,7 @@ func memoryChild(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	defer r.Close()
+	defer r.Close(context.Background())
 	defer rv.stop()
 	fields := []string{"VmRSS", "VmHWM", "RssAnon", "RssFile"}
 	before := memStatus(fields...)

@@ -54,7 +54,7 @@ func namespaceMemoryChild(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	defer r.Close()
+	defer r.Close(context.Background())
 
 	peak := &rssSampler{}
 	stopSampling := peak.start(100 * time.Millisecond)

@@ -47,7 +47,7 @@ func runOutage(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	defer r.Close()
+	defer r.Close(context.Background())
 
 	start := time.Now()
 	var mu sync.Mutex

@@ -42,7 +42,7 @@ func runWebhook(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	defer r.Close()
+	defer r.Close(context.Background())
 	pool := recordPool(4096)
 
 	// 1. Delivered rate: publishers keep a backlog of 20,000–100,000

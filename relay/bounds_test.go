@@ -135,7 +135,7 @@ func TestRelayStartsWithDamagedFrame(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := r.Close(); err != nil {
+	if err := r.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	path := c.DataPath("wal.db")

@@ -1,11 +1,15 @@
 package relay
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bucketrelay/bucketrelay/rules"
 )
 
 // seedDoc wraps one of the seed guide's "notify" fragments (testdata/seed,
@@ -112,7 +116,7 @@ func TestDisabledTargetsParsedNotStarted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	defer r.Close(context.Background())
 	if got := r.ARNs(); len(got) != 1 || got[0] != "arn:minio:sqs::1:webhook" {
 		t.Fatalf("ARNs = %v, want only the enabled target", got)
 	}
@@ -163,5 +167,29 @@ func TestExampleConfig(t *testing.T) {
 	example, _ := os.ReadFile(filepath.Join("..", "testdata", "relay.example.json"))
 	if !strings.Contains(string(readme), string(example)) {
 		t.Fatal("README.md's example configuration differs from testdata/relay.example.json")
+	}
+}
+
+// TestGoRuleDefaultsMatchFileRules: a rule without events set through
+// SetBucketRules gets the same events as the same rule from the file.
+func TestGoRuleDefaultsMatchFileRules(t *testing.T) {
+	dir := t.TempDir()
+	c, err := ParseConfig([]byte(`{"relay":{"dataDir":"` + dir + `"},
+"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://127.0.0.1:1/"}}},
+"buckets":{"images":[{"arn":"arn:minio:sqs::1:webhook","suffix":".jpg"}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := c.Buckets["images"]
+	r, err := Open(c, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	if err := r.SetBucketRules("docs", []rules.Rule{{ARN: "arn:minio:sqs::1:webhook", Suffix: ".jpg"}}); err != nil {
+		t.Fatalf("SetBucketRules of a rule without events: %v", err)
+	}
+	if got, want := fmt.Sprint(r.BucketRules("docs")), fmt.Sprint(file); got != want {
+		t.Fatalf("Go-built rule = %s, want the file rule's %s", got, want)
 	}
 }

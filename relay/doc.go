@@ -13,13 +13,14 @@
 //
 // When the log is full (Settings.QueueLimit, QueueLimitBytes), Publish
 // waits for room until its context ends and then returns an error wrapping
-// wal.ErrFull: the relay pushes back, it never drops.
+// ErrFull (the same value as wal.ErrFull): the relay pushes back, it never
+// drops.
 //
 // # Embedding
 //
 //	cfg, err := relay.LoadConfig("relay.json")
 //	r, err := relay.Open(cfg, relay.Options{})
-//	defer r.Close()
+//	defer r.Close(ctx) // ctx bounds the wait for sends in flight
 //	err = r.Publish(ctx, record)
 //
 // A storage server that has its own HTTP server mounts r.Handler(); the

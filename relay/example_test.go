@@ -41,7 +41,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	defer r.Close()
+	defer r.Close(context.Background())
 	fmt.Println("SQS ARNs:", r.ARNs())
 
 	// mc events add myminio/images arn:minio:sqs::1:webhook --events put --suffix .jpg

@@ -28,7 +28,7 @@ func benchRelay(b *testing.B) *Relay {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { r.Close() })
+	b.Cleanup(func() { r.Close(context.Background()) })
 	if err := r.SetBucketRules("images", []rules.Rule{{ARN: "arn:minio:sqs::1:bench", Events: []event.Name{event.ObjectCreatedAll}}}); err != nil {
 		b.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/bucketrelay/bucketrelay/wal"
 )
 
 // metrics exposes the relay in the Prometheus text format. Target figures
@@ -21,6 +23,7 @@ type metrics struct {
 	dropped, pendingBytes                  *prometheus.Desc
 	redriven, paused                       *prometheus.Desc
 	walEvents, walBytes, walFile, walLast  *prometheus.Desc
+	walMaxEvents, walMaxBytes              *prometheus.Desc
 }
 
 func newMetrics(r *Relay) *metrics {
@@ -48,6 +51,10 @@ func newMetrics(r *Relay) *metrics {
 	m.walBytes = prometheus.NewDesc("relay_wal_record_bytes", "Record bytes held by the log, uncompressed.", nil, nil)
 	m.walFile = prometheus.NewDesc("relay_wal_file_bytes", "Size of the log file on disk.", nil, nil)
 	m.walLast = prometheus.NewDesc("relay_wal_last_sequence", "Sequence of the last durable record.", nil, nil)
+	// The limits, so alerts compute how full the log is without knowing
+	// the configuration.
+	m.walMaxEvents = prometheus.NewDesc("relay_wal_limit_events", "The log's bound on events (relay.queueLimit).", nil, nil)
+	m.walMaxBytes = prometheus.NewDesc("relay_wal_limit_bytes", "The log's bound on record bytes (relay.queueLimitBytes).", nil, nil)
 	m.reg.MustRegister(m.ingested, m.latency, m,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -60,7 +67,7 @@ func (m *metrics) observeIngest(n int, d time.Duration) {
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.delivered, m.retried, m.quarantined, m.sends, m.pending, m.oldest, m.up, m.dropped, m.pendingBytes, m.redriven, m.paused, m.walEvents, m.walBytes, m.walFile, m.walLast} {
+	for _, d := range []*prometheus.Desc{m.delivered, m.retried, m.quarantined, m.sends, m.pending, m.oldest, m.up, m.dropped, m.pendingBytes, m.redriven, m.paused, m.walEvents, m.walBytes, m.walFile, m.walLast, m.walMaxEvents, m.walMaxBytes} {
 		ch <- d
 	}
 }
@@ -99,4 +106,13 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.walBytes, prometheus.GaugeValue, float64(l.Bytes()))
 	ch <- prometheus.MustNewConstMetric(m.walFile, prometheus.GaugeValue, float64(l.FileSize()))
 	ch <- prometheus.MustNewConstMetric(m.walLast, prometheus.GaugeValue, float64(l.LastSeq()))
+	maxEvents, maxBytes := m.r.cfg.Relay.QueueLimit, m.r.cfg.Relay.QueueLimitBytes
+	if maxEvents <= 0 {
+		maxEvents = wal.DefaultMaxEvents
+	}
+	if maxBytes <= 0 {
+		maxBytes = wal.DefaultMaxBytes
+	}
+	ch <- prometheus.MustNewConstMetric(m.walMaxEvents, prometheus.GaugeValue, float64(maxEvents))
+	ch <- prometheus.MustNewConstMetric(m.walMaxBytes, prometheus.GaugeValue, float64(maxBytes))
 }

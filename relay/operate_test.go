@@ -256,7 +256,7 @@ func TestPausePersists(t *testing.T) {
 		t.Fatalf("status while paused = %+v, want paused with 2 pending", s)
 	}
 	srv.Close()
-	r.Close()
+	r.Close(context.Background())
 
 	r = openRelay(t, testConfig(t, dir, rcv.URL(), ""))
 	srv = httptest.NewServer(r.Handler())

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -50,6 +51,11 @@ type Relay struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
+
+	closing    atomic.Bool        // set by Close: Publish answers ErrClosed
+	abort      context.Context    // ended by Close at its deadline
+	abortSends context.CancelFunc // cancels every send in flight
+	closeErr   error
 }
 
 // ErrInvalid is wrapped by Publish errors about a malformed record.
@@ -79,6 +85,7 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		cfg: cfg, lg: lg, log: l, file: cfg.Buckets, enabled: map[string]bool{},
 		api: map[string][]rules.Rule{}, done: make(chan struct{}),
 	}
+	r.abort, r.abortSends = context.WithCancel(context.Background())
 	r.eng = delivery.New(l, delivery.Options{
 		MinBackoff:  duration(cfg.Relay.MinBackoff, delivery.DefaultMinBackoff),
 		MaxBackoff:  duration(cfg.Relay.MaxBackoff, delivery.DefaultMaxBackoff),
@@ -101,6 +108,7 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		// Each target's bound in the log; zero fields take queueLimit and
 		// queueLimitBytes.
 		l.SetLimit(tc.ARN, wal.Limit{MaxEvents: tc.MaxPending, MaxBytes: tc.MaxPendingBytes, Drop: tc.WhenFull == WhenFullDrop})
+		t = r.abortable(t)
 		if err := r.eng.Add(delivery.Spec{ID: tc.ARN, Target: t, Namespace: tc.Namespace, MaxBatch: k.MaxBatch}); err != nil {
 			return fail(err)
 		}
@@ -118,7 +126,7 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		if r.enabled[arn] {
 			return fail(fmt.Errorf("relay: target %s is both configured and given in Options", arn))
 		}
-		if err := r.eng.Add(delivery.Spec{ID: arn, Target: opts.Targets[arn]}); err != nil {
+		if err := r.eng.Add(delivery.Spec{ID: arn, Target: r.abortable(opts.Targets[arn])}); err != nil {
 			return fail(err)
 		}
 		r.enabled[arn] = true
@@ -223,6 +231,9 @@ func (r *Relay) publishJSON(ctx context.Context, raws []json.RawMessage, valid b
 }
 
 func (r *Relay) publish(ctx context.Context, recs []event.Record, raws []json.RawMessage) (int, error) {
+	if r.closing.Load() {
+		return 0, fmt.Errorf("relay: publish: %w", ErrClosed)
+	}
 	start := time.Now()
 	entries := make([]*wal.Entry, 0, len(recs))
 	store := make([]wal.Entry, len(recs))
@@ -260,18 +271,6 @@ func (r *Relay) publish(ctx context.Context, recs []event.Record, raws []json.Ra
 	return len(recs), nil
 }
 
-// Close stops accepting events, lets sends in flight finish, commits the
-// cursors and closes the log.
-func (r *Relay) Close() error {
-	var err error
-	r.once.Do(func() {
-		r.cancel()
-		<-r.done
-		err = r.log.Close()
-	})
-	return err
-}
-
 // Bucket rules.
 
 // BucketRules returns bucket's effective rules.
@@ -292,7 +291,7 @@ func (r *Relay) SetBucketRules(bucket string, rs []rules.Rule) error {
 			return err
 		}
 		if !r.enabled[n.ARN] {
-			return fmt.Errorf("%w: %s (enabled targets: %v)", ErrUnknownARN, n.ARN, r.arns)
+			return fmt.Errorf("%w: %s (enabled targets: %v)", ErrUnknownTarget, n.ARN, r.arns)
 		}
 		norm = append(norm, n)
 	}
@@ -310,10 +309,6 @@ func (r *Relay) SetBucketRules(bucket string, rs []rules.Rule) error {
 	r.rules.Replace(r.effectiveRules())
 	return nil
 }
-
-// ErrUnknownARN is returned by SetBucketRules for a rule whose target is
-// not an enabled target.
-var ErrUnknownARN = errors.New("relay: no enabled target with ARN")
 
 func (r *Relay) effectiveRules() map[string][]rules.Rule {
 	m := map[string][]rules.Rule{}

@@ -42,7 +42,7 @@ func openRelay(t testing.TB, c *Config) *Relay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.Close() })
+	t.Cleanup(func() { r.Close(context.Background()) })
 	return r
 }
 
@@ -154,7 +154,7 @@ func TestPoisonEvent(t *testing.T) {
 		}
 	}
 	waitFor(t, func() bool { return r.Stats()[0].Quarantined == 1 })
-	r.Close()
+	r.Close(context.Background())
 	l, err := wal.OpenReadOnly(c(dir))
 	if err != nil {
 		t.Fatal(err)
@@ -247,7 +247,7 @@ func TestHTTPAPI(t *testing.T) {
 	}
 
 	// Rules set through the API survive a restart.
-	r.Close()
+	r.Close(context.Background())
 	r2 := openRelay(t, testConfig(t, dir, rcv.URL(), ""))
 	if rs := r2.BucketRules("pics"); len(rs) != 1 || rs[0].Suffix != ".png" {
 		t.Fatalf("rules after restart = %+v", rs)
@@ -328,7 +328,7 @@ func TestSecretsNotLogged(t *testing.T) {
 	}
 	r.Publish(context.Background(), records("images", 0, 1)...)
 	waitFor(t, func() bool { return r.Stats()[0].Retried > 2 })
-	r.Close()
+	r.Close(context.Background())
 	out := logs.String() + r.Stats()[0].LastError
 	if !strings.Contains(out, "retrying") {
 		t.Fatalf("expected retry logs, got %s", out)

@@ -45,7 +45,7 @@ func TestEveryKindOpensWithoutWaiting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	defer r.Close(context.Background())
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("Open took %v with every server down", d)
 	}

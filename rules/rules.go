@@ -28,7 +28,9 @@ type Rule struct {
 	// ARN is the target, arn:minio:sqs:REGION:ID:KIND.
 	ARN string `json:"arn"`
 	// Events are event names or wildcards; the shorthands of
-	// `mc events add --events` (put, delete, get) are accepted too.
+	// `mc events add --events` (put, delete, get) are accepted too. Empty
+	// means DefaultEvents (put and delete), as in the configuration file and
+	// as `mc event add` without --event.
 	Events []event.Name `json:"events"`
 	// Prefix and Suffix filter the object key (decoded); empty matches all.
 	Prefix string `json:"prefix,omitempty"`
@@ -57,14 +59,20 @@ func ParseARN(s string) (ARN, error) {
 	return ARN{Region: p[3], ID: p[4], Kind: p[5]}, nil
 }
 
-// Normalize checks r and returns it with event shorthands expanded and
-// duplicate names removed.
+// DefaultEvents are the events of a rule that names none: objects created
+// and removed, what `mc event add` subscribes to without --event.
+var DefaultEvents = []event.Name{event.ObjectCreatedAll, event.ObjectRemovedAll}
+
+// Normalize checks r and returns it with event shorthands expanded,
+// duplicate names removed and, when it names no events, DefaultEvents.
+// Rules from the configuration file and rules built in Go get the same
+// defaults.
 func (r Rule) Normalize() (Rule, error) {
 	if _, err := ParseARN(r.ARN); err != nil {
 		return r, err
 	}
 	if len(r.Events) == 0 {
-		return r, fmt.Errorf("rules: rule for %s has no events", r.ARN)
+		r.Events = DefaultEvents
 	}
 	var out []event.Name
 	seen := map[event.Name]bool{}
@@ -257,6 +265,10 @@ func ParseXML(data []byte) ([]Rule, error) {
 	var out []Rule
 	for i, q := range c.Queues {
 		r := Rule{ID: q.ID, ARN: strings.TrimSpace(q.Queue)}
+		if len(q.Events) == 0 {
+			// S3 requires one Event or more; only Go-built rules default.
+			return nil, fmt.Errorf("rules: QueueConfiguration %d: no events (S3 requires an Event)", i+1)
+		}
 		for _, e := range q.Events {
 			r.Events = append(r.Events, event.Name(strings.TrimSpace(e)))
 		}

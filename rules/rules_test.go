@@ -171,3 +171,18 @@ func FuzzParseXML(f *testing.F) {
 		}
 	})
 }
+
+// TestNormalizeDefaultEvents: a rule built in Go without events gets put
+// and delete, as a rule of the configuration file does.
+func TestNormalizeDefaultEvents(t *testing.T) {
+	r, err := Rule{ARN: "arn:minio:sqs::1:webhook", Suffix: ".jpg"}.Normalize()
+	if err != nil {
+		t.Fatalf("Normalize of a rule without events: %v", err)
+	}
+	if got, want := fmt.Sprint(r.Events), fmt.Sprint(DefaultEvents); got != want {
+		t.Fatalf("events = %v, want %v", got, want)
+	}
+	if !r.Matches("a.jpg", event.ObjectCreatedCompleteMultipartUpload) || !r.Matches("a.jpg", event.ObjectRemovedDelete) || r.Matches("a.jpg", event.ObjectAccessedGet) {
+		t.Fatalf("rule %+v: want put and delete matched, get not", r)
+	}
+}

@@ -60,7 +60,7 @@ func TestRelease(t *testing.T) {
 	if _, err := os.Stat(export); !os.IsNotExist(err) {
 		t.Fatalf("a failed release left the export file: %v", err)
 	}
-	if err := r.Close(); err != nil {
+	if err := r.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 

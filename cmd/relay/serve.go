@@ -58,6 +58,9 @@ func newLogger(level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
 
+// closeTimeout bounds how long stopping waits for sends in flight.
+const closeTimeout = 10 * time.Second
+
 // serve runs a relay for cfg until ctx ends. It prints the SQS ARNs line to
 // out once the API is listening.
 func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(string)) error {
@@ -69,7 +72,7 @@ func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(str
 	}
 	ln, err := net.Listen("tcp", cfg.Relay.Listen)
 	if err != nil {
-		r.Close()
+		r.Close(context.Background())
 		return err
 	}
 	// relay.metricsListen: /metrics alone, without the token, for scrapers.
@@ -78,7 +81,7 @@ func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(str
 	if addr := cfg.Relay.MetricsListen; addr != "" {
 		if mln, err = net.Listen("tcp", addr); err != nil {
 			ln.Close()
-			r.Close()
+			r.Close(context.Background())
 			return fmt.Errorf("relay.metricsListen: %w", err)
 		}
 		msrv = &http.Server{Handler: r.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
@@ -102,7 +105,7 @@ func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(str
 		if msrv != nil {
 			msrv.Close()
 		}
-		r.Close()
+		r.Close(context.Background())
 		return err
 	}
 	lg.Info("stopping: finishing requests and sends in flight")
@@ -114,7 +117,7 @@ func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(str
 	if msrv != nil {
 		msrv.Close()
 	}
-	if err := r.Close(); err != nil {
+	if err := r.Close(context.Background()); err != nil {
 		return err
 	}
 	lg.Info("stopped")

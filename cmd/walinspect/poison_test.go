@@ -46,7 +46,7 @@ func TestPoisonEventVisible(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	r.Close()
+	r.Close(context.Background())
 
 	code, out, errOut := run(t, "--json", "targets", dir)
 	if code != 0 {
