@@ -19,11 +19,12 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/bucketrelay/bucketrelay/adapters/mysql"
+	"github.com/bucketrelay/bucketrelay/bench/harness"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
 )
 
-func init() { register("mysql", runMySQL) }
+func init() { harness.Register("mysql", runMySQL) }
 
 func benchMySQLConfig(ns bool) mysql.Config {
 	c := mysql.Config{Enable: true, Format: "access", Table: "relaybench_access",
@@ -49,10 +50,10 @@ func benchMySQLDB() (*sql.DB, error) {
 	return db, nil
 }
 
-func runMySQL(ctx context.Context, o Options) (Result, error) {
+func runMySQL(ctx context.Context, o harness.Options) (harness.Result, error) {
 	db, err := benchMySQLDB()
 	if err != nil {
-		return Result{}, err
+		return harness.Result{}, err
 	}
 	defer db.Close()
 	schema := func(ns bool) string {
@@ -65,7 +66,7 @@ func runMySQL(ctx context.Context, o Options) (Result, error) {
 		name:     "mysql",
 		rateGoal: func(direct float64) string { return fmt.Sprintf("≥ %.0f (80%% of direct)", 0.8*direct) },
 		newTarget: func(ns bool) (delivery.Target, error) {
-			return mysql.New(benchMySQLConfig(ns), quietLogger())
+			return mysql.New(benchMySQLConfig(ns), harness.QuietLogger())
 		},
 		reset: func(ns bool) error {
 			if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+schema(ns)); err != nil {
@@ -119,8 +120,8 @@ func runMySQL(ctx context.Context, o Options) (Result, error) {
 			}
 			return send, func() { ddb.Close() }, nil
 		},
-		stop:  func() error { return services("stop", "mariadb") },
-		start: func() error { return services("start", "mariadb") },
+		stop:  func() error { return harness.Services("stop", "mariadb") },
+		start: func() error { return harness.Services("start", "mariadb") },
 		ids: func(ns bool) (map[string]uint64, []uint64, error) {
 			const rid = "JSON_UNQUOTE(JSON_EXTRACT(%s, '$.Records[0].responseElements.\"x-amz-request-id\"'))"
 			if ns {
@@ -158,7 +159,7 @@ func runMySQL(ctx context.Context, o Options) (Result, error) {
 		},
 	}
 	if err := db.PingContext(ctx); err != nil {
-		return Result{}, fmt.Errorf("mariadb is not reachable (scripts/services.sh start mariadb): %w", err)
+		return harness.Result{}, fmt.Errorf("mariadb is not reachable (scripts/services.sh start mariadb): %w", err)
 	}
 	res, err := sb.run(ctx, o)
 	for _, ns := range []bool{true, false} {

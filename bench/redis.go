@@ -11,10 +11,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -24,16 +22,17 @@ import (
 	redigo "github.com/gomodule/redigo/redis"
 
 	"github.com/bucketrelay/bucketrelay/adapters/redis"
+	"github.com/bucketrelay/bucketrelay/bench/harness"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/wal"
 )
 
-func init() { register("redis", runRedis) }
+func init() { harness.Register("redis", runRedis) }
 
 const benchRedisAddr = "127.0.0.1:6379"
 
-func runRedis(ctx context.Context, o Options) (Result, error) {
+func runRedis(ctx context.Context, o harness.Options) (harness.Result, error) {
 	// Keys carry the process id, so concurrent runs do not share data.
 	key := func(ns bool) string {
 		if ns {
@@ -57,7 +56,7 @@ func runRedis(ctx context.Context, o Options) (Result, error) {
 			if ns {
 				f = "namespace"
 			}
-			return redis.New(redis.Config{Enable: true, Format: f, Address: benchRedisAddr, Key: key(ns)}, quietLogger())
+			return redis.New(redis.Config{Enable: true, Format: f, Address: benchRedisAddr, Key: key(ns)}, harness.QuietLogger())
 		},
 		reset: func(ns bool) error { _, err := do("DEL", key(ns)); return err },
 		direct: func(ns bool) (func(context.Context, []delivery.Item) error, func(), error) {
@@ -92,8 +91,8 @@ func runRedis(ctx context.Context, o Options) (Result, error) {
 			}
 			return send, func() { c.Close() }, nil
 		},
-		stop:  func() error { return services("stop", "redis") },
-		start: func() error { return services("start", "redis") },
+		stop:  func() error { return harness.Services("stop", "redis") },
+		start: func() error { return harness.Services("start", "redis") },
 		ids: func(ns bool) (map[string]uint64, []uint64, error) {
 			if ns {
 				m, err := redigo.StringMap(do("HGETALL", key(ns)))
@@ -125,7 +124,7 @@ func runRedis(ctx context.Context, o Options) (Result, error) {
 		},
 	}
 	if _, err := do("PING"); err != nil {
-		return Result{}, fmt.Errorf("redis is not reachable at %s (scripts/services.sh start redis): %w", benchRedisAddr, err)
+		return harness.Result{}, fmt.Errorf("redis is not reachable at %s (scripts/services.sh start redis): %w", benchRedisAddr, err)
 	}
 	return sb.run(ctx, o)
 }
@@ -156,8 +155,8 @@ const (
 	storeOutageKeys = 10_000  // distinct keys of the outage backlog
 )
 
-func (sb *storeBench) run(ctx context.Context, o Options) (Result, error) {
-	var res Result
+func (sb *storeBench) run(ctx context.Context, o harness.Options) (harness.Result, error) {
+	var res harness.Result
 	d := o.Duration
 	if o.Quick {
 		d = min(d, 2*time.Second)
@@ -195,7 +194,7 @@ func (sb *storeBench) run(ctx context.Context, o Options) (Result, error) {
 		}
 	}
 	res.Notes = append(res.Notes,
-		fmt.Sprintf("records: ~%d B of JSON each (bench record); batches of %d items; rate runs over %d distinct keys cycled, so a coalescing window (≤ %d keys) never coalesces an event away", recordSize(), storeBatch, storeRateKeys, delivery.DefaultCoalesceKeys),
+		fmt.Sprintf("records: ~%d B of JSON each (bench record); batches of %d items; rate runs over %d distinct keys cycled, so a coalescing window (≤ %d keys) never coalesces an event away", harness.RecordSize(), storeBatch, storeRateKeys, delivery.DefaultCoalesceKeys),
 		"rate: 2 feeders keep 20k-100k events pending in the log (fsync on) while the engine drains; events/s delivered over the measured time",
 		"direct: one connection of the same client library sending the same records in the same batches, one transaction each, in a closed loop",
 		"outage: the server is stopped, the events are appended in calls of 1,000, the server is started when the outage time has passed; engine MaxBackoff 1 s",
@@ -206,7 +205,7 @@ func (sb *storeBench) run(ctx context.Context, o Options) (Result, error) {
 // benchTemplate is a bench record whose x-amz-request-id is patched per
 // event: the id read back tells which event a stored value came from.
 var benchTemplate, benchIDAt = func() ([]byte, int) {
-	r := benchRecord(0)
+	r := harness.Record(0)
 	r.ResponseElements = map[string]string{"x-amz-request-id": "0000000000000000", "x-minio-origin-endpoint": "http://127.0.0.1:9000"}
 	b, _ := json.Marshal(r)
 	return b, bytes.Index(b, []byte(`"x-amz-request-id":"`)) + len(`"x-amz-request-id":"`)
@@ -216,7 +215,7 @@ var benchTemplate, benchIDAt = func() ([]byte, int) {
 func storeEntry(id uint64, k int, target string) *wal.Entry {
 	data := bytes.Clone(benchTemplate)
 	copy(data[benchIDAt:], fmt.Sprintf("%016X", id))
-	return &wal.Entry{Targets: []string{target}, Key: fmt.Sprintf("%s/photos/IMG_%08d.jpg", benchBucket, k),
+	return &wal.Entry{Targets: []string{target}, Key: fmt.Sprintf("%s/photos/IMG_%08d.jpg", harness.Bucket, k),
 		Name: string(event.ObjectCreatedPut), EventTime: time.Date(2026, 11, 25, 12, 0, 0, int(id), time.UTC), Data: data}
 }
 
@@ -268,48 +267,14 @@ func (c *countingTarget) take() (writes, keys int) {
 	return writes, len(seen)
 }
 
-// storePipeline is a log and an engine draining it into one target.
-type storePipeline struct {
-	log    *wal.Log
-	eng    *delivery.Engine
-	id     string
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-func openStorePipeline(dir string, tg delivery.Target, ns bool, maxBackoff time.Duration) (*storePipeline, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	l, err := wal.Open(filepath.Join(dir, "wal.db"), wal.Options{Logger: quietLogger()})
+// openStorePipeline opens a Pipeline for a store target and runs it.
+func openStorePipeline(dir string, tg delivery.Target, ns bool) (*harness.Pipeline, error) {
+	p, err := harness.OpenPipeline(harness.PipelineConfig{Dir: dir, Target: tg, ID: "arn:minio:sqs::bench:store", Namespace: ns, MaxBatch: storeBatch, MaxBackoff: time.Second})
 	if err != nil {
 		return nil, err
 	}
-	p := &storePipeline{log: l, id: "arn:minio:sqs::bench:store", done: make(chan struct{})}
-	p.eng = delivery.New(l, delivery.Options{MaxBackoff: maxBackoff, Logger: quietLogger()})
-	if err := p.eng.Add(delivery.Spec{ID: p.id, Target: tg, Namespace: ns, MaxBatch: storeBatch}); err != nil {
-		l.Close()
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
-	go func() { p.eng.Run(ctx); close(p.done) }()
+	p.Run()
 	return p, nil
-}
-
-func (p *storePipeline) appendEntries(ctx context.Context, es []*wal.Entry) error {
-	if _, err := p.log.Append(ctx, es...); err != nil {
-		return err
-	}
-	return nil
-}
-
-func (p *storePipeline) stats() delivery.Stats { return p.eng.Stats()[0] }
-
-func (p *storePipeline) close() {
-	p.cancel()
-	<-p.done
-	p.log.Close()
 }
 
 // relayRate measures events delivered per second while feeders keep a
@@ -319,54 +284,21 @@ func (sb *storeBench) relayRate(ctx context.Context, dir string, ns bool, d time
 	if err != nil {
 		return 0, err
 	}
-	p, err := openStorePipeline(dir, tg, ns, time.Second)
+	p, err := openStorePipeline(dir, tg, ns)
 	if err != nil {
+		tg.Close()
 		return 0, err
 	}
-	defer p.close()
-	fctx, stopFeed := context.WithCancel(ctx)
+	defer p.Close()
 	var next atomic.Uint64
-	var wg sync.WaitGroup
-	var feedErr atomic.Pointer[error]
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for fctx.Err() == nil {
-				if p.stats().Pending > 100_000 {
-					time.Sleep(2 * time.Millisecond)
-					continue
-				}
-				es := make([]*wal.Entry, 500)
-				for i := range es {
-					id := next.Add(1) - 1
-					es[i] = storeEntry(id, int(id%storeRateKeys), p.id)
-				}
-				if err := p.appendEntries(fctx, es); err != nil && fctx.Err() == nil {
-					feedErr.Store(&err)
-					return
-				}
-			}
-		}()
-	}
-	defer func() { stopFeed(); wg.Wait() }()
-	if !waitFor(ctx, 30*time.Second, func() bool { return p.stats().Pending > 20_000 }) {
-		return 0, fmt.Errorf("backlog never reached 20,000 (last error: %s)", p.stats().LastError)
-	}
-	s0, t0 := p.stats().Delivered, time.Now()
-	select {
-	case <-time.After(d):
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	s1, t1 := p.stats().Delivered, time.Now()
-	if e := feedErr.Load(); e != nil {
-		return 0, *e
-	}
-	if st := p.stats(); st.Quarantined > 0 {
-		return 0, fmt.Errorf("%d events quarantined: %s", st.Quarantined, st.LastError)
-	}
-	return float64(s1-s0) / t1.Sub(t0).Seconds(), nil
+	return p.BacklogRate(ctx, d, 30*time.Second, func() []*wal.Entry {
+		es := make([]*wal.Entry, 500)
+		for i := range es {
+			id := next.Add(1) - 1
+			es[i] = storeEntry(id, int(id%storeRateKeys), p.ID)
+		}
+		return es
+	})
 }
 
 // directRate sends batches of the same records with the direct client in a
@@ -395,7 +327,7 @@ func (sb *storeBench) directRate(ctx context.Context, ns bool, d time.Duration) 
 
 // outage stops the server, appends the backlog, starts the server when
 // o.Outage has passed, and measures the drain.
-func (sb *storeBench) outage(ctx context.Context, res *Result, dir string, ns bool, f string, o Options) error {
+func (sb *storeBench) outage(ctx context.Context, res *harness.Result, dir string, ns bool, f string, o harness.Options) error {
 	total := 1_000_000
 	if o.Quick {
 		total = 100_000
@@ -405,11 +337,11 @@ func (sb *storeBench) outage(ctx context.Context, res *Result, dir string, ns bo
 		return err
 	}
 	ct := &countingTarget{Target: tg}
-	p, err := openStorePipeline(dir, ct, ns, time.Second)
+	p, err := openStorePipeline(dir, ct, ns)
 	if err != nil {
 		return err
 	}
-	defer p.close()
+	defer p.Close()
 	if err := sb.stop(); err != nil {
 		return err
 	}
@@ -424,10 +356,10 @@ func (sb *storeBench) outage(ctx context.Context, res *Result, dir string, ns bo
 	for id := 0; id < total; id += 1000 {
 		es := make([]*wal.Entry, min(1000, total-id))
 		for i := range es {
-			es[i] = storeEntry(uint64(id+i), (id+i)%storeOutageKeys, p.id)
+			es[i] = storeEntry(uint64(id+i), (id+i)%storeOutageKeys, p.ID)
 			want[es[i].Key] = uint64(id + i)
 		}
-		if err := p.appendEntries(ctx, es); err != nil {
+		if err := p.Append(ctx, es...); err != nil {
 			return err
 		}
 	}
@@ -440,7 +372,7 @@ func (sb *storeBench) outage(ctx context.Context, res *Result, dir string, ns bo
 		}
 	}
 	ct.take() // nothing is acknowledged while the server is down
-	backlog := p.stats().Pending
+	backlog := p.Stats().Pending
 	up := time.Now()
 	downFor := up.Sub(down)
 	if err := sb.start(); err != nil {
@@ -448,8 +380,8 @@ func (sb *storeBench) outage(ctx context.Context, res *Result, dir string, ns bo
 	}
 	started = true
 	startup := time.Since(up)
-	if !waitFor(ctx, 10*time.Minute, func() bool { return p.stats().Pending == 0 }) {
-		return fmt.Errorf("backlog not drained within 10 minutes: %+v", p.stats())
+	if !harness.WaitFor(ctx, 10*time.Minute, func() bool { return p.Stats().Pending == 0 }) {
+		return fmt.Errorf("backlog not drained within 10 minutes: %+v", p.Stats())
 	}
 	drain := time.Since(up)
 	writes, written := ct.take()
@@ -497,31 +429,8 @@ func (sb *storeBench) outage(ctx context.Context, res *Result, dir string, ns bo
 	if !ns {
 		res.Add(f+" outage: duplicates", float64(dups), "events", "")
 	}
-	if st := p.stats(); st.Quarantined > 0 {
+	if st := p.Stats(); st.Quarantined > 0 {
 		return fmt.Errorf("%d events quarantined: %s", st.Quarantined, st.LastError)
 	}
 	return nil
-}
-
-// services runs scripts/services.sh verb name from the module root.
-func services(verb, name string) error {
-	dir, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	for {
-		script := filepath.Join(dir, "scripts", "services.sh")
-		if _, err := os.Stat(script); err == nil {
-			cmd := exec.Command(script, verb, name)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("services.sh %s %s: %v: %s", verb, name, err, out)
-			}
-			return nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return errors.New("scripts/services.sh not found above the working directory")
-		}
-		dir = parent
-	}
 }
