@@ -4,7 +4,7 @@ package main
 // RabbitMQ of scripts/services.sh (127.0.0.1:5672), beside a direct
 // amqp091-go client publishing the same bodies with confirms outstanding,
 // and the drain after the broker was stopped (scripts/services.sh stop
-// rabbitmq) and started again. It uses the NATS/Kafka harness (nkRun).
+// rabbitmq) and started again. It uses the broker harness (nkRun, brokers.go).
 //
 // Topology: a durable fanout exchange with one durable queue bound to it,
 // consumed for the whole scenario (so the broker routes, stores and hands

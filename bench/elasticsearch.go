@@ -8,7 +8,7 @@ package main
 // client sending the same bulk requests, and the drain after the node was
 // stopped while a backlog built up. The stand-in makes the figures a
 // measure of the client side (encoding, HTTP, the relay's overhead), not of
-// Elasticsearch's indexing. The scenario code is storeBench, in redis.go.
+// Elasticsearch's indexing. The scenario code is storeBench, in stores.go.
 
 import (
 	"bytes"

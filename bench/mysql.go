@@ -6,13 +6,12 @@ package main
 // engine + target beside a direct go-sql-driver/mysql client writing the
 // same batches the same way (one transaction of 500-row statements), and
 // the drain after the server was stopped while a backlog built up. The
-// scenario code is storeBench, in redis.go.
+// scenario code is storeBench, in stores.go.
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -130,15 +129,8 @@ func runMySQL(ctx context.Context, o harness.Options) (harness.Result, error) {
 					return nil, nil, err
 				}
 				defer rows.Close()
-				out := map[string]uint64{}
-				for rows.Next() {
-					var k, v string
-					if err := rows.Scan(&k, &v); err != nil {
-						return nil, nil, err
-					}
-					out[k], _ = strconv.ParseUint(v, 16, 64)
-				}
-				return out, nil, rows.Err()
+				out, err := scanLatest(rows)
+				return out, nil, err
 			}
 			// No primary key: InnoDB keeps rows in insertion order.
 			rows, err := db.QueryContext(ctx, "SELECT "+fmt.Sprintf(rid, "event_data")+" FROM relaybench_access")
@@ -146,16 +138,8 @@ func runMySQL(ctx context.Context, o harness.Options) (harness.Result, error) {
 				return nil, nil, err
 			}
 			defer rows.Close()
-			var ids []uint64
-			for rows.Next() {
-				var v string
-				if err := rows.Scan(&v); err != nil {
-					return nil, nil, err
-				}
-				id, _ := strconv.ParseUint(v, 16, 64)
-				ids = append(ids, id)
-			}
-			return nil, ids, rows.Err()
+			ids, err := scanOrdered(rows)
+			return nil, ids, err
 		},
 	}
 	if err := db.PingContext(ctx); err != nil {

@@ -2,8 +2,8 @@ package main
 
 // Scenarios "nats", "jetstream" and "nats-streaming": the NATS target in
 // each of its modes, beside a direct nats.go / stan.go client, and the drain
-// after the server was down. The harness (nkSpec, nkRun) is shared with
-// bench/kafka.go.
+// after the server was down, with the broker harness of brokers.go (nkSpec,
+// nkRun) and the subscribers of testkit/consumers.
 //
 // nats and jetstream start their own nats-server process (the binary
 // scripts/services.sh installs) on a private port with its own JetStream

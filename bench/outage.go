@@ -37,19 +37,11 @@ func runOutage(ctx context.Context, o harness.Options) (harness.Result, error) {
 		return res, err
 	}
 	defer stopProfile()
-	rv, err := harness.NewReceiver()
+	r, rv, stop, err := harness.StartWebhook(filepath.Join(o.Dir, "relay"), "")
 	if err != nil {
 		return res, err
 	}
-	if err := rv.Start(); err != nil {
-		return res, err
-	}
-	defer rv.Stop()
-	r, err := harness.WebhookRelay(filepath.Join(o.Dir, "relay"), rv.URL(), "")
-	if err != nil {
-		return res, err
-	}
-	defer r.Close()
+	defer stop()
 
 	start := time.Now()
 	var mu sync.Mutex

@@ -5,13 +5,12 @@ package main
 // postgres, password "password", database minio_events): delivered rate
 // through log + engine + target beside a direct pgx client sending the same
 // batches, and the drain after the server was stopped while a backlog built
-// up. The scenario code is storeBench, in redis.go.
+// up. The scenario code is storeBench, in stores.go.
 
 import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -111,31 +110,16 @@ func runPostgreSQL(ctx context.Context, o harness.Options) (harness.Result, erro
 					return nil, nil, err
 				}
 				defer rows.Close()
-				out := map[string]uint64{}
-				for rows.Next() {
-					var k, v string
-					if err := rows.Scan(&k, &v); err != nil {
-						return nil, nil, err
-					}
-					out[k], _ = strconv.ParseUint(v, 16, 64)
-				}
-				return out, nil, rows.Err()
+				out, err := scanLatest(rows)
+				return out, nil, err
 			}
 			rows, err := c.Query(ctx, "SELECT event_data"+rid+" FROM "+benchPGConfig(ns).Table+" ORDER BY ctid")
 			if err != nil {
 				return nil, nil, err
 			}
 			defer rows.Close()
-			var ids []uint64
-			for rows.Next() {
-				var v string
-				if err := rows.Scan(&v); err != nil {
-					return nil, nil, err
-				}
-				id, _ := strconv.ParseUint(v, 16, 64)
-				ids = append(ids, id)
-			}
-			return nil, ids, rows.Err()
+			ids, err := scanOrdered(rows)
+			return nil, ids, err
 		},
 	}
 	if err := exec("SELECT 1"); err != nil {

@@ -137,3 +137,21 @@ func (p *Pacer) Errors() (n int64, last string) {
 	}
 	return p.errs.Load(), last
 }
+
+// StartWebhook starts a Receiver and opens a WebhookRelay in dir posting
+// to it; stop closes the relay and stops the receiver.
+func StartWebhook(dir, extra string) (r *relay.Relay, rv *Receiver, stop func(), err error) {
+	rv, err = NewReceiver()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := rv.Start(); err != nil {
+		return nil, nil, nil, err
+	}
+	r, err = WebhookRelay(dir, rv.URL(), extra)
+	if err != nil {
+		rv.Stop()
+		return nil, nil, nil, err
+	}
+	return r, rv, func() { r.Close(); rv.Stop() }, nil
+}
