@@ -78,16 +78,25 @@ func nkRun(ctx context.Context, o harness.Options, s nkSpec) (harness.Result, er
 	return res, nil
 }
 
-// nkRelayRate measures events delivered per second while two feeders keep
-// a backlog of 20k-100k events.
-func nkRelayRate(ctx context.Context, dir string, s nkSpec, pool harness.Pool, d time.Duration) (float64, error) {
-	tg, err := s.newTarget()
+// nkOpen opens a pipeline (not running) into the target newTarget returns.
+func nkOpen(dir string, newTarget func() (delivery.Target, error)) (*harness.Pipeline, error) {
+	tg, err := newTarget()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	p, err := harness.OpenPipeline(harness.PipelineConfig{Dir: dir, Target: tg, MaxBatch: nkBatch})
 	if err != nil {
 		tg.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// nkRelayRate measures events delivered per second while two feeders keep
+// a backlog of 20k-100k events.
+func nkRelayRate(ctx context.Context, dir string, s nkSpec, pool harness.Pool, d time.Duration) (float64, error) {
+	p, err := nkOpen(dir, s.newTarget)
+	if err != nil {
 		return 0, err
 	}
 	defer p.Close()
@@ -110,13 +119,8 @@ func nkDrainRate(ctx context.Context, dir string, s nkSpec, pool harness.Pool, q
 	if quick {
 		total = 50_000
 	}
-	tg, err := s.newTarget()
+	p, err := nkOpen(dir, s.newTarget)
 	if err != nil {
-		return 0, err
-	}
-	p, err := harness.OpenPipeline(harness.PipelineConfig{Dir: dir, Target: tg, MaxBatch: nkBatch})
-	if err != nil {
-		tg.Close()
 		return 0, err
 	}
 	defer p.Close()
@@ -163,13 +167,8 @@ func nkOutage(ctx context.Context, res *harness.Result, dir string, s nkSpec, o 
 	if s.outageTarget != nil {
 		newTarget = s.outageTarget
 	}
-	tg, err := newTarget()
+	p, err := nkOpen(dir, newTarget)
 	if err != nil {
-		return err
-	}
-	p, err := harness.OpenPipeline(harness.PipelineConfig{Dir: dir, Target: tg, MaxBatch: nkBatch})
-	if err != nil {
-		tg.Close()
 		return err
 	}
 	p.Run()

@@ -17,7 +17,8 @@ import (
 type PipelineConfig struct {
 	// Dir holds the log (wal.db); it is created if missing. Required.
 	Dir string
-	// Target receives the log's events. Required; Close closes it.
+	// Target receives the log's events. Required; the engine closes it
+	// when it stops running.
 	Target delivery.Target
 	// ID is the target's id in the log. Default: DefaultPipelineID.
 	ID string
