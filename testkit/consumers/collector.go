@@ -74,3 +74,15 @@ func (c *Collector) Received(testing.TB) [][]byte { return c.All() }
 // targettest.Harness.Received for a suite that must not count a
 // redelivery toward the events it waits for.
 func (c *Collector) Distinct(testing.TB) [][]byte { return c.Bodies() }
+
+// TB adapts a start or stop function that returns an error to the
+// func(testing.TB) of targettest.Harness's Start and Stop: the error fails
+// the test.
+func TB(f func() error) func(testing.TB) {
+	return func(t testing.TB) {
+		t.Helper()
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -79,7 +79,10 @@ func TestMQTTThroughGate(t *testing.T) {
 	testenv.Require(t, "mosquitto", "127.0.0.1:1883")
 	topic := fmt.Sprintf("consumers/test/%d", os.Getpid())
 	var c Collector
-	NewMQTT(t, MQTTConfig{Broker: "tcp://127.0.0.1:1883", Topic: topic}, c.Add)
+	sub := NewMQTT(t, MQTTConfig{Broker: "tcp://127.0.0.1:1883", Topic: topic}, c.Add)
+	if sub.WaitSubscribed(100*time.Millisecond) == nil {
+		t.Fatal("WaitSubscribed returned a subscription already waited for")
+	}
 	g := NewGate(t, "127.0.0.1:1883")
 	pub := paho.NewClient(paho.NewClientOptions().AddBroker(g.URL()).SetClientID(fmt.Sprintf("consumers-test-pub-%d", os.Getpid())))
 	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -181,9 +184,7 @@ func TestKafka(t *testing.T) {
 	waitBodies(t, &c, 1)
 	// The consumer keeps reading across a broker restart.
 	b.Stop()
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
+	TB(b.Start)(t)
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t", Key: []byte("k"), Value: []byte("v2")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}

@@ -91,6 +91,15 @@ func (s *MQTT) WaitSubscribed(d time.Duration) error {
 	}
 }
 
+// RequireSubscribed is WaitSubscribed(30 s) for a test: it fails t if no
+// subscription is made.
+func (s *MQTT) RequireSubscribed(t testing.TB) {
+	t.Helper()
+	if err := s.WaitSubscribed(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // ForgetSubscriptions drops the notices of past subscriptions, so that the
 // next WaitSubscribed waits for a new one: call it before stopping the
 // broker.
