@@ -31,18 +31,25 @@ type Options struct {
 
 // Metric is one measured figure.
 type Metric struct {
-	Name  string  `json:"name"`
+	// Name identifies the figure across runs (RESULTS.md compares by it).
+	Name string `json:"name"`
+	// Value is in Unit.
 	Value float64 `json:"value"`
-	Unit  string  `json:"unit"`
+	// Unit is events/s, ms, MiB, ×, …
+	Unit string `json:"unit"`
 	// Goal, if set, is the figure the issue asks for, in the same unit.
 	Goal string `json:"goal,omitempty"`
 }
 
 // Result is what a scenario measured.
 type Result struct {
-	Scenario string   `json:"scenario"`
-	Metrics  []Metric `json:"metrics"`
-	Notes    []string `json:"notes,omitempty"`
+	// Scenario is the scenario's name (set by Run).
+	Scenario string `json:"scenario"`
+	// Metrics are the figures, in the order measured.
+	Metrics []Metric `json:"metrics"`
+	// Notes say how the figures were taken, and carry a failed
+	// scenario's error.
+	Notes []string `json:"notes,omitempty"`
 	// Files lists files the scenario wrote (plots).
 	Files []string `json:"files,omitempty"`
 }
@@ -62,8 +69,10 @@ type Func func(ctx context.Context, o Options) (Result, error)
 
 // Scenario is a registered scenario.
 type Scenario struct {
+	// Name is what the command line names the scenario by.
 	Name string
-	Run  Func
+	// Run measures.
+	Run Func
 	// Explicit scenarios run only when named (they need tools built
 	// beforehand, or take long).
 	Explicit bool

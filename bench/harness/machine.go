@@ -18,6 +18,7 @@ type Machine struct {
 	Go string `json:"go"`
 	// Kernel is the kernel release (/proc/sys/kernel/osrelease).
 	Kernel string `json:"kernel,omitempty"`
+	// GOOS and GOARCH are the platform the bench was built for.
 	GOOS   string `json:"goos"`
 	GOARCH string `json:"goarch"`
 	// MemTotal is the first line of /proc/meminfo.
