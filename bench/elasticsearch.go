@@ -8,7 +8,7 @@ package main
 // client sending the same bulk requests, and the drain after the node was
 // stopped while a backlog built up. The stand-in makes the figures a
 // measure of the client side (encoding, HTTP, the relay's overhead), not of
-// Elasticsearch's indexing. The scenario code is storeBench, in redis.go.
+// Elasticsearch's indexing. The scenario code is storeBench, in stores.go.
 
 import (
 	"bytes"
@@ -25,11 +25,12 @@ import (
 
 	"github.com/bucketrelay/bucketrelay/adapters/elasticsearch"
 	"github.com/bucketrelay/bucketrelay/adapters/elasticsearch/esfake"
+	"github.com/bucketrelay/bucketrelay/bench/harness"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
 )
 
-func init() { register("elasticsearch", runElasticsearch) }
+func init() { harness.Register("elasticsearch", runElasticsearch) }
 
 func benchESIndex(ns bool) string {
 	if ns {
@@ -38,10 +39,10 @@ func benchESIndex(ns bool) string {
 	return "relaybench-access"
 }
 
-func runElasticsearch(ctx context.Context, o Options) (Result, error) {
+func runElasticsearch(ctx context.Context, o harness.Options) (harness.Result, error) {
 	node, err := esfake.Start("127.0.0.1:0")
 	if err != nil {
-		return Result{}, err
+		return harness.Result{}, err
 	}
 	defer node.Stop()
 	url := node.URL()
@@ -63,7 +64,7 @@ func runElasticsearch(ctx context.Context, o Options) (Result, error) {
 			if ns {
 				f = "namespace"
 			}
-			return elasticsearch.New(elasticsearch.Config{Enable: true, Format: f, URL: url, Index: benchESIndex(ns)}, quietLogger())
+			return elasticsearch.New(elasticsearch.Config{Enable: true, Format: f, URL: url, Index: benchESIndex(ns)}, harness.QuietLogger())
 		},
 		reset: func(ns bool) error { return httpDo("DELETE", "/"+benchESIndex(ns)) },
 		direct: func(ns bool) (func(context.Context, []delivery.Item) error, func(), error) {

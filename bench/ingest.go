@@ -15,13 +15,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/bucketrelay/bucketrelay/bench/harness"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/relay"
@@ -29,89 +28,17 @@ import (
 	"github.com/bucketrelay/bucketrelay/wal"
 )
 
-func init() { register("ingest", runIngest) }
+func init() { harness.Register("ingest", runIngest) }
 
-// loadResult is what one closed-loop load measured.
-type loadResult struct {
-	rate     float64 // events/s
-	p50, p99 float64 // ms per call
-	events   int64
-	cpu      float64 // process CPU time (user+sys) per event, µs
-}
-
-// cpuTime returns the process's user+sys CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// closedLoop runs workers that each call call(worker, i) back to back for
-// d, and measures events/s and per-call latency after a warm-up of d/10.
-// call returns the events it handled.
-func closedLoop(ctx context.Context, workers int, d time.Duration, call func(w, i int) (int, error)) (loadResult, error) {
-	warm := d / 10
-	start := time.Now()
-	measureFrom := start.Add(warm)
-	end := measureFrom.Add(d)
-	var lat latencies
-	var events atomic.Int64
-	var firstErr atomic.Pointer[error]
-	var wg sync.WaitGroup
-	var cpu0 atomic.Int64
-	go func() {
-		time.Sleep(time.Until(measureFrom))
-		cpu0.Store(int64(cpuTime()))
-	}()
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			for i := 0; ; i++ {
-				t0 := time.Now()
-				if t0.After(end) || ctx.Err() != nil {
-					break
-				}
-				n, err := call(w, i)
-				if err != nil {
-					firstErr.CompareAndSwap(nil, &err)
-					break
-				}
-				if t0.After(measureFrom) {
-					mine = append(mine, time.Since(t0))
-					events.Add(int64(n))
-				}
-			}
-			lat.add(mine)
-		}()
-	}
-	wg.Wait()
-	if p := firstErr.Load(); p != nil {
-		return loadResult{}, *p
-	}
-	wall := time.Since(measureFrom).Seconds()
-	cpu := float64(cpuTime()-time.Duration(cpu0.Load())) / float64(time.Microsecond)
-	return loadResult{
-		cpu:    cpu / float64(max(1, events.Load())),
-		rate:   float64(events.Load()) / wall,
-		p50:    lat.pct(50),
-		p99:    lat.pct(99),
-		events: events.Load(),
-	}, nil
-}
-
-func runIngest(ctx context.Context, o Options) (Result, error) {
-	var res Result
+func runIngest(ctx context.Context, o harness.Options) (harness.Result, error) {
+	var res harness.Result
 	d := o.Duration
 	baseD := min(d, 3*time.Second)
 	if o.Quick {
 		d = min(d, time.Second)
 		baseD = min(baseD, time.Second)
 	}
-	stopProfile, err := startProfile("ingest")
+	stopProfile, err := harness.StartProfile(o, "ingest")
 	if err != nil {
 		return res, err
 	}
@@ -122,18 +49,18 @@ func runIngest(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	sink := &ackTarget{}
-	r, err := relay.Open(cfg, relay.Options{Logger: quietLogger(), Targets: map[string]delivery.Target{arn: sink}})
+	sink := &harness.AckTarget{}
+	r, err := relay.Open(cfg, relay.Options{Logger: harness.QuietLogger(), Targets: map[string]delivery.Target{arn: sink}})
 	if err != nil {
 		return res, err
 	}
 	defer r.Close(context.Background())
-	if err := r.SetBucketRules(benchBucket, []rules.Rule{{ARN: arn, Events: []event.Name{"s3:ObjectCreated:*"}}}); err != nil {
+	if err := r.SetBucketRules(harness.Bucket, []rules.Rule{{ARN: arn, Events: []event.Name{"s3:ObjectCreated:*"}}}); err != nil {
 		return res, err
 	}
-	pool := recordPool(4096)
+	pool := harness.RecordPool(4096)
 	res.Notes = append(res.Notes,
-		fmt.Sprintf("records are targettest.Record padded with user metadata: %d bytes of JSON each; Publish marshals them (part of the measured cost)", recordSize()),
+		fmt.Sprintf("records are targettest.Record padded with user metadata: %d bytes of JSON each; Publish marshals them (part of the measured cost)", harness.RecordSize()),
 		"every event is routed by a bucket rule (s3:ObjectCreated:*) to a target given in relay.Options.Targets that acknowledges every Send at once, so events are logged, read back and delivered while ingest runs; fsync on (default relay settings)",
 		fmt.Sprintf("each load runs %v after a %v warm-up; latency is per call, from Publish to its return (durable acknowledgement)", d, d/10))
 
@@ -144,7 +71,7 @@ func runIngest(ctx context.Context, o Options) (Result, error) {
 	}
 	rates := map[string]float64{}
 	for _, c := range []lib{{1, 1, "", "< 2"}, {16, 1, "", ""}, {64, 1, "", ""}, {256, 1, "≥ 100000", ""}, {16, 100, "≥ 300000", ""}} {
-		lr, err := closedLoop(ctx, c.pubs, d, func(w, i int) (int, error) {
+		lr, err := harness.ClosedLoop(ctx, c.pubs, d, func(w, i int) (int, error) {
 			k := (w*7919 + i*c.per) % (len(pool) - c.per)
 			return c.per, r.Publish(ctx, pool[k:k+c.per]...)
 		})
@@ -152,11 +79,11 @@ func runIngest(ctx context.Context, o Options) (Result, error) {
 			return res, fmt.Errorf("library %d×%d: %w", c.pubs, c.per, err)
 		}
 		name := fmt.Sprintf("library %d publisher(s) × %d record(s)/call", c.pubs, c.per)
-		rates[fmt.Sprintf("%d×%d", c.pubs, c.per)] = lr.rate
-		res.Add(name+": rate", lr.rate, "events/s", c.rateGoal)
-		res.Add(name+": p50 ack", lr.p50, "ms", c.p50Goal)
-		res.Add(name+": p99 ack", lr.p99, "ms", "")
-		res.Add(name+": CPU per event", lr.cpu, "µs", "")
+		rates[fmt.Sprintf("%d×%d", c.pubs, c.per)] = lr.Rate
+		res.Add(name+": rate", lr.Rate, "events/s", c.rateGoal)
+		res.Add(name+": p50 ack", lr.P50, "ms", c.p50Goal)
+		res.Add(name+": p99 ack", lr.P99, "ms", "")
+		res.Add(name+": CPU per event", lr.CPU, "µs", "")
 	}
 
 	// The log alone, with entries encoded before the run: what the relay
@@ -167,9 +94,9 @@ func runIngest(ctx context.Context, o Options) (Result, error) {
 			return res, fmt.Errorf("wal only: %w", err)
 		}
 		name := fmt.Sprintf("wal.Append only, %d appender(s) × %d entries/call", c.pubs, c.per)
-		res.Add(name+": rate", lr.rate, "events/s", "")
-		res.Add(name+": p50 ack", lr.p50, "ms", "")
-		res.Add(name+": CPU per event", lr.cpu, "µs", "")
+		res.Add(name+": rate", lr.Rate, "events/s", "")
+		res.Add(name+": p50 ack", lr.P50, "ms", "")
+		res.Add(name+": CPU per event", lr.CPU, "µs", "")
 	}
 
 	// Through HTTP: POST /v1/events with 100 records from 16 keep-alive
@@ -186,7 +113,7 @@ func runIngest(ctx context.Context, o Options) (Result, error) {
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64}}
 	defer client.CloseIdleConnections()
-	lr, err := closedLoop(ctx, 16, d, func(w, i int) (int, error) {
+	lr, err := harness.ClosedLoop(ctx, 16, d, func(w, i int) (int, error) {
 		resp, err := client.Post(srv.URL+"/v1/events", "application/json", bytes.NewReader(bodies[(w+i)%len(bodies)]))
 		if err != nil {
 			return 0, err
@@ -201,11 +128,11 @@ func runIngest(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("http: %w", err)
 	}
-	rates["http"] = lr.rate
-	res.Add("HTTP 16 clients × 100 records/POST: rate", lr.rate, "events/s", "≥ 100000")
-	res.Add("HTTP 16 clients × 100 records/POST: p50 request", lr.p50, "ms", "")
-	res.Add("HTTP 16 clients × 100 records/POST: p99 request", lr.p99, "ms", "")
-	res.Add("HTTP 16 clients × 100 records/POST: CPU per event (client and server)", lr.cpu, "µs", "")
+	rates["http"] = lr.Rate
+	res.Add("HTTP 16 clients × 100 records/POST: rate", lr.Rate, "events/s", "≥ 100000")
+	res.Add("HTTP 16 clients × 100 records/POST: p50 request", lr.P50, "ms", "")
+	res.Add("HTTP 16 clients × 100 records/POST: p99 request", lr.P99, "ms", "")
+	res.Add("HTTP 16 clients × 100 records/POST: CPU per event (client and server)", lr.CPU, "µs", "")
 	res.Notes = append(res.Notes, fmt.Sprintf("HTTP: a loopback httptest server with r.Handler(); %d-byte bodies built before the run; client and server share the machine's cores", len(bodies[0])))
 	if st := r.Stats(); len(st) > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("target delivered %d events in %d sends during the run; backlog at the end %d", st[0].Delivered, st[0].Sends, st[0].Pending))
@@ -221,16 +148,16 @@ func runIngest(ctx context.Context, o Options) (Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("bbolt baseline: %w", err)
 		}
-		rates[fmt.Sprintf("bolt%d", w)] = b.rate
-		res.Add(fmt.Sprintf("baseline bbolt tx per event, %d writer(s): rate", w), b.rate, "events/s", "")
-		res.Add(fmt.Sprintf("baseline bbolt tx per event, %d writer(s): p50", w), b.p50, "ms", "")
+		rates[fmt.Sprintf("bolt%d", w)] = b.Rate
+		res.Add(fmt.Sprintf("baseline bbolt tx per event, %d writer(s): rate", w), b.Rate, "events/s", "")
+		res.Add(fmt.Sprintf("baseline bbolt tx per event, %d writer(s): p50", w), b.P50, "ms", "")
 		f, err := fileBaseline(ctx, filepath.Join(o.Dir, fmt.Sprintf("queue-%d", w)), w, baseD, raws)
 		if err != nil {
 			return res, fmt.Errorf("file baseline: %w", err)
 		}
-		rates[fmt.Sprintf("file%d", w)] = f.rate
-		res.Add(fmt.Sprintf("baseline file+fsync per event, %d writer(s): rate", w), f.rate, "events/s", "")
-		res.Add(fmt.Sprintf("baseline file+fsync per event, %d writer(s): p50", w), f.p50, "ms", "")
+		rates[fmt.Sprintf("file%d", w)] = f.Rate
+		res.Add(fmt.Sprintf("baseline file+fsync per event, %d writer(s): rate", w), f.Rate, "events/s", "")
+		res.Add(fmt.Sprintf("baseline file+fsync per event, %d writer(s): p50", w), f.P50, "ms", "")
 	}
 	ratio := func(name, a, b string) {
 		if rates[b] > 0 {
@@ -251,18 +178,18 @@ func runIngest(ctx context.Context, o Options) (Result, error) {
 }
 
 // boltBaseline stores one event per bbolt transaction.
-func boltBaseline(ctx context.Context, path string, workers int, d time.Duration, raws [][]byte) (loadResult, error) {
+func boltBaseline(ctx context.Context, path string, workers int, d time.Duration, raws [][]byte) (harness.Load, error) {
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
-		return loadResult{}, err
+		return harness.Load{}, err
 	}
 	defer os.Remove(path)
 	defer db.Close()
 	name := []byte("events")
 	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucketIfNotExists(name); return err }); err != nil {
-		return loadResult{}, err
+		return harness.Load{}, err
 	}
-	return closedLoop(ctx, workers, d, func(w, i int) (int, error) {
+	return harness.ClosedLoop(ctx, workers, d, func(w, i int) (int, error) {
 		return 1, db.Update(func(tx *bolt.Tx) error {
 			b := tx.Bucket(name)
 			seq, _ := b.NextSequence()
@@ -272,13 +199,13 @@ func boltBaseline(ctx context.Context, path string, workers int, d time.Duration
 }
 
 // fileBaseline writes each event to its own fsynced file.
-func fileBaseline(ctx context.Context, dir string, workers int, d time.Duration, raws [][]byte) (loadResult, error) {
+func fileBaseline(ctx context.Context, dir string, workers int, d time.Duration, raws [][]byte) (harness.Load, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return loadResult{}, err
+		return harness.Load{}, err
 	}
 	defer os.RemoveAll(dir)
 	var n atomic.Int64
-	return closedLoop(ctx, workers, d, func(w, i int) (int, error) {
+	return harness.ClosedLoop(ctx, workers, d, func(w, i int) (int, error) {
 		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("%020d.event", n.Add(1))), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 		if err != nil {
 			return 0, err
@@ -297,10 +224,10 @@ func fileBaseline(ctx context.Context, dir string, workers int, d time.Duration,
 
 // walOnly appends pre-encoded entries straight to a wal.Log (default
 // options, fsync on) while a reader acknowledges them as the engine would.
-func walOnly(ctx context.Context, path string, workers, per int, d time.Duration, pool []event.Record) (loadResult, error) {
-	l, err := wal.Open(path, wal.Options{Logger: quietLogger()})
+func walOnly(ctx context.Context, path string, workers, per int, d time.Duration, pool []event.Record) (harness.Load, error) {
+	l, err := wal.Open(path, wal.Options{Logger: harness.QuietLogger()})
 	if err != nil {
-		return loadResult{}, err
+		return harness.Load{}, err
 	}
 	defer os.Remove(path)
 	defer l.Close()
@@ -331,7 +258,7 @@ func walOnly(ctx context.Context, path string, workers, per int, d time.Duration
 		}
 	}()
 	defer func() { close(stop); <-read }()
-	return closedLoop(ctx, workers, d, func(w, i int) (int, error) {
+	return harness.ClosedLoop(ctx, workers, d, func(w, i int) (int, error) {
 		k := (w*7919 + i*per) % (len(entries) - per)
 		_, err := l.Append(ctx, entries[k:k+per]...)
 		return per, err

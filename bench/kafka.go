@@ -13,21 +13,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	kafkaadapter "github.com/bucketrelay/bucketrelay/adapters/kafka"
+	"github.com/bucketrelay/bucketrelay/bench/harness"
 	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/testkit/consumers"
 )
 
-func init() { register("kafka", runKafka) }
+func init() { harness.Register("kafka", runKafka) }
 
 // Topics of the scenario: the rate runs and the outage run each have their
 // own, so the outage's consumer reads only the outage's events.
@@ -36,48 +35,6 @@ const (
 	kafkaOutageTopic = "bucketevents-outage"
 	kafkaPartitions  = 3
 )
-
-// benchKafka is a kfake cluster on a fixed loopback port with a data
-// directory.
-type benchKafka struct {
-	mu      sync.Mutex
-	port    int
-	dir     string
-	cluster *kfake.Cluster
-}
-
-func (b *benchKafka) addr() string { return fmt.Sprintf("127.0.0.1:%d", b.port) }
-
-func (b *benchKafka) start() error {
-	var c *kfake.Cluster
-	var err error
-	for range 50 {
-		c, err = kfake.NewCluster(kfake.Ports(b.port), kfake.DataDir(b.dir),
-			kfake.SeedTopics(kafkaPartitions, kafkaRateTopic, kafkaOutageTopic))
-		if err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		return err
-	}
-	b.mu.Lock()
-	b.cluster = c
-	b.mu.Unlock()
-	return nil
-}
-
-func (b *benchKafka) stop() error {
-	b.mu.Lock()
-	c := b.cluster
-	b.cluster = nil
-	b.mu.Unlock()
-	if c != nil {
-		c.Close()
-	}
-	return nil
-}
 
 // kafkaProducerConfig is the target's producer configuration: idempotent,
 // acks=all, one request in flight per broker.
@@ -94,21 +51,16 @@ func kafkaProducerConfig() *sarama.Config {
 	return sc
 }
 
-func runKafka(ctx context.Context, o Options) (Result, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func runKafka(ctx context.Context, o harness.Options) (harness.Result, error) {
+	srv, err := consumers.StartKafkaBroker(filepath.Join(o.Dir, "kafka"), kafkaPartitions, []string{kafkaRateTopic, kafkaOutageTopic})
 	if err != nil {
-		return Result{}, err
+		return harness.Result{}, err
 	}
-	srv := &benchKafka{port: l.Addr().(*net.TCPAddr).Port, dir: filepath.Join(o.Dir, "kafka")}
-	l.Close()
-	if err := srv.start(); err != nil {
-		return Result{}, err
-	}
-	defer srv.stop()
-	addr := srv.addr()
+	defer srv.Stop()
+	addr := srv.Addr
 	target := func(topic string) func() (delivery.Target, error) {
 		return func() (delivery.Target, error) {
-			return kafkaadapter.New(kafkaadapter.Config{Enable: true, Brokers: []string{addr}, Topic: topic}, nkQuiet())
+			return kafkaadapter.New(kafkaadapter.Config{Enable: true, Brokers: []string{addr}, Topic: topic}, harness.QuietLogger())
 		}
 	}
 	return nkRun(ctx, o, nkSpec{
@@ -117,25 +69,16 @@ func runKafka(ctx context.Context, o Options) (Result, error) {
 		direct: func(ctx context.Context, bodies [][]byte, keys []string, d time.Duration) (float64, error) {
 			return kafkaDirect(ctx, addr, bodies, keys, d)
 		},
-		consume: func(seen *nkSeen) (func(), error) {
-			cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(kafkaOutageTopic),
-				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-				kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }))
+		consume: func(sink consumers.Sink) (func(), error) {
+			c, err := consumers.StartKafka(addr, kafkaOutageTopic, consumers.Values(sink))
 			if err != nil {
 				return nil, err
 			}
-			cctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				for cctx.Err() == nil {
-					cl.PollFetches(cctx).EachRecord(func(r *kgo.Record) { seen.add(r.Value) })
-				}
-			}()
-			return func() { cancel(); <-done; cl.Close() }, nil
+			return c.Close, nil
 		},
-		stop: srv.stop, start: srv.start,
-		goal: "≥ 50000",
+		stop:  func() error { srv.Stop(); return nil },
+		start: srv.Start,
+		goal:  "≥ 50000",
 		notes: []string{
 			fmt.Sprintf("broker: franz-go kfake (in process, real Kafka protocol, %d partitions, data directory; Stop = Close, Start = a new cluster on the same port and directory)", kafkaPartitions),
 			"target: sarama SyncProducer.SendMessages per batch of 1000, idempotent, acks=all, MaxOpenRequests 1, key bucket/object; direct client: sarama AsyncProducer, same settings, fed continuously",

@@ -18,15 +18,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bucketrelay/bucketrelay/bench/harness"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/relay"
 )
 
 func init() {
-	register("memory", func(ctx context.Context, o Options) (Result, error) {
+	harness.Register("memory", func(ctx context.Context, o harness.Options) (harness.Result, error) {
 		return runChild(ctx, "memory", o)
 	})
-	register("memory-namespace", func(ctx context.Context, o Options) (Result, error) {
+	harness.Register("memory-namespace", func(ctx context.Context, o harness.Options) (harness.Result, error) {
 		return runChild(ctx, "memory-namespace", o)
 	})
 	// The child does its work here, before main parses flags and picks
@@ -55,7 +56,7 @@ func init() {
 // childArgs is what the re-executed bench process is told to measure.
 type childArgs struct {
 	Scenario string
-	Options  Options
+	Options  harness.Options
 }
 
 // memoryChildEnv carries the Options of the re-executed bench process that
@@ -64,10 +65,10 @@ const memoryChildEnv = "BUCKETRELAY_BENCH_MEMORY_CHILD"
 
 // runChild runs scenario in a re-executed bench process and returns what it
 // measured.
-func runChild(ctx context.Context, scenario string, o Options) (Result, error) {
+func runChild(ctx context.Context, scenario string, o harness.Options) (harness.Result, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return Result{}, err
+		return harness.Result{}, err
 	}
 	args, _ := json.Marshal(childArgs{scenario, o})
 	cmd := exec.CommandContext(ctx, exe)
@@ -76,9 +77,9 @@ func runChild(ctx context.Context, scenario string, o Options) (Result, error) {
 	cmd.Stdout = &out
 	cmd.Stderr = os.Stderr
 	runErr := cmd.Run()
-	var res Result
+	var res harness.Result
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		return Result{}, fmt.Errorf("memory child: %v (output %q, decode %v)", runErr, out.String(), err)
+		return harness.Result{}, fmt.Errorf("memory child: %v (output %q, decode %v)", runErr, out.String(), err)
 	}
 	res.Notes = append(res.Notes, "measured in a child process (the bench binary re-executed) so no other scenario's memory counts")
 	if runErr != nil {
@@ -87,38 +88,38 @@ func runChild(ctx context.Context, scenario string, o Options) (Result, error) {
 	return res, nil
 }
 
-func memoryChild(ctx context.Context, o Options) (Result, error) {
-	var res Result
+func memoryChild(ctx context.Context, o harness.Options) (harness.Result, error) {
+	var res harness.Result
 	n := 1_000_000
 	if o.Quick {
 		n = 100_000
 	}
 	const perCall, publishers = 100, 8
-	rv, err := newReceiver()
+	rv, err := harness.NewReceiver()
 	if err != nil {
 		return res, err
 	}
-	r, _, err := webhookRelay(filepath.Join(o.Dir, "relay"), rv.URL(), `,"maxBackoff":"1s"`)
+	r, err := harness.WebhookRelay(filepath.Join(o.Dir, "relay"), rv.URL(), `,"maxBackoff":"1s"`)
 	if err != nil {
 		return res, err
 	}
 	defer r.Close(context.Background())
-	defer rv.stop()
+	defer rv.Stop()
 	fields := []string{"VmRSS", "VmHWM", "RssAnon", "RssFile"}
-	before := memStatus(fields...)
+	before := harness.MemStatus(fields...)
 
 	// Publish n stamped records in calls of 100 while the receiver is down.
 	start := time.Now()
-	if err := publishAll(ctx, r, n, perCall, publishers, stamped); err != nil {
+	if err := publishAll(ctx, r, n, perCall, publishers, harness.Stamped); err != nil {
 		return res, err
 	}
 	pubTime := time.Since(start)
-	backlog, _ := pending(r)
-	after := memStatus(fields...)
-	heap, sys := heapMiB()
+	backlog, _ := harness.Pending(r)
+	after := harness.MemStatus(fields...)
+	heap, sys := harness.HeapMiB()
 	runtime.GC()
-	gced := memStatus(fields...)
-	heapGC, _ := heapMiB()
+	gced := harness.MemStatus(fields...)
+	heapGC, _ := harness.HeapMiB()
 
 	res.Add("backlog (pending events)", float64(backlog), "events", fmt.Sprint(n))
 	res.Add("publish time (8 publishers × 100 records/call, target down)", pubTime.Seconds(), "s", "")
@@ -138,21 +139,21 @@ func memoryChild(ctx context.Context, o Options) (Result, error) {
 	if o.Quick {
 		limit = time.Minute
 	}
-	if err := rv.start(); err != nil {
+	if err := rv.Start(); err != nil {
 		return res, err
 	}
 	up := time.Now()
-	ok := waitFor(ctx, limit, func() bool { u, _ := rv.counts(); return u >= n })
+	ok := harness.WaitFor(ctx, limit, func() bool { u, _ := rv.Counts(); return u >= n })
 	drain := time.Since(up)
-	u, dups := rv.counts()
+	u, dups := rv.Counts()
 	if !ok {
 		res.Notes = append(res.Notes, fmt.Sprintf("drain stopped after %v with %d of %d events received", limit, u, n))
 	}
-	end := memStatus(fields...)
+	end := harness.MemStatus(fields...)
 	res.Add("drain time (receiver up → all received)", drain.Seconds(), "s", "")
 	res.Add("drain rate", float64(u)/drain.Seconds(), "events/s", "")
 	res.Add("peak RSS including the drain (VmHWM)", end["VmHWM"], "MiB", "< 200")
-	res.Add("lost", float64(rv.missing(n)), "events", "0")
+	res.Add("lost", float64(rv.Missing(n)), "events", "0")
 	res.Add("duplicates", float64(dups), "events", "")
 	res.Notes = append(res.Notes,
 		"webhook target from a config whose endpoint is a reserved loopback port nobody listens on while publishing; relay.maxBackoff 1s so the drain starts within a second of the receiver coming up; fsync on",

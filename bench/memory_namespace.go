@@ -11,17 +11,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 
+	"github.com/bucketrelay/bucketrelay/bench/harness"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/relay"
 )
@@ -31,13 +30,13 @@ const (
 	nsHashKey = "bench-namespace"
 )
 
-func namespaceMemoryChild(ctx context.Context, o Options) (Result, error) {
-	var res Result
+func namespaceMemoryChild(ctx context.Context, o harness.Options) (harness.Result, error) {
+	var res harness.Result
 	n := 1_000_000
 	if o.Quick {
 		n = 100_000
 	}
-	addr, err := freeLoopbackAddr()
+	addr, err := harness.FreeLoopbackAddr()
 	if err != nil {
 		return res, err
 	}
@@ -45,21 +44,21 @@ func namespaceMemoryChild(ctx context.Context, o Options) (Result, error) {
 	cfg := fmt.Sprintf(`{"relay":{"dataDir":%q,"listen":"127.0.0.1:0","maxBackoff":"1s","queueLimitBytes":%d},
 		"notify":{"redis":{"1":{"enable":true,"format":"namespace","address":%q,"key":%q}}},
 		"buckets":{%q:[{"arn":%q,"events":["put","delete"]}]}}`,
-		filepath.Join(o.Dir, "relay-ns"), int64(8)<<30, addr, nsHashKey, benchBucket, arn)
+		filepath.Join(o.Dir, "relay-ns"), int64(8)<<30, addr, nsHashKey, harness.Bucket, arn)
 	c, err := relay.ParseConfig([]byte(cfg))
 	if err != nil {
 		return res, err
 	}
-	r, err := relay.Open(c, relay.Options{Logger: quietLogger()})
+	r, err := relay.Open(c, relay.Options{Logger: harness.QuietLogger()})
 	if err != nil {
 		return res, err
 	}
 	defer r.Close(context.Background())
 
-	peak := &rssSampler{}
-	stopSampling := peak.start(100 * time.Millisecond)
+	peak := &harness.RSSSampler{}
+	stopSampling := peak.Start(100 * time.Millisecond)
 	defer stopSampling()
-	before := memStatus("VmRSS")["VmRSS"]
+	before := harness.MemStatus("VmRSS")["VmRSS"]
 
 	// Publish n records of about 2 KB over nsKeys keys while Redis is down.
 	const perCall, publishers = 100, 8
@@ -68,8 +67,8 @@ func namespaceMemoryChild(ctx context.Context, o Options) (Result, error) {
 		return res, err
 	}
 	pubTime := time.Since(start)
-	backlog, _ := pending(r)
-	afterPublish := peak.max()
+	backlog, _ := harness.Pending(r)
+	afterPublish := peak.Max()
 
 	// Redis comes up: drain.
 	srv, err := startRedis(ctx, addr, o.Dir)
@@ -82,7 +81,7 @@ func namespaceMemoryChild(ctx context.Context, o Options) (Result, error) {
 		limit = 2 * time.Minute
 	}
 	up := time.Now()
-	drained := waitFor(ctx, limit, func() bool { p, _ := pending(r); return p == 0 })
+	drained := harness.WaitFor(ctx, limit, func() bool { p, _ := harness.Pending(r); return p == 0 })
 	drain := time.Since(up)
 	wrong, fields, err := checkNamespace(addr, n)
 	if err != nil {
@@ -99,9 +98,9 @@ func namespaceMemoryChild(ctx context.Context, o Options) (Result, error) {
 	res.Add("RSS before publishing", before, "MiB", "")
 	res.Add("peak RSS while publishing (sampled every 100 ms)", afterPublish, "MiB", "< 200")
 	res.Add("drain time (Redis up → nothing pending)", drain.Seconds(), "s", "")
-	res.Add("peak RSS throughout, drain included (sampled)", peak.max(), "MiB", "< 200")
-	res.Add("  peak anonymous RSS (Go heap, stacks; sampled)", peak.maxAnon(), "MiB", "")
-	res.Add("peak RSS throughout (VmHWM)", memStatus("VmHWM")["VmHWM"], "MiB", "< 200")
+	res.Add("peak RSS throughout, drain included (sampled)", peak.Max(), "MiB", "< 200")
+	res.Add("  peak anonymous RSS (Go heap, stacks; sampled)", peak.MaxAnon(), "MiB", "")
+	res.Add("peak RSS throughout (VmHWM)", harness.MemStatus("VmHWM")["VmHWM"], "MiB", "< 200")
 	res.Add("writes to Redis (successful sends)", float64(sends), "batches", fmt.Sprintf("≈ %d keys per window", nsKeys))
 	res.Add("hash fields in Redis", float64(fields), "keys", fmt.Sprint(nsKeys))
 	res.Add("keys whose value is not the newest event", float64(wrong), "keys", "0")
@@ -118,12 +117,9 @@ func namespaceMemoryChild(ctx context.Context, o Options) (Result, error) {
 // namespaceRecord is the i-th record: about 2 KB of JSON for object
 // i mod nsKeys, carrying i so the newest value per key can be checked.
 func namespaceRecord(i int) event.Record {
-	r := stamped(i)
+	r := harness.Stamped(i)
 	r.S3.Object.Key = fmt.Sprintf("photos/ns/IMG_%04d.jpg", i%nsKeys)
-	meta := make(map[string]string, len(padding)+1)
-	for k, v := range padding {
-		meta[k] = v
-	}
+	meta := maps.Clone(r.S3.Object.UserMetadata)
 	meta["X-Amz-Meta-Pad"] = strings.Repeat("p", 1000)
 	r.S3.Object.UserMetadata = meta
 	return r
@@ -146,8 +142,8 @@ func checkNamespace(addr string, n int) (wrong, fields int, err error) {
 		if n < nsKeys {
 			newest = k
 		}
-		v := m[fmt.Sprintf("%s/photos/ns/IMG_%04d.jpg", benchBucket, k)]
-		if id, ok := field([]byte(v), fieldID); !ok || int(id) != newest {
+		v := m[fmt.Sprintf("%s/photos/ns/IMG_%04d.jpg", harness.Bucket, k)]
+		if id, ok := harness.Field([]byte(v), harness.FieldID); !ok || int(id) != newest {
 			wrong++
 		}
 	}
@@ -162,7 +158,7 @@ func startRedis(ctx context.Context, addr, dir string) (*exec.Cmd, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("redis-server (scripts/services.sh install brings it): %w", err)
 	}
-	if !waitFor(ctx, 10*time.Second, func() bool {
+	if !harness.WaitFor(ctx, 10*time.Second, func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -174,55 +170,3 @@ func startRedis(ctx context.Context, addr, dir string) (*exec.Cmd, error) {
 	}
 	return cmd, nil
 }
-
-// freeLoopbackAddr returns a loopback address nobody listens on now.
-func freeLoopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), nil
-}
-
-// rssSampler records the highest VmRSS seen, and the highest anonymous RSS
-// (Go heap and stacks; the rest is the bbolt file's mmap and the binary).
-type rssSampler struct{ peak, anon atomic.Uint64 }
-
-func (s *rssSampler) start(every time.Duration) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			s.sample()
-			select {
-			case <-t.C:
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
-}
-
-func (s *rssSampler) sample() {
-	m := memStatus("VmRSS", "RssAnon")
-	raise(&s.peak, uint64(m["VmRSS"]*1024))
-	raise(&s.anon, uint64(m["RssAnon"]*1024))
-}
-
-func raise(v *atomic.Uint64, kb uint64) {
-	for {
-		old := v.Load()
-		if kb <= old || v.CompareAndSwap(old, kb) {
-			return
-		}
-	}
-}
-
-func (s *rssSampler) max() float64     { return float64(s.peak.Load()) / 1024 }
-func (s *rssSampler) maxAnon() float64 { return float64(s.anon.Load()) / 1024 }

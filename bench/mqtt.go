@@ -18,142 +18,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os/exec"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	mqttadapter "github.com/bucketrelay/bucketrelay/adapters/mqtt"
+	"github.com/bucketrelay/bucketrelay/bench/harness"
 	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/testkit/consumers"
 )
 
-func init() { register("mqtt", runMQTT) }
+func init() { harness.Register("mqtt", runMQTT) }
 
 const (
 	mqttBenchAddr  = "127.0.0.1:1883"
 	mqttBenchTopic = "minio/bench"
 )
-
-// mqttGate is a loopback TCP proxy to the broker that can be shut.
-type mqttGate struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	open  bool
-	conns map[net.Conn]bool
-}
-
-func newMQTTGate() (*mqttGate, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	g := &mqttGate{ln: ln, open: true, conns: map[net.Conn]bool{}}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			g.mu.Lock()
-			open := g.open
-			if open {
-				g.conns[c] = true
-			}
-			g.mu.Unlock()
-			if !open {
-				c.Close()
-				continue
-			}
-			go g.pipe(c)
-		}
-	}()
-	return g, nil
-}
-
-func (g *mqttGate) url() string { return "tcp://" + g.ln.Addr().String() }
-
-func (g *mqttGate) setOpen(open bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.open = open
-	if !open {
-		for c := range g.conns {
-			c.Close()
-		}
-	}
-}
-
-func (g *mqttGate) close() { g.ln.Close(); g.setOpen(false) }
-
-func (g *mqttGate) pipe(c net.Conn) {
-	defer func() {
-		g.mu.Lock()
-		delete(g.conns, c)
-		g.mu.Unlock()
-		c.Close()
-	}()
-	up, err := net.DialTimeout("tcp", mqttBenchAddr, 2*time.Second)
-	if err != nil {
-		return
-	}
-	defer up.Close()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
-	<-done
-}
-
-// mqttBenchSubscriber subscribes at QoS 1 for the whole scenario and
-// resubscribes after the broker restarts.
-type mqttBenchSubscriber struct {
-	client   paho.Client
-	seen     atomic.Pointer[nkSeen]
-	received atomic.Int64
-	subbed   chan struct{}
-}
-
-func newMQTTBenchSubscriber() (*mqttBenchSubscriber, error) {
-	s := &mqttBenchSubscriber{subbed: make(chan struct{}, 16)}
-	opts := paho.NewClientOptions().AddBroker("tcp://" + mqttBenchAddr).
-		SetClientID(fmt.Sprintf("bucketrelay-bench-sub-%d", time.Now().UnixNano())).
-		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).
-		SetConnectRetryInterval(100 * time.Millisecond).SetMaxReconnectInterval(200 * time.Millisecond).
-		SetOrderMatters(false)
-	opts.SetOnConnectHandler(func(c paho.Client) {
-		go func() {
-			tok := c.Subscribe(mqttBenchTopic, 1, func(_ paho.Client, m paho.Message) {
-				s.received.Add(1)
-				if seen := s.seen.Load(); seen != nil {
-					seen.add(m.Payload())
-				}
-			})
-			if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
-				s.subbed <- struct{}{}
-			}
-		}()
-	})
-	s.client = paho.NewClient(opts)
-	s.client.Connect()
-	if err := s.waitSubscribed(30 * time.Second); err != nil {
-		s.client.Disconnect(0)
-		return nil, err
-	}
-	return s, nil
-}
-
-func (s *mqttBenchSubscriber) waitSubscribed(d time.Duration) error {
-	select {
-	case <-s.subbed:
-		return nil
-	case <-time.After(d):
-		return errors.New("subscriber did not subscribe")
-	}
-}
 
 // mqttDirect publishes bodies (cycling) at QoS 1 in batches of nkBatch with
 // every message in flight, waits for every PUBACK, and returns the rate.
@@ -184,20 +67,13 @@ func mqttDirect(broker string) func(ctx context.Context, bodies [][]byte, _ []st
 	}
 }
 
-func mosquittoVersion() string {
-	out, err := exec.Command("mosquitto", "-h").CombinedOutput()
-	if err != nil && len(out) == 0 {
-		return "(version unknown)"
-	}
-	first, _, _ := strings.Cut(string(out), "\n")
-	return strings.TrimSpace(first)
-}
+func mosquittoVersion() string { return harness.Version("mosquitto", "-h") }
 
 // mqttStop stops Mosquitto and waits until its process is gone:
 // services.sh start skips starting one while pgrep still sees the old
 // process, which lingers as a zombie for about a second after pkill.
 func mqttStop() error {
-	if err := nkServices("stop", "mosquitto"); err != nil {
+	if err := harness.Services("stop", "mosquitto"); err != nil {
 		return err
 	}
 	end := time.Now().Add(20 * time.Second)
@@ -210,45 +86,51 @@ func mqttStop() error {
 	return nil
 }
 
-func runMQTT(ctx context.Context, o Options) (Result, error) {
+func runMQTT(ctx context.Context, o harness.Options) (harness.Result, error) {
 	if c, err := net.DialTimeout("tcp", mqttBenchAddr, 2*time.Second); err != nil {
-		return Result{}, fmt.Errorf("mosquitto at %s (scripts/services.sh start mosquitto): %w", mqttBenchAddr, err)
+		return harness.Result{}, fmt.Errorf("mosquitto at %s (scripts/services.sh start mosquitto): %w", mqttBenchAddr, err)
 	} else {
 		c.Close()
 	}
-	gate, err := newMQTTGate()
+	gate, err := consumers.StartGate(mqttBenchAddr)
 	if err != nil {
-		return Result{}, err
+		return harness.Result{}, err
 	}
-	defer gate.close()
-	sub, err := newMQTTBenchSubscriber()
+	defer gate.Close()
+	// One subscriber for the whole scenario; each phase points it at its
+	// own set.
+	var seen atomic.Pointer[consumers.Sink]
+	sub, err := consumers.StartMQTT(consumers.MQTTConfig{Broker: "tcp://" + mqttBenchAddr, Topic: mqttBenchTopic, Unordered: true},
+		func(body []byte) {
+			if s := seen.Load(); s != nil {
+				(*s)(body)
+			}
+		})
 	if err != nil {
-		return Result{}, err
+		return harness.Result{}, err
 	}
-	defer sub.client.Disconnect(100)
-	cfg := mqttadapter.Config{Enable: true, Broker: gate.url(), Topic: mqttBenchTopic, QoS: 1}
+	defer sub.Close()
+	cfg := mqttadapter.Config{Enable: true, Broker: gate.URL(), Topic: mqttBenchTopic, QoS: 1}
 	return nkRun(ctx, o, nkSpec{
-		newTarget: func() (delivery.Target, error) { return mqttadapter.New(cfg, nkQuiet()) },
-		direct:    mqttDirect(gate.url()),
-		consume: func(seen *nkSeen) (func(), error) {
-			sub.seen.Store(seen)
-			return func() { sub.seen.Store(nil) }, nil
+		newTarget: func() (delivery.Target, error) { return mqttadapter.New(cfg, harness.QuietLogger()) },
+		direct:    mqttDirect(gate.URL()),
+		consume: func(sink consumers.Sink) (func(), error) {
+			seen.Store(&sink)
+			return func() { seen.Store(nil) }, nil
 		},
 		stop: func() error {
-			gate.setOpen(false)
-			for len(sub.subbed) > 0 {
-				<-sub.subbed
-			}
+			gate.SetOpen(false)
+			sub.ForgetSubscriptions()
 			return mqttStop()
 		},
 		start: func() error {
-			if err := nkServices("start", "mosquitto"); err != nil {
+			if err := harness.Services("start", "mosquitto"); err != nil {
 				return err
 			}
-			if err := sub.waitSubscribed(30 * time.Second); err != nil {
+			if err := sub.WaitSubscribed(30 * time.Second); err != nil {
 				return err
 			}
-			gate.setOpen(true)
+			gate.SetOpen(true)
 			return nil
 		},
 		goal: "≥ 10000",

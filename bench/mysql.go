@@ -6,24 +6,24 @@ package main
 // engine + target beside a direct go-sql-driver/mysql client writing the
 // same batches the same way (one transaction of 500-row statements), and
 // the drain after the server was stopped while a backlog built up. The
-// scenario code is storeBench, in redis.go.
+// scenario code is storeBench, in stores.go.
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/bucketrelay/bucketrelay/adapters/mysql"
+	"github.com/bucketrelay/bucketrelay/bench/harness"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
 )
 
-func init() { register("mysql", runMySQL) }
+func init() { harness.Register("mysql", runMySQL) }
 
 func benchMySQLConfig(ns bool) mysql.Config {
 	c := mysql.Config{Enable: true, Format: "access", Table: "relaybench_access",
@@ -49,10 +49,10 @@ func benchMySQLDB() (*sql.DB, error) {
 	return db, nil
 }
 
-func runMySQL(ctx context.Context, o Options) (Result, error) {
+func runMySQL(ctx context.Context, o harness.Options) (harness.Result, error) {
 	db, err := benchMySQLDB()
 	if err != nil {
-		return Result{}, err
+		return harness.Result{}, err
 	}
 	defer db.Close()
 	schema := func(ns bool) string {
@@ -65,7 +65,7 @@ func runMySQL(ctx context.Context, o Options) (Result, error) {
 		name:     "mysql",
 		rateGoal: func(direct float64) string { return fmt.Sprintf("≥ %.0f (80%% of direct)", 0.8*direct) },
 		newTarget: func(ns bool) (delivery.Target, error) {
-			return mysql.New(benchMySQLConfig(ns), quietLogger())
+			return mysql.New(benchMySQLConfig(ns), harness.QuietLogger())
 		},
 		reset: func(ns bool) error {
 			if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+schema(ns)); err != nil {
@@ -119,8 +119,8 @@ func runMySQL(ctx context.Context, o Options) (Result, error) {
 			}
 			return send, func() { ddb.Close() }, nil
 		},
-		stop:  func() error { return services("stop", "mariadb") },
-		start: func() error { return services("start", "mariadb") },
+		stop:  func() error { return harness.Services("stop", "mariadb") },
+		start: func() error { return harness.Services("start", "mariadb") },
 		ids: func(ns bool) (map[string]uint64, []uint64, error) {
 			const rid = "JSON_UNQUOTE(JSON_EXTRACT(%s, '$.Records[0].responseElements.\"x-amz-request-id\"'))"
 			if ns {
@@ -129,15 +129,8 @@ func runMySQL(ctx context.Context, o Options) (Result, error) {
 					return nil, nil, err
 				}
 				defer rows.Close()
-				out := map[string]uint64{}
-				for rows.Next() {
-					var k, v string
-					if err := rows.Scan(&k, &v); err != nil {
-						return nil, nil, err
-					}
-					out[k], _ = strconv.ParseUint(v, 16, 64)
-				}
-				return out, nil, rows.Err()
+				out, err := scanLatest(rows)
+				return out, nil, err
 			}
 			// No primary key: InnoDB keeps rows in insertion order.
 			rows, err := db.QueryContext(ctx, "SELECT "+fmt.Sprintf(rid, "event_data")+" FROM relaybench_access")
@@ -145,20 +138,12 @@ func runMySQL(ctx context.Context, o Options) (Result, error) {
 				return nil, nil, err
 			}
 			defer rows.Close()
-			var ids []uint64
-			for rows.Next() {
-				var v string
-				if err := rows.Scan(&v); err != nil {
-					return nil, nil, err
-				}
-				id, _ := strconv.ParseUint(v, 16, 64)
-				ids = append(ids, id)
-			}
-			return nil, ids, rows.Err()
+			ids, err := scanOrdered(rows)
+			return nil, ids, err
 		},
 	}
 	if err := db.PingContext(ctx); err != nil {
-		return Result{}, fmt.Errorf("mariadb is not reachable (scripts/services.sh start mariadb): %w", err)
+		return harness.Result{}, fmt.Errorf("mariadb is not reachable (scripts/services.sh start mariadb): %w", err)
 	}
 	res, err := sb.run(ctx, o)
 	for _, ns := range []bool{true, false} {

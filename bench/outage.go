@@ -11,9 +11,11 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/bucketrelay/bucketrelay/bench/harness"
 )
 
-func init() { register("outage", runOutage) }
+func init() { harness.Register("outage", runOutage) }
 
 // sample is one 250 ms reading.
 type sample struct {
@@ -23,31 +25,23 @@ type sample struct {
 	rate      float64 // delivered/s over the last interval
 }
 
-func runOutage(ctx context.Context, o Options) (Result, error) {
-	var res Result
+func runOutage(ctx context.Context, o harness.Options) (harness.Result, error) {
+	var res harness.Result
 	const offered = 5_000
 	lead, tail := 5*time.Second, 3*time.Second
 	if o.Quick {
 		lead, tail = time.Second, time.Second
 	}
-	stopProfile, err := startProfile("outage")
+	stopProfile, err := harness.StartProfile(o, "outage")
 	if err != nil {
 		return res, err
 	}
 	defer stopProfile()
-	rv, err := newReceiver()
+	r, rv, stop, err := harness.StartWebhook(filepath.Join(o.Dir, "relay"), "")
 	if err != nil {
 		return res, err
 	}
-	if err := rv.start(); err != nil {
-		return res, err
-	}
-	defer rv.stop()
-	r, _, err := webhookRelay(filepath.Join(o.Dir, "relay"), rv.URL(), "")
-	if err != nil {
-		return res, err
-	}
-	defer r.Close(context.Background())
+	defer stop()
 
 	start := time.Now()
 	var mu sync.Mutex
@@ -65,7 +59,7 @@ func runOutage(ctx context.Context, o Options) (Result, error) {
 			case <-sctx.Done():
 				return
 			}
-			p, dl := pending(r)
+			p, dl := harness.Pending(r)
 			s := sample{t: time.Since(start).Seconds(), pending: p, delivered: dl}
 			if last.t > 0 {
 				s.rate = float64(dl-last.delivered) / (s.t - last.t)
@@ -76,10 +70,10 @@ func runOutage(ctx context.Context, o Options) (Result, error) {
 			mu.Unlock()
 		}
 	}()
-	p := &pacer{r: r, rate: offered, batch: 10}
+	p := &harness.Pacer{Relay: r, Rate: offered, Batch: 10}
 	lctx, stopLoad := context.WithCancel(ctx)
 	loaded := make(chan struct{})
-	go func() { p.run(lctx, 32); close(loaded) }()
+	go func() { p.Run(lctx, 32); close(loaded) }()
 	defer func() { stopLoad(); <-loaded; stopSampling(); <-sampled }()
 
 	sleep := func(d time.Duration) bool {
@@ -94,24 +88,24 @@ func runOutage(ctx context.Context, o Options) (Result, error) {
 		return res, ctx.Err()
 	}
 	tDown := time.Since(start).Seconds()
-	rv.stop()
+	rv.Stop()
 	if !sleep(o.Outage) {
 		return res, ctx.Err()
 	}
-	backlog, dlUp := pending(r)
-	if err := rv.start(); err != nil {
+	backlog, dlUp := harness.Pending(r)
+	if err := rv.Start(); err != nil {
 		return res, err
 	}
 	up := time.Now()
 	tUp := up.Sub(start).Seconds()
 	// The first delivery after recovery waits for the retry backoff.
-	if !waitFor(ctx, 2*time.Minute, func() bool { _, dl := pending(r); return dl > dlUp }) {
+	if !harness.WaitFor(ctx, 2*time.Minute, func() bool { _, dl := harness.Pending(r); return dl > dlUp }) {
 		return res, fmt.Errorf("nothing delivered within 2 minutes after the receiver came back")
 	}
 	first := time.Now()
 	// Drained: the backlog is back to what 100 ms of load leaves in flight.
 	limit := 2*o.Outage + time.Minute
-	didDrain := waitFor(ctx, limit, func() bool { pd, _ := pending(r); return pd <= offered/10 })
+	didDrain := harness.WaitFor(ctx, limit, func() bool { pd, _ := harness.Pending(r); return pd <= offered/10 })
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
@@ -119,21 +113,21 @@ func runOutage(ctx context.Context, o Options) (Result, error) {
 		res.Notes = append(res.Notes, fmt.Sprintf("the backlog did not drain within %v under the load: delivery is slower than the offered load here; the drain figures below are up to that point", limit))
 	}
 	drained := time.Now()
-	_, dlDrained := pending(r)
+	_, dlDrained := harness.Pending(r)
 	if !sleep(tail) {
 		return res, ctx.Err()
 	}
 	stopLoad()
 	<-loaded
-	published := int(p.next.Load())
-	if !waitFor(ctx, 5*time.Minute, func() bool { u, _ := rv.counts(); return u >= published }) {
+	published := int(p.Published())
+	if !harness.WaitFor(ctx, 5*time.Minute, func() bool { u, _ := rv.Counts(); return u >= published }) {
 		res.Notes = append(res.Notes, "not every event was received within 5 minutes after the load stopped")
 	}
 	time.Sleep(500 * time.Millisecond) // let late duplicates, if any, arrive
 	stopSampling()
 	<-sampled
-	lost := rv.missing(published)
-	_, dups := rv.counts()
+	lost := rv.Missing(published)
+	_, dups := rv.Counts()
 
 	drain := drained.Sub(up).Seconds()
 	active := drained.Sub(first).Seconds()
@@ -157,24 +151,24 @@ func runOutage(ctx context.Context, o Options) (Result, error) {
 	res.Add("published", float64(published), "events", "")
 	res.Add("lost", float64(lost), "events", "0")
 	res.Add("duplicates", float64(dups), "events", "")
-	if n := p.errs.Load(); n > 0 {
-		res.Notes = append(res.Notes, fmt.Sprintf("%d publish errors, last: %s", n, *p.lastE.Load()))
+	if n, last := p.Errors(); n > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("%d publish errors, last: %s", n, last))
 	}
 	res.Notes = append(res.Notes,
 		fmt.Sprintf("webhook target from a config with default relay settings (fsync on, retry backoff 100 ms doubling up to 30 s); the receiver closes its listener and connections for %v, then listens again on the same port", o.Outage),
 		"a paced publisher offers 5,000 stamped events/s (calls of up to 10 records) for the whole run; lost = ids never received, duplicates = receipts beyond the first")
 
-	c := &chart{
-		title: fmt.Sprintf("Webhook outage of %v under %d events/s: backlog and delivered rate", o.Outage, offered),
-		left:  series{name: "backlog (pending events)", color: "#c0392b"},
-		right: series{name: "delivered events/s", color: "#2471a3"},
-		spans: []span{{from: tDown, to: tUp, label: "receiver down"}},
-		marks: []span{{from: first.Sub(start).Seconds(), label: "first delivery"}, {from: drained.Sub(start).Seconds(), label: "drained"}},
+	c := &harness.Chart{
+		Title: fmt.Sprintf("Webhook outage of %v under %d events/s: backlog and delivered rate", o.Outage, offered),
+		Left:  harness.Series{Name: "backlog (pending events)", Color: "#c0392b"},
+		Right: harness.Series{Name: "delivered events/s", Color: "#2471a3"},
+		Spans: []harness.Span{{From: tDown, To: tUp, Label: "receiver down"}},
+		Marks: []harness.Span{{From: first.Sub(start).Seconds(), Label: "first delivery"}, {From: drained.Sub(start).Seconds(), Label: "drained"}},
 	}
 	for _, s := range samples {
-		c.x = append(c.x, s.t)
-		c.left.y = append(c.left.y, float64(s.pending))
-		c.right.y = append(c.right.y, s.rate)
+		c.X = append(c.X, s.t)
+		c.Left.Y = append(c.Left.Y, float64(s.pending))
+		c.Right.Y = append(c.Right.Y, s.rate)
 	}
 	mu.Unlock()
 	dir := "bench"
@@ -182,7 +176,7 @@ func runOutage(ctx context.Context, o Options) (Result, error) {
 		dir = filepath.Dir(o.Dir)
 	}
 	path := filepath.Join(dir, "outage.svg")
-	if err := c.write(path); err != nil {
+	if err := c.Write(path); err != nil {
 		return res, err
 	}
 	res.Files = append(res.Files, path)

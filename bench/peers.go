@@ -21,8 +21,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,74 +30,28 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/bucketrelay/bucketrelay/bench/harness"
 )
 
-func init() { registerExplicit("peers", runPeers) }
+func init() { harness.RegisterExplicit("peers", runPeers) }
 
 var (
 	peersOnly = flag.String("peers-systems", "", "peers: comma-separated systems to run (relay, minio, minio-sync, minio+relay, benthos); default all")
 	peersPace = flag.Float64("peers-pace", 0, "peers: offered rate in events/s for (a) when minio is not among the systems run")
 )
 
-// peerReceiver is the webhook endpoint every system delivers to. It finds
-// the event id in a body by the object key's "obj-" and eight digits.
-type peerReceiver struct {
-	addr string
-	srv  *http.Server
-	ids  idSet
-
-	mu    sync.Mutex
-	first map[int]time.Time // first receipt per id
-	times []time.Time       // every first receipt, for the chart
-}
-
-func newPeerReceiver() *peerReceiver {
-	return &peerReceiver{addr: freePort(), first: map[int]time.Time{}}
-}
-
-func (rv *peerReceiver) URL() string { return "http://" + rv.addr + "/events" }
-
-func (rv *peerReceiver) start() error {
-	var ln net.Listener
-	var err error
-	for range 50 {
-		if ln, err = net.Listen("tcp", rv.addr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+// newPeerReceiver returns the webhook endpoint every system delivers to,
+// not yet listening. It finds the event id in a body by the object key's
+// "obj-" and eight digits (MinIO's bodies carry no bench fields), and keeps
+// the time of each id's first receipt.
+func newPeerReceiver() (*harness.Receiver, error) {
+	rv, err := harness.NewReceiver()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	rv.srv = &http.Server{Handler: http.HandlerFunc(rv.serve), ReadHeaderTimeout: 10 * time.Second}
-	go rv.srv.Serve(ln)
-	return nil
-}
-
-func (rv *peerReceiver) stop() {
-	if rv.srv != nil {
-		rv.srv.Close()
-		rv.srv = nil
-	}
-}
-
-func (rv *peerReceiver) serve(w http.ResponseWriter, r *http.Request) {
-	now := time.Now()
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(r.Body); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	if id, ok := objID(buf.Bytes()); ok {
-		rv.ids.mark(id)
-		rv.mu.Lock()
-		if _, seen := rv.first[id]; !seen {
-			rv.first[id] = now
-			rv.times = append(rv.times, now)
-		}
-		rv.mu.Unlock()
-	}
-	w.WriteHeader(http.StatusOK)
+	rv.ParseID, rv.FirstReceipts = objID, true
+	return rv, nil
 }
 
 // objID finds "obj-" and eight digits.
@@ -110,14 +62,6 @@ func objID(b []byte) (int, bool) {
 	}
 	n, err := strconv.Atoi(string(b[i+4 : i+12]))
 	return n, err == nil
-}
-
-// received reports whether id arrived, and when first.
-func (rv *peerReceiver) received(id int) (time.Time, bool) {
-	rv.mu.Lock()
-	defer rv.mu.Unlock()
-	t, ok := rv.first[id]
-	return t, ok
 }
 
 // acks records the acknowledgement time of every published id.
@@ -179,19 +123,19 @@ func publishLoad(ctx context.Context, s peerSystem, workers int, rate float64, n
 
 // waitDelivered waits until every acknowledged id arrived, or no new one
 // arrived for quiet, or limit passed. It returns the ids never received.
-func waitDelivered(ctx context.Context, rv *peerReceiver, a *acks, quiet, limit time.Duration) []int {
+func waitDelivered(ctx context.Context, rv *harness.Receiver, a *acks, quiet, limit time.Duration) []int {
 	deadline := time.Now().Add(limit)
 	lastCount, lastChange := -1, time.Now()
 	for {
 		a.mu.Lock()
 		var missing []int
 		for id := range a.at {
-			if _, ok := rv.received(id); !ok {
+			if _, ok := rv.FirstReceipt(id); !ok {
 				missing = append(missing, id)
 			}
 		}
 		a.mu.Unlock()
-		u, _ := rv.ids.counts()
+		u, _ := rv.Counts()
 		if u != lastCount {
 			lastCount, lastChange = u, time.Now()
 		}
@@ -216,10 +160,10 @@ type peerFigures struct {
 	drainStart       time.Time
 }
 
-type systemFactory func(dir string, rv *peerReceiver) (peerSystem, error)
+type systemFactory func(dir string, rv *harness.Receiver) (peerSystem, error)
 
-func runPeers(ctx context.Context, o Options) (Result, error) {
-	var res Result
+func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
+	var res harness.Result
 	const workers = 16
 	// Set once the binaries are built, below; the factories read them.
 	var relayBin, minioBin, benthosBin string
@@ -232,14 +176,16 @@ func runPeers(ctx context.Context, o Options) (Result, error) {
 		name string
 		make systemFactory
 	}{
-		{"relay", func(dir string, rv *peerReceiver) (peerSystem, error) { return newRelaySystem(relayBin, dir, rv.URL()) }},
-		{"minio", func(dir string, rv *peerReceiver) (peerSystem, error) {
+		{"relay", func(dir string, rv *harness.Receiver) (peerSystem, error) {
+			return newRelaySystem(relayBin, dir, rv.URL())
+		}},
+		{"minio", func(dir string, rv *harness.Receiver) (peerSystem, error) {
 			return newMinioSystem("minio", minioBin, dir, rv.URL(), false, true)
 		}},
-		{"minio-sync", func(dir string, rv *peerReceiver) (peerSystem, error) {
+		{"minio-sync", func(dir string, rv *harness.Receiver) (peerSystem, error) {
 			return newMinioSystem("minio-sync", minioBin, dir, rv.URL(), true, true)
 		}},
-		{"minio+relay", func(dir string, rv *peerReceiver) (peerSystem, error) {
+		{"minio+relay", func(dir string, rv *harness.Receiver) (peerSystem, error) {
 			r, err := newRelaySystem(relayBin, filepath.Join(dir, "r"), rv.URL())
 			if err != nil {
 				return nil, err
@@ -250,7 +196,7 @@ func runPeers(ctx context.Context, o Options) (Result, error) {
 			}
 			return &chainSystem{relay: r, minio: m}, nil
 		}},
-		{"benthos", func(dir string, rv *peerReceiver) (peerSystem, error) {
+		{"benthos", func(dir string, rv *harness.Receiver) (peerSystem, error) {
 			return newBenthosSystem(benthosBin, dir, rv.URL())
 		}},
 	}
@@ -288,16 +234,19 @@ func runPeers(ctx context.Context, o Options) (Result, error) {
 		return res, err
 	}
 	// fresh starts a system on a new directory with a new receiver.
-	fresh := func(name string, mk systemFactory, receiverUp bool) (peerSystem, *peerReceiver, func(), error) {
+	fresh := func(name string, mk systemFactory, receiverUp bool) (peerSystem, *harness.Receiver, func(), error) {
 		dir, err := os.MkdirTemp(o.Dir, name+"-")
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		os.MkdirAll(filepath.Join(dir, "r"), 0o755)
 		os.MkdirAll(filepath.Join(dir, "m"), 0o755)
-		rv := newPeerReceiver()
+		rv, err := newPeerReceiver()
+		if err != nil {
+			return nil, nil, nil, err
+		}
 		if receiverUp {
-			if err := rv.start(); err != nil {
+			if err := rv.Start(); err != nil {
 				return nil, nil, nil, err
 			}
 		}
@@ -309,7 +258,7 @@ func runPeers(ctx context.Context, o Options) (Result, error) {
 			if s != nil {
 				s.Stop()
 			}
-			rv.stop()
+			rv.Stop()
 		}
 		if err != nil {
 			done()
@@ -365,12 +314,12 @@ func runPeers(ctx context.Context, o Options) (Result, error) {
 		var lat []time.Duration
 		a.mu.Lock()
 		for id, at := range a.at {
-			if got, ok := rv.received(id); ok {
+			if got, ok := rv.FirstReceipt(id); ok {
 				lat = append(lat, max(0, got.Sub(at)))
 			}
 		}
 		a.mu.Unlock()
-		fg.p50, fg.p99, fg.delivered = percentile(lat, 50), percentile(lat, 99), len(lat)
+		fg.p50, fg.p99, fg.delivered = harness.Percentile(lat, 50), harness.Percentile(lat, 99), len(lat)
 		done()
 
 		// (b) drain after the receiver was down.
@@ -388,12 +337,10 @@ func runPeers(ctx context.Context, o Options) (Result, error) {
 		if n := a.n(); n == 0 {
 			fg.drainNote = "acknowledges nothing while the receiver is down (no backlog to drain)"
 		} else {
-			rv.start()
+			rv.Start()
 			fg.drainStart = time.Now()
 			missing := waitDelivered(ctx, rv, a, 30*time.Second, 5*time.Minute)
-			rv.mu.Lock()
-			fg.curve = append([]time.Time(nil), rv.times...)
-			rv.mu.Unlock()
+			fg.curve = rv.Receipts()
 			if len(fg.curve) > 0 {
 				fg.drain = float64(len(fg.curve)) / fg.curve[len(fg.curve)-1].Sub(fg.drainStart).Seconds()
 			}
@@ -429,16 +376,16 @@ func runPeers(ctx context.Context, o Options) (Result, error) {
 		if err := s.Start(ctx); err != nil {
 			fg.killNote = "restart failed: " + err.Error()
 		}
-		rv.start()
+		rv.Start()
 		missing := waitDelivered(ctx, rv, a, 20*time.Second, 3*time.Minute)
 		fg.lost = len(missing)
-		_, fg.dup = rv.ids.counts()
+		_, fg.dup = rv.Counts()
 		done()
 	}
 
 	// (d) the relay under overload.
 	fmt.Fprintf(os.Stderr, "bench: peers: relay under overload (%v)\n", window)
-	s, rv, done, err := fresh("relay-d", func(dir string, rv *peerReceiver) (peerSystem, error) {
+	s, rv, done, err := fresh("relay-d", func(dir string, rv *harness.Receiver) (peerSystem, error) {
 		return newRelaySystem(relayBin, dir, rv.URL())
 	}, true)
 	if err != nil {
@@ -449,7 +396,7 @@ func runPeers(ctx context.Context, o Options) (Result, error) {
 	t0 = time.Now()
 	publishLoad(ctx, s, workers, 0, &next, a, func() bool { return time.Since(t0) > window })
 	elapsed := time.Since(t0)
-	got, _ := rv.ids.counts()
+	got, _ := rv.Counts()
 	ingest, during := float64(a.n())/elapsed.Seconds(), float64(got)/elapsed.Seconds()
 	done()
 
@@ -507,7 +454,7 @@ func runPeers(ctx context.Context, o Options) (Result, error) {
 // came up, one line per system.
 func peersChart(figs map[string]*peerFigures, _ string, order []string) (string, error) {
 	colors := []string{"#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd"}
-	c := &chart{title: "Drain after the receiver was down: events delivered over time", yLabel: "events delivered"}
+	c := &harness.Chart{Title: "Drain after the receiver was down: events delivered over time", YLabel: "events delivered"}
 	var end float64
 	for _, n := range order {
 		if f := figs[n]; f != nil && len(f.curve) > 0 {
@@ -519,36 +466,36 @@ func peersChart(figs map[string]*peerFigures, _ string, order []string) (string,
 	}
 	const steps = 200
 	for i := 0; i <= steps; i++ {
-		c.x = append(c.x, end*float64(i)/steps)
+		c.X = append(c.X, end*float64(i)/steps)
 	}
 	for i, n := range order {
 		f := figs[n]
 		if f == nil || len(f.curve) == 0 {
 			continue
 		}
-		s := series{name: n, color: colors[i%len(colors)]}
+		s := harness.Series{Name: n, Color: colors[i%len(colors)]}
 		k := 0
-		for _, x := range c.x {
+		for _, x := range c.X {
 			for k < len(f.curve) && f.curve[k].Sub(f.drainStart).Seconds() <= x {
 				k++
 			}
-			s.y = append(s.y, float64(k))
+			s.Y = append(s.Y, float64(k))
 		}
-		c.lines = append(c.lines, s)
+		c.Lines = append(c.Lines, s)
 	}
-	root, err := moduleRoot()
+	root, err := harness.ModuleRoot()
 	if err != nil {
 		return "", err
 	}
 	dir := filepath.Join(root, "bench", "out")
 	os.MkdirAll(dir, 0o755)
 	path := filepath.Join(dir, "peers-drain.svg")
-	return path, c.write(path)
+	return path, c.Write(path)
 }
 
 // newMinioFactory makes MinIO systems with default settings.
 func newMinioFactory(bin string) (systemFactory, error) {
-	return func(dir string, rv *peerReceiver) (peerSystem, error) {
+	return func(dir string, rv *harness.Receiver) (peerSystem, error) {
 		return newMinioSystem("minio", bin, dir, rv.URL(), false, true)
 	}, nil
 }

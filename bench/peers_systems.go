@@ -24,6 +24,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/minio/minio-go/v7/pkg/notification"
 
+	"github.com/bucketrelay/bucketrelay/bench/harness"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
 )
@@ -88,7 +89,7 @@ func (p *proc) kill() {
 
 // freePort returns a loopback host:port nobody listens on now.
 func freePort() string {
-	a, err := freeLoopbackAddr()
+	a, err := harness.FreeLoopbackAddr()
 	if err != nil {
 		fatal(err)
 	}
@@ -339,7 +340,7 @@ func (s *benthosSystem) Publish(ctx context.Context, id int) error {
 // peerBinaries finds the relay (built now) and the peers' binaries.
 // Only the peers named in need are built.
 func peerBinaries(ctx context.Context, dir string, need ...string) (relayBin, minioBin, benthosBin string, err error) {
-	root, err := moduleRoot()
+	root, err := harness.ModuleRoot()
 	if err != nil {
 		return "", "", "", err
 	}
@@ -363,17 +364,4 @@ func peerBinaries(ctx context.Context, dir string, need ...string) (relayBin, mi
 	bin := strings.TrimSpace(string(out))
 	minioBin, benthosBin = filepath.Join(bin, "minio"), filepath.Join(bin, "benthos")
 	return relayBin, minioBin, benthosBin, nil
-}
-
-// moduleRoot is the directory of the relay's go.mod.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", err
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("run the bench from inside the relay's module")
-	}
-	return filepath.Dir(mod), nil
 }

@@ -5,23 +5,23 @@ package main
 // postgres, password "password", database minio_events): delivered rate
 // through log + engine + target beside a direct pgx client sending the same
 // batches, and the drain after the server was stopped while a backlog built
-// up. The scenario code is storeBench, in redis.go.
+// up. The scenario code is storeBench, in stores.go.
 
 import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bucketrelay/bucketrelay/adapters/postgresql"
+	"github.com/bucketrelay/bucketrelay/bench/harness"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
 )
 
-func init() { register("postgresql", runPostgreSQL) }
+func init() { harness.Register("postgresql", runPostgreSQL) }
 
 // benchPGConfig returns the target's configuration; table names carry the
 // process id, so concurrent runs do not share data.
@@ -42,7 +42,7 @@ func benchPGConn(ctx context.Context) (*pgx.Conn, error) {
 	return pgx.ConnectConfig(ctx, cc)
 }
 
-func runPostgreSQL(ctx context.Context, o Options) (Result, error) {
+func runPostgreSQL(ctx context.Context, o harness.Options) (harness.Result, error) {
 	exec := func(sql string) error {
 		c, err := benchPGConn(ctx)
 		if err != nil {
@@ -62,7 +62,7 @@ func runPostgreSQL(ctx context.Context, o Options) (Result, error) {
 		name:     "postgresql",
 		rateGoal: func(direct float64) string { return fmt.Sprintf("≥ %.0f (80%% of direct)", 0.8*direct) },
 		newTarget: func(ns bool) (delivery.Target, error) {
-			return postgresql.New(benchPGConfig(ns), quietLogger())
+			return postgresql.New(benchPGConfig(ns), harness.QuietLogger())
 		},
 		reset: func(ns bool) error {
 			if err := exec("CREATE TABLE IF NOT EXISTS " + schema(ns)); err != nil {
@@ -95,8 +95,8 @@ func runPostgreSQL(ctx context.Context, o Options) (Result, error) {
 			}
 			return send, func() { c.Close(context.Background()) }, nil
 		},
-		stop:  func() error { return services("stop", "postgres") },
-		start: func() error { return services("start", "postgres") },
+		stop:  func() error { return harness.Services("stop", "postgres") },
+		start: func() error { return harness.Services("start", "postgres") },
 		ids: func(ns bool) (map[string]uint64, []uint64, error) {
 			c, err := benchPGConn(ctx)
 			if err != nil {
@@ -110,35 +110,20 @@ func runPostgreSQL(ctx context.Context, o Options) (Result, error) {
 					return nil, nil, err
 				}
 				defer rows.Close()
-				out := map[string]uint64{}
-				for rows.Next() {
-					var k, v string
-					if err := rows.Scan(&k, &v); err != nil {
-						return nil, nil, err
-					}
-					out[k], _ = strconv.ParseUint(v, 16, 64)
-				}
-				return out, nil, rows.Err()
+				out, err := scanLatest(rows)
+				return out, nil, err
 			}
 			rows, err := c.Query(ctx, "SELECT event_data"+rid+" FROM "+benchPGConfig(ns).Table+" ORDER BY ctid")
 			if err != nil {
 				return nil, nil, err
 			}
 			defer rows.Close()
-			var ids []uint64
-			for rows.Next() {
-				var v string
-				if err := rows.Scan(&v); err != nil {
-					return nil, nil, err
-				}
-				id, _ := strconv.ParseUint(v, 16, 64)
-				ids = append(ids, id)
-			}
-			return nil, ids, rows.Err()
+			ids, err := scanOrdered(rows)
+			return nil, ids, err
 		},
 	}
 	if err := exec("SELECT 1"); err != nil {
-		return Result{}, fmt.Errorf("postgres is not reachable (scripts/services.sh start postgres): %w", err)
+		return harness.Result{}, fmt.Errorf("postgres is not reachable (scripts/services.sh start postgres): %w", err)
 	}
 	res, err := sb.run(ctx, o)
 	for _, ns := range []bool{true, false} {

@@ -4,36 +4,28 @@ package main
 // server at 127.0.0.1:6379 (scripts/services.sh start redis): delivered
 // rate through log + engine + target beside a direct redigo client sending
 // the same batches, and the drain after the server was stopped while a
-// backlog built up. The scenario code shared with "postgresql" is here too
-// (storeBench and its helpers).
+// backlog built up. The code shared with the other store scenarios is in
+// stores.go.
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	redigo "github.com/gomodule/redigo/redis"
 
 	"github.com/bucketrelay/bucketrelay/adapters/redis"
+	"github.com/bucketrelay/bucketrelay/bench/harness"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
-	"github.com/bucketrelay/bucketrelay/wal"
 )
 
-func init() { register("redis", runRedis) }
+func init() { harness.Register("redis", runRedis) }
 
 const benchRedisAddr = "127.0.0.1:6379"
 
-func runRedis(ctx context.Context, o Options) (Result, error) {
+func runRedis(ctx context.Context, o harness.Options) (harness.Result, error) {
 	// Keys carry the process id, so concurrent runs do not share data.
 	key := func(ns bool) string {
 		if ns {
@@ -57,7 +49,7 @@ func runRedis(ctx context.Context, o Options) (Result, error) {
 			if ns {
 				f = "namespace"
 			}
-			return redis.New(redis.Config{Enable: true, Format: f, Address: benchRedisAddr, Key: key(ns)}, quietLogger())
+			return redis.New(redis.Config{Enable: true, Format: f, Address: benchRedisAddr, Key: key(ns)}, harness.QuietLogger())
 		},
 		reset: func(ns bool) error { _, err := do("DEL", key(ns)); return err },
 		direct: func(ns bool) (func(context.Context, []delivery.Item) error, func(), error) {
@@ -92,8 +84,8 @@ func runRedis(ctx context.Context, o Options) (Result, error) {
 			}
 			return send, func() { c.Close() }, nil
 		},
-		stop:  func() error { return services("stop", "redis") },
-		start: func() error { return services("start", "redis") },
+		stop:  func() error { return harness.Services("stop", "redis") },
+		start: func() error { return harness.Services("start", "redis") },
 		ids: func(ns bool) (map[string]uint64, []uint64, error) {
 			if ns {
 				m, err := redigo.StringMap(do("HGETALL", key(ns)))
@@ -125,403 +117,7 @@ func runRedis(ctx context.Context, o Options) (Result, error) {
 		},
 	}
 	if _, err := do("PING"); err != nil {
-		return Result{}, fmt.Errorf("redis is not reachable at %s (scripts/services.sh start redis): %w", benchRedisAddr, err)
+		return harness.Result{}, fmt.Errorf("redis is not reachable at %s (scripts/services.sh start redis): %w", benchRedisAddr, err)
 	}
 	return sb.run(ctx, o)
-}
-
-// storeBench is the scenario code shared by the store targets: for each
-// format, the delivered rate beside a direct client, then the outage.
-type storeBench struct {
-	name string
-	// rateGoal returns the goal of the relay rate given the direct rate.
-	rateGoal func(direct float64) string
-	// newTarget returns the adapter for a format (ns: namespace).
-	newTarget func(ns bool) (delivery.Target, error)
-	// reset empties the format's key or table.
-	reset func(ns bool) error
-	// direct returns a client of the same library writing a batch as one
-	// transaction, the way the adapter does, and its closer.
-	direct func(ns bool) (func(context.Context, []delivery.Item) error, func(), error)
-	// stop and start stop and start the server.
-	stop, start func() error
-	// ids reads back the request ids stored: per key (namespace) or in
-	// order (access).
-	ids func(ns bool) (map[string]uint64, []uint64, error)
-}
-
-const (
-	storeBatch      = 1000    // items per Send (the engine's default MaxBatch)
-	storeRateKeys   = 200_000 // distinct keys of the rate runs
-	storeOutageKeys = 10_000  // distinct keys of the outage backlog
-)
-
-func (sb *storeBench) run(ctx context.Context, o Options) (Result, error) {
-	var res Result
-	d := o.Duration
-	if o.Quick {
-		d = min(d, 2*time.Second)
-	}
-	for _, ns := range []bool{true, false} {
-		f := "access"
-		if ns {
-			f = "namespace"
-		}
-		if err := sb.reset(ns); err != nil {
-			return res, err
-		}
-		rate, err := sb.relayRate(ctx, filepath.Join(o.Dir, f+"-rate"), ns, d)
-		if err != nil {
-			return res, fmt.Errorf("%s relay rate: %w", f, err)
-		}
-		if err := sb.reset(ns); err != nil {
-			return res, err
-		}
-		direct, err := sb.directRate(ctx, ns, d)
-		if err != nil {
-			return res, fmt.Errorf("%s direct rate: %w", f, err)
-		}
-		res.Add(f+": relay delivered (log + engine + target)", rate, "events/s", sb.rateGoal(direct))
-		res.Add(f+": direct client, same batches", direct, "events/s", "")
-		res.Add(f+": ratio relay / direct", rate/direct, "×", "")
-		if err := sb.reset(ns); err != nil {
-			return res, err
-		}
-		if err := sb.outage(ctx, &res, filepath.Join(o.Dir, f+"-outage"), ns, f, o); err != nil {
-			return res, fmt.Errorf("%s outage: %w", f, err)
-		}
-		if err := sb.reset(ns); err != nil {
-			return res, err
-		}
-	}
-	res.Notes = append(res.Notes,
-		fmt.Sprintf("records: ~%d B of JSON each (bench record); batches of %d items; rate runs over %d distinct keys cycled, so a coalescing window (≤ %d keys) never coalesces an event away", recordSize(), storeBatch, storeRateKeys, delivery.DefaultCoalesceKeys),
-		"rate: 2 feeders keep 20k-100k events pending in the log (fsync on) while the engine drains; events/s delivered over the measured time",
-		"direct: one connection of the same client library sending the same records in the same batches, one transaction each, in a closed loop",
-		"outage: the server is stopped, the events are appended in calls of 1,000, the server is started when the outage time has passed; engine MaxBackoff 1 s",
-		"outage writes: items of the sends the store acknowledged after the restart (a failed send writes nothing: it is one transaction)")
-	return res, nil
-}
-
-// benchTemplate is a bench record whose x-amz-request-id is patched per
-// event: the id read back tells which event a stored value came from.
-var benchTemplate, benchIDAt = func() ([]byte, int) {
-	r := benchRecord(0)
-	r.ResponseElements = map[string]string{"x-amz-request-id": "0000000000000000", "x-minio-origin-endpoint": "http://127.0.0.1:9000"}
-	b, _ := json.Marshal(r)
-	return b, bytes.Index(b, []byte(`"x-amz-request-id":"`)) + len(`"x-amz-request-id":"`)
-}()
-
-// storeEntry returns the log entry of event id for key k, routed to target.
-func storeEntry(id uint64, k int, target string) *wal.Entry {
-	data := bytes.Clone(benchTemplate)
-	copy(data[benchIDAt:], fmt.Sprintf("%016X", id))
-	return &wal.Entry{Targets: []string{target}, Key: fmt.Sprintf("%s/photos/IMG_%08d.jpg", benchBucket, k),
-		Name: string(event.ObjectCreatedPut), EventTime: time.Date(2026, 11, 25, 12, 0, 0, int(id), time.UTC), Data: data}
-}
-
-// requestID reads the x-amz-request-id of a stored value.
-func requestID(b []byte) (uint64, bool) {
-	i := bytes.Index(b, []byte(`"x-amz-request-id":`))
-	if i < 0 {
-		return 0, false
-	}
-	b = b[i+len(`"x-amz-request-id":`):]
-	b = bytes.TrimLeft(b, ` "`)
-	if len(b) < 16 {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(string(b[:16]), 16, 64)
-	return v, err == nil
-}
-
-// countingTarget records the keys of the items the store acknowledged.
-type countingTarget struct {
-	delivery.Target
-	mu   sync.Mutex
-	keys []string
-}
-
-func (c *countingTarget) Send(ctx context.Context, items []delivery.Item) error {
-	err := c.Target.Send(ctx, items)
-	if err == nil {
-		c.mu.Lock()
-		for i := range items {
-			c.keys = append(c.keys, items[i].Key)
-		}
-		c.mu.Unlock()
-	}
-	return err
-}
-
-// take returns the number of items acknowledged since the last call and
-// the number of distinct keys among them.
-func (c *countingTarget) take() (writes, keys int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	seen := make(map[string]bool, len(c.keys))
-	for _, k := range c.keys {
-		seen[k] = true
-	}
-	writes = len(c.keys)
-	c.keys = nil
-	return writes, len(seen)
-}
-
-// storePipeline is a log and an engine draining it into one target.
-type storePipeline struct {
-	log    *wal.Log
-	eng    *delivery.Engine
-	id     string
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-func openStorePipeline(dir string, tg delivery.Target, ns bool, maxBackoff time.Duration) (*storePipeline, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	l, err := wal.Open(filepath.Join(dir, "wal.db"), wal.Options{Logger: quietLogger()})
-	if err != nil {
-		return nil, err
-	}
-	p := &storePipeline{log: l, id: "arn:minio:sqs::bench:store", done: make(chan struct{})}
-	p.eng = delivery.New(l, delivery.Options{MaxBackoff: maxBackoff, Logger: quietLogger()})
-	if err := p.eng.Add(delivery.Spec{ID: p.id, Target: tg, Namespace: ns, MaxBatch: storeBatch}); err != nil {
-		l.Close()
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
-	go func() { p.eng.Run(ctx); close(p.done) }()
-	return p, nil
-}
-
-func (p *storePipeline) appendEntries(ctx context.Context, es []*wal.Entry) error {
-	if _, err := p.log.Append(ctx, es...); err != nil {
-		return err
-	}
-	return nil
-}
-
-func (p *storePipeline) stats() delivery.Stats { return p.eng.Stats()[0] }
-
-func (p *storePipeline) close() {
-	p.cancel()
-	<-p.done
-	p.log.Close()
-}
-
-// relayRate measures events delivered per second while feeders keep a
-// backlog of 20k-100k events.
-func (sb *storeBench) relayRate(ctx context.Context, dir string, ns bool, d time.Duration) (float64, error) {
-	tg, err := sb.newTarget(ns)
-	if err != nil {
-		return 0, err
-	}
-	p, err := openStorePipeline(dir, tg, ns, time.Second)
-	if err != nil {
-		return 0, err
-	}
-	defer p.close()
-	fctx, stopFeed := context.WithCancel(ctx)
-	var next atomic.Uint64
-	var wg sync.WaitGroup
-	var feedErr atomic.Pointer[error]
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for fctx.Err() == nil {
-				if p.stats().Pending > 100_000 {
-					time.Sleep(2 * time.Millisecond)
-					continue
-				}
-				es := make([]*wal.Entry, 500)
-				for i := range es {
-					id := next.Add(1) - 1
-					es[i] = storeEntry(id, int(id%storeRateKeys), p.id)
-				}
-				if err := p.appendEntries(fctx, es); err != nil && fctx.Err() == nil {
-					feedErr.Store(&err)
-					return
-				}
-			}
-		}()
-	}
-	defer func() { stopFeed(); wg.Wait() }()
-	if !waitFor(ctx, 30*time.Second, func() bool { return p.stats().Pending > 20_000 }) {
-		return 0, fmt.Errorf("backlog never reached 20,000 (last error: %s)", p.stats().LastError)
-	}
-	s0, t0 := p.stats().Delivered, time.Now()
-	select {
-	case <-time.After(d):
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	s1, t1 := p.stats().Delivered, time.Now()
-	if e := feedErr.Load(); e != nil {
-		return 0, *e
-	}
-	if st := p.stats(); st.Quarantined > 0 {
-		return 0, fmt.Errorf("%d events quarantined: %s", st.Quarantined, st.LastError)
-	}
-	return float64(s1-s0) / t1.Sub(t0).Seconds(), nil
-}
-
-// directRate sends batches of the same records with the direct client in a
-// closed loop for d.
-func (sb *storeBench) directRate(ctx context.Context, ns bool, d time.Duration) (float64, error) {
-	send, closeFn, err := sb.direct(ns)
-	if err != nil {
-		return 0, err
-	}
-	defer closeFn()
-	items := make([]delivery.Item, storeBatch)
-	var n uint64
-	start := time.Now()
-	for time.Since(start) < d && ctx.Err() == nil {
-		for i := range items {
-			e := storeEntry(n, int(n%storeRateKeys), "x")
-			items[i] = delivery.Item{Seq: n + 1, Key: e.Key, EventName: event.Name(e.Name), EventTime: e.EventTime, Record: e.Data}
-			n++
-		}
-		if err := send(ctx, items); err != nil {
-			return 0, err
-		}
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
-}
-
-// outage stops the server, appends the backlog, starts the server when
-// o.Outage has passed, and measures the drain.
-func (sb *storeBench) outage(ctx context.Context, res *Result, dir string, ns bool, f string, o Options) error {
-	total := 1_000_000
-	if o.Quick {
-		total = 100_000
-	}
-	tg, err := sb.newTarget(ns)
-	if err != nil {
-		return err
-	}
-	ct := &countingTarget{Target: tg}
-	p, err := openStorePipeline(dir, ct, ns, time.Second)
-	if err != nil {
-		return err
-	}
-	defer p.close()
-	if err := sb.stop(); err != nil {
-		return err
-	}
-	started := false
-	defer func() {
-		if !started {
-			sb.start()
-		}
-	}()
-	down := time.Now()
-	want := make(map[string]uint64, storeOutageKeys)
-	for id := 0; id < total; id += 1000 {
-		es := make([]*wal.Entry, min(1000, total-id))
-		for i := range es {
-			es[i] = storeEntry(uint64(id+i), (id+i)%storeOutageKeys, p.id)
-			want[es[i].Key] = uint64(id + i)
-		}
-		if err := p.appendEntries(ctx, es); err != nil {
-			return err
-		}
-	}
-	appended := time.Since(down)
-	if rest := o.Outage - appended; rest > 0 {
-		select {
-		case <-time.After(rest):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	ct.take() // nothing is acknowledged while the server is down
-	backlog := p.stats().Pending
-	up := time.Now()
-	downFor := up.Sub(down)
-	if err := sb.start(); err != nil {
-		return err
-	}
-	started = true
-	startup := time.Since(up)
-	if !waitFor(ctx, 10*time.Minute, func() bool { return p.stats().Pending == 0 }) {
-		return fmt.Errorf("backlog not drained within 10 minutes: %+v", p.stats())
-	}
-	drain := time.Since(up)
-	writes, written := ct.take()
-	res.Add(f+" outage: events appended while the server was down", float64(total), "events", "")
-	res.Add(f+" outage: distinct keys", float64(len(want)), "keys", "")
-	res.Add(f+" outage: server down", downFor.Seconds(), "s", "")
-	res.Add(f+" outage: backlog when the server came back", float64(backlog), "events", "")
-	res.Add(f+" outage: server start command took (services.sh start)", startup.Seconds(), "s", "")
-	res.Add(f+" outage: drain time (start command → backlog 0, start-up included)", drain.Seconds(), "s", "")
-	res.Add(f+" outage: writes sent after the restart (items acknowledged)", float64(writes), "writes", "")
-	if ns {
-		res.Add(f+" outage: writes per distinct key", float64(writes)/float64(len(want)), "writes/key", "≤ 1")
-		res.Add(f+" outage: keys written more than once", float64(writes-written), "writes", "0")
-	}
-	// Lost: a key whose stored value is not its newest event, or an event
-	// missing from the access list/table.
-	byKey, seq, err := sb.ids(ns)
-	if err != nil {
-		return err
-	}
-	lost, dups := 0, 0
-	if ns {
-		for k, id := range want {
-			if got, ok := byKey[k]; !ok || got != id {
-				lost++
-			}
-		}
-	} else {
-		seen := make([]uint8, total)
-		for _, id := range seq {
-			if id < uint64(total) {
-				if seen[id] > 0 {
-					dups++
-				}
-				seen[id] = 1
-			}
-		}
-		for _, s := range seen {
-			if s == 0 {
-				lost++
-			}
-		}
-	}
-	res.Add(f+" outage: lost", float64(lost), "events", "0")
-	if !ns {
-		res.Add(f+" outage: duplicates", float64(dups), "events", "")
-	}
-	if st := p.stats(); st.Quarantined > 0 {
-		return fmt.Errorf("%d events quarantined: %s", st.Quarantined, st.LastError)
-	}
-	return nil
-}
-
-// services runs scripts/services.sh verb name from the module root.
-func services(verb, name string) error {
-	dir, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	for {
-		script := filepath.Join(dir, "scripts", "services.sh")
-		if _, err := os.Stat(script); err == nil {
-			cmd := exec.Command(script, verb, name)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("services.sh %s %s: %v: %s", verb, name, err, out)
-			}
-			return nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return errors.New("scripts/services.sh not found above the working directory")
-		}
-		dir = parent
-	}
 }

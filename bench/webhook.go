@@ -14,36 +14,29 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bucketrelay/bucketrelay/bench/harness"
 	"github.com/bucketrelay/bucketrelay/event"
 )
 
-func init() { register("webhook", runWebhook) }
+func init() { harness.Register("webhook", runWebhook) }
 
-func runWebhook(ctx context.Context, o Options) (Result, error) {
-	var res Result
+func runWebhook(ctx context.Context, o harness.Options) (harness.Result, error) {
+	var res harness.Result
 	d := o.Duration
 	if o.Quick {
 		d = min(d, time.Second)
 	}
-	stopProfile, err := startProfile("webhook")
+	stopProfile, err := harness.StartProfile(o, "webhook")
 	if err != nil {
 		return res, err
 	}
 	defer stopProfile()
-	rv, err := newReceiver()
+	r, rv, stop, err := harness.StartWebhook(filepath.Join(o.Dir, "relay"), "")
 	if err != nil {
 		return res, err
 	}
-	if err := rv.start(); err != nil {
-		return res, err
-	}
-	defer rv.stop()
-	r, _, err := webhookRelay(filepath.Join(o.Dir, "relay"), rv.URL(), "")
-	if err != nil {
-		return res, err
-	}
-	defer r.Close(context.Background())
-	pool := recordPool(4096)
+	defer stop()
+	pool := harness.RecordPool(4096)
 
 	// 1. Delivered rate: publishers keep a backlog of 20,000–100,000
 	// events so the drain loop never waits for input.
@@ -55,7 +48,7 @@ func runWebhook(ctx context.Context, o Options) (Result, error) {
 		go func() {
 			defer wg.Done()
 			for i := 0; fctx.Err() == nil; i++ {
-				if p, _ := pending(r); p > 100_000 {
+				if p, _ := harness.Pending(r); p > 100_000 {
 					time.Sleep(5 * time.Millisecond)
 					continue
 				}
@@ -67,13 +60,13 @@ func runWebhook(ctx context.Context, o Options) (Result, error) {
 			}
 		}()
 	}
-	waitFor(ctx, 30*time.Second, func() bool { p, _ := pending(r); return p > 20_000 })
-	b0, t0 := rv.bodies.Load(), time.Now()
+	harness.WaitFor(ctx, 30*time.Second, func() bool { p, _ := harness.Pending(r); return p > 20_000 })
+	b0, t0 := rv.Bodies(), time.Now()
 	select {
 	case <-time.After(d):
 	case <-ctx.Done():
 	}
-	b1, t1 := rv.bodies.Load(), time.Now()
+	b1, t1 := rv.Bodies(), time.Now()
 	stopFeed()
 	wg.Wait()
 	if feedErr != nil {
@@ -82,11 +75,11 @@ func runWebhook(ctx context.Context, o Options) (Result, error) {
 	rate := float64(b1-b0) / t1.Sub(t0).Seconds()
 	res.Add("delivered rate with concurrent ingest (backlog kept ≥ 20k)", rate, "events/s", "≥ 20000")
 	// What is left is drained with no ingest running.
-	b2, t2, c2 := rv.bodies.Load(), time.Now(), cpuTime()
-	if !waitFor(ctx, 5*time.Minute, func() bool { p, _ := pending(r); return p == 0 }) {
+	b2, t2, c2 := rv.Bodies(), time.Now(), harness.CPUTime()
+	if !harness.WaitFor(ctx, 5*time.Minute, func() bool { p, _ := harness.Pending(r); return p == 0 }) {
 		return res, fmt.Errorf("backlog did not drain after the rate run")
 	}
-	b3, t3, c3 := rv.bodies.Load(), time.Now(), cpuTime()
+	b3, t3, c3 := rv.Bodies(), time.Now(), harness.CPUTime()
 	if b3-b2 >= 10_000 {
 		res.Add(fmt.Sprintf("delivered rate draining the remaining %d events, no ingest", b3-b2), float64(b3-b2)/t3.Sub(t2).Seconds(), "events/s", "≥ 20000")
 		res.Add("  CPU per delivered event (relay and receiver)", float64(c3-c2)/float64(time.Microsecond)/float64(b3-b2), "µs", "")
@@ -99,39 +92,37 @@ func runWebhook(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	res.Add("direct net/http client, 1 connection, 1 POST per event", direct.rate, "events/s", "")
-	res.Add("  CPU per event (client and receiver)", direct.cpu, "µs", "")
-	res.Add("ratio relay delivered (with ingest) / direct client", rate/direct.rate, "×", "")
+	res.Add("direct net/http client, 1 connection, 1 POST per event", direct.Rate, "events/s", "")
+	res.Add("  CPU per event (client and receiver)", direct.CPU, "µs", "")
+	res.Add("ratio relay delivered (with ingest) / direct client", rate/direct.Rate, "×", "")
 
 	// 2. Latency at a paced 10,000 events/s: each record carries its
 	// publish time; the receiver subtracts it from its receipt time.
 	const offered = 10_000
-	rv.mu.Lock()
-	rv.keep = true
-	rv.mu.Unlock()
-	p := &pacer{r: r, rate: offered, batch: 10}
+	rv.KeepLatencies(true)
+	p := &harness.Pacer{Relay: r, Rate: offered, Batch: 10}
 	pctx, stopPace := context.WithTimeout(ctx, d+d/5)
 	done := make(chan struct{})
-	go func() { p.run(pctx, 32); close(done) }()
+	go func() { p.Run(pctx, 32); close(done) }()
 	// Discard the first sixth (warm-up).
 	time.Sleep(d / 5)
-	rv.takeLatencies()
+	rv.TakeLatencies()
 	<-done
 	stopPace()
-	published := int(p.next.Load())
-	if !waitFor(ctx, time.Minute, func() bool { u, _ := rv.counts(); return u >= published }) {
-		return res, fmt.Errorf("paced run: %d of %d events received", func() int { u, _ := rv.counts(); return u }(), published)
+	published := int(p.Published())
+	if !harness.WaitFor(ctx, time.Minute, func() bool { u, _ := rv.Counts(); return u >= published }) {
+		return res, fmt.Errorf("paced run: %d of %d events received", func() int { u, _ := rv.Counts(); return u }(), published)
 	}
-	lat := rv.takeLatencies()
-	_, dups := rv.counts()
+	lat := rv.TakeLatencies()
+	_, dups := rv.Counts()
 	res.Add("paced run: offered", float64(published)/(d+d/5).Seconds(), "events/s", "10000")
-	res.Add("paced run: publish-to-receipt p50", percentile(lat, 50), "ms", "")
-	res.Add("paced run: publish-to-receipt p99", percentile(lat, 99), "ms", "< 25")
-	res.Add("paced run: publish-to-receipt max", percentile(lat, 100), "ms", "")
-	res.Add("paced run: lost", float64(rv.missing(published)), "events", "0")
+	res.Add("paced run: publish-to-receipt p50", harness.Percentile(lat, 50), "ms", "")
+	res.Add("paced run: publish-to-receipt p99", harness.Percentile(lat, 99), "ms", "< 25")
+	res.Add("paced run: publish-to-receipt max", harness.Percentile(lat, 100), "ms", "")
+	res.Add("paced run: lost", float64(rv.Missing(published)), "events", "0")
 	res.Add("paced run: duplicates", float64(dups), "events", "")
-	if n := p.errs.Load(); n > 0 {
-		res.Notes = append(res.Notes, fmt.Sprintf("paced run: %d publish errors, last: %s", n, *p.lastE.Load()))
+	if n, last := p.Errors(); n > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("paced run: %d publish errors, last: %s", n, last))
 	}
 	res.Notes = append(res.Notes,
 		"relay built from a config (notify.webhook.1 → the bench's own net/http receiver on loopback, keep-alive); default relay settings, fsync on",
@@ -141,7 +132,7 @@ func runWebhook(ctx context.Context, o Options) (Result, error) {
 
 // directPosts posts one message body per request over one keep-alive
 // connection for d and returns the rate.
-func directPosts(ctx context.Context, url string, pool []event.Record, d time.Duration) (loadResult, error) {
+func directPosts(ctx context.Context, url string, pool []event.Record, d time.Duration) (harness.Load, error) {
 	bodies := make([][]byte, len(pool))
 	for i := range pool {
 		raw, _ := json.Marshal(pool[i])
@@ -149,7 +140,7 @@ func directPosts(ctx context.Context, url string, pool []event.Record, d time.Du
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	defer client.CloseIdleConnections()
-	lr, err := closedLoop(ctx, 1, d, func(_, i int) (int, error) {
+	lr, err := harness.ClosedLoop(ctx, 1, d, func(_, i int) (int, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bodies[i%len(bodies)]))
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := client.Do(req)

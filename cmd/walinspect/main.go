@@ -25,8 +25,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bucketrelay/bucketrelay/wal"
 	"github.com/bucketrelay/bucketrelay/internal/buildinfo"
+	"github.com/bucketrelay/bucketrelay/wal"
 )
 
 // Exit codes.
