@@ -218,7 +218,7 @@ func (r *Relay) putNotification(w http.ResponseWriter, req *http.Request) {
 	}
 	if err := r.SetBucketRules(req.PathValue("bucket"), rs); err != nil {
 		if errors.Is(err, ErrUnknownARN) || errors.Is(err, errBadBucket) || strings.HasPrefix(err.Error(), "rules:") {
-			httpError(w, http.StatusBadRequest, err.Error())
+			httpError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), "relay: "))
 			return
 		}
 		r.lg.Error("saving bucket rules", "err", err)

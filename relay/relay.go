@@ -133,6 +133,9 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 	}
 	r.rules = rules.NewSet(r.effectiveRules())
 	r.warnStale()
+	if len(r.arns) == 0 {
+		lg.Warn("no target is enabled: events are accepted and dropped until a target is enabled in the notify section")
+	}
 	r.metrics = newMetrics(r)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
@@ -431,7 +434,9 @@ func (r *Relay) loadAPIRules() error {
 	for b, rs := range r.api {
 		for _, x := range rs {
 			if !r.enabled[x.ARN] {
-				r.lg.Warn("a bucket rule names a target that is not enabled; events it selects are not delivered to it", "bucket", b, "target", x.ARN)
+				// Rules saved through the API outlive the configuration;
+				// refusing to start over one would stop every target.
+				r.lg.Warn("a bucket rule set through the API names a target that is not enabled; events it selects are not delivered to it", "bucket", b, "target", x.ARN, "file", r.cfg.DataPath(rulesFile))
 			}
 		}
 	}
