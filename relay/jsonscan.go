@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -290,15 +291,17 @@ func (s *scanner) member() (*node, error) {
 	name := s.b[start+1 : s.i-1]
 	var next *node
 	if lv.node != nil && len(lv.node.children) > 0 {
-		key := string(name)
-		if strings.IndexByte(key, '\\') >= 0 {
+		if bytes.IndexByte(name, '\\') >= 0 {
+			// Rare: an escaped name ("event\u004eame" is eventName).
+			var key string
 			json.Unmarshal(s.b[start:s.i], &key)
+			name = []byte(key)
 		}
 		for j, ch := range lv.node.children {
-			if ch.name == key {
+			if ch.name == string(name) { // no allocation
 				if lv.seen&(1<<j) != 0 {
 					if s.recDepth == 0 {
-						return nil, &scanError{record: -1, msg: fmt.Sprintf("%q appears twice", key)}
+						return nil, &scanError{record: -1, msg: fmt.Sprintf("%q appears twice", ch.name)}
 					}
 					return nil, &scanError{record: s.recIndex, field: ch.path, msg: "appears twice in the record"}
 				}
