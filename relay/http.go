@@ -129,7 +129,7 @@ func (r *Relay) postEvents(w http.ResponseWriter, req *http.Request) {
 	if limit <= 0 {
 		limit = DefaultMaxRequestBytes
 	}
-	body, err := readBody(http.MaxBytesReader(w, req.Body, limit), req.ContentLength, limit)
+	body, err := readBody(http.MaxBytesReader(w, req.Body, limit), req.ContentLength)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes (relay.maxRequestBytes)", limit))
@@ -186,23 +186,36 @@ func orDefault(v, def int64) int64 {
 	return def
 }
 
-// readBody reads a body of at most limit bytes into one buffer, sized by
-// Content-Length when the client sent it, so a large body is not copied
-// through a doubling buffer.
-func readBody(rd io.Reader, length, limit int64) ([]byte, error) {
-	if length < 0 || length > limit {
-		return io.ReadAll(rd)
+// readBody reads a body (rd enforces the size limit). The buffer starts at
+// the Content-Length, or 1 MiB for a larger one, and grows toward the
+// Content-Length as bytes arrive: a client that announces 16 MiB and sends
+// nothing does not cost 16 MiB, and a body that arrives is copied a few
+// times at most.
+func readBody(rd io.Reader, length int64) ([]byte, error) {
+	const eagerBody = 1 << 20
+	if length < 0 {
+		return io.ReadAll(rd) // chunked: no size announced
 	}
-	buf := make([]byte, length+1) // one more byte to see the end
-	n, err := io.ReadFull(rd, buf)
-	switch err {
-	case io.ErrUnexpectedEOF, io.EOF:
-		return buf[:n], nil
-	case nil:
-		rest, err := io.ReadAll(rd) // a body longer than announced
-		return append(buf, rest...), err
+	buf := make([]byte, 0, min(length, eagerBody)+1) // +1: room to see EOF
+	for {
+		if len(buf) == cap(buf) {
+			next := min(2*int64(cap(buf)), length+1)
+			if next <= int64(cap(buf)) {
+				next = 2 * int64(cap(buf)) // more than announced; rd's limit stops it
+			}
+			nb := make([]byte, len(buf), next)
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	return nil, err
 }
 
 func (r *Relay) putNotification(w http.ResponseWriter, req *http.Request) {
