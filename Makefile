@@ -62,6 +62,8 @@ bench-quick:
 fuzz:
 	$(GO) test ./event -run XXX -fuzz FuzzRecordJSON -fuzztime 30s
 	$(GO) test ./relay -run XXX -fuzz FuzzParseConfig -fuzztime 30s
+	$(GO) test ./relay -run XXX -fuzz FuzzPostEvents -fuzztime 30s
+	$(GO) test ./relay -run XXX -fuzz FuzzScanJSON -fuzztime 30s
 	$(GO) test ./rules -run XXX -fuzz FuzzParseXML -fuzztime 30s
 
 # Check the deployment files: the Prometheus alerting rules with promtool

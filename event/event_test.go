@@ -2,7 +2,9 @@ package event
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -139,5 +141,41 @@ func TestAppendJSONMatchesMarshal(t *testing.T) {
 	std, _ := json.Marshal(&r)
 	if got := string(r.AppendJSON(nil)); got != string(std) {
 		t.Fatalf("AppendJSON:\n%s\njson.Marshal:\n%s", got, std)
+	}
+}
+
+// TestValidateRefusesLenientInput: a wildcard is not an event name, and a
+// bucket or key that is not UTF-8 cannot be routed or stored faithfully.
+// Errors name the field.
+func TestValidateRefusesLenientInput(t *testing.T) {
+	var good Record
+	if err := json.Unmarshal([]byte(seedRecord), &good); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		edit  func(r *Record)
+		field string
+		is    error
+	}{
+		{"wildcard", func(r *Record) { r.EventName = ObjectCreatedAll }, "eventName", nil},
+		{"unknown name", func(r *Record) { r.EventName = "s3:Nope" }, "eventName", nil},
+		{"empty name", func(r *Record) { r.EventName = "" }, "eventName", ErrNoEventName},
+		{"bucket not UTF-8", func(r *Record) { r.S3.Bucket.Name = "im\xffages" }, "s3.bucket.name", nil},
+		{"key not UTF-8", func(r *Record) { r.S3.Object.Key = "a\xc3.jpg" }, "s3.object.key", nil},
+		{"empty key", func(r *Record) { r.S3.Object.Key = "" }, "s3.object.key", ErrNoKey},
+		{"negative size", func(r *Record) { r.S3.Object.Size = -1 }, "s3.object.size", nil},
+		{"bad time", func(r *Record) { r.EventTime = strings.Repeat("x", 10000) }, "eventTime", nil},
+	} {
+		r := good
+		c.edit(&r)
+		err := r.Validate()
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field || (c.is != nil && !errors.Is(err, c.is)) {
+			t.Errorf("%s: Validate() = %v, want a FieldError for %s", c.name, err, c.field)
+		}
+		if err != nil && len(err.Error()) > 200 {
+			t.Errorf("%s: error of %d bytes echoes the value: %.80s…", c.name, len(err.Error()), err)
+		}
 	}
 }

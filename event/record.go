@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Record is one S3 event notification record, field for field as object
@@ -63,35 +65,73 @@ type Source struct {
 	UserAgent string `json:"userAgent"`
 }
 
-// Errors returned by Record.Validate.
+// Errors returned by Record.Validate (wrapped in a *FieldError).
 var (
 	ErrNoBucket    = errors.New("event: s3.bucket.name is empty")
 	ErrNoKey       = errors.New("event: s3.object.key is empty")
 	ErrNoEventName = errors.New("event: eventName is empty")
 )
 
-// Validate reports whether r has what routing needs: a known event name, a
-// bucket name and an object key. A bad eventTime is reported too, since
-// access-format targets store it.
+// FieldError is a Validate error about one field of a record. It unwraps
+// to ErrNoBucket, ErrNoKey or ErrNoEventName when the field is empty.
+type FieldError struct {
+	// Field is the field's JSON path in the record: "s3.object.key".
+	Field string
+	// Msg says what is wrong with it: "is empty".
+	Msg string
+	// Err is the sentinel for an empty field, or nil.
+	Err error
+}
+
+func (e *FieldError) Error() string { return "event: " + e.Field + " " + e.Msg }
+
+// Unwrap returns the sentinel, if any.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Validate reports whether r has what routing needs: a concrete event name
+// this package knows (a wildcard such as s3:ObjectCreated:* names a set of
+// events, not an event), a bucket name and an object key, both valid UTF-8.
+// A bad eventTime is reported too, since access-format targets store it.
+// Errors are *FieldError.
 func (r *Record) Validate() error {
-	if r.EventName == "" {
-		return ErrNoEventName
-	}
-	if !r.EventName.Known() {
-		return fmt.Errorf("event: eventName %q is not an S3 event name", string(r.EventName))
-	}
-	if r.S3.Bucket.Name == "" {
-		return ErrNoBucket
-	}
-	if r.S3.Object.Key == "" {
-		return ErrNoKey
+	switch {
+	case r.EventName == "":
+		return &FieldError{Field: "eventName", Msg: "is empty", Err: ErrNoEventName}
+	case r.EventName.IsWildcard():
+		return &FieldError{Field: "eventName", Msg: fmt.Sprintf("%s is a wildcard, not an event name", Quote(string(r.EventName)))}
+	case !r.EventName.Known():
+		return &FieldError{Field: "eventName", Msg: fmt.Sprintf("%s is not an S3 event name", Quote(string(r.EventName)))}
+	case r.S3.Bucket.Name == "":
+		return &FieldError{Field: "s3.bucket.name", Msg: "is empty", Err: ErrNoBucket}
+	case !utf8.ValidString(r.S3.Bucket.Name):
+		return &FieldError{Field: "s3.bucket.name", Msg: "is not valid UTF-8"}
+	case r.S3.Object.Key == "":
+		return &FieldError{Field: "s3.object.key", Msg: "is empty", Err: ErrNoKey}
+	case !utf8.ValidString(r.S3.Object.Key):
+		return &FieldError{Field: "s3.object.key", Msg: "is not valid UTF-8"}
+	case r.S3.Object.Size < 0:
+		return &FieldError{Field: "s3.object.size", Msg: "is negative"}
 	}
 	if r.EventTime != "" {
 		if _, err := ParseTime(r.EventTime); err != nil {
-			return fmt.Errorf("event: eventTime %q: %w", r.EventTime, err)
+			return &FieldError{Field: "eventTime", Msg: fmt.Sprintf("%s is not an RFC 3339 time", Quote(r.EventTime))}
 		}
 	}
 	return nil
+}
+
+// Quote returns s quoted as a Go string, shortened to its first 64 bytes:
+// error messages name a bad value without echoing megabytes of it.
+func Quote(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return strconv.Quote(s)
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + fmt.Sprintf("… (%d bytes)", len(s))
 }
 
 // ObjectKey returns the object key decoded from its URL form (S3 sends

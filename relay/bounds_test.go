@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -192,5 +193,17 @@ func TestRelayStartsWithDamagedFrame(t *testing.T) {
 			t.Fatalf("quarantine got %+v, want the damaged range 11-20", q)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	// The damage is reported: a note on /readyz (still ready) and a metric.
+	h := r.Handler()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if body := rec.Body.String(); rec.Code != 200 || !strings.Contains(body, "damaged log frame, sequences 11-20") {
+		t.Errorf("/readyz got %d %q, want 200 with a note naming sequences 11-20", rec.Code, body)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), "relay_wal_damaged_frames 1") {
+		t.Errorf("/metrics lacks relay_wal_damaged_frames 1")
 	}
 }

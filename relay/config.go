@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/adapters/kit"
+	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/rules"
 )
@@ -196,6 +197,11 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err := decodeStrict(data, &top); err != nil {
 		return nil, jsonError(data, "", err)
 	}
+	if top == nil {
+		// null decodes into a nil map without an error.
+		line, col := lineCol(data, int64(len(data)-len(bytes.TrimLeft(data, " \t\r\n"))))
+		return nil, &ConfigError{Line: line, Column: col, Msg: `the configuration must be a JSON object such as {"relay":{…},"notify":{…}}, not null`}
+	}
 	c := &Config{Buckets: map[string][]rules.Rule{}}
 	for k := range top {
 		switch k {
@@ -254,6 +260,15 @@ func (s *Settings) validate() error {
 		if v, err := time.ParseDuration(d.v); err != nil || v <= 0 {
 			return &ConfigError{Path: d.path, Msg: fmt.Sprintf("%q is not a positive duration such as \"30s\"", d.v)}
 		}
+	}
+	if lo, hi := duration(s.MinBackoff, delivery.DefaultMinBackoff), duration(s.MaxBackoff, delivery.DefaultMaxBackoff); lo > hi {
+		name := func(v string, d time.Duration) string {
+			if v == "" {
+				return d.String() + " (the default)"
+			}
+			return v
+		}
+		return &ConfigError{Path: "relay.minBackoff", Msg: fmt.Sprintf("%s is greater than relay.maxBackoff %s", name(s.MinBackoff, lo), name(s.MaxBackoff, hi))}
 	}
 	if s.QueueLimit < 0 || s.QueueLimitBytes < 0 || s.MaxRequestBytes < 0 || s.MaxAttempts < 0 {
 		return &ConfigError{Path: "relay", Msg: "limits must not be negative"}
@@ -370,8 +385,12 @@ func (c *Config) parseBuckets(doc, raw json.RawMessage) error {
 			if err != nil {
 				return &ConfigError{Path: path, Msg: strings.TrimPrefix(err.Error(), "rules: ")}
 			}
-			if !c.hasTarget(n.ARN) {
+			switch t := c.target(n.ARN); {
+			case t == nil:
 				return &ConfigError{Path: path + ".arn", Msg: fmt.Sprintf("no target %s in notify", n.ARN)}
+			case !t.Enabled:
+				// Its events would go nowhere, without a word.
+				return &ConfigError{Path: path + ".arn", Msg: fmt.Sprintf("target %s is disabled (notify.%s.%s.enable is false): enable it or remove the rule", n.ARN, t.Kind, t.ID)}
 			}
 			c.Buckets[b] = append(c.Buckets[b], n)
 		}
@@ -379,13 +398,13 @@ func (c *Config) parseBuckets(doc, raw json.RawMessage) error {
 	return nil
 }
 
-func (c *Config) hasTarget(arn string) bool {
-	for _, t := range c.Targets {
-		if t.ARN == arn {
-			return true
+func (c *Config) target(arn string) *TargetConfig {
+	for i := range c.Targets {
+		if c.Targets[i].ARN == arn {
+			return &c.Targets[i]
 		}
 	}
-	return false
+	return nil
 }
 
 // EnabledARNs returns the ARNs of the enabled targets, sorted.

@@ -193,3 +193,50 @@ func TestGoRuleDefaultsMatchFileRules(t *testing.T) {
 		t.Fatalf("Go-built rule = %s, want the file rule's %s", got, want)
 	}
 }
+
+// TestConfigRefusedNotIgnored: configurations once accepted silently are
+// refused with the path of the offending field.
+func TestConfigRefusedNotIgnored(t *testing.T) {
+	const hook = `"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://x/"},"2":{"enable":false,"endpoint":"http://y/"}}}`
+	for _, c := range []struct{ doc, path, want string }{
+		{`{"relay":{"minBackoff":"10h","maxBackoff":"1ms"}}`, "relay.minBackoff", "10h is greater than relay.maxBackoff 1ms"},
+		{`{"relay":{"minBackoff":"10s"}}`, "relay.minBackoff", "5s (the default)"},
+		{`{"relay":{"maxBackoff":"50ms"}}`, "relay.minBackoff", "100ms (the default) is greater"},
+		{`{` + hook + `,"buckets":{"images":[{"arn":"arn:minio:sqs::2:webhook"}]}}`, "buckets.images.0.arn", "notify.webhook.2.enable is false"},
+	} {
+		_, err := ParseConfig([]byte(c.doc))
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Path != c.path || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ParseConfig(%s) = %v, want an error at %s with %q", c.doc, err, c.path, c.want)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "relay.json")
+	os.WriteFile(path, []byte("\n  null\n"), 0o600)
+	_, err := LoadConfig(path)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Line != 2 || ce.Column != 3 || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "not null") {
+		t.Errorf("LoadConfig of null = %v, want an error at %s:2:3", err, path)
+	}
+	if _, err := ParseConfig([]byte(`{"relay":{"minBackoff":"1s","maxBackoff":"1s"},` + hook + `,"buckets":{"images":[{"arn":"arn:minio:sqs::1:webhook"}]}}`)); err != nil {
+		t.Errorf("equal backoffs and a rule to an enabled target: %v", err)
+	}
+}
+
+// TestEmptyConfigWarns: {} starts a relay (it takes and drops events) and
+// says at start that no target is enabled.
+func TestEmptyConfigWarns(t *testing.T) {
+	c, err := ParseConfig([]byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Relay.DataDir = t.TempDir()
+	var logs strings.Builder
+	r, err := Open(c, Options{Logger: newTestLogger(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "no target is enabled") {
+		t.Fatalf("logs at start:\n%s\nwant a WARN that no target is enabled", logs.String())
+	}
+}

@@ -16,6 +16,22 @@
 // ErrFull (the same value as wal.ErrFull): the relay pushes back, it never
 // drops.
 //
+// When a write or fsync of the log fails, the log stops (fail-stop, see
+// wal.ErrFailed): Done is closed, Err names the file and the error, and
+// Publish and POST /v1/events refuse everything from that moment (503),
+// since after a failed fsync the kernel may have dropped pages it could not
+// write. What was acknowledged before is in the file. A full disk is not a
+// failure: Publish returns an error wrapping wal.ErrNoSpace (POST answers
+// 503 with Retry-After) and the relay takes events again once space frees.
+//
+// # Input
+//
+// A POST /v1/events body is read once, by an iterative scanner: JSON nested
+// deeper than MaxJSONDepth, invalid UTF-8, a routing field of the wrong type
+// or twice in a record, and a wildcard used as an event name are refused
+// with a *RecordError naming the record (from 0) and the field. Nothing of a
+// refused call is logged.
+//
 // # Embedding
 //
 //	cfg, err := relay.LoadConfig("relay.json")

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/tidwall/gjson"
 
 	"github.com/bucketrelay/bucketrelay/rules"
 	"github.com/bucketrelay/bucketrelay/wal"
@@ -27,11 +26,14 @@ import (
 //	POST   /v1/targets/{arn}/pause|resume
 //	GET    /v1/targets/{arn}/quarantine[/{seq}]
 //	POST   /v1/targets/{arn}/quarantine/retry|drop?seq=A-B|all=1
-//	GET    /healthz                        liveness; needs no token
+//	GET    /healthz                        liveness: "ok" while the process serves
+//	GET    /readyz                         readiness: 200 "ready", or 503 and why
 //	GET    /metrics                        Prometheus text format
 //
-// When the settings have an AccessToken every request but /healthz must
-// carry it as a bearer token.
+// When the settings have an AccessToken every request must carry it as a
+// bearer token, except /healthz and /readyz, which orchestrators probe
+// without credentials and which say nothing secret. Error bodies are
+// {"error":"…"}; they never carry a file path or a secret.
 func (r *Relay) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/events", r.postEvents)
@@ -40,10 +42,8 @@ func (r *Relay) Handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/buckets/{bucket}/notification", r.deleteNotification)
 	r.registerTargets(mux)    // targets_api.go
 	r.registerQuarantine(mux) // quarantine_api.go
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "ok\n")
-	})
+	mux.HandleFunc("GET /healthz", healthz)
+	mux.HandleFunc("GET /readyz", r.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.reg, promhttp.HandlerOpts{}))
 	token := r.cfg.Relay.AccessToken
 	if token == "" {
@@ -51,8 +51,8 @@ func (r *Relay) Handler() http.Handler {
 	}
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.URL.Path == "/healthz" {
-			mux.ServeHTTP(w, req) // liveness for probes: no token, no details
+		if req.Method == http.MethodGet && (req.URL.Path == "/healthz" || req.URL.Path == "/readyz") {
+			mux.ServeHTTP(w, req)
 			return
 		}
 		if subtle.ConstantTimeCompare([]byte(req.Header.Get("Authorization")), want) != 1 {
@@ -64,78 +64,169 @@ func (r *Relay) Handler() http.Handler {
 	})
 }
 
-func httpError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+func healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	io.WriteString(w, "ok\n")
 }
 
-// eventsBody is what POST /v1/events takes: {"Records":[…]}, optionally
-// with the EventName and Key of a webhook body.
-type eventsBody struct {
-	EventName string            `json:"EventName"`
-	EventType string            `json:"EventType"`
-	Key       string            `json:"Key"`
-	Records   []json.RawMessage `json:"Records"`
+// readyz answers 200 "ready" while the relay accepts events, 503 with the
+// reason once its log failed.
+func (r *Relay) readyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	notReady, notes := r.readiness()
+	if notReady != "" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "not ready: "+notReady+"\n")
+	} else {
+		io.WriteString(w, "ready\n")
+	}
+	for _, n := range notes {
+		io.WriteString(w, n+"\n")
+	}
+}
+
+// readiness returns why the relay does not accept events ("" when it
+// does) and notes an operator should see even while it is ready. Neither
+// names a file or a secret: the log lines do.
+func (r *Relay) readiness() (notReady string, notes []string) {
+	if r.Err() != nil {
+		notReady = "the write-ahead log stopped after a storage error (fail-stop); the relay is exiting, see its log"
+	}
+	notes = append(notes, r.damageNotes()...)
+	return notReady, notes
+}
+
+// damageNotes reports damaged frames of the log on /readyz. The relay
+// still serves with a damaged log (what damage cost is in the targets'
+// quarantines), so damage is a note, not a reason to be unready.
+func (r *Relay) damageNotes() []string {
+	var notes []string
+	for _, d := range r.log.DamageMet() {
+		where := fmt.Sprintf("sequence %d", d.First)
+		if d.Last != d.First {
+			where = fmt.Sprintf("sequences %d-%d", d.First, d.Last)
+		}
+		notes = append(notes, fmt.Sprintf("damaged log frame, %s: %s (quarantined for the targets that still needed it)", where, d.Reason))
+	}
+	return notes
+}
+
+// errorBody is the JSON of an error answer. Record and Field locate a
+// refused record (records numbered from 0).
+type errorBody struct {
+	Error  string `json:"error"`
+	Record *int   `json:"record,omitempty"`
+	Field  string `json:"field,omitempty"`
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	writeError(w, code, errorBody{Error: msg})
+}
+
+func writeError(w http.ResponseWriter, code int, body errorBody) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(body)
 }
 
 func (r *Relay) postEvents(w http.ResponseWriter, req *http.Request) {
+	if r.Err() != nil {
+		// Fail-stop: nothing is read, nothing is acknowledged.
+		w.Header().Set("Retry-After", "30")
+		httpError(w, http.StatusServiceUnavailable, "the relay's log stopped after a storage error; the relay is exiting")
+		return
+	}
 	limit := r.cfg.Relay.MaxRequestBytes
 	if limit <= 0 {
 		limit = DefaultMaxRequestBytes
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, limit))
+	body, err := readBody(http.MaxBytesReader(w, req.Body, limit), req.ContentLength)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes (relay.maxRequestBytes)", limit))
 		return
 	}
 	if err != nil {
-		httpError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		httpError(w, http.StatusBadRequest, "reading the body failed")
 		return
 	}
-	// One validating pass over the body, then the records are sliced out of
-	// it without copies; encoding/json only explains a malformed body.
-	if !gjson.ValidBytes(body) {
-		var b eventsBody
-		msg := "not a JSON object"
-		if err := json.Unmarshal(body, &b); err != nil {
-			msg = err.Error()
-		}
-		httpError(w, http.StatusBadRequest, "malformed JSON: "+msg)
-		return
-	}
-	records := gjson.GetBytes(body, "Records")
-	if !records.IsArray() || !gjson.ParseBytes(body).IsObject() {
-		httpError(w, http.StatusBadRequest, `body has no "Records" array`)
-		return
-	}
-	var raws []json.RawMessage
-	records.ForEach(func(_, v gjson.Result) bool {
-		raws = append(raws, body[v.Index:v.Index+len(v.Raw):v.Index+len(v.Raw)])
-		return true
-	})
 	ctx, cancel := context.WithTimeout(req.Context(), duration(r.cfg.Relay.FullWait, DefaultFullWait))
 	defer cancel()
-	n, err := r.publishJSON(ctx, raws, true)
+	n, err := r.publishBody(ctx, body)
+	var re *RecordError
+	var se *scanError
 	switch {
-	case errors.Is(err, ErrInvalid):
-		httpError(w, http.StatusBadRequest, strings.Replace(err.Error(), "relay: invalid record", "invalid record", 1))
+	case errors.As(err, &re):
+		i := re.Index
+		writeError(w, http.StatusBadRequest, errorBody{Error: re.Text(), Record: &i, Field: re.Field})
+		return
+	case errors.As(err, &se):
+		httpError(w, http.StatusBadRequest, se.msg)
 		return
 	case errors.Is(err, wal.ErrFull):
 		w.Header().Set("Retry-After", "5")
-		httpError(w, http.StatusServiceUnavailable, "the relay's log is full; retry later")
+		httpError(w, http.StatusServiceUnavailable, "the relay's log is full (relay.queueLimit, relay.queueLimitBytes); retry later")
+		return
+	case errors.Is(err, wal.ErrNoSpace):
+		r.lg.Warn("refusing events: the log's disk is full", "err", err)
+		w.Header().Set("Retry-After", "10")
+		httpError(w, http.StatusServiceUnavailable, "no space left on the relay's disk; nothing was logged; retry later")
+		return
+	case errors.Is(err, wal.ErrFailed), errors.Is(err, wal.ErrClosed):
+		w.Header().Set("Retry-After", "30")
+		httpError(w, http.StatusServiceUnavailable, "the relay's log stopped; nothing was logged; the relay is exiting")
 		return
 	case errors.Is(err, wal.ErrTooLarge):
-		httpError(w, http.StatusRequestEntityTooLarge, err.Error())
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the batch can never fit in the log: it exceeds relay.queueLimit (%d events) or relay.queueLimitBytes (%d bytes); send fewer records per request",
+			orDefault(r.cfg.Relay.QueueLimit, wal.DefaultMaxEvents), orDefault(r.cfg.Relay.QueueLimitBytes, wal.DefaultMaxBytes)))
 		return
 	case err != nil:
+		// The error may name files; the log gets it, the client does not.
 		r.lg.Error("publishing", "err", err)
-		httpError(w, http.StatusInternalServerError, err.Error())
+		httpError(w, http.StatusInternalServerError, "internal error; nothing was logged; see the relay's log")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, "{\"accepted\":%d}\n", n)
+}
+
+func orDefault(v, def int64) int64 {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// readBody reads a body (rd enforces the size limit). The buffer starts at
+// the Content-Length, or 1 MiB for a larger one, and grows toward the
+// Content-Length as bytes arrive: a client that announces 16 MiB and sends
+// nothing does not cost 16 MiB, and a body that arrives is copied a few
+// times at most.
+func readBody(rd io.Reader, length int64) ([]byte, error) {
+	const eagerBody = 1 << 20
+	if length < 0 {
+		return io.ReadAll(rd) // chunked: no size announced
+	}
+	buf := make([]byte, 0, min(length, eagerBody)+1) // +1: room to see EOF
+	for {
+		if len(buf) == cap(buf) {
+			next := min(2*int64(cap(buf)), length+1)
+			if next <= int64(cap(buf)) {
+				next = 2 * int64(cap(buf)) // more than announced; rd's limit stops it
+			}
+			nb := make([]byte, len(buf), next)
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 func (r *Relay) putNotification(w http.ResponseWriter, req *http.Request) {
@@ -150,11 +241,12 @@ func (r *Relay) putNotification(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if err := r.SetBucketRules(req.PathValue("bucket"), rs); err != nil {
-		code := http.StatusInternalServerError
-		if errors.Is(err, ErrUnknownARN) || strings.HasPrefix(err.Error(), "rules:") {
-			code = http.StatusBadRequest
+		if errors.Is(err, ErrUnknownARN) || errors.Is(err, errBadBucket) || strings.HasPrefix(err.Error(), "rules:") {
+			httpError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), "relay: "))
+			return
 		}
-		httpError(w, code, err.Error())
+		r.lg.Error("saving bucket rules", "err", err)
+		httpError(w, http.StatusInternalServerError, "saving the rules failed; see the relay's log")
 		return
 	}
 	w.WriteHeader(http.StatusOK)
@@ -167,7 +259,8 @@ func (r *Relay) getNotification(w http.ResponseWriter, req *http.Request) {
 
 func (r *Relay) deleteNotification(w http.ResponseWriter, req *http.Request) {
 	if err := r.SetBucketRules(req.PathValue("bucket"), nil); err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
+		r.lg.Error("saving bucket rules", "err", err)
+		httpError(w, http.StatusInternalServerError, "saving the rules failed; see the relay's log")
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

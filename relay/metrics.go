@@ -24,6 +24,7 @@ type metrics struct {
 	redriven, paused                       *prometheus.Desc
 	walEvents, walBytes, walFile, walLast  *prometheus.Desc
 	walMaxEvents, walMaxBytes              *prometheus.Desc
+	walDamaged                             *prometheus.Desc
 }
 
 func newMetrics(r *Relay) *metrics {
@@ -55,6 +56,7 @@ func newMetrics(r *Relay) *metrics {
 	// the configuration.
 	m.walMaxEvents = prometheus.NewDesc("relay_wal_limit_events", "The log's bound on events (relay.queueLimit).", nil, nil)
 	m.walMaxBytes = prometheus.NewDesc("relay_wal_limit_bytes", "The log's bound on record bytes (relay.queueLimitBytes).", nil, nil)
+	m.walDamaged = prometheus.NewDesc("relay_wal_damaged_frames", "Damaged frames met in the log since it was opened; their records are quarantined for the targets that needed them.", nil, nil)
 	m.reg.MustRegister(m.ingested, m.latency, m,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -67,7 +69,7 @@ func (m *metrics) observeIngest(n int, d time.Duration) {
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.delivered, m.retried, m.quarantined, m.sends, m.pending, m.oldest, m.up, m.dropped, m.pendingBytes, m.redriven, m.paused, m.walEvents, m.walBytes, m.walFile, m.walLast, m.walMaxEvents, m.walMaxBytes} {
+	for _, d := range []*prometheus.Desc{m.delivered, m.retried, m.quarantined, m.sends, m.pending, m.oldest, m.up, m.dropped, m.pendingBytes, m.redriven, m.paused, m.walEvents, m.walBytes, m.walFile, m.walLast, m.walMaxEvents, m.walMaxBytes, m.walDamaged} {
 		ch <- d
 	}
 }
@@ -106,6 +108,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.walBytes, prometheus.GaugeValue, float64(l.Bytes()))
 	ch <- prometheus.MustNewConstMetric(m.walFile, prometheus.GaugeValue, float64(l.FileSize()))
 	ch <- prometheus.MustNewConstMetric(m.walLast, prometheus.GaugeValue, float64(l.LastSeq()))
+	ch <- prometheus.MustNewConstMetric(m.walDamaged, prometheus.GaugeValue, float64(len(l.DamageMet())))
 	maxEvents, maxBytes := m.r.cfg.Relay.QueueLimit, m.r.cfg.Relay.QueueLimitBytes
 	if maxEvents <= 0 {
 		maxEvents = wal.DefaultMaxEvents

@@ -10,11 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/tidwall/gjson"
+	"unicode/utf8"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
@@ -47,6 +47,10 @@ type Relay struct {
 
 	rulesMu sync.Mutex              // serializes rule changes
 	api     map[string][]rules.Rule // rules set through the API; nil slice = deleted
+
+	// appendFn is log.Append; tests replace it to inject errors that a
+	// real disk gives rarely (ENOSPC).
+	appendFn func(context.Context, ...*wal.Entry) (uint64, error)
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -84,6 +88,7 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 	r := &Relay{
 		cfg: cfg, lg: lg, log: l, file: cfg.Buckets, enabled: map[string]bool{},
 		api: map[string][]rules.Rule{}, done: make(chan struct{}),
+		appendFn: l.Append,
 	}
 	r.abort, r.abortSends = context.WithCancel(context.Background())
 	r.eng = delivery.New(l, delivery.Options{
@@ -143,6 +148,9 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		return fail(err)
 	}
 	r.warnStale()
+	if len(r.arns) == 0 {
+		lg.Warn("no target is enabled: events are accepted and dropped until a target is enabled in the notify section")
+	}
 	r.metrics = newMetrics(r)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
@@ -170,105 +178,195 @@ func (r *Relay) ARNs() []string { return append([]string(nil), r.arns...) }
 // Log returns the relay's write-ahead log (for inspection and metrics).
 func (r *Relay) Log() *wal.Log { return r.log }
 
+// Done returns a channel that is closed when the relay stops accepting
+// events because its log failed: a write or fsync error stops the log
+// (fail-stop, see wal.ErrFailed), since the kernel may have dropped pages it
+// could not write. From then on Publish fails and POST /v1/events answers
+// 503; the daemon exits. Close does not close the channel.
+func (r *Relay) Done() <-chan struct{} { return r.log.Failed() }
+
+// Err returns nil while the relay accepts events, or, once Done is closed,
+// the error that stopped its log (wrapping wal.ErrFailed; it names the file).
+func (r *Relay) Err() error {
+	select {
+	case <-r.log.Failed():
+		return r.log.Health()
+	default:
+		return nil
+	}
+}
+
 // Stats returns per-target delivery statistics.
 func (r *Relay) Stats() []delivery.Stats { return r.eng.Stats() }
 
 // Publish validates records, routes each by its bucket's rules and appends
 // them to the log. It returns once they are durable. A record no rule
 // selects is accepted and dropped (as an object store does without a
-// notification configuration).
+// notification configuration). A record that cannot be routed fails the
+// whole call with a *RecordError (wrapping ErrInvalid) and nothing is
+// appended. Once the log has failed (see Done) every call fails with an
+// error wrapping wal.ErrFailed.
 func (r *Relay) Publish(ctx context.Context, records ...event.Record) error {
-	raws := make([]json.RawMessage, len(records))
+	b := r.newBatch(len(records))
 	buf := make([]byte, 0, 1024*len(records))
 	for i := range records {
 		start := len(buf)
 		buf = records[i].AppendJSON(buf)
-		raws[i] = buf[start:len(buf):len(buf)]
+		if err := b.add(i, &records[i], buf[start:len(buf):len(buf)]); err != nil {
+			return err
+		}
 	}
-	_, err := r.publish(ctx, records, raws)
+	_, err := b.append(ctx)
 	return err
 }
-
-// routingPaths are what the relay reads of a JSON record: what routing and
-// validation need. Reading only these (with gjson, which finds them without
-// decoding the rest) keeps ingest cheap; the record's bytes are stored as
-// they came.
-var routingPaths = []string{"eventName", "eventTime", "s3.bucket.name", "s3.object.key"}
 
 // PublishJSON is Publish for records already encoded as JSON, such as
 // those an object store's webhook posts: the bytes are stored and delivered
 // as they are (pretty-printed records are compacted), so fields the relay
-// does not model survive. It returns how many records were appended.
+// does not model survive. Each record must be a JSON object nested at most
+// MaxJSONDepth levels, valid UTF-8, whose routing fields (eventName,
+// eventTime, s3.bucket.name, s3.object.key: strings; s3.object.size: a
+// non-negative integer) have the right types and appear once. It returns
+// how many records were accepted.
 func (r *Relay) PublishJSON(ctx context.Context, raws ...json.RawMessage) (int, error) {
-	return r.publishJSON(ctx, raws, false)
-}
-
-// publishJSON is PublishJSON; valid says the records were already checked
-// to be valid JSON (sliced from a validated body).
-func (r *Relay) publishJSON(ctx context.Context, raws []json.RawMessage, valid bool) (int, error) {
-	recs := make([]event.Record, len(raws))
+	b := r.newBatch(len(raws))
 	for i, raw := range raws {
-		if !valid && !gjson.ValidBytes(raw) {
-			return 0, fmt.Errorf("%w %d: not valid JSON", ErrInvalid, i)
+		_, err := scanJSON(raw, recordNode, func(_ int, raw []byte, f *recordFields) error {
+			return b.addJSON(i, raw, f)
+		})
+		var se *scanError
+		if errors.As(err, &se) {
+			return 0, &RecordError{Index: i, Field: se.field, Msg: se.msg}
 		}
-		if len(raw) == 0 || raw[0] != '{' {
-			return 0, fmt.Errorf("%w %d: not a JSON object", ErrInvalid, i)
-		}
-		f := gjson.GetManyBytes(raw, routingPaths...)
-		for j, v := range f {
-			if v.Exists() && v.Type != gjson.String {
-				return 0, fmt.Errorf("%w %d: %s is not a string", ErrInvalid, i, routingPaths[j])
-			}
-		}
-		rec := &recs[i]
-		rec.EventName, rec.EventTime = event.Name(f[0].Str), f[1].Str
-		rec.S3.Bucket.Name, rec.S3.Object.Key = f[2].Str, f[3].Str
-		if bytes.IndexByte(raw, '\n') >= 0 {
-			raws[i] = event.Normalize(raw)
-		}
-	}
-	return r.publish(ctx, recs, raws)
-}
-
-func (r *Relay) publish(ctx context.Context, recs []event.Record, raws []json.RawMessage) (int, error) {
-	if r.closing.Load() {
-		return 0, fmt.Errorf("relay: publish: %w", ErrClosed)
-	}
-	start := time.Now()
-	entries := make([]*wal.Entry, 0, len(recs))
-	store := make([]wal.Entry, len(recs))
-	var match []string
-	for i := range recs {
-		rec := &recs[i]
-		if err := rec.Validate(); err != nil {
-			return 0, fmt.Errorf("%w %d: %v", ErrInvalid, i, err)
-		}
-		match = r.rules.Match(match, rec.S3.Bucket.Name, rec.ObjectKey(), rec.EventName)
-		if len(match) == 0 {
-			continue
-		}
-		e := &store[i]
-		for _, a := range match {
-			if r.enabled[a] {
-				e.Targets = append(e.Targets, a)
-			}
-		}
-		if len(e.Targets) == 0 {
-			continue
-		}
-		e.Key = rec.Key()
-		e.Name = string(rec.EventName)
-		e.EventTime = rec.Time()
-		e.Data = raws[i]
-		entries = append(entries, e)
-	}
-	if len(entries) > 0 {
-		if _, err := r.log.Append(ctx, entries...); err != nil {
+		if err != nil {
 			return 0, err
 		}
 	}
-	r.metrics.observeIngest(len(recs), time.Since(start))
-	return len(recs), nil
+	return b.append(ctx)
+}
+
+// publishBody publishes the records of a POST /v1/events body, read in one
+// pass. Errors outside any record are *scanError with record -1.
+func (r *Relay) publishBody(ctx context.Context, body []byte) (int, error) {
+	b := r.newBatch(0)
+	seen, err := scanJSON(body, bodyNode, b.addJSON)
+	var se *scanError
+	if errors.As(err, &se) && se.record >= 0 {
+		return 0, &RecordError{Index: se.record, Field: se.field, Msg: se.msg}
+	}
+	if err != nil {
+		return 0, err
+	}
+	if seen&1 == 0 {
+		return 0, &scanError{record: -1, msg: `the body has no "Records" array`}
+	}
+	return b.append(ctx)
+}
+
+// RecordError is the error, wrapping ErrInvalid, for a record that Publish,
+// PublishJSON or POST /v1/events refused. Records are numbered from 0 in
+// the order given (the index in the body's "Records" array).
+type RecordError struct {
+	// Index is the record's position, from 0.
+	Index int
+	// Field is the JSON path of the offending field inside the record
+	// ("s3.object.key"); empty when the record as a whole is wrong.
+	Field string
+	// Msg says what is wrong.
+	Msg string
+}
+
+func (e *RecordError) Error() string { return "relay: " + e.Text() }
+
+// Text is the error without the package prefix, as POST /v1/events
+// answers it.
+func (e *RecordError) Text() string {
+	s := fmt.Sprintf("record %d (numbered from 0): ", e.Index)
+	if e.Field != "" {
+		s += e.Field + " "
+	}
+	return s + e.Msg
+}
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *RecordError) Is(target error) bool { return target == ErrInvalid }
+
+// batch gathers the validated, routed records of one call for one Append.
+type batch struct {
+	r       *Relay
+	start   time.Time
+	n       int
+	entries []*wal.Entry
+	match   []string
+	rec     event.Record // scratch for JSON records
+}
+
+func (r *Relay) newBatch(n int) *batch {
+	return &batch{r: r, start: time.Now(), entries: make([]*wal.Entry, 0, n)}
+}
+
+// addJSON adds a record scanned from JSON: its routing fields are checked
+// by the scanner, their values by event.Record.Validate.
+func (b *batch) addJSON(i int, raw []byte, f *recordFields) error {
+	rec := &b.rec
+	rec.EventName, rec.EventTime = event.Name(f.str(slotEventName)), f.str(slotEventTime)
+	rec.S3.Bucket.Name, rec.S3.Object.Key = f.str(slotBucket), f.str(slotKey)
+	if bytes.IndexByte(raw, '\n') >= 0 {
+		raw = event.Normalize(raw)
+	}
+	return b.add(i, rec, raw)
+}
+
+// add validates rec (the i-th record of the call, stored as raw) and
+// routes it.
+func (b *batch) add(i int, rec *event.Record, raw []byte) error {
+	if err := rec.Validate(); err != nil {
+		var fe *event.FieldError
+		if errors.As(err, &fe) {
+			return &RecordError{Index: i, Field: fe.Field, Msg: fe.Msg}
+		}
+		return &RecordError{Index: i, Msg: strings.TrimPrefix(err.Error(), "event: ")}
+	}
+	b.n++
+	r := b.r
+	// Rules with object filters (size, content type, metadata, tags) read
+	// the record; the others look at the key alone.
+	b.match = r.rules.MatchRecord(b.match, rec.S3.Bucket.Name, rec.ObjectKey(), rec.EventName, raw)
+	var targets []string
+	for _, a := range b.match {
+		if r.enabled[a] {
+			targets = append(targets, a)
+		}
+	}
+	if len(targets) == 0 {
+		return nil
+	}
+	b.entries = append(b.entries, &wal.Entry{
+		Targets:   targets,
+		Key:       rec.Key(),
+		Name:      string(rec.EventName),
+		EventTime: rec.Time(),
+		Data:      raw,
+	})
+	return nil
+}
+
+// append appends the batch and returns how many records were accepted.
+func (b *batch) append(ctx context.Context) (int, error) {
+	r := b.r
+	if r.closing.Load() {
+		return 0, fmt.Errorf("relay: publish: %w", ErrClosed)
+	}
+	if err := r.Err(); err != nil {
+		return 0, err
+	}
+	if len(b.entries) > 0 {
+		if _, err := r.appendFn(ctx, b.entries...); err != nil {
+			return 0, err
+		}
+	}
+	r.metrics.observeIngest(b.n, time.Since(b.start))
+	return b.n, nil
 }
 
 // Bucket rules.
@@ -281,8 +379,8 @@ func (r *Relay) BucketRules(bucket string) []rules.Rule { return r.rules.Bucket(
 // The rules are persisted in the data directory and override the config
 // file's rules for that bucket; an empty list removes every rule.
 func (r *Relay) SetBucketRules(bucket string, rs []rules.Rule) error {
-	if bucket == "" {
-		return errors.New("relay: empty bucket name")
+	if bucket == "" || !utf8.ValidString(bucket) {
+		return fmt.Errorf("%w %q", errBadBucket, bucket)
 	}
 	norm := make([]rules.Rule, 0, len(rs))
 	for _, x := range rs {
@@ -309,6 +407,10 @@ func (r *Relay) SetBucketRules(bucket string, rs []rules.Rule) error {
 	r.rules.Replace(r.effectiveRules())
 	return nil
 }
+
+// errBadBucket is returned by SetBucketRules for an empty bucket name or
+// one that is not UTF-8.
+var errBadBucket = errors.New("relay: bucket name must be non-empty UTF-8:")
 
 func (r *Relay) effectiveRules() map[string][]rules.Rule {
 	m := map[string][]rules.Rule{}
@@ -337,7 +439,9 @@ func (r *Relay) loadAPIRules() error {
 	for b, rs := range r.api {
 		for _, x := range rs {
 			if !r.enabled[x.ARN] {
-				r.lg.Warn("a bucket rule names a target that is not enabled; events it selects are not delivered to it", "bucket", b, "target", x.ARN)
+				// Rules saved through the API outlive the configuration;
+				// refusing to start over one would stop every target.
+				r.lg.Warn("a bucket rule set through the API names a target that is not enabled; events it selects are not delivered to it", "bucket", b, "target", x.ARN, "file", r.cfg.DataPath(rulesFile))
 			}
 		}
 	}

@@ -215,7 +215,7 @@ func TestHTTPAPI(t *testing.T) {
 		{`{"Records":[` + string(rec) + `,{"eventName":"s3:Nope","s3":{"bucket":{"name":"images"},"object":{"key":"k"}}}]}`, 400, "record 1"},
 		{`{"Records":["` + strings.Repeat("x", 30000) + `"]}`, 413, "larger than"},
 		{`{"Records":[1]}`, 400, "not a JSON object"},
-		{`{"Records":[{"eventName":5,"s3":{"bucket":{"name":"images"},"object":{"key":"k"}}}]}`, 400, "eventName is not a string"},
+		{`{"Records":[{"eventName":5,"s3":{"bucket":{"name":"images"},"object":{"key":"k"}}}]}`, 400, "eventName must be a string"},
 		{`{"Records":[{"eventName":"s3:ObjectCreated:Put","s3":{"bucket":{"name":"images"},"object":{"key":"k"}},"eventTime":"yesterday"}]}`, 400, "eventTime"},
 	} {
 		if w := do(t, h, "POST", "/v1/events", c.body); w.Code != c.code || !strings.Contains(w.Body.String(), c.want) {

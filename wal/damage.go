@@ -17,10 +17,10 @@ type Damage struct {
 }
 
 // Damage returns the damaged frames the log holds, oldest first: those
-// found at Open (unreadable headers; every frame of a version 1 log) and
-// those Read, Backlogs or compaction have met since. A damaged frame is
-// deleted like any other once every target passed it, and leaves the list
-// then; the quarantine entries it caused stay.
+// found at Open (unreadable headers) and those Read, Backlogs or
+// compaction have met since. A damaged frame is deleted like any other
+// once every target passed it, and leaves the list then; the quarantine
+// entries it caused stay. DamageMet keeps them.
 func (l *Log) Damage() []Damage {
 	l.ix.mu.Lock()
 	defer l.ix.mu.Unlock()
@@ -32,6 +32,19 @@ func (l *Log) Damage() []Damage {
 	}
 	return out
 }
+
+// DamageMet returns every damaged frame met since the log was opened, in
+// the order met, including those deleted since: what the relay reports to
+// operators (readiness notes, metrics) until it restarts. It keeps the
+// first maxDamageNoted.
+func (l *Log) DamageMet() []Damage {
+	l.ix.mu.Lock()
+	defer l.ix.mu.Unlock()
+	return append([]Damage(nil), l.ix.damaged...)
+}
+
+// maxDamageNoted bounds the damaged frames DamageMet lists.
+const maxDamageNoted = 1000
 
 // damagedFrame is damage met by a scan, to be noted outside its
 // transaction.
@@ -76,6 +89,9 @@ func (l *Log) quarantineLoadDamage() {
 // table, or every target with a cursor when the table cannot be read.
 // Called with the index's mu held.
 func (l *Log) quarantineDamage(m *frameMeta) {
+	if len(l.ix.damaged) < maxDamageNoted {
+		l.ix.damaged = append(l.ix.damaged, Damage{First: m.first, Last: m.last, Reason: m.damage})
+	}
 	affected := l.ix.affected(m)
 	l.log.Error("wal: damaged frame; its records are lost and quarantined for the targets that still needed them",
 		"file", l.db.Path(), "firstSeq", m.first, "lastSeq", m.last, "reason", m.damage, "targets", affected)

@@ -41,6 +41,7 @@ type index struct {
 	durable map[string]uint64 // committed
 	dirty   map[string]uint64 // cursor moves not yet committed
 	quar    []QuarantineEntry // quarantine entries not yet committed
+	damaged []Damage          // damaged frames met since Open (DamageMet)
 	routed  map[string]uint64 // records committed per target since Open
 	pend    map[string]*usage // per target, reservations included
 	events  int64             // records held in total, reservations included

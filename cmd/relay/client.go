@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 )
@@ -18,27 +17,43 @@ import (
 // opClient calls a running relay's operating API (targets, quarantine).
 type opClient struct {
 	base, token string
+	resolved    bool
 }
 
-// clientFlags registers --server and --token on fs.
+// clientFlags registers --server and --token on fs. Their defaults come
+// from RELAY_ADDR and RELAY_TOKEN when the flags are not given; usage never
+// prints them.
 func clientFlags(fs *flag.FlagSet) *opClient {
 	c := &opClient{}
-	fs.StringVar(&c.base, "server", envOr("RELAY_ADDR", "http://127.0.0.1:9900"), "relay API address (RELAY_ADDR)")
-	fs.StringVar(&c.token, "token", os.Getenv("RELAY_TOKEN"), "access token (RELAY_TOKEN)")
+	fs.StringVar(&c.base, "server", "", "relay API address (default $RELAY_ADDR or http://127.0.0.1:9900)")
+	fs.StringVar(&c.token, "token", "", "access token (default $RELAY_TOKEN)")
 	return c
 }
 
-func (c *opClient) url(path string) string {
-	base := c.base
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
+// resolve applies the defaults and takes credentials out of the address
+// (http://user:TOKEN@host), as relay events does, so no message shows them.
+func (c *opClient) resolve() error {
+	if c.resolved {
+		return nil
 	}
-	return strings.TrimRight(base, "/") + path
+	a, err := newAPIClient(envOr(c.base, "RELAY_ADDR", "http://127.0.0.1:9900"), envOr(c.token, "RELAY_TOKEN", ""))
+	if err != nil {
+		return err
+	}
+	c.base, c.token, c.resolved = a.base, a.token, true
+	return nil
+}
+
+func (c *opClient) url(path string) string {
+	return strings.TrimRight(c.base, "/") + path
 }
 
 // do sends a request and returns the body of a 2xx answer; any other
 // answer is an error carrying the relay's message.
 func (c *opClient) do(ctx context.Context, method, path string) ([]byte, error) {
+	if err := c.resolve(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, c.url(path), nil)

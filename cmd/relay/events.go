@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -21,7 +22,8 @@ import (
 
 // eventsCommand manages bucket rules on a running relay, like `mc events`.
 type eventsCommand struct {
-	out io.Writer
+	out    io.Writer // results; nil means os.Stdout
+	errOut io.Writer // usage; nil means os.Stderr
 }
 
 // Usage prints the command's help.
@@ -37,7 +39,9 @@ names put (s3:ObjectCreated:*), delete (s3:ObjectRemoved:*), get
 remove without an ARN needs --force and removes every rule of the bucket.
 
 The relay is found at --server (or RELAY_ADDR, default http://127.0.0.1:9900)
-with the token --token (or RELAY_TOKEN).
+with the token --token (or RELAY_TOKEN). A token written in the server URL
+(http://user:TOKEN@host:port, or http://TOKEN@host:port) is sent as the
+bearer token and never printed.
 
 Flags:
 `)
@@ -56,14 +60,19 @@ func (c *eventsCommand) Run(ctx context.Context, args []string) error {
 	}
 	fs := flag.NewFlagSet("events", flag.ContinueOnError)
 	var f eventsFlags
-	fs.StringVar(&f.server, "server", envOr("RELAY_ADDR", "http://127.0.0.1:9900"), "relay API address")
-	fs.StringVar(&f.token, "token", os.Getenv("RELAY_TOKEN"), "access token")
+	// Defaults from the environment are applied after parsing, so that
+	// usage output never prints a token.
+	fs.StringVar(&f.server, "server", "", "relay API address (default $RELAY_ADDR or http://127.0.0.1:9900)")
+	fs.StringVar(&f.token, "token", "", "access token (default $RELAY_TOKEN)")
 	fs.StringVar(&f.events, "events", "", "comma-separated events: put, delete, get or full names")
 	fs.StringVar(&f.prefix, "prefix", "", "object key prefix filter")
 	fs.StringVar(&f.suffix, "suffix", "", "object key suffix filter")
 	fs.BoolVar(&f.force, "force", false, "remove: allow removing every rule of the bucket")
 	fs.BoolVar(&f.json, "json", false, "list: print JSON")
 	fs.Usage = func() { c.Usage(fs) }
+	if c.errOut != nil {
+		fs.SetOutput(c.errOut)
+	}
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -73,10 +82,10 @@ func (c *eventsCommand) Run(ctx context.Context, args []string) error {
 		return usagef("events needs a subcommand and a bucket")
 	}
 	sub, bucket := pos[0], bucketName(pos[1])
-	if !strings.Contains(f.server, "://") {
-		f.server = "http://" + f.server
+	cl, err := newAPIClient(envOr(f.server, "RELAY_ADDR", "http://127.0.0.1:9900"), envOr(f.token, "RELAY_TOKEN", ""))
+	if err != nil {
+		return err
 	}
-	cl := &apiClient{base: strings.TrimRight(f.server, "/"), token: f.token}
 	switch sub {
 	case "add":
 		if len(pos) != 3 {
@@ -109,11 +118,40 @@ func bucketName(s string) string {
 	return s
 }
 
-func envOr(k, def string) string {
+// envOr returns v, or the environment variable k, or def.
+func envOr(v, k, def string) string {
+	if v != "" {
+		return v
+	}
 	if v := os.Getenv(k); v != "" {
 		return v
 	}
 	return def
+}
+
+// newAPIClient returns a client for the relay at server. Credentials in
+// the URL become the bearer token (when token is empty) and are removed
+// from the address every message prints.
+func newAPIClient(server, token string) (*apiClient, error) {
+	if !strings.Contains(server, "://") {
+		server = "http://" + server
+	}
+	u, err := url.Parse(server)
+	if err != nil || u.Host == "" {
+		// url's errors repeat the input, which may hold a token.
+		return nil, usagef("--server must be a URL such as http://127.0.0.1:9900")
+	}
+	if u.User != nil {
+		if token == "" {
+			token = u.User.Username()
+			if p, ok := u.User.Password(); ok {
+				token = p
+			}
+		}
+		u.User = nil
+	}
+	u.RawQuery, u.Fragment = "", ""
+	return &apiClient{base: strings.TrimRight(u.String(), "/"), token: token}, nil
 }
 
 func parseEvents(s string) ([]event.Name, error) {
@@ -247,9 +285,9 @@ type apiClient struct {
 func (c *apiClient) do(ctx context.Context, method, bucket string, body []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, c.base+"/v1/buckets/"+bucket+"/notification", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, c.base+"/v1/buckets/"+url.PathEscape(bucket)+"/notification", bytes.NewReader(body))
 	if err != nil {
-		return nil, errors.New(kit.Redact(err.Error(), c.token))
+		return nil, errors.New(kit.Redact(fmt.Sprintf("bad request to %s: %v", c.base, err), c.token))
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -257,6 +295,10 @@ func (c *apiClient) do(ctx context.Context, method, bucket string, body []byte) 
 	req.Header.Set("Content-Type", "application/xml")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL is c.base's, printed once
+		}
 		// The server URL may carry credentials (http://user:TOKEN@host).
 		return nil, errors.New(kit.Redact(fmt.Sprintf("cannot reach the relay at %s: %v", c.base, err), c.token))
 	}
@@ -265,9 +307,9 @@ func (c *apiClient) do(ctx context.Context, method, bucket string, body []byte) 
 	if resp.StatusCode >= 300 {
 		var e struct{ Error string }
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("relay answered %d: %s", resp.StatusCode, e.Error)
+			return nil, fmt.Errorf("the server answered %d: %s", resp.StatusCode, strings.TrimPrefix(e.Error, "relay: "))
 		}
-		return nil, fmt.Errorf("relay answered %s", resp.Status)
+		return nil, fmt.Errorf("the server answered %s", resp.Status)
 	}
 	return b, nil
 }

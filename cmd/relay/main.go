@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -77,12 +78,18 @@ func run(ctx context.Context, args []string) int {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
-		fmt.Fprintln(os.Stderr, "relay:", err)
+		fmt.Fprintln(os.Stderr, "relay:", message(err))
 		return 2
 	default:
-		fmt.Fprintln(os.Stderr, "relay:", err)
+		fmt.Fprintln(os.Stderr, "relay:", message(err))
 		return 1
 	}
+}
+
+// message is err's text without a leading "relay: ", which the command
+// already prints once.
+func message(err error) string {
+	return strings.TrimPrefix(err.Error(), "relay: ")
 }
 
 func usage() {

@@ -61,12 +61,55 @@ func newLogger(level string) *slog.Logger {
 // closeTimeout bounds how long stopping waits for sends in flight.
 const closeTimeout = 10 * time.Second
 
-// serve runs a relay for cfg until ctx ends. It prints the SQS ARNs line to
-// out once the API is listening.
+// The API server's timeouts. A slow sender may not hold a connection
+// (and up to relay.maxRequestBytes of memory) longer than a sender at
+// minBodyRate needs for the largest body.
+var (
+	// headerTimeout bounds reading a request's headers, and is the slack
+	// added to the body's time.
+	headerTimeout = 10 * time.Second
+	// minBodyRate is the slowest upload, in bytes per second, that may send
+	// a body of relay.maxRequestBytes within ReadTimeout.
+	minBodyRate int64 = 256 << 10
+	// idleTimeout closes keep-alive connections that send nothing.
+	idleTimeout = 2 * time.Minute
+)
+
+// newServer returns the HTTP server for the relay's API, with timeouts
+// scaled to the body limit: ReadTimeout lets a body of maxRequestBytes
+// arrive at minBodyRate; WriteTimeout (which net/http counts from the end
+// of the headers) adds the longest a POST may wait for room in a full log.
+func newServer(cfg *relay.Config, h http.Handler) *http.Server {
+	limit := cfg.Relay.MaxRequestBytes
+	if limit <= 0 {
+		limit = relay.DefaultMaxRequestBytes
+	}
+	read := headerTimeout + time.Duration(limit)*time.Second/time.Duration(minBodyRate)
+	fullWait := relay.DefaultFullWait
+	if d, err := time.ParseDuration(cfg.Relay.FullWait); err == nil && d > 0 {
+		fullWait = d
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: headerTimeout,
+		ReadTimeout:       read,
+		WriteTimeout:      read + fullWait + headerTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug),
+	}
+}
+
+// errLogFailed is returned by serve when the log stopped after a storage
+// error: exit code 1.
+var errLogFailed = errors.New("the write-ahead log failed; stopped")
+
+// serve runs a relay for cfg until ctx ends or its log fails. It prints the
+// SQS ARNs line to out once the API is listening.
 func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(string)) error {
 	lg := newLogger(cfg.Relay.LogLevel)
 	slog.SetDefault(lg)
-	r, err := relay.Open(cfg, relay.Options{Logger: lg})
+	r, err := openRelay(cfg, lg)
 	if err != nil {
 		return err
 	}
@@ -87,7 +130,7 @@ func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(str
 		msrv = &http.Server{Handler: r.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
 		lg.Info("metrics listening", "addr", mln.Addr().String())
 	}
-	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := newServer(cfg, r.Handler())
 	fmt.Fprintf(out, "SQS ARNs: %s\n", strings.Join(r.ARNs(), " "))
 	lg.Info("relay listening", "addr", ln.Addr().String(), "dataDir", cfg.Relay.DataDir, "targets", len(r.ARNs()))
 	if ready != nil {
@@ -107,6 +150,20 @@ func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(str
 		}
 		r.Close(context.Background())
 		return err
+	case <-r.Done():
+		// Fail-stop: the relay already answers 503 to every POST; stop
+		// serving and exit non-zero so a supervisor restarts it on a
+		// checked file. What was acknowledged before is in the file.
+		err := r.Err()
+		lg.Error("the write-ahead log failed; the relay stops accepting events and exits", "file", r.Log().Path(), "err", err)
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		if msrv != nil {
+			msrv.Close()
+		}
+		r.Close(context.Background())
+		return fmt.Errorf("%w: %v", errLogFailed, err)
 	}
 	lg.Info("stopping: finishing requests and sends in flight")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -117,9 +174,25 @@ func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(str
 	if msrv != nil {
 		msrv.Close()
 	}
-	if err := r.Close(context.Background()); err != nil {
+	// Sends in flight get their own budget; past it they are abandoned
+	// and delivered again after the next start.
+	cctx, ccancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer ccancel()
+	if err := r.Close(cctx); err != nil {
 		return err
 	}
 	lg.Info("stopped")
 	return nil
+}
+
+// openRelay opens the relay, turning a panic while opening (bbolt panics
+// on some damaged pages) into an error: a damaged log is a runtime failure
+// (exit 1), not a usage error (Go exits 2 on a panic).
+func openRelay(cfg *relay.Config, lg *slog.Logger) (r *relay.Relay, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r, err = nil, fmt.Errorf("opening the log %s failed: %v (the file may be damaged: run walinspect verify)", cfg.DataPath("wal.db"), p)
+		}
+	}()
+	return relay.Open(cfg, relay.Options{Logger: lg})
 }
