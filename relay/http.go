@@ -24,11 +24,13 @@ import (
 //	GET    /v1/buckets/{bucket}/notification
 //	DELETE /v1/buckets/{bucket}/notification
 //	GET    /v1/targets                     the enabled targets' ARNs
+//	GET    /v1/buckets/{bucket}/events     live events, NDJSON or SSE (watch.go)
+//	GET    /                               the status page (statuspage.go)
 //	GET    /healthz
 //	GET    /metrics                        Prometheus text format
 //
 // When the settings have an AccessToken every request must carry it as a
-// bearer token.
+// bearer token, or the status page's session cookie (see pageAllowed).
 func (r *Relay) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/events", r.postEvents)
@@ -41,13 +43,14 @@ func (r *Relay) Handler() http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.reg, promhttp.HandlerOpts{}))
+	r.mountLive(mux) // GET /v1/buckets/{bucket}/events, the status page (watch.go, statuspage.go)
 	token := r.cfg.Relay.AccessToken
 	if token == "" {
 		return mux
 	}
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(req.Header.Get("Authorization")), want) != 1 {
+		if subtle.ConstantTimeCompare([]byte(req.Header.Get("Authorization")), want) != 1 && !r.pageAllowed(req) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="relay"`)
 			httpError(w, http.StatusUnauthorized, "missing or wrong access token")
 			return

@@ -46,6 +46,8 @@ type Relay struct {
 	rulesMu sync.Mutex              // serializes rule changes
 	api     map[string][]rules.Rule // rules set through the API; nil slice = deleted
 
+	live live // watchers and lag history (watch.go, statuspage.go)
+
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
@@ -248,6 +250,7 @@ func (r *Relay) publish(ctx context.Context, recs []event.Record, raws []json.Ra
 			return 0, err
 		}
 	}
+	r.publishLive(recs, raws) // watchers; one atomic load when nobody watches
 	r.metrics.observeIngest(len(recs), time.Since(start))
 	return len(recs), nil
 }
