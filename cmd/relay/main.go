@@ -3,6 +3,7 @@
 //	relay serve --config FILE        run the relay
 //	relay demo                       run it on an embedded default, no broker needed
 //	relay events add|list|remove     manage bucket rules on a running relay (like `mc events`)
+//	relay watch BUCKET               print a bucket's events live (like `mc watch`)
 //
 // Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 package main
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string) int {
 		err = (&demoCommand{}).Run(ctx, args[1:])
 	case "events":
 		err = (&eventsCommand{}).Run(ctx, args[1:])
+	case "watch":
+		err = (&watchCommand{}).Run(ctx, args[1:])
 	case "help", "-h", "--help":
 		usage()
 		return 0
@@ -80,6 +83,8 @@ Commands:
   events add BUCKET ARN [--events put,delete,get] [--prefix P] [--suffix S]
   events list BUCKET
   events remove BUCKET [ARN] [--events ...] [--force]
+  watch BUCKET [--events put,delete,get] [--prefix P] [--suffix S] [--json]
+                          print the bucket's events as they are logged (like mc watch)
 
 Run 'relay <command> -h' for a command's flags.
 `)
