@@ -1,15 +1,16 @@
 # The relay's everyday commands. See README.md.
 GO ?= go
 
-.PHONY: demo test unit services fuse crash crash-long build vet bench bench-peers bench-quick fuzz clean
+.PHONY: demo test unit services fuse chromium crash crash-long build vet bench bench-peers bench-quick fuzz clean
 
 # Run the relay on its embedded default (no broker needed) and show events delivered.
 demo:
 	$(GO) run ./cmd/relay demo
 
 # Install and start the real servers, then vet and run every test with the race detector.
-# As root with /dev/fuse this includes the power-cut test (TestPowerCut, 50 cuts by default).
-test: services fuse vet
+# As root with /dev/fuse this includes the power-cut test (TestPowerCut, 50 cuts by default),
+# and with chromium (installed here) the status page's browser test.
+test: services fuse chromium vet
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 # Tests that need no server (the others fail under CI=true, skip otherwise).
@@ -24,6 +25,10 @@ services:
 # Make FUSE usable (/dev/fuse, fuse3) for the power-cut and storage-fault tests.
 fuse:
 	scripts/fuse.sh
+
+# Install Debian's chromium for the status page's browser test (relay's TestStatusPageBrowser).
+chromium:
+	scripts/chromium.sh
 
 POWERCUTS ?= 50
 LONGCUTS ?= 2000
