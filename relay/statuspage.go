@@ -196,7 +196,7 @@ func (r *Relay) pageData(now time.Time) pageData {
 	d := pageData{
 		Refresh:   int(pageRefresh / time.Millisecond),
 		Now:       now.UTC().Format("2006-01-02 15:04:05Z"),
-		Window:    lagWindow.String(),
+		Window:    fmt.Sprintf("%d min", int(lagWindow.Minutes())),
 		LogEvents: r.log.Events(),
 		LogBytes:  formatBytes(r.log.Bytes()),
 		LastSeq:   r.log.LastSeq(),
