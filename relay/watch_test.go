@@ -297,6 +297,9 @@ func TestWatchSlowWatcherDropped(t *testing.T) {
 	}
 	defer r.Close()
 	r.live.writeTimeout = 2 * time.Second
+	// Room for the reading watcher on a loaded machine; the stuck one
+	// still overflows it (10,000 events, far more than its socket holds).
+	r.live.buffer = 4096
 	srv := httptest.NewUnstartedServer(r.Handler())
 	closed := make(chan string, 16)
 	srv.Config.ConnState = func(c net.Conn, st http.ConnState) {
