@@ -1,7 +1,7 @@
 # The relay's everyday commands. See README.md.
 GO ?= go
 
-.PHONY: demo test unit services fuse crash crash-long build vet bench bench-peers bench-quick fuzz clean contrib-check mc
+.PHONY: demo test unit services fuse chromium crash crash-long build vet bench bench-peers bench-quick fuzz clean contrib-check mc
 
 # Run the relay on its embedded default (no broker needed) and show events delivered.
 demo:
@@ -9,8 +9,9 @@ demo:
 
 # Install and start the real servers, check contrib/, build mc (a test tool),
 # then vet and run every test with the race detector. As root with /dev/fuse
-# this includes the power-cut test (TestPowerCut, 50 cuts by default).
-test: services fuse contrib-check mc vet
+# this includes the power-cut test (TestPowerCut, 50 cuts by default), and
+# with chromium (installed here) the status page's browser test.
+test: services fuse chromium contrib-check mc vet
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 # Tests that need no server (the others fail under CI=true, skip otherwise).
@@ -25,6 +26,10 @@ services:
 # Make FUSE usable (/dev/fuse, fuse3) for the power-cut and storage-fault tests.
 fuse:
 	scripts/fuse.sh
+
+# Install Debian's chromium for the status page's browser test (relay's TestStatusPageBrowser).
+chromium:
+	scripts/chromium.sh
 
 POWERCUTS ?= 50
 LONGCUTS ?= 2000

@@ -32,6 +32,24 @@
 // with a *RecordError naming the record (from 0) and the field. Nothing of a
 // refused call is logged.
 //
+// # Watching
+//
+// Handler's GET /v1/buckets/{bucket}/events streams the events published
+// for a bucket as they are logged (NDJSON, or Server-Sent Events), filtered
+// as bucket rules filter. It is live only, not durable: a watcher sees
+// nothing from before it connected or while it was away. A watcher never
+// slows Publish: one that falls DefaultWatchBuffer events behind, or whose
+// connection does not take a write within DefaultWatchWriteTimeout, is
+// dropped, logged and counted (relay_watchers_dropped_total).
+//
+// # Status page
+//
+// Handler's GET / is a server-rendered page of every target's state, lag,
+// oldest pending age, last error, lag sparkline (sampled every
+// DefaultLagSampleEvery, kept in memory for five minutes) and quarantine,
+// with buttons that call the quarantine's retry and drop endpoints. With an
+// access token it asks for the token once and keeps a session cookie.
+//
 // # Embedding
 //
 //	cfg, err := relay.LoadConfig("relay.json")

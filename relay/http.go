@@ -26,13 +26,16 @@ import (
 //	POST   /v1/targets/{arn}/pause|resume
 //	GET    /v1/targets/{arn}/quarantine[/{seq}]
 //	POST   /v1/targets/{arn}/quarantine/retry|drop?seq=A-B|all=1
+//	GET    /v1/buckets/{bucket}/events     live events, NDJSON or SSE (watch.go)
+//	GET    /                               the status page (statuspage.go)
 //	GET    /healthz                        liveness: "ok" while the process serves
 //	GET    /readyz                         readiness: 200 "ready", or 503 and why
 //	GET    /metrics                        Prometheus text format
 //
 // When the settings have an AccessToken every request must carry it as a
 // bearer token, except /healthz and /readyz, which orchestrators probe
-// without credentials and which say nothing secret. Error bodies are
+// without credentials and which say nothing secret, and the status page,
+// which also takes its own session cookie (see pageAllowed). Error bodies are
 // {"error":"…"}; they never carry a file path or a secret.
 func (r *Relay) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -45,6 +48,7 @@ func (r *Relay) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("GET /readyz", r.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.reg, promhttp.HandlerOpts{}))
+	r.mountLive(mux) // GET /v1/buckets/{bucket}/events, the status page (watch.go, statuspage.go)
 	token := r.cfg.Relay.AccessToken
 	if token == "" {
 		return mux
@@ -55,7 +59,7 @@ func (r *Relay) Handler() http.Handler {
 			mux.ServeHTTP(w, req)
 			return
 		}
-		if subtle.ConstantTimeCompare([]byte(req.Header.Get("Authorization")), want) != 1 {
+		if subtle.ConstantTimeCompare([]byte(req.Header.Get("Authorization")), want) != 1 && !r.pageAllowed(req) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="relay"`)
 			httpError(w, http.StatusUnauthorized, "missing or wrong access token")
 			return
@@ -188,13 +192,6 @@ func (r *Relay) postEvents(w http.ResponseWriter, req *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, "{\"accepted\":%d}\n", n)
-}
-
-func orDefault(v, def int64) int64 {
-	if v > 0 {
-		return v
-	}
-	return def
 }
 
 // readBody reads a body (rd enforces the size limit). The buffer starts at

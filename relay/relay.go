@@ -51,6 +51,7 @@ type Relay struct {
 	// appendFn is log.Append; tests replace it to inject errors that a
 	// real disk gives rarely (ENOSPC).
 	appendFn func(context.Context, ...*wal.Entry) (uint64, error)
+	live     live // watchers and lag history (watch.go, statuspage.go)
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -299,10 +300,12 @@ type batch struct {
 	entries []*wal.Entry
 	match   []string
 	rec     event.Record // scratch for JSON records
+	watch   bool         // someone watches: keep every record for them
+	live    []liveEvent
 }
 
 func (r *Relay) newBatch(n int) *batch {
-	return &batch{r: r, start: time.Now(), entries: make([]*wal.Entry, 0, n)}
+	return &batch{r: r, start: time.Now(), entries: make([]*wal.Entry, 0, n), watch: r.watching()}
 }
 
 // addJSON adds a record scanned from JSON: its routing fields are checked
@@ -329,6 +332,9 @@ func (b *batch) add(i int, rec *event.Record, raw []byte) error {
 	}
 	b.n++
 	r := b.r
+	if b.watch {
+		b.live = append(b.live, liveEvent{bucket: rec.S3.Bucket.Name, key: rec.ObjectKey(), name: rec.EventName, raw: raw})
+	}
 	// Rules with object filters (size, content type, metadata, tags) read
 	// the record; the others look at the key alone.
 	b.match = r.rules.MatchRecord(b.match, rec.S3.Bucket.Name, rec.ObjectKey(), rec.EventName, raw)
@@ -365,6 +371,7 @@ func (b *batch) append(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
+	r.publishLive(b.live) // watchers see what was accepted, once it is durable
 	r.metrics.observeIngest(b.n, time.Since(b.start))
 	return b.n, nil
 }

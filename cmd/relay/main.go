@@ -9,6 +9,7 @@
 //	relay quarantine list|show|retry|drop ARN  act on a target's quarantine
 //	relay validate --config FILE     check a configuration file
 //	relay version                    module version and VCS revision
+//	relay watch BUCKET               print a bucket's events live (like `mc watch`)
 //
 // Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 package main
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string) int {
 		err = (&validateCommand{}).Run(ctx, args[1:])
 	case "version", "--version", "-version":
 		err = (&versionCommand{}).Run(ctx, args[1:])
+	case "watch":
+		err = (&watchCommand{}).Run(ctx, args[1:])
 	case "help", "-h", "--help":
 		usage()
 		return 0
@@ -113,6 +116,8 @@ Commands:
   quarantine list|show|retry|drop ARN [--seq A-B] [--all] [--out FILE]
   validate --config FILE  check a configuration file; print ARNs and rules
   version                 module version and VCS revision (also --version)
+  watch BUCKET [--events put,delete,get] [--prefix P] [--suffix S] [--json]
+                          print the bucket's events as they are logged (like mc watch)
 
 Run 'relay <command> -h' for a command's flags.
 `)
