@@ -641,6 +641,8 @@ func (l *Log) publish(reqs []*appendReq) {
 		switch {
 		case mctx.Err() != nil && lastErr != nil:
 			// Cancelled mid-attempt: the previous answer says why.
+		case mctx.Err() != nil:
+			lastErr = fmt.Errorf("%w: stream %s: no acknowledgement", ErrUnavailable, l.cfg.Stream)
 		case isFull(err):
 			lastErr = fmt.Errorf("jslog: stream %s: %w: %v", l.cfg.Stream, wal.ErrFull, err)
 		case isTooLarge(err):
@@ -650,7 +652,7 @@ func (l *Log) publish(reqs []*appendReq) {
 			}
 			return
 		default:
-			lastErr = fmt.Errorf("jslog: stream %s: %w: %v", l.cfg.Stream, ErrUnavailable, err)
+			lastErr = fmt.Errorf("%w: stream %s: %v", ErrUnavailable, l.cfg.Stream, err)
 		}
 		l.setHealth(lastErr)
 		if mctx.Err() != nil {
