@@ -268,8 +268,9 @@ func (l *Log) open(ctx context.Context) error {
 	}
 
 	l.bgCtx, l.bgStop = context.WithCancel(context.Background())
-	// Cursors first, so that Register sees every target's cursor.
-	w, err := l.curKV.WatchAll(ctx)
+	// Cursors first, so that Register sees every target's cursor. The
+	// watch lives as long as the log, not as Open's ctx.
+	w, err := l.curKV.WatchAll(l.bgCtx)
 	if err != nil {
 		l.bgStop()
 		return fmt.Errorf("jslog: watching cursors: %w", err)
