@@ -735,10 +735,14 @@ func (l *Log) lastRecord() uint64 {
 // Routed returns how many records routed to target were committed since
 // the log was opened (by any process), and the last committed sequence,
 // as of one moment.
+//
+// For a LaneID it returns the whole target's count: the index does not
+// know keys, so a lane's backlog figure is an upper bound.
 func (l *Log) Routed(target string) (n, lastSeq uint64) {
+	base, _, _ := parseLane(target)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.routed[target], l.lastRecord()
+	return l.routed[base], l.lastRecord()
 }
 
 // Appended returns a channel closed when the log next sees new records,
@@ -1078,14 +1082,52 @@ func (l *Log) putCursor(ctx context.Context, t string, c uint64) error {
 }
 
 // passed reports whether every target of m has a committed cursor past
-// it. Called with mu held.
-func (l *Log) passed(m meta) bool {
+// it, given eff from effectiveCursors. Called with mu held.
+func (l *Log) passed(m meta, eff map[string]uint64) bool {
 	for _, t := range l.sets[m.set] {
-		if l.durable[t].next <= m.last() {
+		if eff[t] <= m.last() {
 			return false
 		}
 	}
 	return true
+}
+
+// effectiveCursors returns, per target, how far its committed cursors have
+// passed every one of its records: its own cursor, or the lowest cursor of
+// its lanes when every lane of a split has one, whichever is further.
+// Called with mu held.
+func (l *Log) effectiveCursors() map[string]uint64 {
+	eff := map[string]uint64{}
+	type split struct {
+		min  uint64
+		seen map[int]bool
+	}
+	splits := map[string]map[int]*split{}
+	for id, c := range l.durable {
+		base, lane, n := parseLane(id)
+		if n == 1 {
+			eff[base] = max(eff[base], c.next)
+			continue
+		}
+		if splits[base] == nil {
+			splits[base] = map[int]*split{}
+		}
+		sp := splits[base][n]
+		if sp == nil {
+			sp = &split{min: c.next, seen: map[int]bool{}}
+			splits[base][n] = sp
+		}
+		sp.min = min(sp.min, c.next)
+		sp.seen[lane] = true
+	}
+	for base, byN := range splits {
+		for n, sp := range byN {
+			if len(sp.seen) == n {
+				eff[base] = max(eff[base], sp.min)
+			}
+		}
+	}
+	return eff
 }
 
 // reclaimPassed purges the messages at the head of the stream that every
@@ -1098,8 +1140,9 @@ func (l *Log) reclaimPassed(ctx context.Context) {
 		return
 	}
 	l.reclaim = false
+	eff := l.effectiveCursors()
 	n := 0
-	for n < len(l.index) && l.passed(l.index[n]) {
+	for n < len(l.index) && l.passed(l.index[n], eff) {
 		n++
 	}
 	if n == 0 {

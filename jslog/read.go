@@ -6,13 +6,15 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/bucketrelay/bucketrelay/wal"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Read calls fn for each record from sequence from on that is routed to
-// target (every record if target is ""), in order, until fn returns false,
+// target (every record if target is ""; only the lane's records if target
+// is a LaneID), in order, until fn returns false,
 // the records the log has seen end or ctx ends. It returns the sequence the
 // next Read should start at. Messages not routed to target are skipped
 // without being fetched. A damaged message returns an error wrapping
@@ -20,6 +22,7 @@ import (
 func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(wal.Record) bool) (uint64, error) {
 	s, idx := SplitSeq(from)
 	next := from
+	base, lane, lanes := parseLane(target)
 	for {
 		if err := ctx.Err(); err != nil {
 			return next, err
@@ -32,19 +35,24 @@ func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(wal.
 			s, idx = m.seq, 0
 			next = Seq(s, 0)
 		}
-		if m.count == 0 || (target != "" && !l.routes(m, target)) || idx >= int(m.count) {
+		if m.count == 0 || (target != "" && !l.routes(m, base)) || idx >= int(m.count) {
 			s, idx = m.seq+1, 0
 			next = Seq(s, 0)
 			continue
 		}
 		f, err := l.frameAt(ctx, m.seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			// Reclaimed by some process since the index saw it: every
-			// target it is routed to has passed it.
-			l.dropBelow(m.seq + 1)
-			s, idx = m.seq+1, 0
-			next = Seq(s, 0)
-			continue
+			if l.purged(ctx, m.seq) {
+				// Reclaimed by some process since the index saw it:
+				// every target it is routed to has passed it.
+				l.dropBelow(m.seq + 1)
+				s, idx = m.seq+1, 0
+				next = Seq(s, 0)
+				continue
+			}
+			// Not found, yet not reclaimed: a server answered before it
+			// applied the message. Never skip it; the caller retries.
+			return next, fmt.Errorf("jslog: stream message %d not found but not reclaimed either: %w", m.seq, err)
 		}
 		if err != nil {
 			return next, err
@@ -55,7 +63,7 @@ func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(wal.
 		stop := false
 		err = f.records(idx, func(r wal.Record) bool {
 			next = r.Seq + 1
-			if target != "" && !contains(r.Targets, target) {
+			if target != "" && (!contains(r.Targets, base) || (lanes > 1 && LaneOf(r.Key, lanes) != lane)) {
 				return true
 			}
 			if !fn(r) {
@@ -76,6 +84,13 @@ func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(wal.
 		s, idx = m.seq+1, 0
 		next = Seq(s, 0)
 	}
+}
+
+// purged reports whether the stream's first sequence has passed s: the
+// log only ever removes messages by purging a prefix.
+func (l *Log) purged(ctx context.Context, s uint64) bool {
+	info, err := l.stream.Info(ctx)
+	return err == nil && info.State.FirstSeq > s
 }
 
 // metaAt returns the first indexed message at or after stream sequence s.
@@ -125,6 +140,12 @@ func (l *Log) frameAt(ctx context.Context, s uint64) (*frame, error) {
 		// The fetcher failed; fetch ourselves.
 	}
 	msg, err := l.stream.GetMsg(ctx, s)
+	for try := 0; try < 5 && errors.Is(err, jetstream.ErrMsgNotFound) && !l.purged(ctx, s); try++ {
+		// Indexed, so stored: the answering server is behind; ask again.
+		l.lg.Debug("jslog: indexed message not found yet; asking again", "streamSeq", s)
+		time.Sleep(time.Duration(try+1) * 10 * time.Millisecond)
+		msg, err = l.stream.GetMsg(ctx, s)
+	}
 	if err != nil {
 		l.cache.fail(s)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
