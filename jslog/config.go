@@ -24,6 +24,7 @@ const (
 	DefaultCursorSyncInterval = 20 * time.Millisecond
 	DefaultAttemptTimeout     = 2 * time.Second
 	DefaultCacheBytes         = 64 << 20
+	DefaultMaxInFlight        = 1
 )
 
 // Config is the `relay.log` section for a JetStream log:

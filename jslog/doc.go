@@ -12,9 +12,12 @@
 // stored by a majority of the replicas (2 of 3 with R3). Concurrent
 // appenders share one message (group commit): a compressed frame of their
 // records with a Nats-Msg-Id, so a publish retried after a timeout is
-// stored once (within the stream's duplicate window, 2 minutes). Each
-// process publishes one message at a time, so a retry never puts a message
-// after a later one, and each process's records keep their order.
+// stored once (within the stream's duplicate window, 2 minutes). A
+// process has at most Options.MaxInFlight messages unacknowledged; those
+// hold appends that were concurrent, whose order is not defined, so a
+// retried message landing after a later one reorders nothing a client
+// could have ordered: an Append that returned before another was called
+// is always stored before it.
 //
 // What "stored" means depends on a server setting a client cannot see,
 // JetStream's sync_interval (Open logs this at start):

@@ -94,14 +94,17 @@ func (l *Log) Leases(ctx context.Context, cfg LeaseConfig) (*Leases, error) {
 		cfg.TTL = DefaultLeaseTTL
 	}
 	name := l.cfg.Stream + "_leases"
-	kv, err := l.js.KeyValue(ctx, name)
+	get := func(ctx context.Context) (jetstream.KeyValue, error) { return l.js.KeyValue(ctx, name) }
+	kv, err := retry(ctx, get)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = l.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: name, History: 1, Storage: jetstream.FileStorage, Replicas: l.cfg.Replicas,
-			TTL: cfg.TTL, LimitMarkerTTL: max(cfg.TTL, time.Second),
+		kv, err = retry(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+			return l.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket: name, History: 1, Storage: jetstream.FileStorage, Replicas: l.replicas,
+				TTL: cfg.TTL, LimitMarkerTTL: max(cfg.TTL, time.Second),
+			})
 		})
 		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = l.js.KeyValue(ctx, name)
+			kv, err = retry(ctx, get)
 		}
 	}
 	if err != nil {

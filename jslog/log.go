@@ -46,6 +46,9 @@ type Options struct {
 	// (same message ID) while any of its callers' contexts lives. 0 means
 	// DefaultAttemptTimeout.
 	AttemptTimeout time.Duration
+	// MaxInFlight bounds the group commits published and not yet
+	// acknowledged; 0 means DefaultMaxInFlight.
+	MaxInFlight int
 	// CacheBytes bounds the decoded messages kept for reading; 0 means
 	// DefaultCacheBytes.
 	CacheBytes int64
@@ -101,6 +104,7 @@ type Log struct {
 	producer   string // message ID prefix, unique per Open
 	msgN       atomic.Uint64
 	maxPayload int
+	replicas   int // the stream's, for the buckets the log creates
 
 	reqs    chan *appendReq
 	closing chan struct{} // closed by Close: no more appends
@@ -152,6 +156,9 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Log, error) {
 	}
 	if opts.AttemptTimeout <= 0 {
 		opts.AttemptTimeout = DefaultAttemptTimeout
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
 	}
 	if opts.CacheBytes <= 0 {
 		opts.CacheBytes = DefaultCacheBytes
@@ -212,33 +219,36 @@ func (l *Log) open(ctx context.Context) error {
 		return fmt.Errorf("jslog: %w", err)
 	}
 	l.js = js
-	l.stream, err = js.Stream(ctx, l.cfg.Stream)
+	l.stream, err = retry(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, l.cfg.Stream) })
 	created := false
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		created = true
-		l.stream, err = js.CreateStream(ctx, jetstream.StreamConfig{
-			Name:        l.cfg.Stream,
-			Description: "bucketrelay event log",
-			Subjects:    []string{l.subject},
-			Retention:   jetstream.LimitsPolicy,
-			Discard:     jetstream.DiscardNew,
-			MaxBytes:    l.cfg.MaxBytes,
-			MaxMsgs:     l.cfg.MaxMessages,
-			Storage:     jetstream.FileStorage,
-			Replicas:    l.cfg.Replicas,
-			Duplicates:  2 * time.Minute,
+		l.stream, err = retry(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+			return js.CreateStream(ctx, jetstream.StreamConfig{
+				Name:        l.cfg.Stream,
+				Description: "bucketrelay event log",
+				Subjects:    []string{l.subject},
+				Retention:   jetstream.LimitsPolicy,
+				Discard:     jetstream.DiscardNew,
+				MaxBytes:    l.cfg.MaxBytes,
+				MaxMsgs:     l.cfg.MaxMessages,
+				Storage:     jetstream.FileStorage,
+				Replicas:    l.cfg.Replicas,
+				Duplicates:  2 * time.Minute,
+			})
 		})
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another relay created it
-			l.stream, err = js.Stream(ctx, l.cfg.Stream)
+			l.stream, err = retry(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, l.cfg.Stream) })
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("jslog: stream %s: %w", l.cfg.Stream, err)
 	}
-	info, err := l.stream.Info(ctx)
+	info, err := retry(ctx, func(ctx context.Context) (*jetstream.StreamInfo, error) { return l.stream.Info(ctx) })
 	if err != nil {
 		return fmt.Errorf("jslog: stream %s: %w", l.cfg.Stream, err)
 	}
+	l.replicas = info.Config.Replicas
 	l.warnings = check(info, l.cfg, l.subject, created)
 	for _, w := range l.warnings {
 		l.lg.Warn("jslog: " + w)
@@ -252,13 +262,16 @@ func (l *Log) open(ctx context.Context) error {
 		kv   *jetstream.KeyValue
 		name string
 	}{{&l.curKV, l.cfg.Stream + "_cursors"}, {&l.quarKV, l.cfg.Stream + "_quarantine"}} {
-		kv, err := js.KeyValue(ctx, b.name)
+		get := func(ctx context.Context) (jetstream.KeyValue, error) { return js.KeyValue(ctx, b.name) }
+		kv, err := retry(ctx, get)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-				Bucket: b.name, History: 1, Storage: jetstream.FileStorage, Replicas: info.Config.Replicas,
+			kv, err = retry(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+				return js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+					Bucket: b.name, History: 1, Storage: jetstream.FileStorage, Replicas: l.replicas,
+				})
 			})
 			if errors.Is(err, jetstream.ErrBucketExists) {
-				kv, err = js.KeyValue(ctx, b.name)
+				kv, err = retry(ctx, get)
 			}
 		}
 		if err != nil {
@@ -311,6 +324,40 @@ func (l *Log) open(ctx context.Context) error {
 	go l.flushLoop()
 	go l.watchStream()
 	return nil
+}
+
+// retry calls fn with a context of at most 5 s until it succeeds, gets a
+// definite answer or ctx ends: a stream or bucket without a leader (an
+// election, servers restarting) does not answer at all, and a single
+// request would wait for all of ctx although a leader is back in seconds.
+func retry[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		v, err := fn(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || definite(err) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// definite reports whether err is an answer that asking again would not
+// change: not found, already exists, a request refused.
+func definite(err error) bool {
+	for _, e := range []error{jetstream.ErrStreamNotFound, jetstream.ErrStreamNameAlreadyInUse, jetstream.ErrBucketNotFound, jetstream.ErrBucketExists} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var apiErr *jetstream.APIError
+	// 10005: no suitable peers for placement, while a restarted server
+	// is not yet known to be online.
+	return errors.As(err, &apiErr) && apiErr.Code < 500 && apiErr.ErrorCode != 10005
 }
 
 // check returns what falls short in the stream's configuration, as a
@@ -532,11 +579,15 @@ func (l *Log) waitIndexed(streamSeq uint64, d time.Duration) {
 	}
 }
 
-// batch gathers queued appends into messages and publishes them one at a
-// time, so that a retried message can never land after a later one.
+// batch gathers queued appends into messages and publishes up to
+// MaxInFlight of them at once. Messages in flight together hold appends
+// that were themselves concurrent, so their order is not defined anyway; an
+// Append that returned before another was called is always stored before
+// it.
 func (l *Log) batch() {
 	defer l.batchWG.Done()
 	budget := l.budget()
+	inflight := make(chan struct{}, l.opts.MaxInFlight)
 	var carry *appendReq
 	for {
 		r := carry
@@ -569,7 +620,13 @@ func (l *Log) batch() {
 				break gather
 			}
 		}
-		l.publish(reqs)
+		inflight <- struct{}{}
+		l.batchWG.Add(1)
+		go func() {
+			defer l.batchWG.Done()
+			l.publish(reqs)
+			<-inflight
+		}()
 	}
 }
 
