@@ -211,5 +211,10 @@ func TestTwoServersDown(t *testing.T) {
 	t.Logf("while down: %d acknowledged (published before the kill took effect), %d failed; appends resumed %.1fs after the restart",
 		down, failsDown, time.Since(back).Seconds())
 	a.halt()
+	// The appending process's own view recovered too.
+	rs, _ := logtest.ReadAll(t, l, from, "t")
+	if len(rs) < len(a.acked) {
+		t.Fatalf("the appending log reads %d records after the outage, %d were acknowledged", len(rs), len(a.acked))
+	}
 	checkNoneLost(t, c, "KILL2", from, "t", a.acked)
 }

@@ -1043,6 +1043,7 @@ func (l *Log) flushLoop() {
 	defer l.bgWG.Done()
 	t := time.NewTicker(l.opts.CursorSyncInterval)
 	defer t.Stop()
+	failing := false // log a failure once, and the recovery
 	for {
 		select {
 		case <-l.bgCtx.Done():
@@ -1050,11 +1051,21 @@ func (l *Log) flushLoop() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(l.bgCtx, 5*time.Second)
-		if err := l.flush(ctx); err != nil && l.bgCtx.Err() == nil {
-			l.lg.Warn("jslog: writing cursors", "err", err)
+		err := l.flush(ctx)
+		switch {
+		case err != nil && l.bgCtx.Err() == nil:
+			if !failing {
+				l.lg.Warn("jslog: writing cursors; retrying", "err", err)
+			}
+			failing = true
 			l.setHealth(err)
+		case err == nil && failing:
+			l.lg.Info("jslog: cursors written again")
+			failing = false
 		}
-		l.reclaimPassed(ctx)
+		if err == nil {
+			l.reclaimPassed(ctx)
+		}
 		cancel()
 	}
 }
