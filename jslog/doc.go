@@ -86,7 +86,10 @@
 // write) give each lane to one process: Hold runs the lane's drain while
 // the process renews the lease, stops it 2/3 TTL after the last renewal
 // that got through, and another process takes the lane when the entry
-// expires, starting from the committed cursor.
+// expires, starting from the committed cursor. Spread holds a fair share of
+// a set of leases (ceil(lanes/processes), processes counted by member
+// entries that expire the same way), so a busy target's lanes spread over
+// the relays and move when one joins or dies.
 //
 // # Caveats
 //

@@ -239,3 +239,105 @@ func (s *Leases) hold(ctx context.Context, name, key string, val []byte, rev uin
 		}
 	}
 }
+
+// memberKey is where a process spreading leases announces itself; lease
+// keys are base64url, which has no dot, so the two never collide.
+func memberKey(owner string) string { return "m." + keyOf(owner) }
+
+// Spread holds a fair share of the leases named: at most
+// ceil(len(names)/members), where members counts the processes spreading
+// on this bucket (each renews a member entry that expires like a lease).
+// When a process joins, the others release what exceeds their new share;
+// when one dies, its leases expire and the others take them, up to the
+// new share. fn runs once per lease held, with the lease's name, until its
+// context is cancelled (lease lost, released or ctx ended). Spread returns
+// when ctx ends, having released everything.
+func (s *Leases) Spread(ctx context.Context, names []string, fn func(ctx context.Context, name string)) {
+	tick := time.NewTicker(s.ttl / 3)
+	defer tick.Stop()
+	type held struct {
+		cancel context.CancelFunc
+		done   chan struct{}
+	}
+	holding := map[string]*held{}
+	var wg sync.WaitGroup
+	defer func() {
+		for _, h := range holding {
+			h.cancel()
+		}
+		wg.Wait()
+		dctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = s.kv.Delete(dctx, memberKey(s.owner))
+		cancel()
+	}()
+	val := []byte(s.owner)
+	for {
+		// Forget leases whose hold ended (lost or fn returned).
+		for n, h := range holding {
+			select {
+			case <-h.done:
+				delete(holding, n)
+			default:
+			}
+		}
+		members := s.members(ctx)
+		share := (len(names) + members - 1) / max(members, 1)
+		// Release the excess, last names first, so others can take them.
+		for i := len(names) - 1; i >= 0 && len(holding) > share; i-- {
+			if h, ok := holding[names[i]]; ok {
+				h.cancel()
+				<-h.done
+				delete(holding, names[i])
+				s.lg.Info("jslog: lease released to spread the load", "lease", names[i], "members", members)
+			}
+		}
+		for _, n := range names {
+			if len(holding) >= share || ctx.Err() != nil {
+				break
+			}
+			if _, ok := holding[n]; ok {
+				continue
+			}
+			rev, err := s.kv.Create(ctx, keyOf(n), val)
+			if err != nil {
+				continue
+			}
+			s.lg.Info("jslog: lease taken", "lease", n, "members", members)
+			lctx, cancel := context.WithCancel(ctx)
+			h := &held{cancel: cancel, done: make(chan struct{})}
+			holding[n] = h
+			wg.Add(1)
+			go func(name string, rev uint64) {
+				defer wg.Done()
+				defer close(h.done)
+				s.hold(lctx, name, keyOf(name), val, rev, func(fctx context.Context) { fn(fctx, name) })
+			}(n, rev)
+		}
+		s.mu.Lock()
+		freed := s.freed
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-freed:
+		}
+	}
+}
+
+// members renews this process's member entry and counts the live ones
+// (at least 1: this process).
+func (s *Leases) members(ctx context.Context) int {
+	rctx, cancel := context.WithTimeout(ctx, s.ttl/3)
+	defer cancel()
+	_, _ = s.kv.Put(rctx, memberKey(s.owner), []byte(s.owner))
+	keys, err := s.kv.ListKeysFiltered(rctx, "m.>")
+	if err != nil {
+		return 1
+	}
+	n := 0
+	for range keys.Keys() {
+		n++
+	}
+	return max(n, 1)
+}

@@ -248,3 +248,91 @@ func TestLeaseFailover(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestSpread has processes join and one crash while they spread six lanes:
+// the lanes end evenly shared, a crashed process's lanes are taken over,
+// and no lane ever runs in two processes at once.
+func TestSpread(t *testing.T) {
+	c := natscluster.Start(t, natscluster.Options{})
+	const ttl = 2 * time.Second
+	names := []string{"a#0/6", "a#1/6", "a#2/6", "a#3/6", "a#4/6", "a#5/6"}
+	var mu sync.Mutex
+	active := map[string]string{} // lane → process running it
+	overlap := ""
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	logs := map[string]*jslog.Log{}
+	start := func(name string, node int) {
+		l := open(t, c, jslog.Config{Stream: "SPREAD", Servers: []string{c.URL(node)}})
+		logs[name] = l
+		ls, err := l.Leases(ctx, jslog.LeaseConfig{Owner: name, TTL: ttl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ls.Spread(ctx, names, func(lctx context.Context, lane string) {
+				mu.Lock()
+				if o, ok := active[lane]; ok && overlap == "" {
+					overlap = fmt.Sprintf("%s took lane %s while %s ran it", name, lane, o)
+				}
+				active[lane] = name
+				mu.Unlock()
+				<-lctx.Done()
+				mu.Lock()
+				if active[lane] == name {
+					delete(active, lane)
+				}
+				mu.Unlock()
+			})
+		}()
+	}
+	shares := func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		out := map[string]int{}
+		for _, p := range active {
+			out[p]++
+		}
+		return out
+	}
+	waitShares := func(what string, want map[string]int) time.Duration {
+		t.Helper()
+		begin := time.Now()
+		deadline := begin.Add(20 * time.Second)
+		for {
+			got := shares()
+			ok := len(got) == len(want)
+			for p, n := range want {
+				ok = ok && got[p] == n
+			}
+			if ok {
+				return time.Since(begin)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: lanes per process %v after 20 s, want %v", what, got, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	start("p1", 1)
+	waitShares("one process", map[string]int{"p1": 6})
+	start("p2", 2)
+	d2 := waitShares("two processes", map[string]int{"p1": 3, "p2": 3})
+	start("p3", 3)
+	d3 := waitShares("three processes", map[string]int{"p1": 2, "p2": 2, "p3": 2})
+	crashed := time.Now()
+	logs["p3"].Crash()
+	// p3's fns end when it cannot renew its leases (its lanes leave the
+	// table then); its member entry and leases expire after the TTL.
+	waitShares("after p3 crashed", map[string]int{"p1": 3, "p2": 3})
+	t.Logf("lease TTL %v: rebalanced to 3+3 in %v after a join, 2+2+2 in %v; p3's lanes taken over %v after its crash",
+		ttl, d2.Round(time.Millisecond), d3.Round(time.Millisecond), time.Since(crashed).Round(time.Millisecond))
+	mu.Lock()
+	defer mu.Unlock()
+	if overlap != "" {
+		t.Fatal(overlap)
+	}
+}
