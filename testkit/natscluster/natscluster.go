@@ -11,6 +11,7 @@ package natscluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -31,6 +32,9 @@ type Options struct {
 	SyncInterval string
 	// Dir holds configs, data and logs; "" means t.TempDir().
 	Dir string
+	// Partitionable routes every link between nodes through a proxy the
+	// test controls (Isolate, Heal).
+	Partitionable bool
 }
 
 // Cluster is a running three-node cluster. Node numbers are 1, 2 and 3.
@@ -40,6 +44,8 @@ type Cluster struct {
 	opts Options
 	// ports[i] holds node i+1's client, route and monitoring ports.
 	ports [3][3]int
+
+	proxy *routeProxy // nil unless Options.Partitionable
 
 	mu    sync.Mutex
 	procs [3]*exec.Cmd
@@ -126,6 +132,19 @@ func Start(t testing.TB, opts Options) *Cluster {
 	for i := range c.ports {
 		c.ports[i] = [3]int{ports[i], ports[3+i], ports[6+i]}
 	}
+	if opts.Partitionable {
+		p, err := newRouteProxy()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.proxy = p
+		var targets [3]string
+		for i := range targets {
+			targets[i] = fmt.Sprintf("127.0.0.1:%d", c.ports[i][1])
+		}
+		p.start(targets)
+		t.Cleanup(p.close)
+	}
 	t.Cleanup(c.stopAll)
 	for n := 1; n <= 3; n++ {
 		c.start(t, n)
@@ -154,8 +173,16 @@ func freePorts(t testing.TB, n int) []int {
 
 func (c *Cluster) config(n int) string {
 	var routes strings.Builder
+	advertise := ""
 	for i := range c.ports {
-		fmt.Fprintf(&routes, "    nats-route://127.0.0.1:%d\n", c.ports[i][1])
+		if c.proxy != nil {
+			fmt.Fprintf(&routes, "    nats-route://%s\n", c.proxy.addr(i+1))
+		} else {
+			fmt.Fprintf(&routes, "    nats-route://127.0.0.1:%d\n", c.ports[i][1])
+		}
+	}
+	if c.proxy != nil {
+		advertise = fmt.Sprintf("  advertise: %q\n", c.proxy.addr(n))
 	}
 	p := c.ports[n-1]
 	return fmt.Sprintf(`server_name: n%d
@@ -168,10 +195,10 @@ jetstream {
 cluster {
   name: bucketrelay
   listen: 127.0.0.1:%d
-  routes: [
+%s  routes: [
 %s  ]
 }
-`, n, p[0], p[2], filepath.Join(c.dir, fmt.Sprintf("n%d", n)), c.opts.SyncInterval, p[1], routes.String())
+`, n, p[0], p[2], filepath.Join(c.dir, fmt.Sprintf("n%d", n)), c.opts.SyncInterval, p[1], advertise, routes.String())
 }
 
 func (c *Cluster) start(t testing.TB, n int) {
@@ -274,6 +301,9 @@ func (c *Cluster) waitNode(t testing.TB, n int) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				if c.proxy != nil {
+					c.proxy.setID(n, c.serverID(t, n))
+				}
 				return
 			}
 			last = resp.Status
@@ -283,6 +313,43 @@ func (c *Cluster) waitNode(t testing.TB, n int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("nats-server node %d not healthy after 30 s: %s (log %s)", n, last, filepath.Join(c.dir, fmt.Sprintf("n%d.log", n)))
+}
+
+// serverID returns node n's server ID (new at every start) from /varz.
+func (c *Cluster) serverID(t testing.TB, n int) string {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/varz", c.ports[n-1][2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v struct {
+		ID string `json:"server_id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || v.ID == "" {
+		t.Fatalf("node %d /varz: no server_id (%v)", n, err)
+	}
+	return v.ID
+}
+
+// Isolate cuts node n off from the other two (a network partition): its
+// route connections close and new ones are refused. Clients connected to
+// it stay connected. Only for a cluster started Partitionable.
+func (c *Cluster) Isolate(t testing.TB, n int) {
+	t.Helper()
+	if c.proxy == nil {
+		t.Fatal("natscluster: Isolate needs Options.Partitionable")
+	}
+	c.proxy.isolate(n)
+}
+
+// Heal lets node n's routes connect again.
+func (c *Cluster) Heal(t testing.TB, n int) {
+	t.Helper()
+	if c.proxy == nil {
+		t.Fatal("natscluster: Heal needs Options.Partitionable")
+	}
+	c.proxy.heal(n)
 }
 
 func (c *Cluster) stopAll() {
