@@ -115,7 +115,7 @@ func (l *Log) Leases(ctx context.Context, cfg LeaseConfig) (*Leases, error) {
 		cfg.TTL = st.TTL()
 	}
 	s := &Leases{kv: kv, owner: cfg.Owner, ttl: cfg.TTL, lg: l.lg.With("owner", cfg.Owner), freed: make(chan struct{}), stopped: make(chan struct{})}
-	w, err := kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	w, err := retry(ctx, func(context.Context) (jetstream.KeyWatcher, error) { return kv.WatchAll(ctx, jetstream.UpdatesOnly()) })
 	if err != nil {
 		return nil, fmt.Errorf("jslog: watching leases: %w", err)
 	}

@@ -114,6 +114,7 @@ type Log struct {
 	batchWG sync.WaitGroup
 	bgWG    sync.WaitGroup
 	sendMu  sync.RWMutex
+	tailMu  sync.Mutex
 	tail    jetstream.ConsumeContext
 	flushed chan struct{} // poked to flush at once
 
@@ -122,6 +123,8 @@ type Log struct {
 	sets       [][]string
 	setIDs     map[string]uint32
 	lastStream uint64 // last stream sequence the index holds
+	maxAcked   uint64 // highest stream sequence this process's appends got
+	lagging    bool   // the index fell behind maxAcked: Append stops waiting for it
 	openSeq    uint64 // stream's last sequence at Open
 	caughtUp   chan struct{}
 	isCaught   bool
@@ -283,7 +286,7 @@ func (l *Log) open(ctx context.Context) error {
 	l.bgCtx, l.bgStop = context.WithCancel(context.Background())
 	// Cursors first, so that Register sees every target's cursor. The
 	// watch lives as long as the log, not as Open's ctx.
-	w, err := l.curKV.WatchAll(l.bgCtx)
+	w, err := retry(ctx, func(context.Context) (jetstream.KeyWatcher, error) { return l.curKV.WatchAll(l.bgCtx) })
 	if err != nil {
 		l.bgStop()
 		return fmt.Errorf("jslog: watching cursors: %w", err)
@@ -301,20 +304,14 @@ func (l *Log) open(ctx context.Context) error {
 		l.lastStream = info.State.LastSeq
 		l.markCaughtUp()
 	}
-	cons, err := l.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		HeadersOnly: true, DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
-	if err == nil {
-		l.tail, err = cons.Consume(l.onIndex)
-	}
-	if err != nil {
+	if _, err := retry(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, l.follow(ctx, 0) }); err != nil {
 		l.bgStop()
 		return fmt.Errorf("jslog: following stream %s: %w", l.cfg.Stream, err)
 	}
 	select {
 	case <-l.caughtUp:
 	case <-ctx.Done():
-		l.tail.Stop()
+		l.stopTail()
 		l.bgStop()
 		return fmt.Errorf("jslog: reading the index of stream %s: %w", l.cfg.Stream, ctx.Err())
 	}
@@ -358,6 +355,40 @@ func definite(err error) bool {
 	// 10005: no suitable peers for placement, while a restarted server
 	// is not yet known to be online.
 	return errors.As(err, &apiErr) && apiErr.Code < 500 && apiErr.ErrorCode != 10005
+}
+
+// follow (re)starts the headers-only ordered consumer that feeds the
+// index, from stream sequence from (0: the first).
+func (l *Log) follow(ctx context.Context, from uint64) error {
+	cfg := jetstream.OrderedConsumerConfig{HeadersOnly: true, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if from > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
+	cons, err := l.stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	cc, err := cons.Consume(l.onIndex)
+	if err != nil {
+		return err
+	}
+	l.tailMu.Lock()
+	old := l.tail
+	l.tail = cc
+	l.tailMu.Unlock()
+	if old != nil {
+		old.Stop()
+	}
+	return nil
+}
+
+func (l *Log) stopTail() {
+	l.tailMu.Lock()
+	defer l.tailMu.Unlock()
+	if l.tail != nil {
+		l.tail.Stop()
+		l.tail = nil
+	}
 }
 
 // check returns what falls short in the stream's configuration, as a
@@ -476,6 +507,10 @@ func (l *Log) onIndex(m jetstream.Msg) {
 			l.routed[t] += uint64(n)
 		}
 	}
+	if l.lagging && l.lastStream >= l.maxAcked {
+		l.lagging = false
+		l.lg.Info("jslog: the index caught up with this process's appends")
+	}
 	close(l.indexed)
 	l.indexed = make(chan struct{})
 	if l.isCaught {
@@ -560,12 +595,16 @@ func (l *Log) budget() int {
 	return l.maxPayload - l.maxPayload/8 - 4096
 }
 
+// waitIndexed waits up to d for the index to hold streamSeq. Once a wait
+// times out the log stops waiting (the records are acknowledged; only
+// their visibility to this process's readers is late) until the index
+// catches up, so that a lagging index never slows every Append.
 func (l *Log) waitIndexed(streamSeq uint64, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	for {
 		l.mu.Lock()
-		ok := l.lastStream >= streamSeq
+		ok := l.lastStream >= streamSeq || l.lagging
 		ch := l.indexed
 		l.mu.Unlock()
 		if ok {
@@ -574,6 +613,12 @@ func (l *Log) waitIndexed(streamSeq uint64, d time.Duration) {
 		select {
 		case <-ch:
 		case <-t.C:
+			l.mu.Lock()
+			if !l.lagging && l.lastStream < streamSeq {
+				l.lagging = true
+				l.lg.Warn("jslog: the index lags behind this process's appends; appends stop waiting for it", "indexed", l.lastStream, "acknowledged", streamSeq)
+			}
+			l.mu.Unlock()
 			return
 		}
 	}
@@ -687,6 +732,9 @@ func (l *Log) publish(reqs []*appendReq) {
 				l.lg.Debug("jslog: retried message was already stored", "msgID", id, "streamSeq", ack.Sequence)
 			}
 			l.setHealth(nil)
+			l.mu.Lock()
+			l.maxAcked = max(l.maxAcked, ack.Sequence)
+			l.mu.Unlock()
 			off := 0
 			for _, r := range reqs {
 				r.first = Seq(ack.Sequence, off)
@@ -835,9 +883,9 @@ func (l *Log) Close() error {
 		close(l.abort)
 		<-done
 	}
-	l.tail.Stop()
 	l.bgStop()
 	l.bgWG.Wait()
+	l.stopTail()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := l.flush(ctx)
@@ -1241,11 +1289,15 @@ func (l *Log) dropBelow(s uint64) {
 }
 
 // watchStream follows the stream's first sequence, which other processes
-// move when they reclaim, and its health.
+// move when they reclaim, and restarts the index's consumer when it
+// stalls behind the stream: after a partition or a server restart the
+// ordered consumer may wait long between its own reset attempts.
 func (l *Log) watchStream() {
 	defer l.bgWG.Done()
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
+	var seen uint64 // the index's end at the previous tick
+	stalled := 0
 	for {
 		select {
 		case <-l.bgCtx.Done():
@@ -1255,9 +1307,27 @@ func (l *Log) watchStream() {
 		ctx, cancel := context.WithTimeout(l.bgCtx, 2*time.Second)
 		info, err := l.stream.Info(ctx)
 		cancel()
-		if err != nil {
-			continue
+		l.mu.Lock()
+		last, acked := l.lastStream, l.maxAcked
+		l.mu.Unlock()
+		behind := acked > last || (err == nil && info.State.LastSeq > last)
+		if behind && last == seen {
+			stalled++
+		} else {
+			stalled = 0
 		}
-		l.dropBelow(info.State.FirstSeq)
+		seen = last
+		if stalled >= 2 {
+			l.lg.Warn("jslog: the index stopped following the stream; restarting it", "indexed", last)
+			ctx, cancel := context.WithTimeout(l.bgCtx, 5*time.Second)
+			if err := l.follow(ctx, last+1); err != nil {
+				l.lg.Warn("jslog: restarting the index", "err", err)
+			}
+			cancel()
+			stalled = 0
+		}
+		if err == nil {
+			l.dropBelow(info.State.FirstSeq)
+		}
 	}
 }

@@ -72,6 +72,6 @@ func TestPartition(t *testing.T) {
 		failover.Seconds(), refused, time.Since(healed).Seconds())
 	mino.halt()
 	maj.halt()
-	checkNoneLost(t, c, "PART", from, "t", maj.acked)
-	checkNoneLost(t, c, "PART", from, "m", mino.acked)
+	checkNoneLost(t, c, "PART", from, "t", maj)
+	checkNoneLost(t, c, "PART", from, "m", mino)
 }
