@@ -91,6 +91,12 @@
 // entries that expire the same way), so a busy target's lanes spread over
 // the relays and move when one joins or dies.
 //
+// A server cut off from the others (a partition) acknowledges nothing.
+// When it rejoins it may answer reads for a few seconds with the stream as
+// it was: a process following the stream through it sees new records late,
+// never loses them. Append stops waiting for a lagging index, and a stalled
+// index consumer is restarted within about 6 s.
+//
 // # Caveats
 //
 // Only this package's prefix purge may remove messages: deleting messages
