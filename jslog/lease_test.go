@@ -102,6 +102,9 @@ func TestLanes(t *testing.T) {
 	if n := streamMsgs(t, c, "LANES"); n != 100 {
 		t.Fatalf("stream holds %d messages while one lane has delivered nothing, want 100", n)
 	}
+	if n := l.Events(); n != 2000 {
+		t.Fatalf("Events() = %d before reclamation, want 2000", n)
+	}
 	if err := l.Advance(jslog.LaneID(target, lanes-1, lanes), nexts[lanes-1]); err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +114,9 @@ func TestLanes(t *testing.T) {
 			t.Fatal("stream not reclaimed 10 s after every lane passed it")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if n := l.Events(); n != 0 {
+		t.Fatalf("Events() = %d after reclamation, want 0", n)
 	}
 }
 

@@ -124,6 +124,8 @@ type Log struct {
 	setIDs     map[string]uint32
 	lastStream uint64 // last stream sequence the index holds
 	maxAcked   uint64 // highest stream sequence this process's appends got
+	events     int64  // records in the indexed messages
+	bytes      int64  // the stream's stored bytes at the last look
 	lagging    bool   // the index fell behind maxAcked: Append stops waiting for it
 	openSeq    uint64 // stream's last sequence at Open
 	caughtUp   chan struct{}
@@ -300,6 +302,7 @@ func (l *Log) open(ctx context.Context) error {
 	go l.watchCursors(w)
 
 	l.openSeq = info.State.LastSeq
+	l.bytes = int64(info.State.Bytes)
 	if info.State.Msgs == 0 {
 		l.lastStream = info.State.LastSeq
 		l.markCaughtUp()
@@ -501,6 +504,7 @@ func (l *Log) onIndex(m jetstream.Msg) {
 		return // redelivered after a consumer reset
 	}
 	l.index = append(l.index, meta{seq: seq, count: uint32(count), set: l.setID(targets)})
+	l.events += int64(count)
 	l.lastStream = seq
 	if seq > l.openSeq {
 		for t, n := range routed {
@@ -856,6 +860,22 @@ func (l *Log) Appended() <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.appended
+}
+
+// Events returns the records held in the stream, as this process's index
+// sees them.
+func (l *Log) Events() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.events
+}
+
+// Bytes returns the stream's stored bytes (compressed frames and headers)
+// as of its last look at the stream, at most a few seconds old.
+func (l *Log) Bytes() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.bytes
 }
 
 // Stream returns the stream's name.
@@ -1283,6 +1303,9 @@ func (l *Log) dropBelow(s uint64) {
 	defer l.mu.Unlock()
 	i := sort.Search(len(l.index), func(i int) bool { return l.index[i].seq >= s })
 	if i > 0 {
+		for _, m := range l.index[:i] {
+			l.events -= int64(m.count)
+		}
 		l.index = append(l.index[:0:0], l.index[i:]...)
 	}
 	l.cache.dropBelow(s)
@@ -1328,6 +1351,9 @@ func (l *Log) watchStream() {
 		}
 		if err == nil {
 			l.dropBelow(info.State.FirstSeq)
+			l.mu.Lock()
+			l.bytes = int64(info.State.Bytes)
+			l.mu.Unlock()
 		}
 	}
 }
