@@ -1,7 +1,7 @@
 # The relay's everyday commands. See README.md.
 GO ?= go
 
-.PHONY: demo test unit services fuse chromium crash crash-long build vet bench bench-peers bench-quick fuzz clean contrib-check mc
+.PHONY: demo test unit services fuse chromium crash crash-long build vet bench bench-peers bench-quick fuzz clean contrib-check mc cluster cluster-stop test-cluster
 
 # Run the relay on its embedded default (no broker needed) and show events delivered.
 demo:
@@ -44,6 +44,20 @@ crash: services fuse
 # The power-cut test with thousands of cuts (LONGCUTS=N to change; about 0.3 s a cut).
 crash-long: services fuse
 	$(GO) test -count=1 -timeout 12h ./cmd/relay -run 'TestPowerCut$$' -powercuts $(LONGCUTS) -v
+
+# A 3-node JetStream cluster on loopback (clients 14222-14224), nats-server
+# built from its Go module at the pinned version on first use. See
+# scripts/cluster.sh (stop, kill N, restart N, status).
+cluster:
+	scripts/cluster.sh start
+
+cluster-stop:
+	scripts/cluster.sh stop
+
+# The log conformance suite (wal and JetStream) and the JetStream log's
+# fault tests, each against its own real 3-node cluster.
+test-cluster:
+	$(GO) test -race -count=1 -timeout 10m ./delivery/logtest ./jslog ./testkit/natscluster
 
 build:
 	$(GO) build -o bin/ ./cmd/relay ./cmd/walinspect
