@@ -361,6 +361,9 @@ type fileRule struct {
 	Events []string `json:"events"`
 	Prefix string   `json:"prefix"`
 	Suffix string   `json:"suffix"`
+	// The object filters: keyRegex, minSize, maxSize, contentTypes,
+	// metadata, tags.
+	rules.ObjectFilter
 }
 
 func (c *Config) parseBuckets(doc, raw json.RawMessage) error {
@@ -377,7 +380,7 @@ func (c *Config) parseBuckets(doc, raw json.RawMessage) error {
 			if len(fr.Events) == 0 {
 				fr.Events = []string{"put", "delete"}
 			}
-			r := rules.Rule{ID: fr.ID, ARN: fr.ARN, Prefix: fr.Prefix, Suffix: fr.Suffix}
+			r := rules.Rule{ID: fr.ID, ARN: fr.ARN, Prefix: fr.Prefix, Suffix: fr.Suffix, ObjectFilter: fr.ObjectFilter}
 			for _, e := range fr.Events {
 				r.Events = append(r.Events, event.Name(e))
 			}
