@@ -23,6 +23,8 @@ import (
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/relay"
+	"github.com/bucketrelay/bucketrelay/testkit/walfault"
+	"github.com/bucketrelay/bucketrelay/wal"
 )
 
 // The test binary doubles as the relay for tests that need their own
@@ -185,6 +187,35 @@ func TestServeDamagedLogExitsOne(t *testing.T) {
 	cmd, out, _ := serveChild(t, doc)
 	if code := waitExit(t, cmd, 20*time.Second); code != 1 {
 		t.Fatalf("relay on a damaged log exited %d, want 1\n%s", code, out)
+	}
+
+	// A real log with one damaged page among sound ones: bbolt would panic
+	// at open in a goroutine no recover reaches; the relay names the damage
+	// and exits 1.
+	pages := func(data, listen string) string {
+		os.MkdirAll(data, 0o700)
+		path := filepath.Join(data, "wal.db")
+		l, err := wal.Open(path, wal.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Register("arn:minio:sqs::1:webhook")
+		for i := 0; i < 300; i++ {
+			e := &wal.Entry{Targets: []string{"arn:minio:sqs::1:webhook"}, Key: fmt.Sprintf("images/%d.jpg", i), Name: "s3:ObjectCreated:Put",
+				Data: []byte(fmt.Sprintf(`{"i":%d,"pad":%q}`, i, strings.Repeat("x", 300)))}
+			if _, err := l.Append(context.Background(), e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		walfault.DamageFramePage(t, path, 151)
+		return fmt.Sprintf(`{"relay":{"dataDir":%q,"listen":%q},"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://127.0.0.1:1/"}}}}`, data, listen)
+	}
+	cmd, out, _ = serveChild(t, pages)
+	if code := waitExit(t, cmd, 20*time.Second); code != 1 || !strings.Contains(out.String(), "cannot read the file's pages") || !strings.Contains(out.String(), "walinspect salvage") {
+		t.Fatalf("relay on a log with a damaged page exited %d, want 1 naming the damage\n%s", code, out)
 	}
 
 	path := filepath.Join(t.TempDir(), "null.json")
