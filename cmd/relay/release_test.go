@@ -20,10 +20,16 @@ import (
 func TestRelease(t *testing.T) {
 	dir := t.TempDir()
 	config := filepath.Join(dir, "relay.json")
+	// Disabling a target takes its rules out too: a rule naming a disabled
+	// target is refused.
 	writeConfig := func(enabled bool) {
+		rule := `"buckets":{"images":[{"arn":"arn:minio:sqs::1:webhook","events":["put"]}]}`
+		if !enabled {
+			rule = `"buckets":{}`
+		}
 		doc := fmt.Sprintf(`{"relay":{"dataDir":%q},
 "notify":{"webhook":{"1":{"enable":%v,"endpoint":"http://127.0.0.1:1/"},"2":{"enable":true,"endpoint":"http://127.0.0.1:1/"}}},
-"buckets":{"images":[{"arn":"arn:minio:sqs::1:webhook","events":["put"]}]}}`, filepath.Join(dir, "data"), enabled)
+%s}`, filepath.Join(dir, "data"), enabled, rule)
 		if err := os.WriteFile(config, []byte(doc), 0o600); err != nil {
 			t.Fatal(err)
 		}
