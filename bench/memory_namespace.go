@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +37,9 @@ func namespaceMemoryChild(ctx context.Context, o harness.Options) (harness.Resul
 	n := 1_000_000
 	if o.Quick {
 		n = 100_000
+	}
+	if v, err := strconv.Atoi(os.Getenv("BENCH_NS_EVENTS")); err == nil && v > 0 {
+		n = v // a size between quick and full, for investigations
 	}
 	addr, err := harness.FreeLoopbackAddr()
 	if err != nil {
@@ -83,13 +88,18 @@ func namespaceMemoryChild(ctx context.Context, o harness.Options) (harness.Resul
 	up := time.Now()
 	drained := harness.WaitFor(ctx, limit, func() bool { p, _ := harness.Pending(r); return p == 0 })
 	drain := time.Since(up)
-	wrong, fields, err := checkNamespace(addr, n)
+	wrong, fields, wrongSample, err := checkNamespace(addr, n)
 	if err != nil {
 		return res, err
 	}
-	var sends uint64
+	var sends, quarantined, delivered uint64
 	for _, s := range r.Stats() {
-		sends = s.Sends
+		sends, quarantined, delivered = s.Sends, s.Quarantined, s.Delivered
+	}
+	res.Add("events delivered (counted by the engine)", float64(delivered), "events", fmt.Sprint(n))
+	res.Add("events dropped by the target's bound", float64(r.Log().Dropped(arn)), "events", "0")
+	if wrong > 0 {
+		res.Notes = append(res.Notes, "keys not holding their newest event:"+wrongSample)
 	}
 	res.Add("backlog (pending events)", float64(backlog), "events", fmt.Sprint(n))
 	sample := namespaceRecord(0)
@@ -103,6 +113,7 @@ func namespaceMemoryChild(ctx context.Context, o harness.Options) (harness.Resul
 	res.Add("peak RSS throughout (VmHWM)", harness.MemStatus("VmHWM")["VmHWM"], "MiB", "< 200")
 	res.Add("writes to Redis (successful sends)", float64(sends), "batches", fmt.Sprintf("≈ %d keys per window", nsKeys))
 	res.Add("hash fields in Redis", float64(fields), "keys", fmt.Sprint(nsKeys))
+	res.Add("events quarantined", float64(quarantined), "events", "0")
 	res.Add("keys whose value is not the newest event", float64(wrong), "keys", "0")
 	res.Add("wal file size", float64(r.Log().FileSize())/(1<<20), "MiB", "")
 	if !drained {
@@ -127,15 +138,15 @@ func namespaceRecord(i int) event.Record {
 
 // checkNamespace compares the hash with the model: each of the nsKeys
 // fields holds the last of the n records for its key.
-func checkNamespace(addr string, n int) (wrong, fields int, err error) {
+func checkNamespace(addr string, n int) (wrong, fields int, sample string, err error) {
 	c, err := redis.Dial("tcp", addr)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	defer c.Close()
 	m, err := redis.StringMap(c.Do("HGETALL", nsHashKey))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	for k := range nsKeys {
 		newest := n - nsKeys + k
@@ -144,10 +155,13 @@ func checkNamespace(addr string, n int) (wrong, fields int, err error) {
 		}
 		v := m[fmt.Sprintf("%s/photos/ns/IMG_%04d.jpg", harness.Bucket, k)]
 		if id, ok := harness.Field([]byte(v), harness.FieldID); !ok || int(id) != newest {
+			if wrong < 5 {
+				sample += fmt.Sprintf(" key %d holds %d, want %d;", k, id, newest)
+			}
 			wrong++
 		}
 	}
-	return wrong, len(m), nil
+	return wrong, len(m), sample, nil
 }
 
 // startRedis runs a private redis-server on addr, with no persistence.
