@@ -42,8 +42,9 @@ func (s *stateTarget) Close() error { return nil }
 // namespace target is down, then drained over several bounded windows,
 // leave every key holding its newest record.
 func TestNamespaceWindowsKeepNewest(t *testing.T) {
-	if testing.Short() {
-		t.Skip("heavy")
+	heavy := 400_000
+	if raceEnabled {
+		heavy = 60_000 // the race detector makes it ten times slower
 	}
 	for _, c := range []struct {
 		name            string
@@ -54,7 +55,7 @@ func TestNamespaceWindowsKeepNewest(t *testing.T) {
 	}{
 		{"events-bound", 7_000, 0, 40_000, 8, 200},
 		{"bytes-bound", 0, 64 << 10, 40_000, 8, 200},
-		{"heavy", 0, 0, 400_000, 8, 2000},
+		{"heavy", 0, 0, heavy, 8, 2000},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			l, err := wal.Open(filepath.Join(t.TempDir(), "wal.db"), wal.Options{})
