@@ -41,12 +41,19 @@ bin() {
   if [ -n "${NATS_SERVER_BIN:-}" ]; then echo "$NATS_SERVER_BIN"; return; fi
   local b=$CACHE/nats-server-$NATS_SERVER_VERSION
   if [ ! -x "$b" ]; then
-    log "building nats-server $NATS_SERVER_VERSION into $CACHE (about 2 minutes)"
     mkdir -p "$CACHE"
-    # Outside any module, so the relay's go.mod is neither read nor changed.
-    (cd "$CACHE" && GOBIN="$CACHE" GOFLAGS=-buildvcs=false GO111MODULE=on \
-      go install "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION")
-    mv "$CACHE/nats-server" "$b"
+    # Test packages run in parallel and may all ask at once: one builds,
+    # the others wait for it.
+    exec 9>"$CACHE/.build.lock"
+    flock 9
+    if [ ! -x "$b" ]; then
+      log "building nats-server $NATS_SERVER_VERSION into $CACHE (about 2 minutes)"
+      # Outside any module, so the relay's go.mod is neither read nor changed.
+      (cd "$CACHE" && GOBIN="$CACHE" GOFLAGS=-buildvcs=false GO111MODULE=on \
+        go install "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION")
+      mv "$CACHE/nats-server" "$b"
+    fi
+    flock -u 9
   fi
   echo "$b"
 }
