@@ -113,6 +113,7 @@ type Stats struct {
 // Engine runs one drain loop per target.
 type Engine struct {
 	log   Log
+	logID string // the log's id, when it has one: items carry it
 	opts  Options
 	lg    *slog.Logger
 	mu    sync.Mutex
@@ -150,7 +151,11 @@ func New(l Log, opts Options) *Engine {
 	if lg == nil {
 		lg = slog.Default()
 	}
-	return &Engine{log: l, opts: opts, lg: lg, loops: map[string]*loop{}}
+	e := &Engine{log: l, opts: opts, lg: lg, loops: map[string]*loop{}}
+	if idl, ok := l.(interface{ ID() string }); ok {
+		e.logID = idl.ID()
+	}
+	return e
 }
 
 // Add registers a target: it gets a cursor in the log (starting after the

@@ -197,7 +197,7 @@ func (l *loop) redriveAll(ctx context.Context) (outcome, error) {
 		for i := range batch {
 			q := &batch[i]
 			l.redriving[q.Seq] = q
-			items[i] = newItem(&wal.Record{Seq: q.Seq, Entry: wal.Entry{Key: q.Key, Name: q.Name, Data: q.Data}})
+			items[i] = l.item(&wal.Record{Seq: q.Seq, Entry: wal.Entry{Key: q.Key, Name: q.Name, Data: q.Data}})
 		}
 		o, err := l.deliverBatch(ctx, items, false)
 		var left []wal.QuarantineItem

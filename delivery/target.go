@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/wal"
 )
 
 // Item is one event record on its way to a target.
@@ -26,6 +27,20 @@ type Item struct {
 	AppendTime time.Time
 	// Record is the record's JSON, as ingested.
 	Record json.RawMessage
+	// LogID is the id of the log the item was read from ("" if none): with
+	// Seq it names the event (EventID).
+	LogID string
+}
+
+// EventID returns the event's id, the same on every retry, after a
+// restart and in every target: the log's id and the sequence
+// ("3f9a0c1d2e4b5a69-42"). Consumers drop duplicates by it. It is "" for
+// an item that did not come from a log with an id.
+func (it *Item) EventID() string {
+	if it.LogID == "" {
+		return ""
+	}
+	return wal.EventID(it.LogID, it.Seq)
 }
 
 // Op returns what the item does to its object's state.

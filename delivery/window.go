@@ -31,6 +31,13 @@ func newItem(r *wal.Record) Item {
 	}
 }
 
+// item is newItem, naming the log the record came from.
+func (l *loop) item(r *wal.Record) Item {
+	it := newItem(r)
+	it.LogID = l.e.logID
+	return it
+}
+
 // window is one read of the log: the items to send, how many of the
 // target's records they cover (coalesced and dropped ones included), where
 // the next read starts, the append signal taken before reading, and the
@@ -67,7 +74,7 @@ func (l *loop) readBatch(ctx context.Context, from uint64) ([]Item, int, uint64,
 			cut, stop = true, r.Seq
 			return false
 		}
-		items = append(items, newItem(&r))
+		items = append(items, l.item(&r))
 		size += sz
 		return len(items) < l.spec.MaxBatch
 	})
@@ -114,7 +121,7 @@ func (l *loop) readCoalesced(ctx context.Context, from uint64) ([]Item, int, uin
 			size -= old
 		}
 		byKey[r.Key] = len(items)
-		items = append(items, newItem(&r))
+		items = append(items, l.item(&r))
 		size += sz
 		n++
 		if holes > 1024 && holes > len(items)/2 {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +103,29 @@ func TestFileRuleObjectFilters(t *testing.T) {
 	}
 	if strings.Join(keys, " ") != "raw%2Fbig.jpg raw%2Fbig.png" {
 		t.Fatalf("delivered %v, want raw/big.jpg and raw/big.png only", keys)
+	}
+}
+
+// TestWebhookEventID: events delivered through the relay carry webhook-id,
+// the log's id and the record's sequence.
+func TestWebhookEventID(t *testing.T) {
+	ids := make(chan string, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ids <- r.Header.Get("webhook-id")
+	}))
+	defer srv.Close()
+	r := openRelay(t, testConfig(t, t.TempDir(), srv.URL, ""))
+	if err := r.Publish(context.Background(), records("images", 0, 2)...); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{r.Log().ID() + "-1", r.Log().ID() + "-2"} {
+		select {
+		case got := <-ids:
+			if got != want || len(r.Log().ID()) != 16 {
+				t.Errorf("webhook-id %q, want %q", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no delivery")
+		}
 	}
 }

@@ -343,8 +343,10 @@ func TestCompactionMerges(t *testing.T) {
 	l.Close()
 	l = openTest(t, path, Options{CursorSyncInterval: time.Millisecond})
 	defer l.Close()
-	if l.Events() != 200 || l.Bytes() != size || l.Frames() != frames {
-		t.Fatalf("after reopen: %d events, %d bytes, %d frames; want 200, %d, %d", l.Events(), l.Bytes(), l.Frames(), size, frames)
+	// Merges still queued at Close are committed by it: frames can only
+	// have gone down.
+	if l.Events() != 200 || l.Bytes() != size || l.Frames() > frames || l.Frames() < 1 {
+		t.Fatalf("after reopen: %d events, %d bytes, %d frames; want 200, %d, at most %d", l.Events(), l.Bytes(), l.Frames(), size, frames)
 	}
 	check(l)
 	// A reads half its backlog (pending counts whole frames), then all of

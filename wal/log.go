@@ -22,6 +22,7 @@ var (
 	bucketQuarantine = []byte("quarantine")
 	bucketMeta       = []byte("meta")
 	keyNextSeq       = []byte("next")
+	keyLogID         = []byte("id")
 )
 
 // Defaults for Options.
@@ -111,6 +112,7 @@ type Log struct {
 	ix index     // index.go
 
 	lastSeq atomic.Uint64 // last committed sequence
+	id      string        // the log's id (meta "id"); "" in a log that predates ids, read-only
 }
 
 // Open opens or creates the log at path. A damaged frame never makes it
@@ -157,6 +159,10 @@ func Open(path string, opts Options) (l *Log, err error) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
+		}
+		// The log's id, drawn once when the file is new (or predates ids).
+		if mb := tx.Bucket(bucketMeta); mb.Get(keyLogID) == nil {
+			return mb.Put(keyLogID, []byte(newLogID()))
 		}
 		return nil
 	})
@@ -236,6 +242,7 @@ func (l *Log) load() error {
 			}
 		}
 		next := uint64(1)
+		l.id = string(tx.Bucket(bucketMeta).Get(keyLogID))
 		if v := tx.Bucket(bucketMeta).Get(keyNextSeq); len(v) == 8 {
 			next = max(binary.BigEndian.Uint64(v), 1)
 		}

@@ -298,7 +298,7 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 		msg := amqp091.Publishing{
 			ContentType:  ContentType,
 			DeliveryMode: t.cfg.DeliveryMode,
-			MessageId:    strconv.FormatUint(it.Seq, 10),
+			MessageId:    messageID(it),
 			Timestamp:    it.EventTime,
 			Body:         it.Message(),
 		}
@@ -374,7 +374,7 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 	var okItems []int
 	for i, dc := range dcs {
 		var err error
-		if r := returned[strconv.FormatUint(items[i].Seq, 10)]; r != nil {
+		if r := returned[messageID(&items[i])]; r != nil {
 			err = t.errorf("broker returned the message: %d %s (no queue is bound to exchange %q with key %q)", r.ReplyCode, r.ReplyText, t.cfg.Exchange, t.cfg.RoutingKey)
 		} else if confirms && !dc.Acked() {
 			select {
@@ -417,4 +417,14 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 func (t *Target) Close() error {
 	t.reset()
 	return nil
+}
+
+// messageID is an item's AMQP message-id: the event's id (the same on every
+// retry, for consumers that drop duplicates), or its sequence for an item
+// from a log without one.
+func messageID(it *delivery.Item) string {
+	if id := it.EventID(); id != "" {
+		return id
+	}
+	return strconv.FormatUint(it.Seq, 10)
 }

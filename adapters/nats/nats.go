@@ -441,7 +441,13 @@ func (t *Target) sendJetStream(ctx context.Context, items []delivery.Item) error
 			}
 			break
 		}
-		f, err := js.PublishAsync(t.cfg.Subject, items[i].Message())
+		// Nats-Msg-Id is the event's id: the server drops a re-send of
+		// the same event within the stream's duplicate window.
+		msg := &natsgo.Msg{Subject: t.cfg.Subject, Data: items[i].Message()}
+		if id := items[i].EventID(); id != "" {
+			msg.Header = natsgo.Header{natsgo.MsgIdHdr: []string{id}}
+		}
+		f, err := js.PublishMsgAsync(msg)
 		if err != nil {
 			errs[i] = t.publishErr(err)
 			if !delivery.IsPermanent(errs[i]) {

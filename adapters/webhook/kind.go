@@ -17,5 +17,6 @@ var Kind = kit.Define[Config](kit.Kind{
 		{Name: "caFile", Type: "string", Default: "system CAs", Doc: "PEM file of CAs to trust for `https://`."},
 		{Name: "clientCert,clientKey", Type: "string", Default: "", Doc: "PEM files for TLS client authentication; both or neither."},
 		{Name: "timeout", Type: "string", Default: "`10s`", Doc: "Bounds each POST (Go duration)."},
+		{Name: "signingSecrets", Type: "array of strings", Default: "", Doc: "Sign every POST as [Standard Webhooks](https://www.standardwebhooks.com) 1.0 does (`webhook-timestamp`, `webhook-signature` with one `v1` signature per secret, for rotation); each secret is `whsec_` and base64. Every POST carries `webhook-id`, the event's id, signed or not."},
 	},
 }, New)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/adapters/kit"
+	"github.com/bucketrelay/bucketrelay/adapters/webhook/stdwebhooks"
 	"github.com/bucketrelay/bucketrelay/delivery"
 )
 
@@ -39,6 +40,11 @@ type Config struct {
 	// Timeout bounds each POST, as a Go duration ("10s"); empty means
 	// DefaultTimeout.
 	Timeout string `json:"timeout,omitempty"`
+	// SigningSecrets, if set, sign every POST as Standard Webhooks 1.0 does
+	// (webhook-timestamp and webhook-signature, one v1 signature per
+	// secret, so an endpoint can rotate its secret); each is "whsec_" and
+	// base64. Every POST carries webhook-id, the event's id, either way.
+	SigningSecrets []string `json:"signingSecrets,omitempty"`
 }
 
 // Validate checks the configuration. Errors are *kit.FieldError.
@@ -58,6 +64,12 @@ func (c *Config) Validate() error {
 			return kit.Fieldf("timeout", "must be a positive duration such as \"10s\"")
 		}
 	}
+	for i, sec := range c.SigningSecrets {
+		if _, err := stdwebhooks.ParseSecret(sec); err != nil {
+			// Never the secret itself: its position.
+			return kit.Fieldf(fmt.Sprintf("signingSecrets.%d", i), "must be whsec_ followed by base64")
+		}
+	}
 	return nil
 }
 
@@ -66,6 +78,7 @@ type Target struct {
 	cfg    Config
 	client *http.Client
 	auth   string
+	signer *stdwebhooks.Signer // nil without signing secrets
 	lg     *slog.Logger
 }
 
@@ -109,7 +122,13 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		// a GET without the body, and the final 2xx would count as delivered.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return &Target{cfg: cfg, client: client, auth: auth, lg: lg}, nil
+	t := &Target{cfg: cfg, client: client, auth: auth, lg: lg}
+	if len(cfg.SigningSecrets) > 0 {
+		if t.signer, err = stdwebhooks.NewSigner(cfg.SigningSecrets...); err != nil {
+			return nil, kit.Fieldf("signingSecrets", "%v", err)
+		}
+	}
+	return t, nil
 }
 
 // Send posts items one at a time, in order. It goes on past an event the
@@ -138,12 +157,20 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 var errNotSent = fmt.Errorf("webhook: not sent: %w", delivery.ErrEarlierFailed)
 
 func (t *Target) post(ctx context.Context, it *delivery.Item) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.Endpoint, bytes.NewReader(it.Message()))
+	body := it.Message()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.Endpoint, bytes.NewReader(body))
 	if err != nil {
 		return delivery.Permanent(fmt.Errorf("webhook: %s", t.redact(err.Error())))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "bucketrelay")
+	// The event's id, the same on every retry: consumers drop duplicates
+	// by it. Signed, the timestamp is this attempt's.
+	if id := it.EventID(); t.signer != nil {
+		t.signer.SetHeaders(req.Header, id, time.Now(), body)
+	} else if id != "" {
+		req.Header.Set(stdwebhooks.HeaderID, id)
+	}
 	if t.auth != "" {
 		req.Header.Set("Authorization", t.auth)
 	}
@@ -192,7 +219,9 @@ func StatusError(code int) error {
 
 // redact removes the auth token, the endpoint's password and every query
 // value of a URL from s.
-func (t *Target) redact(s string) string { return kit.Redact(s, t.cfg.AuthToken) }
+func (t *Target) redact(s string) string {
+	return kit.Redact(s, append([]string{t.cfg.AuthToken}, t.cfg.SigningSecrets...)...)
+}
 
 // Close closes idle connections.
 func (t *Target) Close() error {
