@@ -272,7 +272,15 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 // appendOp appends one bulk operation for it to body.
 func (t *Target) appendOp(body []byte, it *delivery.Item) ([]byte, error) {
 	if !t.namespace {
-		body = append(body, `{"index":{}}`+"\n"...)
+		// The event's id as the document's: a re-sent batch (at-least-once)
+		// overwrites the same documents instead of adding copies.
+		if id := it.EventID(); id != "" {
+			body = append(body, `{"index":{"_id":"`...)
+			body = append(body, id...) // hex digits, '-' and a decimal: no escaping
+			body = append(body, "\"}}\n"...)
+		} else {
+			body = append(body, `{"index":{}}`+"\n"...)
+		}
 		body = append(body, `{"Records":[`...)
 		body, err := appendRecord(body, it.Record)
 		if err != nil {

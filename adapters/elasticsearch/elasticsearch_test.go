@@ -391,3 +391,37 @@ func TestAccessTimeWithoutEventTime(t *testing.T) {
 		t.Fatalf("eventTime: got %q (%v), want 2021-03-04T05:06:07.000008Z (the append time)", doc.EventTime, err)
 	}
 }
+
+// TestAccessDocumentIDIsTheEventID: in the access format the event's id is
+// the document's _id, so a batch sent again (at-least-once) overwrites its
+// documents instead of adding copies.
+func TestAccessDocumentIDIsTheEventID(t *testing.T) {
+	b := newBackend(t)
+	index := indexName("evid")
+	b.dropIndex(t, index)
+	tg := newTarget(t, Config{Enable: true, Format: "access", URL: b.url, Index: index})
+	defer tg.Close()
+	var its []delivery.Item
+	for i := 1; i <= 3; i++ {
+		its = append(its, delivery.Item{Seq: uint64(i), Key: "b/k", EventName: event.ObjectCreatedPut, LogID: "00000000deadbeef",
+			Record: []byte(`{"eventVersion":"2.0","eventTime":"2026-12-01T00:00:00Z","eventName":"s3:ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"k"}}}`)})
+	}
+	for range 2 {
+		if err := tg.Send(context.Background(), its); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hits := b.docs(t, index)
+	if len(hits) != 3 {
+		t.Fatalf("got %d documents after sending 3 events twice, want 3", len(hits))
+	}
+	ids := map[string]bool{}
+	for _, h := range hits {
+		ids[h.ID] = true
+	}
+	for _, it := range its {
+		if !ids[it.EventID()] {
+			t.Errorf("no document with _id %s (got %v)", it.EventID(), ids)
+		}
+	}
+}

@@ -135,10 +135,16 @@ type Target struct {
 	sc       *sarama.Config
 	password string
 
+	headers  bool // the brokers take record headers (Kafka 0.11 on)
+
 	mu       sync.Mutex // guards producer against Close
 	producer sarama.SyncProducer
 	closed   bool
 }
+
+// EventIDHeader is the record header carrying the event's id (see
+// delivery.Item.EventID), the same on every retry.
+const EventIDHeader = "event-id"
 
 var _ delivery.Target = (*Target)(nil)
 
@@ -159,6 +165,7 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		return nil, err
 	}
 	t.sc = sc
+	t.headers = sc.Version.IsAtLeast(sarama.V0_11_0_0)
 	t.lg = lg.With("target", "kafka", "brokers", strings.Join(cfg.Brokers, ","), "topic", cfg.Topic)
 	return t, nil
 }
@@ -281,6 +288,11 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 			Key:      sarama.StringEncoder(items[i].Key),
 			Value:    sarama.ByteEncoder(items[i].Message()),
 			Metadata: i,
+		}
+		// The event's id as a record header, for consumers that drop
+		// duplicates (headers need Kafka 0.11; older brokers go without).
+		if id := items[i].EventID(); id != "" && t.headers {
+			msgs[i].Headers = []sarama.RecordHeader{{Key: []byte(EventIDHeader), Value: []byte(id)}}
 		}
 	}
 	done := make(chan error, 1)
