@@ -25,6 +25,7 @@ import (
 	"github.com/bucketrelay/bucketrelay/bench/harness"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/relay"
+	"github.com/bucketrelay/bucketrelay/wal"
 )
 
 const (
@@ -74,6 +75,14 @@ func namespaceMemoryChild(ctx context.Context, o harness.Options) (harness.Resul
 	pubTime := time.Since(start)
 	backlog, _ := harness.Pending(r)
 	afterPublish := peak.Max()
+	// The newest event of each key is the last one in the log. Concurrent
+	// Publish calls are logged in the order they reach the log, not in the
+	// order their publishers took ids, so the highest id of a key is not
+	// always its newest event: read the log before the drain reclaims it.
+	want, err := newestInLog(ctx, r.Log())
+	if err != nil {
+		return res, err
+	}
 
 	// Redis comes up: drain.
 	srv, err := startRedis(ctx, addr, o.Dir)
@@ -88,7 +97,7 @@ func namespaceMemoryChild(ctx context.Context, o harness.Options) (harness.Resul
 	up := time.Now()
 	drained := harness.WaitFor(ctx, limit, func() bool { p, _ := harness.Pending(r); return p == 0 })
 	drain := time.Since(up)
-	wrong, fields, wrongSample, err := checkNamespace(addr, n)
+	wrong, fields, wrongSample, err := checkNamespace(addr, want)
 	if err != nil {
 		return res, err
 	}
@@ -115,6 +124,7 @@ func namespaceMemoryChild(ctx context.Context, o harness.Options) (harness.Resul
 	res.Add("hash fields in Redis", float64(fields), "keys", fmt.Sprint(nsKeys))
 	res.Add("events quarantined", float64(quarantined), "events", "0")
 	res.Add("keys whose value is not the newest event", float64(wrong), "keys", "0")
+	res.Add("  keys whose newest event is not their highest id (publishers overtaking)", float64(overtaken(want, n)), "keys", "")
 	res.Add("wal file size", float64(r.Log().FileSize())/(1<<20), "MiB", "")
 	if !drained {
 		res.Notes = append(res.Notes, fmt.Sprintf("drain did not finish within %v", limit))
@@ -136,9 +146,46 @@ func namespaceRecord(i int) event.Record {
 	return r
 }
 
+// nsField is the hash field (bucket/object) of the k-th key.
+func nsField(k int) string {
+	return fmt.Sprintf("%s/photos/ns/IMG_%04d.jpg", harness.Bucket, k)
+}
+
+// newestInLog returns the id of the newest event of each key: the last of
+// the key's records in log order.
+func newestInLog(ctx context.Context, l *wal.Log) (map[string]int64, error) {
+	want := map[string]int64{}
+	var bad error
+	_, err := l.Read(ctx, 1, "", func(r wal.Record) bool {
+		id, ok := harness.Field(r.Data, harness.FieldID)
+		if !ok {
+			bad = fmt.Errorf("record %d (%s) carries no %s", r.Seq, r.Key, harness.FieldID)
+			return false
+		}
+		want[r.Key] = id
+		return true
+	})
+	if err == nil {
+		err = bad
+	}
+	return want, err
+}
+
+// overtaken counts the keys whose newest event in the log is not the last
+// id published for them (n records over nsKeys keys).
+func overtaken(want map[string]int64, n int) int {
+	c := 0
+	for k := range min(n, nsKeys) {
+		if want[nsField(k)] != int64(n-min(n, nsKeys)+k) {
+			c++
+		}
+	}
+	return c
+}
+
 // checkNamespace compares the hash with the model: each of the nsKeys
-// fields holds the last of the n records for its key.
-func checkNamespace(addr string, n int) (wrong, fields int, sample string, err error) {
+// fields holds the newest event of its key, as want (newestInLog) has it.
+func checkNamespace(addr string, want map[string]int64) (wrong, fields int, sample string, err error) {
 	c, err := redis.Dial("tcp", addr)
 	if err != nil {
 		return 0, 0, "", err
@@ -149,12 +196,9 @@ func checkNamespace(addr string, n int) (wrong, fields int, sample string, err e
 		return 0, 0, "", err
 	}
 	for k := range nsKeys {
-		newest := n - nsKeys + k
-		if n < nsKeys {
-			newest = k
-		}
-		v := m[fmt.Sprintf("%s/photos/ns/IMG_%04d.jpg", harness.Bucket, k)]
-		if id, ok := harness.Field([]byte(v), harness.FieldID); !ok || int(id) != newest {
+		f := nsField(k)
+		newest, logged := want[f]
+		if id, ok := harness.Field([]byte(m[f]), harness.FieldID); !logged || !ok || id != newest {
 			if wrong < 5 {
 				sample += fmt.Sprintf(" key %d holds %d, want %d;", k, id, newest)
 			}
