@@ -135,7 +135,7 @@ type Target struct {
 	sc       *sarama.Config
 	password string
 
-	headers  bool // the brokers take record headers (Kafka 0.11 on)
+	headers bool // the brokers take record headers (Kafka 0.11 on)
 
 	mu       sync.Mutex // guards producer against Close
 	producer sarama.SyncProducer
