@@ -199,6 +199,7 @@ func (e *Engine) Add(s Spec) error {
 		cursor: cursor, routed0: routed0, backlog: backlog, attempts: map[uint64]int{},
 		kick: make(chan struct{}, 1), queued: map[uint64]bool{}, rattempts: map[uint64]int{},
 	}
+	l.pos.Store(cursor) // Stats reads pos, never the cursor run owns
 	l.bo = &backoff.ExponentialBackOff{
 		InitialInterval:     e.opts.MinBackoff,
 		RandomizationFactor: 0.5,

@@ -71,9 +71,6 @@ func (l *loop) stats() Stats {
 	if l.paused.Load() {
 		s.Paused, s.State = true, StatePaused
 	}
-	if s.Cursor == 0 {
-		s.Cursor = l.cursor
-	}
 	return s
 }
 
