@@ -330,6 +330,8 @@ func TestRedisWrongTypeRedrive(t *testing.T) {
 		return err == nil && len(m) == 2
 	})
 	waitUntil(t, "an empty quarantine", func() bool { apiJSON(t, srv, "GET", base, 200, &list); return len(list.Entries) == 0 })
+	// The count follows the quarantine's update: wait for it too.
+	waitUntil(t, "2 re-driven", func() bool { return status(t, srv, arn).Redriven == 2 })
 	if s := status(t, srv, arn); s.Redriven != 2 || s.Kind != "redis" {
 		t.Fatalf("status = %+v, want 2 re-driven", s)
 	}
