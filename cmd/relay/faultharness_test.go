@@ -23,6 +23,7 @@ import (
 	"github.com/bucketrelay/bucketrelay/testkit/faultfs"
 	"github.com/bucketrelay/bucketrelay/testkit/webhookrecv"
 	"github.com/bucketrelay/bucketrelay/wal"
+	bolt "go.etcd.io/bbolt"
 )
 
 // The harness of the power-cut and storage-fault tests: the real relay
@@ -306,14 +307,37 @@ func fuseMount(t *testing.T) *faultfs.FS {
 // read-only: after any cut it must open.
 func checkLogOpens(fsys *faultfs.FS) error {
 	path := filepath.Join(fsys.Backing(), "data", "wal.db")
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && fi.Size() == 0) {
 		return nil // cut before the log was created
 	}
 	l, err := wal.OpenReadOnly(path)
 	if err != nil {
+		if uncommitted(path) {
+			// Cut during the relay's first start, before the transaction
+			// creating the log's buckets was synced: nothing was ever
+			// acknowledged, and the relay's Open creates them on restart
+			// (the next cycle starts it on this file).
+			return nil
+		}
 		return err
 	}
 	return l.Close()
+}
+
+// uncommitted reports whether path is a bbolt file in which no transaction
+// was ever committed: no bucket at all.
+func uncommitted(path string) bool {
+	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return false
+	}
+	defer db.Close()
+	empty := true
+	db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+	})
+	return empty
 }
 
 func relayBinary(t testing.TB) string {
@@ -342,4 +366,37 @@ func hasLine(path string, subs ...string) bool {
 		}
 	}
 	return false
+}
+
+// TestUncommittedLogFile: the check behind checkLogOpens tells a log whose
+// creation never committed (a bbolt file without buckets) from a real one.
+func TestUncommittedLogFile(t *testing.T) {
+	dir := t.TempDir()
+	bare := filepath.Join(dir, "bare.db")
+	db, err := bolt.Open(bare, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if !uncommitted(bare) {
+		t.Errorf("a bbolt file without buckets: uncommitted = false, want true")
+	}
+	if _, err := wal.OpenReadOnly(bare); err == nil {
+		t.Errorf("OpenReadOnly of a bbolt file without buckets succeeded; the check is not needed")
+	}
+	real := filepath.Join(dir, "wal.db")
+	l, err := wal.Open(real, wal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if uncommitted(real) {
+		t.Errorf("a relay log: uncommitted = true, want false")
+	}
+	// The relay's own Open takes the bare file and makes it a log.
+	l, err = wal.Open(bare, wal.Options{})
+	if err != nil {
+		t.Fatalf("wal.Open of a log whose creation was cut: %v", err)
+	}
+	l.Close()
 }
