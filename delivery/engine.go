@@ -119,6 +119,7 @@ type Engine struct {
 	mu    sync.Mutex
 	loops map[string]*loop
 	order []string
+	run   *runState // set by Run (lifecycle.go)
 }
 
 // New returns an engine draining l.
@@ -159,8 +160,9 @@ func New(l Log, opts Options) *Engine {
 }
 
 // Add registers a target: it gets a cursor in the log (starting after the
-// last record if it is new) and its backlog is counted. Add must be called
-// before records are routed to the target and before Run.
+// last record if it is new) and its backlog is counted. A target added
+// before Run starts with Run; one added while Run runs starts at once (a
+// target configured at runtime). Add fails once Run has returned.
 func (e *Engine) Add(s Spec) error {
 	if s.ID == "" || s.Target == nil {
 		return errors.New("delivery: spec needs an ID and a Target")
@@ -170,9 +172,26 @@ func (e *Engine) Add(s Spec) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.run != nil && e.run.closed {
+		return fmt.Errorf("delivery: adding %s: %w", s.ID, ErrStopped)
+	}
 	if _, ok := e.loops[s.ID]; ok {
 		return fmt.Errorf("delivery: target %s added twice", s.ID)
 	}
+	l, err := e.newLoop(s)
+	if err != nil {
+		return err
+	}
+	e.loops[s.ID] = l
+	e.order = append(e.order, s.ID)
+	if e.run != nil {
+		e.start(l)
+	}
+	return nil
+}
+
+// newLoop makes the drain loop of s, starting at its cursor in the log.
+func (e *Engine) newLoop(s Spec) (*loop, error) {
 	cursor := e.log.Register(s.ID)
 	lg := e.lg.With("target", s.ID)
 	// Pending is the backlog now plus what is routed later less what the
@@ -188,7 +207,7 @@ func (e *Engine) Add(s Spec) error {
 		return true
 	}); err != nil {
 		if !errors.Is(err, wal.ErrCorrupt) {
-			return fmt.Errorf("delivery: counting backlog of %s: %w", s.ID, err)
+			return nil, fmt.Errorf("delivery: counting backlog of %s: %w", s.ID, err)
 		}
 		// Damage must not keep the relay from starting while intact
 		// records are pending: the loop meets it again and reports it.
@@ -198,6 +217,7 @@ func (e *Engine) Add(s Spec) error {
 		spec: s, e: e, lg: lg, h: newHealth(lg, e.opts.RepeatLogInterval),
 		cursor: cursor, routed0: routed0, backlog: backlog, attempts: map[uint64]int{},
 		kick: make(chan struct{}, 1), queued: map[uint64]bool{}, rattempts: map[uint64]int{},
+		done: make(chan struct{}),
 	}
 	l.pos.Store(cursor) // Stats reads pos, never the cursor run owns
 	l.bo = &backoff.ExponentialBackOff{
@@ -207,9 +227,7 @@ func (e *Engine) Add(s Spec) error {
 		MaxInterval:         e.opts.MaxBackoff,
 	}
 	l.bo.Reset()
-	e.loops[s.ID] = l
-	e.order = append(e.order, s.ID)
-	return nil
+	return l, nil
 }
 
 // Run runs every drain loop until ctx ends, lets sends in flight finish
@@ -217,43 +235,30 @@ func (e *Engine) Add(s Spec) error {
 // meets an error it cannot go on from (the log failed, wrapping
 // wal.ErrFailed, or was closed under the engine, wal.ErrClosed), it logs
 // it, the other loops are stopped the same way, and Run returns the first
-// such error: the log is unusable and the relay must stop.
+// such error: the log is unusable and the relay must stop. Run is called
+// once.
 func (e *Engine) Run(ctx context.Context) error {
-	e.mu.Lock()
-	loops := make([]*loop, 0, len(e.loops))
-	for _, id := range e.order {
-		loops = append(loops, e.loops[id])
-	}
-	e.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-	)
-	for _, l := range loops {
-		probed := make(chan struct{})
-		if p, ok := l.spec.Target.(Prober); ok {
-			go func() { defer close(probed); l.probe(ctx, p) }()
-		} else {
-			close(probed)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := l.run(ctx); err != nil {
-				l.lg.Error("delivery stopped", "err", err)
-				once.Do(func() { first = err; cancel() })
-			}
-			<-probed // ends with ctx; Close must not race a probe
-			if err := l.spec.Target.Close(); err != nil {
-				l.lg.Warn("closing target", "err", err)
-			}
-		}()
+	rs := &runState{ctx: ctx, cancel: cancel}
+	e.mu.Lock()
+	if e.run != nil {
+		e.mu.Unlock()
+		return errors.New("delivery: Run called twice")
 	}
-	wg.Wait()
-	return first
+	e.run = rs
+	for _, id := range e.order {
+		e.start(e.loops[id])
+	}
+	e.mu.Unlock()
+	<-ctx.Done()
+	// Add starts loops under mu only while the run is open: once closed
+	// here, wg counts every loop that will ever run.
+	e.mu.Lock()
+	rs.closed = true
+	e.mu.Unlock()
+	rs.wg.Wait()
+	return rs.err()
 }
 
 // Stats returns a snapshot of every target, in the order they were added.

@@ -52,6 +52,13 @@ type loop struct {
 	sends       atomic.Uint64
 	redriven    atomic.Uint64
 	pos         atomic.Uint64
+
+	// Lifecycle (lifecycle.go): stop ends this loop alone (set when it
+	// starts, under Engine.mu), done is closed when it has ended, and
+	// keepTarget leaves the target open for the loop that replaces it.
+	stop       context.CancelFunc
+	done       chan struct{}
+	keepTarget atomic.Bool
 }
 
 // pending returns the records routed to the target that its cursor has not
