@@ -191,3 +191,16 @@ func writePEM(t testing.TB, name, typ string, der []byte) {
 		t.Fatalf("tlsca: %v", fmt.Errorf("writing %s: %w", name, err))
 	}
 }
+
+// Texts of crypto/x509's verification errors, which adapters pass on in
+// their messages: tests check a failure says which certificate problem it
+// is.
+const (
+	// UnknownAuthorityText is in the error for a server certificate
+	// signed by a CA the client does not trust.
+	UnknownAuthorityText = "certificate signed by unknown authority"
+	// WrongHostText is in the error for connecting to WrongHost with the
+	// default server certificate (whole: "x509: certificate is not valid
+	// for any names, but wanted to match localhost").
+	WrongHostText = "but wanted to match " + WrongHost
+)
