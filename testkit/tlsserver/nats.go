@@ -120,13 +120,15 @@ func (n *NATS) operator(t testing.TB, dir string, conf *strings.Builder) {
 	ojwt, err := oc.Encode(okp)
 	must(err)
 
-	account := func(name string) (nkeys.KeyPair, string, string) {
+	account := func(name string, js bool) (nkeys.KeyPair, string, string) {
 		akp, err := nkeys.CreateAccount()
 		must(err)
 		apub, _ := akp.PublicKey()
 		ac := jwt.NewAccountClaims(apub)
 		ac.Name = name
-		ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
+		if js {
+			ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
+		}
 		ajwt, err := ac.Encode(okp)
 		must(err)
 		return akp, apub, ajwt
@@ -144,16 +146,20 @@ func (n *NATS) operator(t testing.TB, dir string, conf *strings.Builder) {
 		must(err)
 		writeFile(t, file, string(b))
 	}
-	akp, apub, ajwt := account("relay")
+	akp, apub, ajwt := account("relay", true)
 	n.CredsFile = filepath.Join(dir, "relay.creds")
 	creds(akp, n.CredsFile)
 	// An account signed by the same operator but not preloaded: the server
 	// cannot resolve it, so its user is refused.
-	wkp, _, _ := account("unknown")
+	wkp, _, _ := account("unknown", true)
 	n.WrongCredsFile = filepath.Join(dir, "wrong.creds")
 	creds(wkp, n.WrongCredsFile)
 
+	// JetStream needs a system account in operator mode.
+	_, spub, sjwt := account("SYS", false)
+
 	opFile := filepath.Join(dir, "operator.jwt")
 	writeFile(t, opFile, ojwt)
-	fmt.Fprintf(conf, "operator: %q\nresolver: MEMORY\nresolver_preload: { %s: %q }\n", opFile, apub, ajwt)
+	fmt.Fprintf(conf, "operator: %q\nsystem_account: %s\nresolver: MEMORY\nresolver_preload: {\n  %s: %q\n  %s: %q\n}\n",
+		opFile, spub, apub, ajwt, spub, sjwt)
 }
