@@ -12,6 +12,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -204,3 +205,32 @@ const (
 	// for any names, but wanted to match localhost").
 	WrongHostText = "but wanted to match " + WrongHost
 )
+
+// ServerConfig returns a TLS configuration for an in-process server (kfake,
+// httptest) presenting s.Server; with requireClientCert it demands a
+// client certificate signed by s.CA.
+func (s *Set) ServerConfig(t testing.TB, requireClientCert bool) *tls.Config {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(s.Server.Cert, s.Server.Key)
+	if err != nil {
+		t.Fatalf("tlsca: %v", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if requireClientCert {
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+		tc.ClientCAs = s.Pool(t)
+	}
+	return tc
+}
+
+// Pool returns a pool holding s.CA's certificate.
+func (s *Set) Pool(t testing.TB) *x509.CertPool {
+	t.Helper()
+	b, err := os.ReadFile(s.CA.File)
+	if err != nil {
+		t.Fatalf("tlsca: %v", err)
+	}
+	p := x509.NewCertPool()
+	p.AppendCertsFromPEM(b)
+	return p
+}
