@@ -75,14 +75,15 @@ func freePorts(t testing.TB, n int) []int {
 // proc is a server process started by the test, in its own process group.
 type proc struct {
 	kind string
+	sig  syscall.Signal // the stop signal; 0 means SIGTERM
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
 	err  error
 }
 
-// startProc starts cmd with its output in logFile and stops it (SIGTERM to
-// its process group, then SIGKILL after 20 s) when the test ends.
+// startProc starts cmd with its output in logFile and stops it (SIGTERM, or
+// p.sig, to its process group, then SIGKILL after 20 s) when the test ends.
 func startProc(t testing.TB, kind, logFile string, cmd *exec.Cmd) *proc {
 	t.Helper()
 	f, err := os.Create(logFile)
@@ -113,7 +114,11 @@ func (p *proc) stop() {
 	default:
 	}
 	pgid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	sig := p.sig
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	_ = syscall.Kill(-pgid, sig)
 	select {
 	case <-p.done:
 	case <-time.After(20 * time.Second):
