@@ -218,8 +218,10 @@ func (t *Target) saramaConfig() (*sarama.Config, error) {
 			return nil, err
 		}
 		tc.InsecureSkipVerify = cfg.TLS.SkipVerify //nolint:gosec // the user asked for it
-		sc.Net.TLS.Enable = true
-		sc.Net.TLS.Config = tc
+		// TLS by our dialer, which shakes hands within the dial timeout
+		// (see tlsDialer), not by sarama's Net.TLS.
+		sc.Net.Proxy.Enable = true
+		sc.Net.Proxy.Dialer = &tlsDialer{timeout: DefaultDialTimeout, config: tc}
 	}
 	if cfg.SASL.Enable {
 		sc.Net.SASL.Enable = true
