@@ -80,6 +80,9 @@ func (c *Config) Validate() error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return kit.Fieldf("url", "must be an http:// or https:// URL such as http://127.0.0.1:9200")
 	}
+	if err := kit.RequireTLSScheme(&kit.TLSFiles{CAFile: c.CAFile}, u.Scheme == "https", "an https:// url"); err != nil {
+		return err
+	}
 	if c.Index == "" {
 		return kit.Fieldf("index", "required")
 	}

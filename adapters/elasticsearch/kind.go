@@ -18,6 +18,6 @@ var Kind = kit.Define[Config](kit.Kind{
 		{Name: "index", Type: "string", Default: "required", Doc: "Index documents are written to: lower case, none of `\\ / * ? \" < > \\| , # :` or space, not starting with `-`, `_` or `+`. Created at the first send when missing.", Guide: true},
 		{Name: "username", Type: "string", Default: "from `url`", Doc: "Basic-authentication user; overrides the one in `url`."},
 		{Name: "password", Type: "string", Default: "from `url`, else `$RELAY_ELASTICSEARCH_PASSWORD`", Doc: "Basic-authentication password; overrides the one in `url`. With a password and no user, the user is `elastic`."},
-		{Name: "caFile", Type: "string", Default: "", Doc: "PEM file of CAs to trust for `https://` instead of the system's."},
+		{Name: "caFile", Type: "string", Default: "", Doc: "PEM file of CAs to trust for `https://` instead of the system's (an error with `http://`)."},
 	},
 }, New)

@@ -115,6 +115,18 @@ func (c *Config) Validate() error {
 	if err := c.TLS.TLSFiles.Validate("tls."); err != nil {
 		return err
 	}
+	// TLS files without tls.enable would be ignored and the connection
+	// made in plain text: refuse instead.
+	if !c.TLS.Enable {
+		switch {
+		case c.TLS.CAFile != "":
+			return kit.Fieldf("tls.caFile", "needs tls.enable: true")
+		case c.TLS.ClientCert != "":
+			return kit.Fieldf("tls.clientCert", "needs tls.enable: true")
+		case c.TLS.SkipVerify:
+			return kit.Fieldf("tls.skipVerify", "needs tls.enable: true")
+		}
+	}
 	if c.SASL.Enable {
 		if c.SASL.Username == "" {
 			return kit.Fieldf("sasl.username", "required")
@@ -206,8 +218,10 @@ func (t *Target) saramaConfig() (*sarama.Config, error) {
 			return nil, err
 		}
 		tc.InsecureSkipVerify = cfg.TLS.SkipVerify //nolint:gosec // the user asked for it
-		sc.Net.TLS.Enable = true
-		sc.Net.TLS.Config = tc
+		// TLS by our dialer, which shakes hands within the dial timeout
+		// (see tlsDialer), not by sarama's Net.TLS.
+		sc.Net.Proxy.Enable = true
+		sc.Net.Proxy.Dialer = &tlsDialer{timeout: DefaultDialTimeout, config: tc}
 	}
 	if cfg.SASL.Enable {
 		sc.Net.SASL.Enable = true

@@ -55,3 +55,19 @@ func (f *TLSFiles) Config(prefix, serverName string) (*tls.Config, error) {
 	tc.ServerName = serverName
 	return tc, nil
 }
+
+// RequireTLSScheme returns a *FieldError on caFile or clientCert when one
+// is named but the target's URL does not use TLS (secure false): the
+// files would be ignored and events sent in plain text. what names the
+// URL that is needed, for the message ("an https:// endpoint").
+func RequireTLSScheme(f *TLSFiles, secure bool, what string) error {
+	switch {
+	case secure:
+		return nil
+	case f.CAFile != "":
+		return Fieldf("caFile", "needs %s (the file would be ignored over plain text)", what)
+	case f.ClientCert != "":
+		return Fieldf("clientCert", "needs %s (the file would be ignored over plain text)", what)
+	}
+	return nil
+}

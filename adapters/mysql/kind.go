@@ -21,6 +21,7 @@ var Kind = kit.Define[Config](kit.Kind{
 		{Name: "user", Type: "string", Default: "", Doc: "Database user (without `dsnString`).", Guide: true},
 		{Name: "password", Type: "string", Default: "`$RELAY_MYSQL_PASSWORD`", Doc: "The user's password. When empty here (or in `dsnString`), the environment variable `RELAY_MYSQL_PASSWORD` is used.", Guide: true},
 		{Name: "database", Type: "string", Default: "required without `dsnString`", Doc: "Database (schema) holding the table.", Guide: true},
-		{Name: "caFile", Type: "string", Default: "", Doc: "PEM file of CAs to trust; turns TLS on. TLS can also be asked for in `dsnString` (`tls=true`, `tls=skip-verify`, `tls=preferred`)."},
+		{Name: "caFile", Type: "string", Default: "", Doc: "PEM file of CAs to trust; turns TLS on, never falling back to plain text. TLS can also be asked for in `dsnString` (`tls=true`, `tls=skip-verify`, `tls=preferred`)."},
+		{Name: "clientCert,clientKey", Type: "string", Default: "", Doc: "PEM files for TLS client authentication (users `REQUIRE X509`); set both or neither; turn TLS on."},
 	},
 }, New)

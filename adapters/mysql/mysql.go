@@ -68,8 +68,20 @@ type Config struct {
 	// DSNString names one.
 	Database string `json:"database"`
 	// CAFile, if set, turns TLS on and trusts the CAs in this PEM file
-	// instead of the system's. TLS can also be set in DSNString (tls=true).
+	// instead of the system's, with no fallback to plain text (not even
+	// with tls=preferred in DSNString). TLS can also be set in DSNString
+	// (tls=true).
 	CAFile string `json:"caFile,omitempty"`
+	// ClientCert and ClientKey are PEM files for TLS client authentication
+	// (users created with REQUIRE X509); both or neither, and they turn TLS
+	// on like CAFile. Empty by default.
+	ClientCert string `json:"clientCert,omitempty"`
+	ClientKey  string `json:"clientKey,omitempty"`
+}
+
+// tlsFiles returns the TLS block of c.
+func (c *Config) tlsFiles() *kit.TLSFiles {
+	return &kit.TLSFiles{CAFile: c.CAFile, ClientCert: c.ClientCert, ClientKey: c.ClientKey}
 }
 
 var tableRE = regexp.MustCompile(`^[A-Za-z0-9_$]{1,64}$`)
@@ -88,6 +100,9 @@ func (c *Config) Validate() error {
 	}
 	if !tableRE.MatchString(c.Table) {
 		return kit.Fieldf("table", "%q is not a plain table name (letters, digits, _ and $, at most 64)", c.Table)
+	}
+	if err := c.tlsFiles().Validate(""); err != nil {
+		return err
 	}
 	if c.DSNString != "" {
 		mc, err := mysql.ParseDSN(c.DSNString)
@@ -137,13 +152,16 @@ func (c *Config) driverConfig() (*mysql.Config, error) {
 	if mc.Passwd == "" {
 		mc.Passwd = os.Getenv(PasswordEnv)
 	}
-	if c.CAFile != "" {
+	if c.tlsFiles().IsSet() {
 		host, _, _ := net.SplitHostPort(mc.Addr)
-		tc, err := (&kit.TLSFiles{CAFile: c.CAFile}).Config("", host)
+		tc, err := c.tlsFiles().Config("", host)
 		if err != nil {
 			return nil, err
 		}
 		mc.TLS = tc
+		// tls=preferred in the DSN would still fall back to plain text
+		// against a server without TLS.
+		mc.AllowFallbackToPlaintext = false
 	}
 	// Multi-row statements are sent as text: one round trip each instead of
 	// prepare, execute and close.

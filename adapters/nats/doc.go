@@ -40,5 +40,8 @@
 // streaming connection the server forgot (server restart, missed pings) is
 // dropped and made again by the next Send. Credentials left empty in the
 // configuration are read from RELAY_NATS_PASSWORD and RELAY_NATS_TOKEN; they
-// never appear in errors or logs.
+// never appear in errors or logs. Beyond passwords and tokens, nkeySeed
+// names a file holding an nkey user seed and credentials a credentials file
+// (user JWT and seed) for servers in operator mode; New reads and checks
+// them, errors name the file, never its content.
 package nats

@@ -17,6 +17,8 @@ var Kind = kit.Define[Config](kit.Kind{
 		{Name: "username", Type: "string", Default: "", Doc: "User name.", Guide: true},
 		{Name: "password", Type: "string", Default: "`$RELAY_NATS_PASSWORD`", Doc: "Password of `username`.", Guide: true},
 		{Name: "token", Type: "string", Default: "`$RELAY_NATS_TOKEN`", Doc: "Authentication token (exclusive with `username`).", Guide: true},
+		{Name: "nkeySeed", Type: "string", Default: "", Doc: "File holding an nkey user seed (`SU…`) for servers that authorize users by nkey; exclusive with `username`, `token` and `credentials`."},
+		{Name: "credentials", Type: "string", Default: "", Doc: "Credentials file (user JWT and seed, as `nsc` writes it) for servers in operator (JWT) mode; read at every connection. Exclusive with `username`, `token` and `nkeySeed`."},
 		{Name: "secure", Type: "bool", Default: "false", Doc: "Connect with TLS.", Guide: true},
 		{Name: "pingInterval", Type: "int", Default: "0", Doc: "Client ping interval in **seconds**; 0 keeps the client's default (2 minutes).", Guide: true},
 		{Name: "streaming.enable", Type: "bool", Default: "false", Doc: "Publish through NATS Streaming.", Guide: true},

@@ -62,6 +62,16 @@ type Config struct {
 	Password string `json:"password"`
 	// Token authenticates with a token; empty means RELAY_NATS_TOKEN.
 	Token string `json:"token"`
+	// NKeySeed is a file holding an nkey user seed ("SU…"): the client
+	// signs the server's challenge with it (nats-server's authorization by
+	// nkey). Empty by default; exclusive with username, token and
+	// credentials.
+	NKeySeed string `json:"nkeySeed,omitempty"`
+	// Credentials is a credentials file (a user JWT and its nkey seed, as
+	// nsc writes it) for servers in operator (JWT) mode; read again at every
+	// connection, so it can be replaced in place. Empty by default;
+	// exclusive with username, token and nkeySeed.
+	Credentials string `json:"credentials,omitempty"`
 	// Secure connects with TLS.
 	Secure bool `json:"secure"`
 	// PingInterval is the client's ping interval in seconds; 0 means the
@@ -141,6 +151,9 @@ func (c *Config) Validate() error {
 	if c.PingInterval < 0 {
 		return kit.Fieldf("pingInterval", "must not be negative")
 	}
+	if err := c.validateAuth(); err != nil {
+		return err
+	}
 	if err := c.TLSFiles.Validate(""); err != nil {
 		return err
 	}
@@ -197,7 +210,8 @@ type Target struct {
 	url      string
 	password string
 	token    string
-	tls      *tls.Config // nil: plain TCP
+	tls      *tls.Config   // nil: plain TCP
+	auth     natsgo.Option // nkey or credentials; nil: none
 
 	mu     sync.Mutex // guards the connections against Close and lost-connection callbacks
 	nc     *natsgo.Conn
@@ -221,7 +235,7 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	if t.password == "" && cfg.Username != "" {
 		t.password = os.Getenv(EnvPassword)
 	}
-	if t.token == "" && cfg.Username == "" {
+	if t.token == "" && cfg.Username == "" && cfg.NKeySeed == "" && cfg.Credentials == "" {
 		t.token = os.Getenv(EnvToken)
 	}
 	secure := cfg.Secure || cfg.TLSFiles.IsSet()
@@ -233,6 +247,10 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		t.tls = tc
 	}
 	t.url, _ = serverURLs(cfg.Address, secure)
+	var err error
+	if t.auth, err = cfg.authOption(); err != nil {
+		return nil, err
+	}
 	t.lg = lg.With("target", "nats", "address", kit.Redact(cfg.Address, t.password, t.token), "subject", cfg.Subject, "mode", cfg.Mode())
 	return t, nil
 }
@@ -278,6 +296,9 @@ func (t *Target) options() []natsgo.Option {
 	}
 	if t.token != "" {
 		opts = append(opts, natsgo.Token(t.token))
+	}
+	if t.auth != nil {
+		opts = append(opts, t.auth)
 	}
 	if t.tls != nil {
 		opts = append(opts, natsgo.Secure(t.tls.Clone()))

@@ -123,6 +123,12 @@ func (c *Config) connConfig(envPassword string) (*pgx.ConnConfig, error) {
 		}
 		if c.Host != "" {
 			cc.Host = c.Host
+			// sslmode=verify-full checks the certificate for the URL's
+			// host (the parser set ServerName): check it for this one.
+			if cc.TLSConfig != nil && cc.TLSConfig.ServerName != "" {
+				cc.TLSConfig = cc.TLSConfig.Clone()
+				cc.TLSConfig.ServerName = c.Host
+			}
 		}
 		if c.Port != "" {
 			p, _ := strconv.Atoi(c.Port)

@@ -147,7 +147,10 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 			return nil, err
 		}
 		tc.InsecureSkipVerify = cfg.TLSSkipVerify
-		opts = append(opts, redis.DialUseTLS(true), redis.DialTLSConfig(tc), redis.DialTLSSkipVerify(cfg.TLSSkipVerify))
+		// The handshake is bounded by timeout too (the client's own default
+		// is 30 s): a plain-text port never answers a ClientHello.
+		opts = append(opts, redis.DialUseTLS(true), redis.DialTLSConfig(tc), redis.DialTLSSkipVerify(cfg.TLSSkipVerify),
+			redis.DialTLSHandshakeTimeout(timeout))
 	}
 	return &Target{cfg: cfg, password: password, opts: opts, timeout: timeout, lg: lg.With("key", cfg.Key)}, nil
 }

@@ -59,6 +59,9 @@ func (c *Config) Validate() error {
 	if err := c.TLSFiles.Validate(""); err != nil {
 		return err
 	}
+	if err := kit.RequireTLSScheme(&c.TLSFiles, u.Scheme == "https", "an https:// endpoint"); err != nil {
+		return err
+	}
 	if c.Timeout != "" {
 		if d, err := time.ParseDuration(c.Timeout); err != nil || d <= 0 {
 			return kit.Fieldf("timeout", "must be a positive duration such as \"10s\"")
