@@ -1,8 +1,11 @@
 // Package webhook delivers events to an HTTP endpoint: one POST per event
 // with the body {"EventName":…,"Key":…,"Records":[event]}, over keep-alive
 // connections. A 2xx response is success; 3xx (redirects are never
-// followed), 408, 429, 5xx and network errors are retried; any other status
-// means the endpoint rejected the event for good, and it is quarantined.
+// followed), 408, 429, 5xx and network errors are retried (a 429 or 503
+// with Retry-After after the wait it asks for, capped by
+// delivery.MaxRetryAfter); 410 Gone pauses the target until an operator
+// resumes it, dropping nothing; any other status means the endpoint
+// rejected the event for good, and it is quarantined.
 package webhook
 
 import (
@@ -15,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/adapters/kit"
@@ -184,7 +188,35 @@ func (t *Target) post(ctx context.Context, it *delivery.Item) error {
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		return t.redirectError(resp)
 	}
-	return StatusError(resp.StatusCode)
+	err = StatusError(resp.StatusCode)
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		if d, ok := RetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			err = delivery.RetryAfter(fmt.Errorf("%w (Retry-After %s)", err, d.Round(time.Second)), d)
+		}
+	}
+	return err
+}
+
+// RetryAfter parses a Retry-After header, seconds ("120") or an HTTP date,
+// into the wait from now. It reports false for an empty or unreadable
+// value, which leaves the engine's backoff in charge; a date in the past
+// is a wait of 0. The engine caps the wait at delivery.MaxRetryAfter.
+func RetryAfter(h string, now time.Time) (time.Duration, bool) {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		return time.Duration(min(secs, int64(delivery.MaxRetryAfter/time.Second)+1)) * time.Second, true
+	}
+	at, err := http.ParseTime(h)
+	if err != nil {
+		return 0, false
+	}
+	return max(at.Sub(now), 0), true
 }
 
 // redirectError is the retryable error of a 3xx answer, naming the status
@@ -203,11 +235,14 @@ func (t *Target) redirectError(resp *http.Response) error {
 
 // StatusError classifies an HTTP status: nil for 2xx, a retryable error for
 // 3xx (a redirect is never followed), 408, 429 and 5xx (and anything
-// unexpected), a permanent one for the other 4xx.
+// unexpected), a delivery.Gone one for 410 (the engine pauses the target),
+// a permanent one for the other 4xx.
 func StatusError(code int) error {
 	switch {
 	case code >= 200 && code < 300:
 		return nil
+	case code == http.StatusGone:
+		return delivery.Gone(fmt.Errorf("webhook: endpoint answered 410 Gone: the target is paused until resumed"))
 	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
 		return fmt.Errorf("webhook: endpoint answered %d %s", code, http.StatusText(code))
 	case code >= 400 && code < 500:

@@ -37,11 +37,13 @@ func TestConformance(t *testing.T) {
 }
 
 func TestStatusClassification(t *testing.T) {
-	for code, want := range map[int]string{200: "ok", 204: "ok", 400: "permanent", 404: "permanent", 408: "retry", 429: "retry", 500: "retry", 503: "retry"} {
+	for code, want := range map[int]string{200: "ok", 204: "ok", 400: "permanent", 404: "permanent", 408: "retry", 429: "retry", 500: "retry", 503: "retry", 410: "gone"} {
 		err := StatusError(code)
 		got := "retry"
 		if err == nil {
 			got = "ok"
+		} else if delivery.IsGone(err) {
+			got = "gone"
 		} else if delivery.IsPermanent(err) {
 			got = "permanent"
 		}
