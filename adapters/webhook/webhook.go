@@ -24,6 +24,7 @@ import (
 	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/adapters/webhook/stdwebhooks"
 	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/event/cloudevent"
 )
 
 // DefaultTimeout bounds one POST when Config.Timeout is empty.
@@ -49,6 +50,12 @@ type Config struct {
 	// secret, so an endpoint can rotate its secret); each is "whsec_" and
 	// base64. Every POST carries webhook-id, the event's id, either way.
 	SigningSecrets []string `json:"signingSecrets,omitempty"`
+	// Format is the body: "" for the guide's {"EventName","Key","Records"},
+	// "cloudevents" for a CloudEvent 1.0 (HTTP binding).
+	Format kit.Format `json:"format,omitempty"`
+	// CloudEventsMode is "binary" (the default: ce-* headers, the record
+	// as the body) or "structured" (application/cloudevents+json).
+	CloudEventsMode kit.CloudEventsMode `json:"cloudeventsMode,omitempty"`
 }
 
 // Validate checks the configuration. Errors are *kit.FieldError.
@@ -68,6 +75,12 @@ func (c *Config) Validate() error {
 			return kit.Fieldf("timeout", "must be a positive duration such as \"10s\"")
 		}
 	}
+	if err := c.Format.ValidateMessage(); err != nil {
+		return err
+	}
+	if err := c.CloudEventsMode.Validate(true); err != nil {
+		return err
+	}
 	for i, sec := range c.SigningSecrets {
 		if _, err := stdwebhooks.ParseSecret(sec); err != nil {
 			// Never the secret itself: its position.
@@ -83,6 +96,9 @@ type Target struct {
 	client *http.Client
 	auth   string
 	signer *stdwebhooks.Signer // nil without signing secrets
+	// binding is the CloudEvents HTTP binding in binary mode, nil for the
+	// guide's body and for structured mode.
+	binding *cloudevent.Binding
 	lg     *slog.Logger
 }
 
@@ -127,6 +143,9 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	t := &Target{cfg: cfg, client: client, auth: auth, lg: lg}
+	if cfg.Format.CloudEvents() && !cfg.CloudEventsMode.Structured(true) {
+		t.binding = &cloudevent.HTTP
+	}
 	if len(cfg.SigningSecrets) > 0 {
 		if t.signer, err = stdwebhooks.NewSigner(cfg.SigningSecrets...); err != nil {
 			return nil, kit.Fieldf("signingSecrets", "%v", err)
@@ -161,12 +180,14 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 var errNotSent = fmt.Errorf("webhook: not sent: %w", delivery.ErrEarlierFailed)
 
 func (t *Target) post(ctx context.Context, it *delivery.Item) error {
-	body := it.Message()
+	hdr := make(http.Header, 8)
+	body, ctype := t.cfg.Format.Encode(it, t.binding, func(k, v string) { hdr.Set(k, v) })
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.Endpoint, bytes.NewReader(body))
 	if err != nil {
 		return delivery.Permanent(fmt.Errorf("webhook: %s", t.redact(err.Error())))
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header = hdr
+	req.Header.Set("Content-Type", ctype)
 	req.Header.Set("User-Agent", "bucketrelay")
 	// The event's id, the same on every retry: consumers drop duplicates
 	// by it. Signed, the timestamp is this attempt's.

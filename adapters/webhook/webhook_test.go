@@ -99,6 +99,8 @@ func TestValidate(t *testing.T) {
 		{Config{Endpoint: "ftp://x"}, "endpoint"},
 		{Config{Endpoint: "http://x", TLSFiles: kit.TLSFiles{ClientCert: "a"}}, "clientCert"},
 		{Config{Endpoint: "http://x", Timeout: "soon"}, "timeout"},
+		{Config{Endpoint: "http://x", Format: "xml"}, "format"},
+		{Config{Endpoint: "http://x", Format: kit.FormatCloudEvents, CloudEventsMode: "batch"}, "cloudeventsMode"},
 	} {
 		var fe *kit.FieldError
 		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {
