@@ -99,7 +99,7 @@ type Target struct {
 	// binding is the CloudEvents HTTP binding in binary mode, nil for the
 	// guide's body and for structured mode.
 	binding *cloudevent.Binding
-	lg     *slog.Logger
+	lg      *slog.Logger
 }
 
 var _ delivery.Target = (*Target)(nil)

@@ -29,8 +29,8 @@ type Receiver struct {
 	mu       sync.Mutex
 	bodies   [][]byte
 	messages []Message
-	srv    *http.Server
-	auth   string
+	srv      *http.Server
+	auth     string
 }
 
 // New starts a receiver on a free loopback port, stopped when t ends. When
