@@ -84,6 +84,14 @@ type Config struct {
 	// broker's limit (Mosquitto: max_inflight_messages), which the broker
 	// enforces by dropping messages it has acknowledged.
 	MaxInFlight int `json:"maxInFlight,omitempty"`
+	// Format is the message payload: "" for the guide's
+	// {"EventName","Key","Records"}, "cloudevents" for a CloudEvent 1.0 in
+	// structured mode (the MQTT binding for 3.1.1, which has no headers:
+	// the event's id travels only there).
+	Format kit.Format `json:"format,omitempty"`
+	// CloudEventsMode may only be "structured", the default: MQTT 3.1.1
+	// has no user properties for binary mode.
+	CloudEventsMode kit.CloudEventsMode `json:"cloudeventsMode,omitempty"`
 }
 
 // inFlight returns the effective MaxInFlight.
@@ -126,6 +134,12 @@ func (c *Config) Validate() error {
 	}
 	if len(c.ClientID) > 65535 {
 		return kit.Fieldf("clientId", "too long")
+	}
+	if err := c.Format.ValidateMessage(); err != nil {
+		return err
+	}
+	if err := c.CloudEventsMode.Validate(false); err != nil {
+		return err
 	}
 	if err := c.TLSFiles.Validate(""); err != nil {
 		return err
@@ -310,7 +324,7 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 		// Publish blocks (up to publishWriteTimeout) while the client's
 		// writer does not take the message; a token that failed at once
 		// means the connection is gone.
-		toks[n] = t.client.Publish(t.cfg.Topic, qos, false, items[n].Message())
+		toks[n] = t.client.Publish(t.cfg.Topic, qos, false, t.payload(&items[n]))
 		if done(toks[n]) && toks[n].Error() != nil {
 			n++
 			broken = true
@@ -375,4 +389,11 @@ func (t *Target) Close() error {
 		t.client = nil
 	}
 	return nil
+}
+
+// payload returns it's message: the guide's body or, with format
+// "cloudevents", a structured CloudEvent whose id is the event's id.
+func (t *Target) payload(it *delivery.Item) []byte {
+	b, _ := t.cfg.Format.Encode(it, nil, nil)
+	return b
 }
