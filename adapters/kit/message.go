@@ -73,7 +73,7 @@ func (f Format) Encode(it *delivery.Item, b *cloudevent.Binding, header func(nam
 	if !f.CloudEvents() {
 		return it.Message(), JSONContentType
 	}
-	ev := cloudevent.FromRecord(CloudEventID(it), it.Record)
+	ev := cloudevent.FromRecord(EventID(it), it.Record)
 	if b == nil {
 		return ev.AppendStructured(make([]byte, 0, len(it.Record)+256)), cloudevent.StructuredContentType
 	}
@@ -81,10 +81,10 @@ func (f Format) Encode(it *delivery.Item, b *cloudevent.Binding, header func(nam
 	return ev.Data, cloudevent.DataContentType
 }
 
-// CloudEventID returns the id of it's CloudEvent: its event id, or for an
-// item read from no log (tests that call Send directly) its sequence, so
-// that the required attribute is never empty.
-func CloudEventID(it *delivery.Item) string {
+// EventID returns it's event id (delivery.Item.EventID) or, for an
+// item read from a log without an id (tests that call Send directly),
+// its sequence: never empty, as CloudEvents and dedupe columns need.
+func EventID(it *delivery.Item) string {
 	if id := it.EventID(); id != "" {
 		return id
 	}
