@@ -43,10 +43,10 @@ type Consumer struct {
 	// properties, and content-type and message-id as headers.
 	messages []targettest.Message
 	seen     map[string]bool
-	dups   int
-	ready  chan struct{} // closed once the queue is bound
-	stop   chan struct{}
-	done   chan struct{}
+	dups     int
+	ready    chan struct{} // closed once the queue is bound
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 // NewConsumer declares the durable exchange and a fresh durable queue bound

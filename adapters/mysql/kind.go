@@ -22,5 +22,6 @@ var Kind = kit.Define[Config](kit.Kind{
 		{Name: "password", Type: "string", Default: "`$RELAY_MYSQL_PASSWORD`", Doc: "The user's password. When empty here (or in `dsnString`), the environment variable `RELAY_MYSQL_PASSWORD` is used.", Guide: true},
 		{Name: "database", Type: "string", Default: "required without `dsnString`", Doc: "Database (schema) holding the table.", Guide: true},
 		{Name: "caFile", Type: "string", Default: "", Doc: "PEM file of CAs to trust; turns TLS on. TLS can also be asked for in `dsnString` (`tls=true`, `tls=skip-verify`, `tls=preferred`)."},
+		{Name: "dedupe", Type: "bool", Default: "false", Doc: "Access format only: the table gains `event_id VARCHAR(64)` with a unique key and rows are inserted `ON DUPLICATE KEY UPDATE event_id = event_id`, so a re-sent event is stored once. An existing table without the column is refused with the `ALTER TABLE` to run. False keeps the guide's table exactly."},
 	},
 }, New)

@@ -18,5 +18,7 @@ var Kind = kit.Define[Config](kit.Kind{
 		{Name: "clientCert,clientKey", Type: "string", Default: "", Doc: "PEM files for TLS client authentication; both or neither."},
 		{Name: "timeout", Type: "string", Default: "`10s`", Doc: "Bounds each POST (Go duration)."},
 		{Name: "signingSecrets", Type: "array of strings", Default: "", Doc: "Sign every POST as [Standard Webhooks](https://www.standardwebhooks.com) 1.0 does (`webhook-timestamp`, `webhook-signature` with one `v1` signature per secret, for rotation); each secret is `whsec_` and base64. Every POST carries `webhook-id`, the event's id, signed or not."},
+		{Name: "format", Type: "string", Default: "", Doc: "Empty for the guide's body; `cloudevents` POSTs each event as a [CloudEvent](https://cloudevents.io) 1.0 (HTTP binding): type `com.amazonaws.s3.<eventName>`, source `<eventSource>.<awsRegion>.<bucket>`, subject the object key, id the event's id, the record as data."},
+		{Name: "cloudeventsMode", Type: "string", Default: "`binary`", Doc: "With `format: cloudevents`: `binary` (`ce-*` headers, the record as the body) or `structured` (the whole event as `application/cloudevents+json`)."},
 	},
 }, New)
