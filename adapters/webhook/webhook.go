@@ -180,24 +180,9 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 var errNotSent = fmt.Errorf("webhook: not sent: %w", delivery.ErrEarlierFailed)
 
 func (t *Target) post(ctx context.Context, it *delivery.Item) error {
-	hdr := make(http.Header, 8)
-	body, ctype := t.cfg.Format.Encode(it, t.binding, func(k, v string) { hdr.Set(k, v) })
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.Endpoint, bytes.NewReader(body))
+	req, err := t.request(ctx, it)
 	if err != nil {
-		return delivery.Permanent(fmt.Errorf("webhook: %s", t.redact(err.Error())))
-	}
-	req.Header = hdr
-	req.Header.Set("Content-Type", ctype)
-	req.Header.Set("User-Agent", "bucketrelay")
-	// The event's id, the same on every retry: consumers drop duplicates
-	// by it. Signed, the timestamp is this attempt's.
-	if id := it.EventID(); t.signer != nil {
-		t.signer.SetHeaders(req.Header, id, time.Now(), body)
-	} else if id != "" {
-		req.Header.Set(stdwebhooks.HeaderID, id)
-	}
-	if t.auth != "" {
-		req.Header.Set("Authorization", t.auth)
+		return err
 	}
 	resp, err := t.client.Do(req)
 	if err != nil {
@@ -216,6 +201,32 @@ func (t *Target) post(ctx context.Context, it *delivery.Item) error {
 		}
 	}
 	return err
+}
+
+// request builds it's POST: the body of the target's format, its headers
+// (CloudEvents binary mode's among them), the event's id, the signature
+// and the authorization.
+func (t *Target) request(ctx context.Context, it *delivery.Item) (*http.Request, error) {
+	hdr := make(http.Header, 8)
+	body, ctype := t.cfg.Format.Encode(it, t.binding, func(k, v string) { hdr.Set(k, v) })
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.Endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, delivery.Permanent(fmt.Errorf("webhook: %s", t.redact(err.Error())))
+	}
+	req.Header = hdr
+	req.Header.Set("Content-Type", ctype)
+	req.Header.Set("User-Agent", "bucketrelay")
+	// The event's id, the same on every retry: consumers drop duplicates
+	// by it. Signed, the timestamp is this attempt's.
+	if id := it.EventID(); t.signer != nil {
+		t.signer.SetHeaders(req.Header, id, time.Now(), body)
+	} else if id != "" {
+		req.Header.Set(stdwebhooks.HeaderID, id)
+	}
+	if t.auth != "" {
+		req.Header.Set("Authorization", t.auth)
+	}
+	return req, nil
 }
 
 // RetryAfter parses a Retry-After header, seconds ("120") or an HTTP date,
