@@ -188,6 +188,9 @@ func ParseCloudEvent(m Message, b *cloudevent.Binding) (*ce.Event, error) {
 			continue
 		}
 		a := v.Attribute(k)
+		if a == nil && prefix == "" {
+			continue // MQTT 5: other user properties (event-id) beside the attributes
+		}
 		if a == nil {
 			return nil, fmt.Errorf("binary CloudEvent: header %s is not an attribute", k)
 		}
