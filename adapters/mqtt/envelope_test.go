@@ -3,6 +3,7 @@ package mqtt
 import (
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,5 +40,17 @@ func TestCloudEventsModeValidation(t *testing.T) {
 	c := Config{Broker: "tcp://127.0.0.1:1883", Topic: "t", Format: kit.FormatCloudEvents, CloudEventsMode: kit.CloudEventsBinary}
 	if err := c.Validate(); err == nil {
 		t.Fatal("binary mode on MQTT 3.1.1 validated, want an error on cloudeventsMode")
+	}
+	c.ProtocolVersion = 5
+	if err := c.Validate(); err != nil {
+		t.Fatalf("binary mode on MQTT 5: %v", err)
+	}
+	for _, bad := range []Config{
+		{Broker: "tcp://127.0.0.1:1883", Topic: "t", ProtocolVersion: 3},
+		{Broker: "ws://127.0.0.1:9001", Topic: "t", ProtocolVersion: 5},
+	} {
+		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "protocolVersion") {
+			t.Errorf("%+v: got %v, want an error on protocolVersion", bad, err)
+		}
 	}
 }
