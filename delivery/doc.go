@@ -20,7 +20,13 @@
 // *BatchError reports item by item which items failed, so one bad event
 // costs only itself. An item that failed only because an earlier one did
 // (ErrEarlierFailed) is quarantined with the earlier item's error, the
-// real cause.
+// real cause. An error wrapped with Gone (the destination says it no
+// longer exists: HTTP 410) pauses the target as Engine.Pause does, with
+// that error as Stats.LastError: the items it covers are held, not
+// counted as attempts nor quarantined, and sent after Engine.Resume; the
+// items of the send the target took are not sent again. An error wrapped
+// with RetryAfter (HTTP 429 or 503 with Retry-After) is retried after the
+// wait it carries, capped by MaxRetryAfter, instead of the backoff.
 //
 // # Memory
 //

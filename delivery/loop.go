@@ -303,8 +303,13 @@ func (l *loop) deliverBatch(ctx context.Context, batch []Item, rereadOK bool) (o
 		var retry []Item
 		var cause error // of the retry: the first real failure
 		quarantined := 0
+		gone := goneIn(failed)
 		for _, f := range failed {
 			it := send[f.Index]
+			if gone != nil && !IsPermanent(f.Err) {
+				retry = append(retry, it) // held, not an attempt (gone.go)
+				continue
+			}
 			reason := realCause(send, failed, f)
 			attempts := l.attempts
 			if l.redriving != nil {
@@ -336,12 +341,21 @@ func (l *loop) deliverBatch(ctx context.Context, batch []Item, rereadOK bool) (o
 			}
 			continue
 		}
+		if gone != nil {
+			if !l.holdGone(ctx, gone) {
+				return stopped, nil
+			}
+			continue
+		}
 		state := StateDown
 		if ok > 0 || quarantined > 0 {
 			state = StateBackingOff // the target answered for some items
 		}
 		l.retried.Add(1)
 		d := l.backoff()
+		if ra, ok := RetryAfterOf(cause); ok {
+			d = ra // the destination said when
+		}
 		l.h.failed("send failed, retrying", cause, state, d, false, "items", len(retry))
 		if !l.pausable(ctx, d) {
 			return stopped, nil

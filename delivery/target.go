@@ -58,7 +58,10 @@ func (it *Item) Message() []byte {
 // acknowledged every one of them. It returns a *BatchError when some items
 // were delivered and others not, an error wrapped with Permanent when the
 // items can never be delivered, and any other error when the whole send may
-// be retried. Send must not block forever: it honours ctx. Send is never
+// be retried. An error wrapped with Gone (for the whole send or one item)
+// pauses the target until an operator resumes it, and one wrapped with
+// RetryAfter sets the wait before the retry (errors.go). Send must not
+// block forever: it honours ctx. Send is never
 // called concurrently on one Target, and a Target must connect lazily:
 // New never waits for the network, so a target that is down at startup
 // never delays the relay.

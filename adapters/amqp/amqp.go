@@ -13,6 +13,7 @@ import (
 
 	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/event/cloudevent"
 )
 
 // Defaults.
@@ -26,8 +27,9 @@ const (
 	// closeTimeout bounds closing a connection: the close handshake with a
 	// broker that no longer answers must not block a send.
 	closeTimeout = time.Second
-	// ContentType is the content type of every message.
-	ContentType = "application/json"
+	// ContentType is the content type of the guide's message (a CloudEvent
+	// in structured mode is application/cloudevents+json).
+	ContentType = kit.JSONContentType
 )
 
 // Environment variables read by New when the configuration has no
@@ -84,6 +86,14 @@ type Config struct {
 	// TLSFiles are the CA file and the client certificate (amqps:// only):
 	// caFile, clientCert and clientKey.
 	kit.TLSFiles
+	// Format is the message body: "" for the guide's
+	// {"EventName","Key","Records"}, "cloudevents" for a CloudEvent 1.0
+	// (AMQP protocol binding).
+	Format kit.Format `json:"format,omitempty"`
+	// CloudEventsMode is "binary" (the default: the attributes as
+	// cloudEvents_* application properties, the record as the body) or
+	// "structured" (content-type application/cloudevents+json).
+	CloudEventsMode kit.CloudEventsMode `json:"cloudeventsMode,omitempty"`
 }
 
 // Confirms reports whether publisher confirms are on (the default).
@@ -121,7 +131,10 @@ func (c *Config) Validate() error {
 			return kit.Fieldf("clientCert", "needs an amqps:// url")
 		}
 	}
-	return nil
+	if err := c.Format.ValidateMessage(); err != nil {
+		return err
+	}
+	return c.CloudEventsMode.Validate(true)
 }
 
 // Target publishes events to one exchange.
@@ -130,6 +143,9 @@ type Target struct {
 	lg       *slog.Logger
 	amqpCfg  amqp091.Config
 	password string // for redaction
+	// binding is the CloudEvents AMQP binding in binary mode, nil for the
+	// guide's body and for structured mode.
+	binding *cloudevent.Binding
 
 	conn    *amqp091.Connection
 	ch      *amqp091.Channel
@@ -165,6 +181,9 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		}
 	}
 	t := &Target{cfg: cfg, lg: lg, password: pass}
+	if cfg.Format.CloudEvents() && !cfg.CloudEventsMode.Structured(true) {
+		t.binding = &cloudevent.AMQP
+	}
 	t.amqpCfg = amqp091.Config{
 		SASL:       []amqp091.Authentication{&amqp091.PlainAuth{Username: user, Password: pass}},
 		Vhost:      u.Vhost,
@@ -296,12 +315,19 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 	for i := range items {
 		it := &items[i]
 		msg := amqp091.Publishing{
-			ContentType:  ContentType,
 			DeliveryMode: t.cfg.DeliveryMode,
 			MessageId:    messageID(it),
 			Timestamp:    it.EventTime,
-			Body:         it.Message(),
 		}
+		msg.Body, msg.ContentType = t.cfg.Format.Encode(it, t.binding, func(k, v string) {
+			if k == t.binding.ContentType {
+				return // the message's content-type property, set below
+			}
+			if msg.Headers == nil {
+				msg.Headers = make(amqp091.Table, 8)
+			}
+			msg.Headers[k] = v
+		})
 		dc, err := ch.PublishWithDeferredConfirm(t.cfg.Exchange, t.cfg.RoutingKey, t.cfg.Mandatory, t.cfg.Immediate, msg)
 		if err != nil {
 			pubErr = err

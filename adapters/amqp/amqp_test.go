@@ -39,11 +39,14 @@ type Consumer struct {
 
 	mu     sync.Mutex
 	bodies [][]byte
-	seen   map[string]bool
-	dups   int
-	ready  chan struct{} // closed once the queue is bound
-	stop   chan struct{}
-	done   chan struct{}
+	// messages are the distinct bodies with their application
+	// properties, and content-type and message-id as headers.
+	messages []targettest.Message
+	seen     map[string]bool
+	dups     int
+	ready    chan struct{} // closed once the queue is bound
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 // NewConsumer declares the durable exchange and a fresh durable queue bound
@@ -137,6 +140,11 @@ func (c *Consumer) consume(bound func()) error {
 			} else {
 				c.seen[string(d.Body)] = true
 				c.bodies = append(c.bodies, d.Body)
+				h := map[string]string{"content-type": d.ContentType, "message-id": d.MessageId}
+				for k, v := range d.Headers {
+					h[k] = fmt.Sprint(v)
+				}
+				c.messages = append(c.messages, targettest.Message{Body: d.Body, Headers: h})
 			}
 			c.mu.Unlock()
 			_ = d.Ack(false)
@@ -149,6 +157,13 @@ func (c *Consumer) Dups() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.dups
+}
+
+// Messages returns the distinct messages received, in arrival order.
+func (c *Consumer) Messages(testing.TB) []targettest.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]targettest.Message(nil), c.messages...)
 }
 
 // Bodies returns the distinct bodies received, in arrival order.

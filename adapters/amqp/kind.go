@@ -27,5 +27,7 @@ var Kind = kit.Define[Config](kit.Kind{
 		{Name: "username,password", Type: "string", Default: "`\"\"`", Doc: "Replace the credentials of `url`."},
 		{Name: "caFile", Type: "string", Default: "`\"\"`", Doc: "PEM file of CAs to trust instead of the system's (`amqps://` only)."},
 		{Name: "clientCert,clientKey", Type: "string", Default: "`\"\"`", Doc: "PEM files for TLS client authentication (`amqps://` only)."},
+		{Name: "format", Type: "string", Default: "", Doc: "Empty for the guide's body; `cloudevents` publishes each event as a [CloudEvent](https://cloudevents.io) 1.0 (AMQP binding), id the event's id, the record as data."},
+		{Name: "cloudeventsMode", Type: "string", Default: "`binary`", Doc: "With `format: cloudevents`: `binary` (`cloudEvents_*` application properties, content-type `application/json`, the record as the body) or `structured` (content-type `application/cloudevents+json`)."},
 	},
 }, New)

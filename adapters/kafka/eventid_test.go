@@ -6,6 +6,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/bucketrelay/bucketrelay/adapters/kit"
+	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/delivery/targettest"
+	"github.com/bucketrelay/bucketrelay/event/cloudevent"
 )
 
 // TestEventIDHeader: every record carries the event's id in the event-id
@@ -46,5 +51,40 @@ func TestEventIDHeader(t *testing.T) {
 		if want := its[i].EventID(); !seen[want] {
 			t.Fatalf("event-id headers %v, want one with %s", got, want)
 		}
+	}
+}
+
+// TestEnvelope: every record carries the event-id header, and with format
+// "cloudevents" is a CloudEvent of the Kafka binding, binary (ce_ headers)
+// or structured.
+func TestEnvelope(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		env  targettest.Envelope
+	}{
+		{"plain", Config{}, targettest.Envelope{IDHeader: EventIDHeader}},
+		{"cloudevents binary", Config{Format: kit.FormatCloudEvents}, targettest.Envelope{IDHeader: EventIDHeader, CloudEvents: true, Binding: &cloudevent.Kafka}},
+		{"cloudevents structured", Config{Format: kit.FormatCloudEvents, CloudEventsMode: kit.CloudEventsStructured}, targettest.Envelope{IDHeader: EventIDHeader, CloudEvents: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := NewBroker(t, "envelope", true)
+			targettest.RunEnvelope(t, targettest.EnvelopeHarness{
+				Envelope: c.env,
+				New: func(t testing.TB) delivery.Target {
+					cfg := c.cfg
+					cfg.Brokers, cfg.Topic = []string{b.Addr}, b.Topic
+					return newTarget(t, cfg)
+				},
+				Received: b.Messages,
+			})
+			if c.env.CloudEvents && c.env.Binding == nil {
+				for _, m := range b.Messages(t) {
+					if ct := m.Headers["content-type"]; ct != cloudevent.StructuredContentType {
+						t.Fatalf("structured record content-type %q, want %q", ct, cloudevent.StructuredContentType)
+					}
+				}
+			}
+		})
 	}
 }

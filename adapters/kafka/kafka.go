@@ -15,6 +15,7 @@ import (
 
 	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/event/cloudevent"
 )
 
 // Defaults the configuration does not expose.
@@ -51,6 +52,14 @@ type Config struct {
 	// the client's default (2.8.0). Versions before 0.11 get a producer
 	// without idempotence.
 	Version string `json:"version,omitempty"`
+	// Format is the record's value: "" for the guide's
+	// {"EventName","Key","Records"}, "cloudevents" for a CloudEvent 1.0
+	// (Kafka protocol binding).
+	Format kit.Format `json:"format,omitempty"`
+	// CloudEventsMode is "binary" (the default: ce_* record headers, the
+	// record as the value) or "structured" (the JSON event format, with
+	// content-type application/cloudevents+json).
+	CloudEventsMode kit.CloudEventsMode `json:"cloudeventsMode,omitempty"`
 }
 
 // TLSConfig is the "tls" object of a Kafka target.
@@ -112,6 +121,15 @@ func (c *Config) Validate() error {
 	if codec == sarama.CompressionZSTD && !v.IsAtLeast(sarama.V2_1_0_0) {
 		return kit.Fieldf("compression", "zstd needs Kafka 2.1 or later (version)")
 	}
+	if err := c.Format.ValidateMessage(); err != nil {
+		return err
+	}
+	if err := c.CloudEventsMode.Validate(true); err != nil {
+		return err
+	}
+	if c.Format.CloudEvents() && !v.IsAtLeast(sarama.V0_11_0_0) {
+		return kit.Fieldf("format", "CloudEvents need record headers: Kafka 0.11 or later (version)")
+	}
 	if err := c.TLS.TLSFiles.Validate("tls."); err != nil {
 		return err
 	}
@@ -148,6 +166,9 @@ type Target struct {
 	password string
 
 	headers bool // the brokers take record headers (Kafka 0.11 on)
+	// binding is the CloudEvents Kafka binding in binary mode, nil for the
+	// guide's value and for structured mode.
+	binding *cloudevent.Binding
 
 	mu       sync.Mutex // guards producer against Close
 	producer sarama.SyncProducer
@@ -178,6 +199,9 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	}
 	t.sc = sc
 	t.headers = sc.Version.IsAtLeast(sarama.V0_11_0_0)
+	if cfg.Format.CloudEvents() && !cfg.CloudEventsMode.Structured(true) {
+		t.binding = &cloudevent.Kafka
+	}
 	t.lg = lg.With("target", "kafka", "brokers", strings.Join(cfg.Brokers, ","), "topic", cfg.Topic)
 	return t, nil
 }
@@ -297,16 +321,23 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 	}
 	msgs := make([]*sarama.ProducerMessage, len(items))
 	for i := range items {
-		msgs[i] = &sarama.ProducerMessage{
-			Topic:    t.cfg.Topic,
-			Key:      sarama.StringEncoder(items[i].Key),
-			Value:    sarama.ByteEncoder(items[i].Message()),
-			Metadata: i,
+		var hdrs []sarama.RecordHeader
+		add := func(k, v string) { hdrs = append(hdrs, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)}) }
+		value, ctype := t.cfg.Format.Encode(&items[i], t.binding, add)
+		if t.cfg.Format.CloudEvents() && t.binding == nil {
+			add("content-type", ctype) // structured mode, as the binding says
 		}
 		// The event's id as a record header, for consumers that drop
 		// duplicates (headers need Kafka 0.11; older brokers go without).
 		if id := items[i].EventID(); id != "" && t.headers {
-			msgs[i].Headers = []sarama.RecordHeader{{Key: []byte(EventIDHeader), Value: []byte(id)}}
+			add(EventIDHeader, id)
+		}
+		msgs[i] = &sarama.ProducerMessage{
+			Topic:    t.cfg.Topic,
+			Key:      sarama.StringEncoder(items[i].Key),
+			Value:    sarama.ByteEncoder(value),
+			Headers:  hdrs,
+			Metadata: i,
 		}
 	}
 	done := make(chan error, 1)

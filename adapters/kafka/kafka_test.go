@@ -34,6 +34,7 @@ type Broker struct {
 	cluster *kfake.Cluster
 	values  [][]byte
 	keys    []string
+	headers []map[string]string
 	cancel  context.CancelFunc
 	done    chan struct{}
 	consume bool
@@ -117,6 +118,11 @@ func (b *Broker) startConsumer(t testing.TB) {
 			fs.EachRecord(func(r *kgo.Record) {
 				b.values = append(b.values, r.Value)
 				b.keys = append(b.keys, string(r.Key))
+				h := make(map[string]string, len(r.Headers))
+				for _, rh := range r.Headers {
+					h[rh.Key] = string(rh.Value)
+				}
+				b.headers = append(b.headers, h)
 			})
 			b.mu.Unlock()
 		}
@@ -138,6 +144,18 @@ func (b *Broker) Received(testing.TB) [][]byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([][]byte(nil), b.values...)
+}
+
+// Messages returns the values the consumer read with their headers, in
+// arrival order.
+func (b *Broker) Messages(testing.TB) []targettest.Message {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]targettest.Message, len(b.values))
+	for i := range b.values {
+		out[i] = targettest.Message{Body: b.values[i], Headers: b.headers[i]}
+	}
+	return out
 }
 
 // Keys returns the record keys the consumer read, in arrival order.

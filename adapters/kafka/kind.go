@@ -24,5 +24,7 @@ var Kind = kit.Define[Config](kit.Kind{
 		{Name: "sasl.mechanism", Brief: "(plain, sha256, sha512)", Type: "string", Default: "`plain`", Doc: "`plain` (SASL/PLAIN), `sha256` (SCRAM-SHA-256) or `sha512` (SCRAM-SHA-512)."},
 		{Name: "compression", Type: "string", Default: "`none`", Doc: "Batch compression: `none`, `gzip`, `snappy`, `lz4`, `zstd` (zstd needs Kafka 2.1)."},
 		{Name: "version", Type: "string", Default: "`2.8.0`", Doc: "Kafka version of the brokers, as `sarama.ParseKafkaVersion` reads it (`3.6.0`, `0.10.2.0`). Below 0.11 the producer is not idempotent."},
+		{Name: "format", Type: "string", Default: "", Doc: "Empty for the guide's value; `cloudevents` produces each event as a [CloudEvent](https://cloudevents.io) 1.0 (Kafka binding), id the event's id, the record as data."},
+		{Name: "cloudeventsMode", Type: "string", Default: "`binary`", Doc: "With `format: cloudevents`: `binary` (`ce_*` record headers, the record as the value) or `structured` (the JSON event format, header `content-type: application/cloudevents+json`)."},
 	},
 }, New)

@@ -1,6 +1,10 @@
 // Package mqtt publishes events to an MQTT 3.1.1 broker (Mosquitto, EMQX,
 // HiveMQ…): one message per event on Config.Topic, body
-// {"EventName":…,"Key":…,"Records":[event]}, never retained.
+// {"EventName":…,"Key":…,"Records":[event]} (or a CloudEvent with format
+// "cloudevents"), never retained. With Config.ProtocolVersion 5 it speaks
+// MQTT 5 through eclipse/paho.golang instead (v5.go): every message carries
+// the event's id as the user property event-id, and CloudEvents may travel
+// in binary mode as user properties.
 //
 // # Delivery guarantee
 //

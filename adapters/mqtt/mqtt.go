@@ -3,6 +3,7 @@ package mqtt
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -84,6 +85,22 @@ type Config struct {
 	// broker's limit (Mosquitto: max_inflight_messages), which the broker
 	// enforces by dropping messages it has acknowledged.
 	MaxInFlight int `json:"maxInFlight,omitempty"`
+	// Format is the message payload: "" for the guide's
+	// {"EventName","Key","Records"}, "cloudevents" for a CloudEvent 1.0 in
+	// structured mode (the MQTT binding for 3.1.1, which has no headers:
+	// the event's id travels only there).
+	Format kit.Format `json:"format,omitempty"`
+	// CloudEventsMode is "structured" (the only mode of MQTT 3.1.1, which
+	// has no user properties) or, with ProtocolVersion 5, "binary" (the
+	// default there: the attributes as user properties, the record as the
+	// payload).
+	CloudEventsMode kit.CloudEventsMode `json:"cloudeventsMode,omitempty"`
+	// ProtocolVersion is 4 (MQTT 3.1.1, the default when 0) or 5 (MQTT 5,
+	// tcp:// and tls:// brokers): every message then carries the event's
+	// id as the user property event-id, and CloudEvents can travel in
+	// binary mode. MQTT 5 publishes one message at a time, each waiting
+	// for its acknowledgement (maxInFlight does not apply).
+	ProtocolVersion int `json:"protocolVersion,omitempty"`
 }
 
 // inFlight returns the effective MaxInFlight.
@@ -127,6 +144,21 @@ func (c *Config) Validate() error {
 	if len(c.ClientID) > 65535 {
 		return kit.Fieldf("clientId", "too long")
 	}
+	if err := c.Format.ValidateMessage(); err != nil {
+		return err
+	}
+	switch c.ProtocolVersion {
+	case 0, 4:
+	case 5:
+		if strings.HasPrefix(u.Scheme, "ws") {
+			return kit.Fieldf("protocolVersion", "5 needs a tcp://, mqtt://, tls://, ssl:// or mqtts:// broker")
+		}
+	default:
+		return kit.Fieldf("protocolVersion", "must be 4 (MQTT 3.1.1) or 5 (MQTT 5), not %d", c.ProtocolVersion)
+	}
+	if err := c.CloudEventsMode.Validate(c.ProtocolVersion == 5); err != nil {
+		return err
+	}
 	if err := c.TLSFiles.Validate(""); err != nil {
 		return err
 	}
@@ -156,6 +188,12 @@ type Target struct {
 	opts     *paho.ClientOptions
 	password string
 	client   paho.Client
+
+	// MQTT 5 (ProtocolVersion 5): the connection, the TLS configuration
+	// and the keep-alive it is made with.
+	c5        *conn5
+	tls       *tls.Config
+	keepAlive time.Duration
 }
 
 var _ delivery.Target = (*Target)(nil)
@@ -206,7 +244,7 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		return nil, err
 	}
 	opts.SetTLSConfig(tc)
-	t := &Target{cfg: cfg, lg: lg, opts: opts, password: pass}
+	t := &Target{cfg: cfg, lg: lg, opts: opts, password: pass, tls: tc, keepAlive: keepAlive}
 	opts.SetConnectionLostHandler(func(_ paho.Client, err error) {
 		lg.Debug("mqtt: connection lost", "err", t.redact(err.Error()))
 	})
@@ -285,6 +323,9 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 	if len(items) == 0 {
 		return nil
 	}
+	if t.cfg.ProtocolVersion == 5 {
+		return t.send5(ctx, items)
+	}
 	if err := t.connect(ctx); err != nil {
 		return err
 	}
@@ -310,7 +351,7 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 		// Publish blocks (up to publishWriteTimeout) while the client's
 		// writer does not take the message; a token that failed at once
 		// means the connection is gone.
-		toks[n] = t.client.Publish(t.cfg.Topic, qos, false, items[n].Message())
+		toks[n] = t.client.Publish(t.cfg.Topic, qos, false, t.payload(&items[n]))
 		if done(toks[n]) && toks[n].Error() != nil {
 			n++
 			broken = true
@@ -370,9 +411,17 @@ func done(tok paho.Token) bool {
 // Close disconnects from the broker, waiting up to 250 ms for messages in
 // flight.
 func (t *Target) Close() error {
+	t.reset5()
 	if t.client != nil {
 		t.client.Disconnect(250)
 		t.client = nil
 	}
 	return nil
+}
+
+// payload returns it's message: the guide's body or, with format
+// "cloudevents", a structured CloudEvent whose id is the event's id.
+func (t *Target) payload(it *delivery.Item) []byte {
+	b, _ := t.cfg.Format.Encode(it, nil, nil)
+	return b
 }

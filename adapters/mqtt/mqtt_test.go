@@ -200,15 +200,26 @@ func newTarget(t testing.TB, cfg Config) *Target {
 	return tg
 }
 
-func harness(t *testing.T, qos int) targettest.Harness {
+func harness(t *testing.T, qos int) targettest.Harness { return harnessWith(t, qos, nil) }
+
+// harnessWith is harness with the target's configuration changed by
+// change (if not nil).
+func harnessWith(t *testing.T, qos int, change func(*Config)) targettest.Harness {
 	topic := fmt.Sprintf("minio/test-%d-qos%d", os.Getpid(), qos)
+	if change != nil {
+		topic += "-changed"
+	}
 	sub := NewSubscriber(t, brokerURL, topic)
 	t.Cleanup(func() { t.Logf("%d duplicates (at-least-once delivery)", sub.Dups()) })
 	gate := NewGate(t, brokerAddr)
 	return targettest.Harness{
 		Features: targettest.Features{Message: true, AtMostOnce: qos == 0},
 		New: func(t testing.TB) delivery.Target {
-			return newTarget(t, Config{Enable: true, Broker: gate.URL(), Topic: topic, QoS: qos})
+			cfg := Config{Enable: true, Broker: gate.URL(), Topic: topic, QoS: qos}
+			if change != nil {
+				change(&cfg)
+			}
+			return newTarget(t, cfg)
 		},
 		Received: func(testing.TB) [][]byte { return sub.Bodies() },
 		Stop: func(t testing.TB) {

@@ -23,5 +23,6 @@ var Kind = kit.Define[Config](kit.Kind{
 		{Name: "database", Type: "string", Default: "required without `dsnString`", Doc: "Database (schema) holding the table.", Guide: true},
 		{Name: "caFile", Type: "string", Default: "", Doc: "PEM file of CAs to trust; turns TLS on, never falling back to plain text. TLS can also be asked for in `dsnString` (`tls=true`, `tls=skip-verify`, `tls=preferred`)."},
 		{Name: "clientCert,clientKey", Type: "string", Default: "", Doc: "PEM files for TLS client authentication (users `REQUIRE X509`); set both or neither; turn TLS on."},
+		{Name: "dedupe", Type: "bool", Default: "false", Doc: "Access format only: the table gains `event_id VARCHAR(64)` with a unique key and rows are inserted `ON DUPLICATE KEY UPDATE event_id = event_id`, so a re-sent event is stored once. An existing table without the column is refused with the `ALTER TABLE` to run. False keeps the guide's table exactly."},
 	},
 }, New)

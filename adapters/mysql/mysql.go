@@ -77,6 +77,14 @@ type Config struct {
 	// on like CAFile. Empty by default.
 	ClientCert string `json:"clientCert,omitempty"`
 	ClientKey  string `json:"clientKey,omitempty"`
+	// Dedupe (access format only) stores each event once however often
+	// it is sent: the table gains an event_id column with a unique index,
+	// holding the event's id, and a re-sent row changes nothing (INSERT …
+	// ON DUPLICATE KEY UPDATE event_id = event_id; not INSERT IGNORE,
+	// which would also hide bad data). False keeps the guide's two-column
+	// table exactly. A table created before without event_id is refused
+	// with the ALTER TABLE to run.
+	Dedupe bool `json:"dedupe,omitempty"`
 }
 
 // tlsFiles returns the TLS block of c.
@@ -103,6 +111,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.tlsFiles().Validate(""); err != nil {
 		return err
+	}
+	if c.Dedupe && c.Namespace() {
+		return kit.Fieldf("dedupe", "only for the access format: namespace rows are upserted by key, which a re-sent event cannot duplicate")
 	}
 	if c.DSNString != "" {
 		mc, err := mysql.ParseDSN(c.DSNString)
@@ -276,6 +287,9 @@ func (t *Target) ensureTable(ctx context.Context) error {
 		ddl = "CREATE TABLE IF NOT EXISTS " + t.table + " (key_name VARBINARY(2048) NOT NULL, value JSON, PRIMARY KEY (key_name))"
 	} else {
 		ddl = "CREATE TABLE IF NOT EXISTS " + t.table + " (event_time DATETIME(6) NOT NULL, event_data JSON)"
+		if t.cfg.Dedupe {
+			ddl = "CREATE TABLE IF NOT EXISTS " + t.table + " (event_time DATETIME(6) NOT NULL, event_data JSON, event_id VARCHAR(64), UNIQUE KEY (event_id))"
+		}
 	}
 	if _, err := t.db.ExecContext(ctx, ddl); err != nil {
 		return t.classify(err)
@@ -307,21 +321,31 @@ func (t *Target) ensureTable(ctx context.Context) error {
 			return delivery.Permanent(fmt.Errorf("mysql: table %s has no column %s, which the %s format needs", t.cfg.Table, c, t.formatName()))
 		}
 	}
-	if !t.namespace {
-		return nil
+	if t.cfg.Dedupe && !cols["event_id"] {
+		return delivery.Permanent(fmt.Errorf("mysql: table %s has no column event_id, which dedupe needs: run ALTER TABLE %s ADD COLUMN event_id VARCHAR(64), ADD UNIQUE KEY (event_id) (existing rows keep a NULL id), or unset dedupe", t.cfg.Table, t.cfg.Table))
 	}
-	// ON DUPLICATE KEY needs a unique index on key_name alone.
+	column := "key_name"
+	if !t.namespace {
+		if !t.cfg.Dedupe {
+			return nil
+		}
+		column = "event_id"
+	}
+	// ON DUPLICATE KEY needs a unique index on the column alone.
 	var n int
 	err = t.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.STATISTICS s
-		WHERE s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = ? AND s.NON_UNIQUE = 0 AND s.COLUMN_NAME = 'key_name'
+		WHERE s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = ? AND s.NON_UNIQUE = 0 AND s.COLUMN_NAME = ?
 		AND (SELECT COUNT(*) FROM information_schema.STATISTICS o
 		     WHERE o.TABLE_SCHEMA = s.TABLE_SCHEMA AND o.TABLE_NAME = s.TABLE_NAME AND o.INDEX_NAME = s.INDEX_NAME) = 1`,
-		t.cfg.Table).Scan(&n)
+		t.cfg.Table, column).Scan(&n)
 	if err != nil {
 		return t.classify(err)
 	}
-	if n == 0 {
+	switch {
+	case n == 0 && t.namespace:
 		return delivery.Permanent(fmt.Errorf("mysql: table %s has no unique index on column key_name, which the namespace format needs", t.cfg.Table))
+	case n == 0:
+		return delivery.Permanent(fmt.Errorf("mysql: table %s has no unique index on column event_id, which dedupe needs: run ALTER TABLE %s ADD UNIQUE KEY (event_id)", t.cfg.Table, t.cfg.Table))
 	}
 	return nil
 }
@@ -433,14 +457,27 @@ func (t *Target) append(ctx context.Context, ex execer, items []delivery.Item) e
 	var b strings.Builder
 	b.WriteString("INSERT INTO ")
 	b.WriteString(t.table)
-	b.WriteString(" (event_time, event_data) VALUES ")
-	args := make([]any, 0, 2*len(items))
+	if t.cfg.Dedupe {
+		b.WriteString(" (event_time, event_data, event_id) VALUES ")
+	} else {
+		b.WriteString(" (event_time, event_data) VALUES ")
+	}
+	args := make([]any, 0, 3*len(items))
 	for i := range items {
 		if i > 0 {
 			b.WriteByte(',')
 		}
+		if t.cfg.Dedupe {
+			b.WriteString("(?,?,?)")
+			args = append(args, kit.EventTime(&items[i]), recordsJSON(items[i].Record), kit.EventID(&items[i]))
+			continue
+		}
 		b.WriteString("(?,?)")
 		args = append(args, kit.EventTime(&items[i]), recordsJSON(items[i].Record))
+	}
+	if t.cfg.Dedupe {
+		// A re-sent event meets its row's event_id and changes nothing.
+		b.WriteString(" ON DUPLICATE KEY UPDATE event_id = event_id")
 	}
 	_, err := ex.ExecContext(ctx, b.String(), args...)
 	return err

@@ -29,5 +29,7 @@ var Kind = kit.Define[Config](kit.Kind{
 		{Name: "jetStream.enable", Type: "bool", Default: "false", Doc: "Publish through JetStream (exclusive with streaming)."},
 		{Name: "caFile", Type: "string", Default: "", Doc: "PEM CAs to trust instead of the system's (implies TLS)."},
 		{Name: "clientCert,clientKey", Type: "string", Default: "", Doc: "PEM certificate and key for TLS client authentication (imply TLS)."},
+		{Name: "format", Type: "string", Default: "", Doc: "Empty for the guide's body; `cloudevents` publishes each event as a [CloudEvent](https://cloudevents.io) 1.0 (NATS binding), id the event's id, the record as data."},
+		{Name: "cloudeventsMode", Type: "string", Default: "`binary` (Streaming: `structured`)", Doc: "With `format: cloudevents`: `binary` (`ce-*` headers, NATS 2.2 or later) or `structured` (the JSON event format as the body). NATS Streaming has no headers: structured only."},
 	},
 }, New)

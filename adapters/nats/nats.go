@@ -19,6 +19,7 @@ import (
 
 	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/event/cloudevent"
 )
 
 // Defaults the configuration does not expose.
@@ -81,6 +82,15 @@ type Config struct {
 	Streaming StreamingConfig `json:"streaming"`
 	// JetStream selects JetStream.
 	JetStream JetStreamConfig `json:"jetStream"`
+	// Format is the message body: "" for the guide's
+	// {"EventName","Key","Records"}, "cloudevents" for a CloudEvent 1.0
+	// (NATS protocol binding).
+	Format kit.Format `json:"format,omitempty"`
+	// CloudEventsMode is "binary" (the default for core NATS and
+	// JetStream: ce-* headers, the record as the body) or "structured"
+	// (the JSON event format as the body; the only mode of NATS
+	// Streaming, which has no headers).
+	CloudEventsMode kit.CloudEventsMode `json:"cloudeventsMode,omitempty"`
 	// TLSFiles are the CA file and the client certificate: caFile,
 	// clientCert and clientKey. Naming one implies TLS.
 	kit.TLSFiles
@@ -157,6 +167,12 @@ func (c *Config) Validate() error {
 	if err := c.TLSFiles.Validate(""); err != nil {
 		return err
 	}
+	if err := c.Format.ValidateMessage(); err != nil {
+		return err
+	}
+	if err := c.CloudEventsMode.Validate(!c.Streaming.Enable); err != nil {
+		return err
+	}
 	if c.Streaming.Enable && c.JetStream.Enable {
 		return kit.Fieldf("jetStream.enable", "streaming and jetStream are exclusive")
 	}
@@ -212,6 +228,9 @@ type Target struct {
 	token    string
 	tls      *tls.Config   // nil: plain TCP
 	auth     natsgo.Option // nkey or credentials; nil: none
+	// binding is the CloudEvents NATS binding in binary mode, nil for the
+	// guide's body and for structured mode.
+	binding *cloudevent.Binding
 
 	mu     sync.Mutex // guards the connections against Close and lost-connection callbacks
 	nc     *natsgo.Conn
@@ -232,6 +251,9 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		lg = slog.Default()
 	}
 	t := &Target{cfg: cfg, password: cfg.Password, token: cfg.Token}
+	if cfg.Format.CloudEvents() && !cfg.CloudEventsMode.Structured(!cfg.Streaming.Enable) {
+		t.binding = &cloudevent.NATS
+	}
 	if t.password == "" && cfg.Username != "" {
 		t.password = os.Getenv(EnvPassword)
 	}
@@ -366,8 +388,16 @@ func (t *Target) sendCore(ctx context.Context, items []delivery.Item) error {
 		return err
 	}
 	errs := make([]error, len(items))
+	headers := nc.HeadersSupported()
 	for i := range items {
-		if err := nc.Publish(t.cfg.Subject, items[i].Message()); err != nil {
+		msg := t.message(&items[i])
+		if !headers {
+			if t.binding != nil {
+				return fmt.Errorf("nats: the server does not take headers (NATS 2.2 or later): cloudeventsMode binary needs them; set it to structured")
+			}
+			msg.Header = nil // the event's id goes without
+		}
+		if err := nc.PublishMsg(msg); err != nil {
 			errs[i] = t.publishErr(err)
 			if !delivery.IsPermanent(errs[i]) {
 				for j := i + 1; j < len(items); j++ {
@@ -462,13 +492,7 @@ func (t *Target) sendJetStream(ctx context.Context, items []delivery.Item) error
 			}
 			break
 		}
-		// Nats-Msg-Id is the event's id: the server drops a re-send of
-		// the same event within the stream's duplicate window.
-		msg := &natsgo.Msg{Subject: t.cfg.Subject, Data: items[i].Message()}
-		if id := items[i].EventID(); id != "" {
-			msg.Header = natsgo.Header{natsgo.MsgIdHdr: []string{id}}
-		}
-		f, err := js.PublishMsgAsync(msg)
+		f, err := js.PublishMsgAsync(t.message(&items[i]))
 		if err != nil {
 			errs[i] = t.publishErr(err)
 			if !delivery.IsPermanent(errs[i]) {
@@ -505,6 +529,28 @@ func (t *Target) sendJetStream(ctx context.Context, items []delivery.Item) error
 		}
 	}
 	return ordered(errs)
+}
+
+// message returns it's message: the body of the target's format, the
+// CloudEvents headers in binary mode, and the event's id as Nats-Msg-Id,
+// by which JetStream drops a re-send of the same event within the
+// stream's duplicate window (core NATS subscribers can drop duplicates by
+// it too).
+func (t *Target) message(it *delivery.Item) *natsgo.Msg {
+	var h natsgo.Header
+	set := func(k, v string) {
+		if h == nil {
+			h = make(natsgo.Header, 8)
+		}
+		h[k] = []string{v} // as the binding spells it, not canonicalised
+	}
+	msg := &natsgo.Msg{Subject: t.cfg.Subject}
+	msg.Data, _ = t.cfg.Format.Encode(it, t.binding, set)
+	if id := it.EventID(); id != "" {
+		set(natsgo.MsgIdHdr, id)
+	}
+	msg.Header = h
+	return msg
 }
 
 // ackErr classifies a failed PubAck.

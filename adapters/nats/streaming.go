@@ -74,7 +74,7 @@ func (t *Target) sendStreaming(ctx context.Context, items []delivery.Item) error
 		for i := range items {
 			if ctx.Err() != nil {
 				errs[i] = fmt.Errorf("nats: streaming publish: %w", ctx.Err())
-			} else if err := sc.Publish(t.cfg.Subject, items[i].Message()); err != nil {
+			} else if err := sc.Publish(t.cfg.Subject, t.body(&items[i])); err != nil {
 				errs[i] = t.stanErr(sc, err)
 			}
 			if errs[i] != nil && !delivery.IsPermanent(errs[i]) {
@@ -108,7 +108,7 @@ func (t *Target) sendStreaming(ctx context.Context, items []delivery.Item) error
 			}
 			break
 		}
-		_, err := sc.PublishAsync(t.cfg.Subject, items[i].Message(), func(_ string, err error) { acks <- ack{i, err} })
+		_, err := sc.PublishAsync(t.cfg.Subject, t.body(&items[i]), func(_ string, err error) { acks <- ack{i, err} })
 		if err != nil {
 			errs[i] = t.stanErr(sc, err)
 			for j := i + 1; j < len(items); j++ {
@@ -160,4 +160,13 @@ func (t *Target) stanErr(sc stan.Conn, err error) error {
 		t.dropStan(sc)
 	}
 	return t.publishErr(err)
+}
+
+// body returns it's NATS Streaming message: the guide's body or, with
+// format "cloudevents", a structured CloudEvent, whose id is the event's
+// id. Streaming messages have no headers, so that is the only place the
+// id travels.
+func (t *Target) body(it *delivery.Item) []byte {
+	b, _ := t.cfg.Format.Encode(it, nil, nil)
+	return b
 }

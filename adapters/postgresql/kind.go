@@ -22,5 +22,6 @@ var Kind = kit.Define[Config](kit.Kind{
 		{Name: "password", Type: "string", Default: "`$RELAY_POSTGRES_PASSWORD`", Doc: "Password (else the connection string's, else `~/.pgpass`).", Guide: true},
 		{Name: "database", Type: "string", Default: "the user name", Doc: "Database.", Guide: true},
 		{Name: "timeout", Type: "string", Default: "`30s`", Doc: "Bounds connecting and each batch (Go duration)."},
+		{Name: "dedupe", Type: "bool", Default: "false", Doc: "Access format only: the table gains `event_id VARCHAR UNIQUE` and rows are inserted `ON CONFLICT (event_id) DO NOTHING`, so a re-sent event is stored once. An existing table without the column is refused with the `ALTER TABLE` to run. False keeps the guide's table exactly."},
 	},
 }, New)

@@ -72,6 +72,12 @@ type Config struct {
 	// Timeout bounds connecting and each batch, as a Go duration; empty
 	// means DefaultTimeout.
 	Timeout string `json:"timeout,omitempty"`
+	// Dedupe (access format only) stores each event once however often
+	// it is sent: the table gains an event_id column, unique, holding
+	// the event's id, and rows are inserted with ON CONFLICT DO NOTHING.
+	// False keeps the guide's two-column table exactly. A table created
+	// before without event_id is refused with the ALTER TABLE to run.
+	Dedupe bool `json:"dedupe,omitempty"`
 }
 
 // Namespace reports whether the format is namespace (or empty).
@@ -86,6 +92,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Table == "" {
 		return kit.Fieldf("table", "required")
+	}
+	if c.Dedupe && c.Namespace() {
+		return kit.Fieldf("dedupe", "only for the access format: namespace rows are upserted by key, which a re-sent event cannot duplicate")
 	}
 	if !identRE.MatchString(c.Table) {
 		return kit.Fieldf("table", "%q is not a table name: letters, digits, _ and $, not starting with a digit, at most 63 characters, optionally schema.table", c.Table)
@@ -205,11 +214,15 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		cc.RuntimeParams["application_name"] = "bucketrelay"
 	}
 	tb := cfg.Table
+	insertSQL := "INSERT INTO " + tb + " (event_time, event_data) SELECT t, d FROM unnest($1::timestamptz[], $2::jsonb[]) WITH ORDINALITY AS u(t, d, n) ORDER BY n"
+	if cfg.Dedupe {
+		insertSQL = "INSERT INTO " + tb + " (event_time, event_data, event_id) SELECT t, d, i FROM unnest($1::timestamptz[], $2::jsonb[], $3::text[]) WITH ORDINALITY AS u(t, d, i, n) ORDER BY n ON CONFLICT (event_id) DO NOTHING"
+	}
 	return &Target{
 		cfg: cfg, cc: cc, password: cc.Password, timeout: timeout, lg: lg.With("table", tb),
 		upsertSQL: "INSERT INTO " + tb + " (key, value) SELECT * FROM unnest($1::text[], $2::jsonb[]) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
 		deleteSQL: "DELETE FROM " + tb + " WHERE key = ANY($1::text[])",
-		insertSQL: "INSERT INTO " + tb + " (event_time, event_data) SELECT t, d FROM unnest($1::timestamptz[], $2::jsonb[]) WITH ORDINALITY AS u(t, d, n) ORDER BY n",
+		insertSQL: insertSQL,
 	}, nil
 }
 
@@ -272,6 +285,9 @@ func (t *Target) prepareTable(ctx context.Context) error {
 	cols := "key VARCHAR PRIMARY KEY, value JSONB"
 	if !t.cfg.Namespace() {
 		cols = "event_time TIMESTAMPTZ NOT NULL, event_data JSONB"
+		if t.cfg.Dedupe {
+			cols += ", event_id VARCHAR UNIQUE"
+		}
 	}
 	var exists bool
 	if err := t.conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t.cfg.Table).Scan(&exists); err != nil {
@@ -312,9 +328,15 @@ func (t *Target) prepareTable(ctx context.Context) error {
 	want := [][2]string{{"key", "text"}, {"value", "json"}}
 	if !t.cfg.Namespace() {
 		want = [][2]string{{"event_time", "timestamp"}, {"event_data", "json"}}
+		if t.cfg.Dedupe {
+			want = append(want, [2]string{"event_id", "text"})
+		}
 	}
 	for _, w := range want {
 		c, ok := have[w[0]]
+		if !ok && w[0] == "event_id" {
+			return &schemaError{fmt.Sprintf("postgresql: table %s has no column event_id, which dedupe needs: run ALTER TABLE %s ADD COLUMN event_id VARCHAR UNIQUE (existing rows keep a NULL id), or unset dedupe", t.cfg.Table, t.cfg.Table)}
+		}
 		if !ok {
 			return &schemaError{fmt.Sprintf("postgresql: table %s has no column %s (the %s format needs %s)", t.cfg.Table, w[0], t.format(), cols)}
 		}
@@ -322,6 +344,16 @@ func (t *Target) prepareTable(ctx context.Context) error {
 			return &schemaError{fmt.Sprintf("postgresql: table %s: column %s is %s (the %s format needs %s)", t.cfg.Table, w[0], c.typ, t.format(), cols)}
 		}
 		delete(have, w[0])
+	}
+	if t.cfg.Dedupe {
+		var unique bool
+		if err := t.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+			WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indnatts = 1 AND a.attname = 'event_id')`, t.cfg.Table).Scan(&unique); err != nil {
+			return err
+		}
+		if !unique {
+			return &schemaError{fmt.Sprintf("postgresql: table %s: column event_id is not unique, which dedupe needs: run ALTER TABLE %s ADD UNIQUE (event_id)", t.cfg.Table, t.cfg.Table)}
+		}
 	}
 	for _, name := range order {
 		if c, ok := have[name]; ok && c.notNull && !c.hasDef {
@@ -395,6 +427,14 @@ func (t *Target) sendAccess(ctx context.Context, items []delivery.Item) error {
 		start := len(buf)
 		buf = event.AppendRecords(buf, items[i].Record)
 		vals[i] = buf[start:len(buf):len(buf)]
+	}
+	if t.cfg.Dedupe {
+		ids := make([]string, len(items))
+		for i := range items {
+			ids[i] = kit.EventID(&items[i])
+		}
+		_, err := t.conn.Exec(ctx, t.insertSQL, times, vals, ids)
+		return err
 	}
 	_, err := t.conn.Exec(ctx, t.insertSQL, times, vals)
 	return err

@@ -1,8 +1,11 @@
 // Package webhook delivers events to an HTTP endpoint: one POST per event
 // with the body {"EventName":…,"Key":…,"Records":[event]}, over keep-alive
 // connections. A 2xx response is success; 3xx (redirects are never
-// followed), 408, 429, 5xx and network errors are retried; any other status
-// means the endpoint rejected the event for good, and it is quarantined.
+// followed), 408, 429, 5xx and network errors are retried (a 429 or 503
+// with Retry-After after the wait it asks for, capped by
+// delivery.MaxRetryAfter); 410 Gone pauses the target until an operator
+// resumes it, dropping nothing; any other status means the endpoint
+// rejected the event for good, and it is quarantined.
 package webhook
 
 import (
@@ -15,11 +18,13 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/adapters/webhook/stdwebhooks"
 	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/event/cloudevent"
 )
 
 // DefaultTimeout bounds one POST when Config.Timeout is empty.
@@ -45,6 +50,12 @@ type Config struct {
 	// secret, so an endpoint can rotate its secret); each is "whsec_" and
 	// base64. Every POST carries webhook-id, the event's id, either way.
 	SigningSecrets []string `json:"signingSecrets,omitempty"`
+	// Format is the body: "" for the guide's {"EventName","Key","Records"},
+	// "cloudevents" for a CloudEvent 1.0 (HTTP binding).
+	Format kit.Format `json:"format,omitempty"`
+	// CloudEventsMode is "binary" (the default: ce-* headers, the record
+	// as the body) or "structured" (application/cloudevents+json).
+	CloudEventsMode kit.CloudEventsMode `json:"cloudeventsMode,omitempty"`
 }
 
 // Validate checks the configuration. Errors are *kit.FieldError.
@@ -67,6 +78,12 @@ func (c *Config) Validate() error {
 			return kit.Fieldf("timeout", "must be a positive duration such as \"10s\"")
 		}
 	}
+	if err := c.Format.ValidateMessage(); err != nil {
+		return err
+	}
+	if err := c.CloudEventsMode.Validate(true); err != nil {
+		return err
+	}
 	for i, sec := range c.SigningSecrets {
 		if _, err := stdwebhooks.ParseSecret(sec); err != nil {
 			// Never the secret itself: its position.
@@ -82,7 +99,10 @@ type Target struct {
 	client *http.Client
 	auth   string
 	signer *stdwebhooks.Signer // nil without signing secrets
-	lg     *slog.Logger
+	// binding is the CloudEvents HTTP binding in binary mode, nil for the
+	// guide's body and for structured mode.
+	binding *cloudevent.Binding
+	lg      *slog.Logger
 }
 
 var _ delivery.Target = (*Target)(nil)
@@ -126,6 +146,9 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	t := &Target{cfg: cfg, client: client, auth: auth, lg: lg}
+	if cfg.Format.CloudEvents() && !cfg.CloudEventsMode.Structured(true) {
+		t.binding = &cloudevent.HTTP
+	}
 	if len(cfg.SigningSecrets) > 0 {
 		if t.signer, err = stdwebhooks.NewSigner(cfg.SigningSecrets...); err != nil {
 			return nil, kit.Fieldf("signingSecrets", "%v", err)
@@ -160,22 +183,9 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 var errNotSent = fmt.Errorf("webhook: not sent: %w", delivery.ErrEarlierFailed)
 
 func (t *Target) post(ctx context.Context, it *delivery.Item) error {
-	body := it.Message()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.Endpoint, bytes.NewReader(body))
+	req, err := t.request(ctx, it)
 	if err != nil {
-		return delivery.Permanent(fmt.Errorf("webhook: %s", t.redact(err.Error())))
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "bucketrelay")
-	// The event's id, the same on every retry: consumers drop duplicates
-	// by it. Signed, the timestamp is this attempt's.
-	if id := it.EventID(); t.signer != nil {
-		t.signer.SetHeaders(req.Header, id, time.Now(), body)
-	} else if id != "" {
-		req.Header.Set(stdwebhooks.HeaderID, id)
-	}
-	if t.auth != "" {
-		req.Header.Set("Authorization", t.auth)
+		return err
 	}
 	resp, err := t.client.Do(req)
 	if err != nil {
@@ -187,7 +197,61 @@ func (t *Target) post(ctx context.Context, it *delivery.Item) error {
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		return t.redirectError(resp)
 	}
-	return StatusError(resp.StatusCode)
+	err = StatusError(resp.StatusCode)
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		if d, ok := RetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			err = delivery.RetryAfter(fmt.Errorf("%w (Retry-After %s)", err, d.Round(time.Second)), d)
+		}
+	}
+	return err
+}
+
+// request builds it's POST: the body of the target's format, its headers
+// (CloudEvents binary mode's among them), the event's id, the signature
+// and the authorization.
+func (t *Target) request(ctx context.Context, it *delivery.Item) (*http.Request, error) {
+	hdr := make(http.Header, 8)
+	body, ctype := t.cfg.Format.Encode(it, t.binding, func(k, v string) { hdr.Set(k, v) })
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.Endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, delivery.Permanent(fmt.Errorf("webhook: %s", t.redact(err.Error())))
+	}
+	req.Header = hdr
+	req.Header.Set("Content-Type", ctype)
+	req.Header.Set("User-Agent", "bucketrelay")
+	// The event's id, the same on every retry: consumers drop duplicates
+	// by it. Signed, the timestamp is this attempt's.
+	if id := it.EventID(); t.signer != nil {
+		t.signer.SetHeaders(req.Header, id, time.Now(), body)
+	} else if id != "" {
+		req.Header.Set(stdwebhooks.HeaderID, id)
+	}
+	if t.auth != "" {
+		req.Header.Set("Authorization", t.auth)
+	}
+	return req, nil
+}
+
+// RetryAfter parses a Retry-After header, seconds ("120") or an HTTP date,
+// into the wait from now. It reports false for an empty or unreadable
+// value, which leaves the engine's backoff in charge; a date in the past
+// is a wait of 0. The engine caps the wait at delivery.MaxRetryAfter.
+func RetryAfter(h string, now time.Time) (time.Duration, bool) {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		return time.Duration(min(secs, int64(delivery.MaxRetryAfter/time.Second)+1)) * time.Second, true
+	}
+	at, err := http.ParseTime(h)
+	if err != nil {
+		return 0, false
+	}
+	return max(at.Sub(now), 0), true
 }
 
 // redirectError is the retryable error of a 3xx answer, naming the status
@@ -206,11 +270,14 @@ func (t *Target) redirectError(resp *http.Response) error {
 
 // StatusError classifies an HTTP status: nil for 2xx, a retryable error for
 // 3xx (a redirect is never followed), 408, 429 and 5xx (and anything
-// unexpected), a permanent one for the other 4xx.
+// unexpected), a delivery.Gone one for 410 (the engine pauses the target),
+// a permanent one for the other 4xx.
 func StatusError(code int) error {
 	switch {
 	case code >= 200 && code < 300:
 		return nil
+	case code == http.StatusGone:
+		return delivery.Gone(fmt.Errorf("webhook: endpoint answered 410 Gone: the target is paused until resumed"))
 	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
 		return fmt.Errorf("webhook: endpoint answered %d %s", code, http.StatusText(code))
 	case code >= 400 && code < 500:

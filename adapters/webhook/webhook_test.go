@@ -37,11 +37,13 @@ func TestConformance(t *testing.T) {
 }
 
 func TestStatusClassification(t *testing.T) {
-	for code, want := range map[int]string{200: "ok", 204: "ok", 400: "permanent", 404: "permanent", 408: "retry", 429: "retry", 500: "retry", 503: "retry"} {
+	for code, want := range map[int]string{200: "ok", 204: "ok", 400: "permanent", 404: "permanent", 408: "retry", 429: "retry", 500: "retry", 503: "retry", 410: "gone"} {
 		err := StatusError(code)
 		got := "retry"
 		if err == nil {
 			got = "ok"
+		} else if delivery.IsGone(err) {
+			got = "gone"
 		} else if delivery.IsPermanent(err) {
 			got = "permanent"
 		}
@@ -97,6 +99,8 @@ func TestValidate(t *testing.T) {
 		{Config{Endpoint: "ftp://x"}, "endpoint"},
 		{Config{Endpoint: "http://x", TLSFiles: kit.TLSFiles{ClientCert: "a"}}, "clientCert"},
 		{Config{Endpoint: "http://x", Timeout: "soon"}, "timeout"},
+		{Config{Endpoint: "http://x", Format: "xml"}, "format"},
+		{Config{Endpoint: "http://x", Format: kit.FormatCloudEvents, CloudEventsMode: "batch"}, "cloudeventsMode"},
 	} {
 		var fe *kit.FieldError
 		if err := c.cfg.Validate(); !errors.As(err, &fe) || fe.Field != c.field {

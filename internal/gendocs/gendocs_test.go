@@ -46,7 +46,7 @@ func TestNameList(t *testing.T) {
 			got = nameList(k.Params[1:]) // without enable
 		}
 	}
-	want := "`brokers`, `topic`, `tls{enable, skipVerify, caFile, clientCert/clientKey}`, `sasl{enable, username, password, mechanism (plain, sha256, sha512)}`, `compression`, `version`"
+	want := "`brokers`, `topic`, `tls{enable, skipVerify, caFile, clientCert/clientKey}`, `sasl{enable, username, password, mechanism (plain, sha256, sha512)}`, `compression`, `version`, `format`, `cloudeventsMode`"
 	if got != want {
 		t.Errorf("kafka's parameter names: got %s, want %s", got, want)
 	}

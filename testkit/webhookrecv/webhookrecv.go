@@ -21,11 +21,16 @@ type Receiver struct {
 	Reject func(body []byte) bool
 	// OnBody, if set, is called with every accepted body.
 	OnBody func(body []byte)
+	// Answer, if set, may answer a request itself: a status other than 0
+	// is sent with the header h (Retry-After…) instead of accepting the
+	// body. It runs after the bearer token check.
+	Answer func(body []byte) (status int, h http.Header)
 
-	mu     sync.Mutex
-	bodies [][]byte
-	srv    *http.Server
-	auth   string
+	mu       sync.Mutex
+	bodies   [][]byte
+	messages []Message
+	srv      *http.Server
+	auth     string
 }
 
 // New starts a receiver on a free loopback port, stopped when t ends. When
@@ -67,6 +72,15 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if r.Answer != nil {
+		if code, h := r.Answer(body); code != 0 {
+			for k, vs := range h {
+				w.Header()[k] = vs
+			}
+			w.WriteHeader(code)
+			return
+		}
+	}
 	if r.Reject != nil && r.Reject(body) {
 		http.Error(w, "rejected", http.StatusBadRequest)
 		return
@@ -76,6 +90,7 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request) {
 	} else {
 		r.mu.Lock()
 		r.bodies = append(r.bodies, body)
+		r.messages = append(r.messages, Message{Header: req.Header.Clone(), Body: body})
 		r.mu.Unlock()
 	}
 	w.WriteHeader(http.StatusOK)
@@ -86,6 +101,20 @@ func (r *Receiver) Bodies() [][]byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([][]byte(nil), r.bodies...)
+}
+
+// Message is one accepted request: its headers and body.
+type Message struct {
+	Header http.Header
+	Body   []byte
+}
+
+// Messages returns the requests accepted so far (without OnBody), with
+// their headers.
+func (r *Receiver) Messages() []Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Message(nil), r.messages...)
 }
 
 // Stop closes the listener and every connection.
