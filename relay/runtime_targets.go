@@ -131,7 +131,8 @@ func (s *targetSet) with(add, remove []string) *targetSet {
 
 // targetState is the running targets and where each comes from.
 type targetState struct {
-	mu      sync.Mutex // serializes target changes (API calls, Reload)
+	mu      sync.Mutex   // serializes target changes (API calls, Reload)
+	srcMu   sync.RWMutex // guards the maps file and stored for source, which must not wait for a change
 	set     atomic.Pointer[targetSet]
 	file    map[string]TargetConfig // the file's entries by ARN, enabled or not
 	stored  map[string]storedTarget // targets.json
@@ -154,13 +155,14 @@ const targetsFile = "targets.json"
 func (r *Relay) isEnabled(arn string) bool { return r.tgt.set.Load().enabled[arn] }
 
 // source says where arn's configuration comes from; "" if it is not
-// running.
+// running. It does not wait for a change in progress.
 func (r *Relay) source(arn string) string {
-	r.tgt.mu.Lock()
-	defer r.tgt.mu.Unlock()
+	r.tgt.srcMu.RLock()
+	defer r.tgt.srcMu.RUnlock()
 	return r.sourceLocked(arn)
 }
 
+// sourceLocked is source with tgt.mu or srcMu held.
 func (r *Relay) sourceLocked(arn string) string {
 	_, stored := r.tgt.stored[arn]
 	_, inFile := r.tgt.file[arn]
@@ -254,7 +256,9 @@ func (r *Relay) saveStoredTargets(m map[string]storedTarget) error {
 	if err := writeFileAtomic(r.cfg.DataPath(targetsFile), b); err != nil {
 		return fmt.Errorf("relay: saving %s: %w", targetsFile, err)
 	}
+	r.tgt.srcMu.Lock()
 	r.tgt.stored = m
+	r.tgt.srcMu.Unlock()
 	return nil
 }
 
@@ -900,7 +904,9 @@ func (r *Relay) Reload(cfg *Config) (Changes, error) {
 			}
 		}
 	}
+	r.tgt.srcMu.Lock()
 	r.tgt.file = newFile
+	r.tgt.srcMu.Unlock()
 	for _, n := range ch.Notes {
 		r.lg.Warn("reload: " + n)
 	}
