@@ -136,7 +136,6 @@ type targetState struct {
 	set     atomic.Pointer[targetSet]
 	file    map[string]TargetConfig // the file's entries by ARN, enabled or not
 	stored  map[string]storedTarget // targets.json
-	running map[string]TargetConfig // the configuration each running target was built from
 	options map[string]bool         // Options.Targets
 }
 
@@ -185,7 +184,6 @@ func (r *Relay) sourceLocked(arn string) string {
 func (r *Relay) plannedTargets(cfg *Config) ([]TargetConfig, error) {
 	r.tgt.set.Store(newTargetSet(nil))
 	r.tgt.file = map[string]TargetConfig{}
-	r.tgt.running = map[string]TargetConfig{}
 	r.tgt.options = map[string]bool{}
 	for _, tc := range cfg.Targets {
 		r.tgt.file[tc.ARN] = tc
@@ -371,7 +369,6 @@ func (r *Relay) startBuilt(tc TargetConfig, t delivery.Target) error {
 		t.Close()
 		return err
 	}
-	r.tgt.running[tc.ARN] = tc
 	return nil
 }
 
@@ -601,7 +598,6 @@ func (r *Relay) replaceLoop(arn string, running bool, tc TargetConfig, t deliver
 			r.lg.Error("the target's loop did not stop in time; it is not running until the change is made again", "target", arn, "err", err)
 			return fmt.Errorf("relay: %s: stopping the old configuration: %w", arn, err)
 		}
-		delete(r.tgt.running, arn)
 	}
 	if err := r.startBuilt(tc, t); err != nil {
 		return err
@@ -666,12 +662,12 @@ func (r *Relay) RemoveTarget(ctx context.Context, arn string, force bool) (Remov
 		sctx, cancel := context.WithTimeout(context.Background(), stopWait)
 		err := r.eng.Remove(sctx, arn)
 		cancel()
-		delete(r.tgt.running, arn)
 		if err != nil {
 			r.lg.Error("the removed target's loop did not stop in time; its events are not released (remove it again)", "target", arn, "err", err)
 			return Removal{}, fmt.Errorf("relay: %s: stopping: %w", arn, err)
 		}
 		r.forgetPause(arn)
+		r.live.lag.forget(arn)
 		r.lg.Info("target removed", "target", arn)
 	}
 	rm, err := r.release(arn)
@@ -885,11 +881,11 @@ func (r *Relay) Reload(cfg *Config) (Changes, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), stopWait)
 		err := r.eng.Remove(ctx, arn)
 		cancel()
-		delete(r.tgt.running, arn)
 		if err != nil {
 			r.lg.Error("reload: the removed target's loop did not stop in time", "target", arn, "err", err)
 		}
 		ch.Removed = append(ch.Removed, arn)
+		r.live.lag.forget(arn)
 		n, _ := r.pendingCount(arn)
 		if n > 0 {
 			ch.Notes = append(ch.Notes, fmt.Sprintf("%s: removed with %d pending events, kept in the log (not released); release them with `relay targets remove --force %s` (they are exported first) or define the target again", arn, n, arn))
@@ -925,4 +921,12 @@ func unionRules[V any](a, b map[string]V) map[string]bool {
 		m[k] = true
 	}
 	return m
+}
+
+// forget drops a removed target's lag history (the status page's
+// sparkline): an ARN added again starts a new one.
+func (h *lagHistory) forget(arn string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.m, arn)
 }
