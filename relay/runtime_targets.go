@@ -84,7 +84,7 @@ type PendingError struct {
 }
 
 func (e *PendingError) Error() string {
-	return fmt.Sprintf("relay: target %s has %d pending events: remove it with force to export them (JSON lines, into the data directory) and release them", e.Target, e.Pending)
+	return fmt.Sprintf("relay: target %s has %d pending events: removing it with force (relay targets remove --force, ?force=true) exports them (JSON lines, into the data directory), then releases them", e.Target, e.Pending)
 }
 
 // Where a running target's configuration comes from (TargetStatus.Source).
@@ -584,25 +584,36 @@ func (r *Relay) UpdateTarget(ctx context.Context, arn string, body []byte) error
 	return nil
 }
 
-// replaceLoop stops arn's loop (if running) and starts one on t from the
-// same cursor. Events routed meanwhile wait in the log.
+// replaceLoop starts tc's target t in place of arn's loop (if running)
+// from the same cursor; the pause and the counts carry over
+// (delivery.Engine.Replace). Events routed meanwhile wait in the log.
 func (r *Relay) replaceLoop(arn string, running bool, tc TargetConfig, t delivery.Target) error {
-	if running {
-		// Not the caller's context: a half-done replacement would leave
-		// the target stopped.
-		ctx, cancel := context.WithTimeout(context.Background(), stopWait)
-		err := r.eng.Remove(ctx, arn)
-		cancel()
-		if err != nil {
-			t.Close()
-			r.lg.Error("the target's loop did not stop in time; it is not running until the change is made again", "target", arn, "err", err)
-			return fmt.Errorf("relay: %s: stopping the old configuration: %w", arn, err)
+	if !running {
+		if err := r.startBuilt(tc, t); err != nil {
+			return err
 		}
+		r.reapplyPause(arn)
+		return nil
 	}
-	if err := r.startBuilt(tc, t); err != nil {
-		return err
+	r.log.SetLimit(tc.ARN, wal.Limit{MaxEvents: tc.MaxPending, MaxBytes: tc.MaxPendingBytes, Drop: tc.WhenFull == WhenFullDrop})
+	// Not the caller's context: a half-done replacement would leave the
+	// target stopped.
+	ctx, cancel := context.WithTimeout(context.Background(), stopWait)
+	defer cancel()
+	err := r.eng.Replace(ctx, delivery.Spec{ID: tc.ARN, Target: r.abortable(t), Namespace: tc.Namespace, MaxBatch: kindByName[tc.Kind].MaxBatch})
+	if errors.Is(err, delivery.ErrUnknownTarget) {
+		// An earlier change stopped the loop but could not start the
+		// new one: start it now.
+		if err := r.startBuilt(tc, t); err != nil {
+			return err
+		}
+		r.reapplyPause(arn)
+		return nil
 	}
-	r.reapplyPause(arn)
+	if err != nil {
+		r.lg.Error("the target's old loop did not stop in time; the target is not running until the change is made again", "target", arn, "err", err)
+		return fmt.Errorf("relay: %s: replacing the configuration: %w", arn, err)
+	}
 	return nil
 }
 
@@ -642,7 +653,7 @@ func (r *Relay) RemoveTarget(ctx context.Context, arn string, force bool) (Remov
 			return Removal{}, fmt.Errorf("%w: %s is defined in the configuration file (notify.%s.%s): remove it there and reload the relay (SIGHUP)", ErrTargetInUse, arn, fe.Kind, fe.ID)
 		}
 		if bs := r.bucketsRouting(arn); len(bs) > 0 {
-			return Removal{}, fmt.Errorf("%w: rules of %d buckets route to %s (%s): remove them first (relay events remove BUCKET %s)", ErrTargetInUse, len(bs), arn, strings.Join(bs, ", "), arn)
+			return Removal{}, fmt.Errorf("%w: bucket rules route to %s (buckets: %s): remove them first (relay events remove BUCKET %s)", ErrTargetInUse, arn, strings.Join(bs, ", "), arn)
 		}
 	}
 	n, err := r.pendingCount(arn)

@@ -456,6 +456,14 @@ func TestReload(t *testing.T) {
 	if got := seqs(t, rcv3.Bodies()); fmt.Sprint(got) != "[3 4]" {
 		t.Fatalf("after reload: %v, want [3 4]", got)
 	}
+	if got := r.Stats(); len(got) != 2 || got[0].ID != "arn:minio:sqs::2:webhook" && got[1].ID != "arn:minio:sqs::2:webhook" {
+		t.Fatalf("stats after reload: %+v", got)
+	}
+	for _, s := range r.Stats() {
+		if s.ID == "arn:minio:sqs::2:webhook" && s.Delivered != 4 {
+			t.Fatalf("the updated target counts %d delivered, want 4: its counts go on across the update", s.Delivered)
+		}
+	}
 	if n, _ := r.pendingCount(webhookARN); n != 3 {
 		t.Fatalf("the removed target has %d pending, want 3 (nothing routed to it since)", n)
 	}

@@ -79,11 +79,11 @@ func (c *targetsCommand) manage(ctx context.Context, cl *opClient, m *manageFlag
 		var res struct{ Target, Source string }
 		json.Unmarshal(b, &res)
 		if sub == "add" {
-			from := "the next event logged"
+			from := "the events logged from now on"
 			if m.fromStart {
-				from = "the oldest event the log holds"
+				from = "every event the log holds, then the new ones"
 			}
-			fmt.Fprintf(c.out, "Added %s (kept in the relay's targets.json): it receives events from %s.\n", res.Target, from)
+			fmt.Fprintf(c.out, "Added %s (kept in the relay's targets.json): it receives %s.\n", res.Target, from)
 			fmt.Fprintf(c.out, "Route a bucket to it: relay events add BUCKET %s\n", res.Target)
 		} else {
 			fmt.Fprintf(c.out, "Updated %s (%s): delivery goes on from its cursor.\n", res.Target, sourceText(res.Source))
