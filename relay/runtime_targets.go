@@ -777,6 +777,11 @@ func (r *Relay) Reload(cfg *Config) (Changes, error) {
 	var ch Changes
 	r.tgt.mu.Lock()
 	defer r.tgt.mu.Unlock()
+	if cfg.Relay.Region != r.cfg.Relay.Region {
+		// Every ARN would change: targets, rules, cursors and quarantines
+		// would all be orphaned at once.
+		return Changes{}, &ConfigError{Path: "relay.region", Msg: fmt.Sprintf("changed from %q to %q: the region is part of every ARN; restart the relay to change it", r.cfg.Relay.Region, cfg.Relay.Region)}
+	}
 	if !reflect.DeepEqual(cfg.Relay, r.cfg.Relay) {
 		ch.Notes = append(ch.Notes, "the relay section changed: its settings apply at the next start")
 	}

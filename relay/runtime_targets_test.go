@@ -481,3 +481,51 @@ func TestReload(t *testing.T) {
 		t.Fatalf("release of the removed target: %+v, want 3", rm)
 	}
 }
+
+// TestReloadKeepsOverride: an update through the API of a target the file
+// defines wins over the file's entry on reload; when the file drops the
+// target, the override goes with it. A region change is refused.
+func TestReloadKeepsOverride(t *testing.T) {
+	rcvFile, rcvAPI := newTestReceiver(t), newTestReceiver(t)
+	dir := t.TempDir()
+	doc := func(region, endpoint string, withTarget bool) *Config {
+		notify := ""
+		if withTarget {
+			notify = fmt.Sprintf(`"notify":{"webhook":{"1":{"enable":true,"endpoint":%q}}},`, endpoint)
+		}
+		c, err := ParseConfig([]byte(fmt.Sprintf(`{"relay":{"dataDir":%q,"region":%q,"minBackoff":"10ms","maxBackoff":"100ms"},%s"buckets":{}}`, dir, region, notify)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	r := openRelay(t, doc("", rcvFile.URL(), true))
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	mustAPI(t, srv, "PUT", "/v1/targets/"+webhookARN, hookBody("1", rcvAPI.URL()), 200)
+	route(t, r, webhookARN)
+
+	other := newTestReceiver(t)
+	ch, err := r.Reload(doc("", other.URL(), true))
+	if err != nil || len(ch.Updated) != 0 || len(ch.Notes) != 1 || !strings.Contains(ch.Notes[0], "overridden through the API") {
+		t.Fatalf("reload of an overridden entry: %+v %v, want no update and a note", ch, err)
+	}
+	r.Publish(context.Background(), records("images", 0, 1)...)
+	waitBodies(t, rcvAPI, 1, 10*time.Second)
+	if len(other.Bodies())+len(rcvFile.Bodies()) != 0 {
+		t.Fatal("the file's entry was used over the override")
+	}
+	if _, err := r.Reload(doc("eu-west-1", rcvFile.URL(), true)); err == nil || !strings.Contains(err.Error(), "relay.region") {
+		t.Fatalf("a region change: %v, want it refused naming relay.region", err)
+	}
+	ch, err = r.Reload(doc("", "", false))
+	if err != nil || fmt.Sprint(ch.Removed) != "["+webhookARN+"]" {
+		t.Fatalf("reload without the target: %+v %v, want it removed", ch, err)
+	}
+	if st, _ := r.loadStoredTargets(); len(st) != 0 {
+		t.Fatalf("targets.json still holds %v after the file dropped the target", st)
+	}
+	if got := r.ARNs(); len(got) != 0 {
+		t.Fatalf("ARNs %v, want none", got)
+	}
+}
