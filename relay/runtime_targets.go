@@ -55,8 +55,8 @@ const (
 // Errors of the target changes.
 var (
 	// ErrTargetExists is returned when adding a target whose ARN is
-	// running, defined in the configuration file, or has a cursor left in
-	// the log.
+	// running, defined in the configuration file, or has pending events
+	// left in the log by an earlier target of the same ARN.
 	ErrTargetExists = errors.New("relay: target exists")
 	// ErrTargetInUse is returned when removing a target that bucket rules
 	// route to, that the configuration file defines, or that the
@@ -491,8 +491,12 @@ func (r *Relay) AddTarget(ctx context.Context, body []byte) (string, error) {
 	case inFile:
 		return "", fmt.Errorf("%w: %s is defined in the configuration file (notify.%s.%s); change it with an update, which is kept as an override of the file's entry", ErrTargetExists, arn, fe.Kind, fe.ID)
 	}
-	if _, ok := r.log.Cursor(arn); ok {
-		n, _ := r.pendingCount(arn)
+	// An earlier target of this ARN (removed from the file, say) may have
+	// left events: the new one would receive them. With nothing pending,
+	// its cursor is as good as a new one.
+	if n, err := r.pendingCount(arn); err != nil {
+		return "", err
+	} else if n > 0 {
 		return "", fmt.Errorf("%w: the log holds the cursor of an earlier target %s with %d pending events; release it first (relay targets remove --force %s)", ErrTargetExists, arn, n, arn)
 	}
 	if err := r.registerFrom(arn, tb.startFrom); err != nil {
@@ -509,6 +513,10 @@ func (r *Relay) AddTarget(ctx context.Context, body []byte) (string, error) {
 		return "", err
 	}
 	if err := r.startBuilt(tb.tc, t); err != nil {
+		delete(next, arn)
+		if serr := r.saveStoredTargets(next); serr != nil {
+			r.lg.Error("a target that could not start stays in targets.json", "target", arn, "err", serr)
+		}
 		return "", err
 	}
 	r.reapplyPause(arn)

@@ -475,11 +475,16 @@ func TestReload(t *testing.T) {
 	// The stale cursor is released through the API.
 	srv := httptest.NewServer(r.Handler())
 	defer srv.Close()
+	// Adding the ARN again would hand it the events left: refused.
+	if got := mustAPI(t, srv, "POST", "/v1/targets", hookBody("1", rcv2.URL()), 409); !strings.Contains(got, "earlier target arn:minio:sqs::1:webhook with 3 pending events") {
+		t.Fatalf("add over a stale cursor: %s", got)
+	}
 	var rm Removal
 	json.Unmarshal([]byte(mustAPI(t, srv, "DELETE", "/v1/targets/"+webhookARN+"?force=true", "", 200)), &rm)
 	if rm.Released != 3 {
 		t.Fatalf("release of the removed target: %+v, want 3", rm)
 	}
+	mustAPI(t, srv, "POST", "/v1/targets", hookBody("1", rcv2.URL()), 201)
 }
 
 // TestReloadKeepsOverride: an update through the API of a target the file
