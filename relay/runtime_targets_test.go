@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -532,5 +534,104 @@ func TestReloadKeepsOverride(t *testing.T) {
 	}
 	if got := r.ARNs(); len(got) != 0 {
 		t.Fatalf("ARNs %v, want none", got)
+	}
+}
+
+// TestReloadUnderLoad: publishers keep posting while reloads remove and
+// add a target back and forth. Once a Reload that removes the target has
+// returned, nothing more is logged for it; and every event published
+// while it ran reaches it at most once per add (no duplicate from a
+// double loop).
+func TestReloadUnderLoad(t *testing.T) {
+	rcv1, rcv2 := newTestReceiver(t), newTestReceiver(t)
+	dir := t.TempDir()
+	doc := func(with2 bool) *Config {
+		targets := fmt.Sprintf(`"1":{"enable":true,"endpoint":%q}`, rcv1.URL())
+		rs := `{"arn":"arn:minio:sqs::1:webhook","events":["put"]}`
+		if with2 {
+			targets += fmt.Sprintf(`,"2":{"enable":true,"endpoint":%q}`, rcv2.URL())
+			rs += `,{"arn":"arn:minio:sqs::2:webhook","events":["put"]}`
+		}
+		c, err := ParseConfig([]byte(fmt.Sprintf(`{"relay":{"dataDir":%q,"noSync":true,"minBackoff":"10ms","maxBackoff":"100ms"},"notify":{"webhook":{%s}},"buckets":{"images":[%s]}}`, dir, targets, rs)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	r := openRelay(t, doc(true))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for p := 0; p < 3; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1))
+				if err := r.Publish(context.Background(), records("images", i, 1)...); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for round := 0; round < 6; round++ {
+		if _, err := r.Reload(doc(false)); err != nil {
+			t.Fatal(err)
+		}
+		// The loop is gone: what is logged for the target now stays.
+		n1, _ := r.pendingCount(hook2)
+		for k := 0; k < 20; k++ {
+			r.Publish(context.Background(), records("images", int(next.Add(1)), 1)...)
+		}
+		if n2, _ := r.pendingCount(hook2); n2 != n1 {
+			t.Fatalf("round %d: %d events logged for the removed target after its removal", round, n2-n1)
+		}
+		if _, err := r.Reload(doc(true)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	wg.Wait()
+	waitUntil(t, "the target drained", func() bool { n, _ := r.pendingCount(hook2); return n == 0 })
+	seen := map[int]int{}
+	for _, b := range rcv2.Bodies() {
+		seen[seqOf(t, b)]++
+	}
+	for i, n := range seen {
+		if n > 1 {
+			t.Fatalf("event %d delivered %d times to the reloaded target", i, n)
+		}
+	}
+}
+
+// TestRuntimeTargetsNeedToken: with an access token, changing targets and
+// reading exports need it.
+func TestRuntimeTargetsNeedToken(t *testing.T) {
+	c, err := ParseConfig([]byte(`{"relay":{"dataDir":"` + t.TempDir() + `","listen":"0.0.0.0:0","accessToken":"tok123"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := openRelay(t, c)
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	for _, p := range []string{"POST /v1/targets", "PUT /v1/targets/" + hook2, "DELETE /v1/targets/" + hook2 + "?force=true", "GET /v1/exports/x.jsonl"} {
+		m, path, _ := strings.Cut(p, " ")
+		if code, _ := apiBody(t, srv, m, path, hookBody("2", "http://127.0.0.1:1/")); code != 401 {
+			t.Errorf("%s without a token: %d, want 401", p, code)
+		}
+	}
+	if len(r.ARNs()) != 0 {
+		t.Fatalf("a request without the token added %v", r.ARNs())
+	}
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/targets", strings.NewReader(hookBody("2", "http://127.0.0.1:1/")))
+	req.Header.Set("Authorization", "Bearer tok123")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("with the token: %s, want 201", resp.Status)
 	}
 }
