@@ -112,3 +112,39 @@ func TestAddAfterRunFails(t *testing.T) {
 		t.Fatalf("Add after Run: %v, want ErrStopped", err)
 	}
 }
+
+// TestReplaceKeepsCursorPauseAndCounts: Replace swaps a target's Target;
+// what was routed meanwhile reaches the new one, the old one is closed,
+// and the pause and the counts carry over.
+func TestReplaceKeepsCursorPauseAndCounts(t *testing.T) {
+	first := &recorder{}
+	l, e := run(t, delivery.Spec{ID: id, Target: first}, delivery.Options{})
+	appendRecs(t, l, put("b/k1", 1))
+	waitFor(t, "first target", func() bool { return first.count() == 1 })
+	if err := e.Pause(id); err != nil {
+		t.Fatal(err)
+	}
+	appendRecs(t, l, put("b/k2", 2), put("b/k3", 3))
+	second := &recorder{}
+	if err := e.Replace(context.Background(), delivery.Spec{ID: id, Target: second}); err != nil {
+		t.Fatal(err)
+	}
+	if !first.closed.Load() {
+		t.Fatal("the replaced Target must be closed")
+	}
+	s := e.Stats()[0]
+	if !s.Paused || s.Delivered != 1 {
+		t.Fatalf("after Replace: paused %v, delivered %d; want paused, 1", s.Paused, s.Delivered)
+	}
+	if err := e.Resume(id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new target", func() bool { return second.count() == 2 })
+	waitFor(t, "3 delivered", func() bool { return e.Stats()[0].Delivered == 3 })
+	if first.count() != 1 {
+		t.Fatalf("the old target got %d, want 1", first.count())
+	}
+	if err := e.Replace(context.Background(), delivery.Spec{ID: "nope", Target: &recorder{}}); !errors.Is(err, delivery.ErrUnknownTarget) {
+		t.Fatalf("Replace of an unknown target: %v, want ErrUnknownTarget", err)
+	}
+}

@@ -50,6 +50,18 @@
 // with buttons that call the quarantine's retry and drop endpoints. With an
 // access token it asks for the token once and keeps a session cookie.
 //
+// # Targets at runtime
+//
+// AddTarget, UpdateTarget and RemoveTarget (POST, PUT and DELETE on
+// /v1/targets) change targets while the relay runs; what they set is kept
+// in the data directory's targets.json and wins over the configuration
+// file for the ARNs it names (see runtime_targets.go for the precedence).
+// A new target receives the events logged after it; an update goes on
+// from the target's cursor; a removal with pending events is refused
+// unless forced, and a forced one exports them (fsynced) before releasing
+// them. Reload applies a re-read configuration file (the daemon's SIGHUP);
+// it never releases pending events.
+//
 // # Embedding
 //
 //	cfg, err := relay.LoadConfig("relay.json")

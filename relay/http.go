@@ -24,6 +24,8 @@ import (
 //	DELETE /v1/buckets/{bucket}/notification
 //	GET    /v1/targets                     every target's live status
 //	POST   /v1/targets/{arn}/pause|resume
+//	POST   /v1/targets                     add a target; PUT|DELETE /v1/targets/{arn} (runtime_targets_api.go)
+//	GET    /v1/exports/{name}              events a forced removal exported
 //	GET    /v1/targets/{arn}/quarantine[/{seq}]
 //	POST   /v1/targets/{arn}/quarantine/retry|drop?seq=A-B|all=1
 //	GET    /v1/buckets/{bucket}/events     live events, NDJSON or SSE (watch.go)

@@ -35,6 +35,10 @@ var (
 type TargetStatus struct {
 	ARN  string `json:"arn"`
 	Kind string `json:"kind"`
+	// Source is where the target's configuration comes from: file, api
+	// (added at runtime), override (the file's entry, updated at runtime)
+	// or options (the embedding program's).
+	Source string `json:"source,omitempty"`
 	// State is up, down, backing off or paused.
 	State string `json:"state"`
 	// Cursor is the next sequence the target has to deliver.
@@ -76,6 +80,7 @@ func (r *Relay) TargetStatus() []TargetStatus {
 			LastError: s.LastError, Delivered: s.Delivered, Retried: s.Retried,
 			Quarantined: s.Quarantined, Redriven: s.Redriven,
 			InQuarantine: r.log.QuarantineCount(s.ID),
+			Source:       r.source(s.ID),
 			Buckets:      buckets[s.ID],
 		}
 		if a, err := rules.ParseARN(s.ID); err == nil {
@@ -136,7 +141,7 @@ func (r *Relay) loadPaused() error {
 	sort.Strings(doc.Paused)
 	r.pause.paused = doc.Paused
 	for _, arn := range doc.Paused {
-		if !r.enabled[arn] {
+		if !r.isEnabled(arn) {
 			r.lg.Warn("a paused target is not enabled; it stays paused when enabled again", "target", arn)
 			continue
 		}
@@ -157,7 +162,7 @@ func (r *Relay) Pause(arn string) error { return r.setPaused(arn, true) }
 func (r *Relay) Resume(arn string) error { return r.setPaused(arn, false) }
 
 func (r *Relay) setPaused(arn string, paused bool) error {
-	if !r.enabled[arn] {
+	if !r.isEnabled(arn) {
 		return r.noTarget(arn)
 	}
 	r.pause.mu.Lock()
@@ -184,7 +189,7 @@ func (r *Relay) setPaused(arn string, paused bool) error {
 }
 
 func (r *Relay) noTarget(arn string) error {
-	return fmt.Errorf("%w %s (enabled targets: %s)", ErrNoTarget, arn, strings.Join(r.arns, ", "))
+	return fmt.Errorf("%w %s (enabled targets: %s)", ErrNoTarget, arn, strings.Join(r.ARNs(), ", "))
 }
 
 // writeFileAtomic replaces path with data durably: a temporary file is
@@ -258,7 +263,7 @@ func (s SeqRange) has(seq uint64) bool { return s.All || seq >= s.From && seq <=
 // quarantineTarget checks that arn is an enabled target or has a
 // quarantine in the log.
 func (r *Relay) quarantineTarget(arn string) error {
-	if r.enabled[arn] || slices.Contains(r.log.QuarantineTargets(), arn) {
+	if r.isEnabled(arn) || slices.Contains(r.log.QuarantineTargets(), arn) {
 		return nil
 	}
 	return r.noTarget(arn)
@@ -310,8 +315,8 @@ func (r *Relay) selectQuarantine(arn string, sel SeqRange) ([]wal.QuarantineItem
 // delivered (delivery.Engine.Redrive). It returns the entries queued;
 // entries already being re-driven are not queued twice.
 func (r *Relay) RetryQuarantine(arn string, sel SeqRange) ([]wal.QuarantineItem, error) {
-	if !r.enabled[arn] {
-		return nil, fmt.Errorf("%w %s: only an enabled target can be re-driven (enabled targets: %s)", ErrNoTarget, arn, strings.Join(r.arns, ", "))
+	if !r.isEnabled(arn) {
+		return nil, fmt.Errorf("%w %s: only an enabled target can be re-driven (enabled targets: %s)", ErrNoTarget, arn, strings.Join(r.ARNs(), ", "))
 	}
 	qs, err := r.selectQuarantine(arn, sel)
 	if err != nil {

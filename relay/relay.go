@@ -40,12 +40,12 @@ type Relay struct {
 	eng     *delivery.Engine
 	rules   *rules.Set
 	file    map[string][]rules.Rule // rules from the config file
-	arns    []string                // enabled targets
-	enabled map[string]bool
+	tgt     targetState             // the running targets and where they come from (runtime_targets.go)
 	metrics *metrics
 	pause   pauseState // paused targets (operate.go)
 
 	rulesMu sync.Mutex              // serializes rule changes
+	routeMu sync.RWMutex            // held for reading by appends, for writing by target changes
 	api     map[string][]rules.Rule // rules set through the API; nil slice = deleted
 
 	// appendFn is log.Append; tests replace it to inject errors that a
@@ -87,7 +87,7 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		return nil, err
 	}
 	r := &Relay{
-		cfg: cfg, lg: lg, log: l, file: cfg.Buckets, enabled: map[string]bool{},
+		cfg: cfg, lg: lg, log: l, file: cfg.Buckets,
 		api: map[string][]rules.Rule{}, done: make(chan struct{}),
 		appendFn: l.Append,
 	}
@@ -102,23 +102,21 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		l.Close()
 		return nil, err
 	}
-	for _, tc := range cfg.Targets {
+	// The file's targets, as targets.json (targets set through the API)
+	// overrides and extends them.
+	tcs, err := r.plannedTargets(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	enabled := map[string]bool{}
+	for _, tc := range tcs {
 		if !tc.Enabled {
 			continue
 		}
-		k := kindByName[tc.Kind]
-		t, err := k.Build(tc.Params, lg.With("target", tc.ARN))
-		if err != nil {
-			return fail(fmt.Errorf("relay: %s: %w", tc.ARN, err))
-		}
-		// Each target's bound in the log; zero fields take queueLimit and
-		// queueLimitBytes.
-		l.SetLimit(tc.ARN, wal.Limit{MaxEvents: tc.MaxPending, MaxBytes: tc.MaxPendingBytes, Drop: tc.WhenFull == WhenFullDrop})
-		t = r.abortable(t)
-		if err := r.eng.Add(delivery.Spec{ID: tc.ARN, Target: t, Namespace: tc.Namespace, MaxBatch: k.MaxBatch}); err != nil {
+		if err := r.startTarget(tc); err != nil {
 			return fail(err)
 		}
-		r.enabled[tc.ARN] = true
+		enabled[tc.ARN] = true
 	}
 	extra := make([]string, 0, len(opts.Targets))
 	for arn := range opts.Targets {
@@ -129,18 +127,16 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		if _, err := rules.ParseARN(arn); err != nil {
 			return fail(err)
 		}
-		if r.enabled[arn] {
+		if enabled[arn] {
 			return fail(fmt.Errorf("relay: target %s is both configured and given in Options", arn))
 		}
 		if err := r.eng.Add(delivery.Spec{ID: arn, Target: r.abortable(opts.Targets[arn])}); err != nil {
 			return fail(err)
 		}
-		r.enabled[arn] = true
+		enabled[arn] = true
+		r.tgt.options[arn] = true
 	}
-	for arn := range r.enabled {
-		r.arns = append(r.arns, arn)
-	}
-	sort.Strings(r.arns)
+	r.tgt.set.Store(newTargetSet(enabled))
 	if err := r.loadAPIRules(); err != nil {
 		return fail(err)
 	}
@@ -149,7 +145,7 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		return fail(err)
 	}
 	r.warnStale()
-	if len(r.arns) == 0 {
+	if len(r.ARNs()) == 0 {
 		lg.Warn("no target is enabled: events are accepted and dropped until a target is enabled in the notify section")
 	}
 	r.metrics = newMetrics(r)
@@ -166,7 +162,7 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 // keeps their pending events.
 func (r *Relay) warnStale() {
 	for t := range r.log.Cursors() {
-		if !r.enabled[t] {
+		if !r.isEnabled(t) {
 			n, _ := r.log.Pending(t)
 			r.lg.Warn("a target with a cursor in the log is not configured or not enabled; its pending events are kept until it is enabled again or released (relay release)", "target", t, "pending", n)
 		}
@@ -174,7 +170,7 @@ func (r *Relay) warnStale() {
 }
 
 // ARNs returns the ARNs of the enabled targets, sorted.
-func (r *Relay) ARNs() []string { return append([]string(nil), r.arns...) }
+func (r *Relay) ARNs() []string { return append([]string(nil), r.tgt.set.Load().arns...) }
 
 // Log returns the relay's write-ahead log (for inspection and metrics).
 func (r *Relay) Log() *wal.Log { return r.log }
@@ -301,11 +297,12 @@ type batch struct {
 	match   []string
 	rec     event.Record // scratch for JSON records
 	watch   bool         // someone watches: keep every record for them
+	set     *targetSet   // the targets the records were routed among
 	live    []liveEvent
 }
 
 func (r *Relay) newBatch(n int) *batch {
-	return &batch{r: r, start: time.Now(), entries: make([]*wal.Entry, 0, n), watch: r.watching()}
+	return &batch{r: r, start: time.Now(), entries: make([]*wal.Entry, 0, n), watch: r.watching(), set: r.tgt.set.Load()}
 }
 
 // addJSON adds a record scanned from JSON: its routing fields are checked
@@ -340,7 +337,7 @@ func (b *batch) add(i int, rec *event.Record, raw []byte) error {
 	b.match = r.rules.MatchRecord(b.match, rec.S3.Bucket.Name, rec.ObjectKey(), rec.EventName, raw)
 	var targets []string
 	for _, a := range b.match {
-		if r.enabled[a] {
+		if b.set.enabled[a] {
 			targets = append(targets, a)
 		}
 	}
@@ -366,11 +363,17 @@ func (b *batch) append(ctx context.Context) (int, error) {
 	if err := r.Err(); err != nil {
 		return 0, err
 	}
-	if len(b.entries) > 0 {
-		if _, err := r.appendFn(ctx, b.entries...); err != nil {
+	// Target changes wait for appends in flight, so a removed target gets
+	// nothing once its removal returns (runtime_targets.go).
+	r.routeMu.RLock()
+	entries := b.reroute()
+	if len(entries) > 0 {
+		if _, err := r.appendFn(ctx, entries...); err != nil {
+			r.routeMu.RUnlock()
 			return 0, err
 		}
 	}
+	r.routeMu.RUnlock()
 	r.publishLive(b.live) // watchers see what was accepted, once it is durable
 	r.metrics.observeIngest(b.n, time.Since(b.start))
 	return b.n, nil
@@ -395,8 +398,8 @@ func (r *Relay) SetBucketRules(bucket string, rs []rules.Rule) error {
 		if err != nil {
 			return err
 		}
-		if !r.enabled[n.ARN] {
-			return fmt.Errorf("%w: %s (enabled targets: %v)", ErrUnknownTarget, n.ARN, r.arns)
+		if !r.isEnabled(n.ARN) {
+			return fmt.Errorf("%w: %s (enabled targets: %v)", ErrUnknownTarget, n.ARN, r.ARNs())
 		}
 		norm = append(norm, n)
 	}
@@ -445,7 +448,7 @@ func (r *Relay) loadAPIRules() error {
 	}
 	for b, rs := range r.api {
 		for _, x := range rs {
-			if !r.enabled[x.ARN] {
+			if !r.isEnabled(x.ARN) {
 				// Rules saved through the API outlive the configuration;
 				// refusing to start over one would stop every target.
 				r.lg.Warn("a bucket rule set through the API names a target that is not enabled; events it selects are not delivered to it", "bucket", b, "target", x.ARN, "file", r.cfg.DataPath(rulesFile))

@@ -20,6 +20,7 @@ func (r *Relay) registerTargets(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/targets", r.getTargetStatus)
 	mux.HandleFunc("POST /v1/targets/{arn}/pause", r.postPause(true))
 	mux.HandleFunc("POST /v1/targets/{arn}/resume", r.postPause(false))
+	r.registerRuntimeTargets(mux) // add, update, remove: runtime_targets_api.go
 }
 
 func (r *Relay) getTargetStatus(w http.ResponseWriter, _ *http.Request) {

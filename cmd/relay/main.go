@@ -6,6 +6,7 @@
 //	relay release --config FILE ARN --export FILE.jsonl
 //	                                 export a removed target's backlog and let it go
 //	relay targets [pause|resume ARN] live target status; hold or release a target
+//	relay targets add|update|remove ARN  change targets of a running relay
 //	relay quarantine list|show|retry|drop ARN  act on a target's quarantine
 //	relay validate --config FILE     check a configuration file
 //	relay version                    module version and VCS revision
@@ -113,6 +114,11 @@ Commands:
                           every target's state, lag, oldest pending event,
                           counts, buckets and last error
   targets pause|resume ARN
+  targets add ARN (--param key=value ... | --file FILE) [--from-start]
+  targets update ARN (--param key=value ... | --file FILE)
+  targets remove ARN [--force [--export FILE]]
+                          change the targets of a running relay (kept in
+                          its data directory)
   quarantine list|show|retry|drop ARN [--seq A-B] [--all] [--out FILE]
   validate --config FILE  check a configuration file; print ARNs and rules
   version                 module version and VCS revision (also --version)

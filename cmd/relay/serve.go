@@ -23,7 +23,7 @@ type serveCommand struct {
 
 // Usage prints the command's help.
 func (c *serveCommand) Usage(fs *flag.FlagSet) {
-	fmt.Fprint(fs.Output(), "Usage: relay serve --config FILE   (or: relay serve FILE)\n\nRuns the relay: the HTTP API on relay.listen, delivery to every enabled target.\nSIGTERM or SIGINT lets sends in flight finish and stops cleanly.\n\nFlags:\n")
+	fmt.Fprint(fs.Output(), "Usage: relay serve --config FILE   (or: relay serve FILE)\n\nRuns the relay: the HTTP API on relay.listen, delivery to every enabled target.\nSIGTERM or SIGINT lets sends in flight finish and stops cleanly.\nSIGHUP re-reads the file and applies its targets and bucket rules (an invalid\nfile is refused, logged, and the running configuration stays).\n\nFlags:\n")
 	fs.PrintDefaults()
 }
 
@@ -46,7 +46,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	return serve(ctx, cfg, os.Stdout, c.ready)
+	return serveFile(ctx, cfg, *path, os.Stdout, c.ready)
 }
 
 func newLogger(level string) *slog.Logger {
@@ -107,6 +107,12 @@ var errLogFailed = errors.New("the write-ahead log failed; stopped")
 // serve runs a relay for cfg until ctx ends or its log fails. It prints the
 // SQS ARNs line to out once the API is listening.
 func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(string)) error {
+	return serveFile(ctx, cfg, "", out, ready)
+}
+
+// serveFile is serve for a configuration read from path ("" for none):
+// SIGHUP re-reads it (reload.go).
+func serveFile(ctx context.Context, cfg *relay.Config, path string, out io.Writer, ready func(string)) error {
 	lg := newLogger(cfg.Relay.LogLevel)
 	slog.SetDefault(lg)
 	r, err := openRelay(cfg, lg)
@@ -131,6 +137,9 @@ func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(str
 		lg.Info("metrics listening", "addr", mln.Addr().String())
 	}
 	srv := newServer(cfg, r.Handler())
+	if path != "" {
+		defer watchReload(ctx, r, path, lg)()
+	}
 	fmt.Fprintf(out, "SQS ARNs: %s\n", strings.Join(r.ARNs(), " "))
 	lg.Info("relay listening", "addr", ln.Addr().String(), "dataDir", cfg.Relay.DataDir, "targets", len(r.ARNs()))
 	if ready != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,6 +32,9 @@ func (c *targetsCommand) Usage(fs *flag.FlagSet) {
   relay targets [--json] [--watch] [--interval 2s]
   relay targets pause ARN
   relay targets resume ARN
+  relay targets add ARN (--param key=value ... | --file FILE) [--kind KIND] [--from-start] [--json]
+  relay targets update ARN (--param key=value ... | --file FILE) [--json]
+  relay targets remove ARN [--force [--export FILE]] [--json]
 
 Without a subcommand, prints one row per target of the running relay:
 its state (up, down, backing off, paused), cursor, lag (events pending),
@@ -41,6 +45,21 @@ is retried. --watch prints it again every --interval until interrupted.
 
 pause holds a target's delivery (events are still logged for it; the pause
 survives a restart); resume delivers what was held, in order.
+
+add starts a new target without a restart, validated as the file's
+"notify" entries are; it receives the events logged from then on
+(--from-start: from the oldest the log holds) and is kept in the relay's
+data directory (targets.json). update replaces a target's configuration;
+delivery goes on from its cursor, nothing is lost (for a target of the
+configuration file the update is kept as an override of its entry).
+remove stops a target added with add, once no bucket rule routes to it;
+if events are pending for it, it is refused unless --force, which exports
+them (JSON lines, on the relay's host; --export also copies them to a local
+FILE) and then releases them. remove --force also releases what a target
+removed from the configuration file left pending.
+
+Exit codes: 0 done, 1 refused or failed (unknown target, a conflict, pending
+events), 2 bad input (flags, or a description the relay refused).
 
 The relay is found at --server (or RELAY_ADDR, default http://127.0.0.1:9900)
 with the token --token (or RELAY_TOKEN).
@@ -63,10 +82,14 @@ func (c *targetsCommand) Run(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON (one object per target, one per line)")
 	watch := fs.Bool("watch", false, "print the table again every --interval until interrupted")
 	interval := fs.Duration("interval", 2*time.Second, "--watch refresh interval")
+	mf := registerManageFlags(fs) // add, update, remove: targets_manage.go
 	fs.Usage = func() { c.Usage(fs) }
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usagef("%v", err)
 	}
 	if len(pos) == 0 {
 		if *interval <= 0 {
@@ -94,8 +117,13 @@ func (c *targetsCommand) Run(ctx context.Context, args []string) error {
 			fmt.Fprintf(c.out, "Resumed %s.\n", pos[1])
 		}
 		return nil
+	case "add", "update", "remove":
+		if len(pos) != 2 {
+			return usagef("targets %s needs one ARN", pos[0])
+		}
+		return c.manage(ctx, cl, mf, pos[0], pos[1], *asJSON)
 	}
-	return usagef("unknown targets subcommand %q (pause, resume, or none to list)", pos[0])
+	return usagef("unknown targets subcommand %q (add, update, remove, pause, resume, or none to list)", pos[0])
 }
 
 func (c *targetsCommand) show(ctx context.Context, cl *opClient, asJSON, watch bool, every time.Duration) error {
