@@ -51,6 +51,7 @@ Flags:
 type eventsFlags struct {
 	server, token, events, prefix, suffix string
 	force, json                           bool
+	tls                                   tlsFlags
 }
 
 // Run runs an events subcommand.
@@ -69,6 +70,7 @@ func (c *eventsCommand) Run(ctx context.Context, args []string) error {
 	fs.StringVar(&f.suffix, "suffix", "", "object key suffix filter")
 	fs.BoolVar(&f.force, "force", false, "remove: allow removing every rule of the bucket")
 	fs.BoolVar(&f.json, "json", false, "list: print JSON")
+	f.tls.register(fs)
 	fs.Usage = func() { c.Usage(fs) }
 	if c.errOut != nil {
 		fs.SetOutput(c.errOut)
@@ -84,6 +86,9 @@ func (c *eventsCommand) Run(ctx context.Context, args []string) error {
 	sub, bucket := pos[0], bucketName(pos[1])
 	cl, err := newAPIClient(envOr(f.server, "RELAY_ADDR", "http://127.0.0.1:9900"), envOr(f.token, "RELAY_TOKEN", ""))
 	if err != nil {
+		return err
+	}
+	if cl.http, err = f.tls.httpClient(); err != nil {
 		return err
 	}
 	switch sub {
@@ -151,7 +156,7 @@ func newAPIClient(server, token string) (*apiClient, error) {
 		u.User = nil
 	}
 	u.RawQuery, u.Fragment = "", ""
-	return &apiClient{base: strings.TrimRight(u.String(), "/"), token: token}, nil
+	return &apiClient{base: strings.TrimRight(u.String(), "/"), token: token, http: http.DefaultClient}, nil
 }
 
 func parseEvents(s string) ([]event.Name, error) {
@@ -280,6 +285,7 @@ func sameEvents(a, b []event.Name) bool {
 // apiClient talks to a relay's bucket notification API.
 type apiClient struct {
 	base, token string
+	http        *http.Client // http.DefaultClient, or one with the TLS flags'
 }
 
 func (c *apiClient) do(ctx context.Context, method, bucket string, body []byte) ([]byte, error) {
@@ -293,7 +299,7 @@ func (c *apiClient) do(ctx context.Context, method, bucket string, body []byte) 
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	req.Header.Set("Content-Type", "application/xml")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.http.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {

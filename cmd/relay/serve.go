@@ -131,13 +131,32 @@ func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(str
 		lg.Info("metrics listening", "addr", mln.Addr().String())
 	}
 	srv := newServer(cfg, r.Handler())
+	scheme := "http"
+	if cfg.Relay.TLS != nil {
+		// relay.tls: HTTPS, the certificate re-read when its files change.
+		if srv.TLSConfig, err = relay.ServerTLSConfig(*cfg.Relay.TLS, lg); err != nil {
+			ln.Close()
+			if mln != nil {
+				mln.Close()
+			}
+			r.Close(context.Background())
+			return err
+		}
+		scheme = "https"
+	}
 	fmt.Fprintf(out, "SQS ARNs: %s\n", strings.Join(r.ARNs(), " "))
-	lg.Info("relay listening", "addr", ln.Addr().String(), "dataDir", cfg.Relay.DataDir, "targets", len(r.ARNs()))
+	lg.Info("relay listening", "addr", ln.Addr().String(), "scheme", scheme, "dataDir", cfg.Relay.DataDir, "targets", len(r.ARNs()))
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "") // the certificate comes from TLSConfig
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	if msrv != nil {
 		go func() { errc <- msrv.Serve(mln) }()
 	}

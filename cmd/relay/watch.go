@@ -92,7 +92,7 @@ func (c *watchCommand) Run(ctx context.Context, args []string) error {
 	}
 	// No client timeout: the stream lasts; the relay's keep-alives show it
 	// is there.
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
