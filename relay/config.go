@@ -388,6 +388,9 @@ func (c *Config) parseBuckets(doc, raw json.RawMessage) error {
 		return jsonError(doc, "buckets", err)
 	}
 	for b, frs := range bs {
+		if err := rules.CheckBucketName(b); err != nil {
+			return &ConfigError{Path: "buckets." + b, Msg: strings.TrimPrefix(err.Error(), "rules: ")}
+		}
 		for i, fr := range frs {
 			path := fmt.Sprintf("buckets.%s.%d", b, i)
 			if fr.ARN == "" {
@@ -412,6 +415,10 @@ func (c *Config) parseBuckets(doc, raw json.RawMessage) error {
 				return &ConfigError{Path: path + ".arn", Msg: fmt.Sprintf("target %s is disabled (notify.%s.%s.enable is false): enable it or remove the rule", n.ARN, t.Kind, t.ID)}
 			}
 			c.Buckets[b] = append(c.Buckets[b], n)
+		}
+		var de *rules.DuplicateError
+		if err := rules.CheckDuplicates(c.Buckets[b]); errors.As(err, &de) {
+			return &ConfigError{Path: fmt.Sprintf("buckets.%s.%d", b, de.Second), Msg: fmt.Sprintf("repeats buckets.%s.%d (the same target, events and filter): remove one", b, de.First)}
 		}
 	}
 	return nil

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
@@ -144,6 +143,7 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 	if err := r.loadAPIRules(); err != nil {
 		return fail(err)
 	}
+	r.logRuleOverrides() // rules_source.go
 	r.rules = rules.NewSet(r.effectiveRules())
 	if err := r.loadPaused(); err != nil {
 		return fail(err)
@@ -382,12 +382,15 @@ func (b *batch) append(ctx context.Context) (int, error) {
 func (r *Relay) BucketRules(bucket string) []rules.Rule { return r.rules.Bucket(bucket) }
 
 // SetBucketRules replaces bucket's rules, as an S3 PUT of a bucket
-// notification configuration does. Every rule's target must be enabled.
+// notification configuration does. The bucket name must be a valid S3
+// bucket name (rules.CheckBucketName), every rule's target must be
+// enabled, and no two rules may select the same events for the same target
+// with the same filters (rules.CheckDuplicates).
 // The rules are persisted in the data directory and override the config
 // file's rules for that bucket; an empty list removes every rule.
 func (r *Relay) SetBucketRules(bucket string, rs []rules.Rule) error {
-	if bucket == "" || !utf8.ValidString(bucket) {
-		return fmt.Errorf("%w %q", errBadBucket, bucket)
+	if err := rules.CheckBucketName(bucket); err != nil {
+		return err
 	}
 	norm := make([]rules.Rule, 0, len(rs))
 	for _, x := range rs {
@@ -399,6 +402,9 @@ func (r *Relay) SetBucketRules(bucket string, rs []rules.Rule) error {
 			return fmt.Errorf("%w: %s (enabled targets: %v)", ErrUnknownTarget, n.ARN, r.arns)
 		}
 		norm = append(norm, n)
+	}
+	if err := rules.CheckDuplicates(norm); err != nil {
+		return err
 	}
 	r.rulesMu.Lock()
 	defer r.rulesMu.Unlock()
@@ -414,10 +420,6 @@ func (r *Relay) SetBucketRules(bucket string, rs []rules.Rule) error {
 	r.rules.Replace(r.effectiveRules())
 	return nil
 }
-
-// errBadBucket is returned by SetBucketRules for an empty bucket name or
-// one that is not UTF-8.
-var errBadBucket = errors.New("relay: bucket name must be non-empty UTF-8:")
 
 func (r *Relay) effectiveRules() map[string][]rules.Rule {
 	m := map[string][]rules.Rule{}

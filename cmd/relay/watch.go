@@ -104,9 +104,9 @@ func (c *watchCommand) Run(ctx context.Context, args []string) error {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		var e struct{ Error string }
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("relay answered %d: %s", resp.StatusCode, e.Error)
+			return fmt.Errorf("the relay answered %d: %s", resp.StatusCode, strings.TrimPrefix(e.Error, "relay: "))
 		}
-		return fmt.Errorf("relay answered %s", resp.Status)
+		return fmt.Errorf("the relay answered %s", resp.Status)
 	}
 	out := bufio.NewWriter(c.out)
 	br := bufio.NewReaderSize(resp.Body, 64<<10)
