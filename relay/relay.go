@@ -373,6 +373,7 @@ func (b *batch) append(ctx context.Context) (int, error) {
 	}
 	r.publishLive(b.live) // watchers see what was accepted, once it is durable
 	r.metrics.observeIngest(b.n, time.Since(b.start))
+	r.lg.Debug("events logged", "records", b.n, "routed", len(b.entries), slog.Duration("duration", time.Since(b.start).Round(time.Microsecond)))
 	return b.n, nil
 }
 
