@@ -168,6 +168,11 @@ func (r *Relay) warnStale() {
 	for t := range r.log.Cursors() {
 		if !r.enabled[t] {
 			n, _ := r.log.Pending(t)
+			if n == 0 {
+				// Nothing is kept for it: nothing to warn about.
+				r.lg.Info("a target with a cursor in the log is not configured or not enabled; nothing is pending for it", "target", t)
+				continue
+			}
 			r.lg.Warn("a target with a cursor in the log is not configured or not enabled; its pending events are kept until it is enabled again or released (relay release)", "target", t, "pending", n)
 		}
 	}
