@@ -144,7 +144,7 @@ func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(str
 		}
 		scheme = "https"
 	}
-	fmt.Fprintf(out, "SQS ARNs: %s\n", strings.Join(r.ARNs(), " "))
+	fmt.Fprintln(out, arnsLine(r.ARNs()))
 	lg.Info("relay listening", "addr", ln.Addr().String(), "scheme", scheme, "dataDir", cfg.Relay.DataDir, "targets", len(r.ARNs()))
 	if ready != nil {
 		ready(ln.Addr().String())
@@ -202,6 +202,15 @@ func serve(ctx context.Context, cfg *relay.Config, out io.Writer, ready func(str
 	}
 	lg.Info("stopped")
 	return nil
+}
+
+// arnsLine is the "SQS ARNs:" line the relay prints at start, as MinIO
+// does; with no target it says so rather than ending in nothing.
+func arnsLine(arns []string) string {
+	if len(arns) == 0 {
+		return "SQS ARNs: none (no target is enabled in the notify section: events are accepted and dropped)"
+	}
+	return "SQS ARNs: " + strings.Join(arns, " ")
 }
 
 // openRelay opens the relay, turning a panic while opening (bbolt panics
