@@ -58,3 +58,17 @@ func TestSendsTotalCountsBatches(t *testing.T) {
 		t.Fatalf("README does not describe relay_target_sends_total as its help does: want %q", want)
 	}
 }
+
+// TestREADMEStoreTablesAtFirstSend: the README says when the store
+// targets create their tables, as the adapters do it (at the first send;
+// their probes create nothing, see adapters/*/probe_test.go).
+func TestREADMEStoreTablesAtFirstSend(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(string(readme)), " ")
+	if strings.Contains(text, "created at start") || !strings.Contains(text, "Tables and indices are created at the first send when missing, not at start") {
+		t.Fatal("the README does not say that store tables are created at the first send")
+	}
+}
