@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/bucketrelay/bucketrelay/rules"
@@ -33,9 +35,9 @@ func TestAPIRulesOverrideLogged(t *testing.T) {
 	}
 	r.Close(context.Background())
 
-	var logs strings.Builder
+	logs := &lockedLog{}
 	c, _ = ParseConfig([]byte(doc))
-	r, err = Open(c, Options{Logger: newTestLogger(&logs)})
+	r, err = Open(c, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +60,25 @@ func TestAPIRulesOverrideLogged(t *testing.T) {
 			t.Errorf("%s: got source %q overriding %q, want %q overriding %q", c.bucket, got, n, c.source, c.overridden)
 		}
 	}
+}
+
+// lockedLog is a log destination the test may read while the relay
+// writes to it.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // TestBucketNamesAndDuplicatesChecked: a bucket name S3 would refuse, or
