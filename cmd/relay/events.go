@@ -52,7 +52,9 @@ common and that exact prefix or suffix.
 The relay is found at --server (or RELAY_ADDR, default http://127.0.0.1:9900)
 with the token --token (or RELAY_TOKEN). A token written in the server URL
 (http://user:TOKEN@host:port, or http://TOKEN@host:port) is sent as the
-bearer token and never printed.
+bearer token and never printed. For a relay served over HTTPS
+(relay.tls), --cacert (or RELAY_CACERT) names the CA to trust, and
+--cert and --key (or RELAY_CERT, RELAY_KEY) a client certificate.
 
 Flags:
 `)

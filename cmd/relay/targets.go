@@ -43,7 +43,9 @@ pause holds a target's delivery (events are still logged for it; the pause
 survives a restart); resume delivers what was held, in order.
 
 The relay is found at --server (or RELAY_ADDR, default http://127.0.0.1:9900)
-with the token --token (or RELAY_TOKEN).
+with the token --token (or RELAY_TOKEN). For a relay served over HTTPS
+(relay.tls), --cacert (or RELAY_CACERT) names the CA to trust, and
+--cert and --key (or RELAY_CERT, RELAY_KEY) a client certificate.
 
 Flags:
 `)

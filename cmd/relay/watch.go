@@ -40,7 +40,9 @@ wildcards (default put,delete,get). --json prints each record as JSON, one
 a line. BUCKET may be written ALIAS/BUCKET as with mc.
 
 The relay is found at --server (or RELAY_ADDR, default http://127.0.0.1:9900)
-with the token --token (or RELAY_TOKEN).
+with the token --token (or RELAY_TOKEN). For a relay served over HTTPS
+(relay.tls), --cacert (or RELAY_CACERT) names the CA to trust, and
+--cert and --key (or RELAY_CERT, RELAY_KEY) a client certificate.
 
 Flags:
 `)
