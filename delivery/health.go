@@ -42,6 +42,7 @@ type health struct {
 	since       time.Time // first failure of the streak; zero while up
 	failures    int       // failed attempts in the streak
 	fromRead    bool      // the streak is the log's (reads), not the target's
+	wasDown     bool      // a failure of the streak made the target down
 	logged      time.Time // when the streak was last logged
 	unlogged    int       // failures since then
 	settled     bool      // a send or read set the state: probes stop
@@ -64,12 +65,15 @@ func (h *health) failed(msg string, err error, state string, retryIn time.Durati
 	h.lastErrTime = now
 	h.nextRetry = now.Add(retryIn)
 	h.failures++
+	if state == StateDown {
+		h.wasDown = true
+	}
 	if !fromRead {
 		h.fromRead = false // the target failed too: only a send ends the streak
 	}
 	retry := slog.Duration("retry_in", retryIn.Round(time.Millisecond))
 	if h.since.IsZero() {
-		h.since, h.fromRead, h.logged, h.unlogged = now, fromRead, now, 0
+		h.since, h.fromRead, h.logged, h.unlogged, h.wasDown = now, fromRead, now, 0, state == StateDown
 		h.lg.Warn(msg, append([]any{"err", err, retry}, attrs...)...)
 		return
 	}
@@ -98,12 +102,17 @@ func (h *health) recovered(fromRead bool) {
 		return // the log reads again, but the target has still to take a send
 	}
 	d := time.Since(h.since).Round(time.Millisecond)
-	what := "target is back"
-	if h.fromRead {
-		what = "reading the log works again"
+	switch {
+	case h.fromRead:
+		h.lg.Info(fmt.Sprintf("reading the log works again after %d failures over %s", h.failures, d), "failures", h.failures, slog.Duration("down_for", d))
+	case h.wasDown:
+		h.lg.Info(fmt.Sprintf("target is back after %d failures over %s", h.failures, d), "failures", h.failures, slog.Duration("down_for", d))
+	default:
+		// The target only refused some items (backing off); it was
+		// never down, so nothing came "back".
+		h.lg.Debug(fmt.Sprintf("retried items delivered after %d partial failures over %s", h.failures, d), "failures", h.failures)
 	}
-	h.lg.Info(fmt.Sprintf("%s after %d failures over %s", what, h.failures, d), "failures", h.failures, slog.Duration("down_for", d))
-	h.state, h.since, h.failures, h.unlogged, h.nextRetry = StateUp, time.Time{}, 0, 0, time.Time{}
+	h.state, h.since, h.failures, h.unlogged, h.nextRetry, h.wasDown = StateUp, time.Time{}, 0, 0, time.Time{}, false
 }
 
 // probed records a probe's result while no send has set the state: a

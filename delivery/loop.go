@@ -443,10 +443,12 @@ func (l *loop) send(ctx context.Context, items []Item) error {
 		context.AfterFunc(sctx, func() { t.Stop() })
 	})
 	defer stop()
+	start := time.Now()
 	err := l.spec.Target.Send(sctx, items)
 	if err == nil {
 		l.sends.Add(1)
 	}
+	l.debugSend(ctx, items, time.Since(start), err) // debug.go
 	return err
 }
 

@@ -52,6 +52,9 @@ type Settings struct {
 	// AccessToken, if set, must be sent by every API request as
 	// "Authorization: Bearer <token>". RELAY_ACCESS_TOKEN overrides it.
 	AccessToken string `json:"accessToken,omitempty"`
+	// TLS, if set, serves the API over HTTPS (tls.go); nil means plain
+	// HTTP. relay.metricsListen stays plain HTTP either way.
+	TLS *TLSSettings `json:"tls,omitempty"`
 	// Region is the ARN region: arn:minio:sqs:REGION:ID:KIND; empty by default.
 	Region string `json:"region,omitempty"`
 	// QueueLimit is the default bound of each target: the events routed to
@@ -212,6 +215,14 @@ func ParseConfig(data []byte) (*Config, error) {
 	}
 	if raw, ok := top["relay"]; ok {
 		if err := decodeStrict(raw, &c.Relay); err != nil {
+			// An unknown field of relay.tls is reported without its
+			// object; decoding the block alone puts it under relay.tls.
+			var sub struct{ TLS json.RawMessage }
+			if json.Unmarshal(raw, &sub) == nil && len(sub.TLS) > 0 {
+				if terr := decodeStrict(sub.TLS, &TLSSettings{}); terr != nil {
+					return nil, jsonError(data, "relay.tls", terr)
+				}
+			}
 			return nil, jsonError(data, "relay", err)
 		}
 	}
@@ -247,6 +258,11 @@ func (s *Settings) validate() error {
 	}
 	if !isLoopback(host) && s.AccessToken == "" {
 		return &ConfigError{Path: "relay.accessToken", Msg: "required when relay.listen is not a loopback address (or set RELAY_ACCESS_TOKEN)"}
+	}
+	if s.TLS != nil {
+		if err := s.TLS.validate(); err != nil {
+			return err
+		}
 	}
 	if s.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(s.MetricsListen); err != nil {
@@ -372,6 +388,9 @@ func (c *Config) parseBuckets(doc, raw json.RawMessage) error {
 		return jsonError(doc, "buckets", err)
 	}
 	for b, frs := range bs {
+		if err := rules.CheckBucketName(b); err != nil {
+			return &ConfigError{Path: "buckets." + b, Msg: strings.TrimPrefix(err.Error(), "rules: ")}
+		}
 		for i, fr := range frs {
 			path := fmt.Sprintf("buckets.%s.%d", b, i)
 			if fr.ARN == "" {
@@ -396,6 +415,10 @@ func (c *Config) parseBuckets(doc, raw json.RawMessage) error {
 				return &ConfigError{Path: path + ".arn", Msg: fmt.Sprintf("target %s is disabled (notify.%s.%s.enable is false): enable it or remove the rule", n.ARN, t.Kind, t.ID)}
 			}
 			c.Buckets[b] = append(c.Buckets[b], n)
+		}
+		var de *rules.DuplicateError
+		if err := rules.CheckDuplicates(c.Buckets[b]); errors.As(err, &de) {
+			return &ConfigError{Path: fmt.Sprintf("buckets.%s.%d", b, de.Second), Msg: fmt.Sprintf("repeats buckets.%s.%d (the same target, events and filter): remove one", b, de.First)}
 		}
 	}
 	return nil

@@ -71,4 +71,12 @@
 //
 // A storage server that has its own HTTP server mounts r.Handler(); the
 // relay daemon (cmd/relay) serves it on Settings.Listen.
+//
+// # HTTPS
+//
+// With Settings.TLS the daemon serves the API over HTTPS with the
+// tls.Config of ServerTLSConfig, which an embedder can use too: the
+// certificate is read again at a handshake after its files changed (a pair
+// that does not load is logged and the previous one served), and with
+// TLSSettings.ClientCA every client must present a certificate it signed.
 package relay

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -20,7 +21,7 @@ import (
 //
 //	POST   /v1/events                      {"Records":[…]} or a webhook body; 200 after fsync
 //	PUT    /v1/buckets/{bucket}/notification  S3 NotificationConfiguration XML
-//	GET    /v1/buckets/{bucket}/notification
+//	GET    /v1/buckets/{bucket}/notification  (+ X-Relay-Rules-Source: file|api)
 //	DELETE /v1/buckets/{bucket}/notification
 //	GET    /v1/targets                     every target's live status
 //	POST   /v1/targets/{arn}/pause|resume
@@ -240,7 +241,7 @@ func (r *Relay) putNotification(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if err := r.SetBucketRules(req.PathValue("bucket"), rs); err != nil {
-		if errors.Is(err, ErrUnknownARN) || errors.Is(err, errBadBucket) || strings.HasPrefix(err.Error(), "rules:") {
+		if errors.Is(err, ErrUnknownARN) || strings.HasPrefix(err.Error(), "rules:") {
 			httpError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), "relay: "))
 			return
 		}
@@ -252,6 +253,12 @@ func (r *Relay) putNotification(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Relay) getNotification(w http.ResponseWriter, req *http.Request) {
+	// Where the rules come from, for `relay events list` (rules_source.go).
+	src, overridden := r.RulesSource(req.PathValue("bucket"))
+	w.Header().Set(RulesSourceHeader, src)
+	if overridden > 0 {
+		w.Header().Set(RulesOverriddenHeader, strconv.Itoa(overridden))
+	}
 	w.Header().Set("Content-Type", "application/xml")
 	w.Write(rules.MarshalXML(r.BucketRules(req.PathValue("bucket"))))
 }

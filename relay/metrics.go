@@ -27,6 +27,11 @@ type metrics struct {
 	walDamaged                             *prometheus.Desc
 }
 
+// sendsHelp is relay_target_sends_total's help, which the README quotes:
+// the counter counts Send calls that succeeded, not events (a batch holds
+// one or more) nor requests (the webhook posts each event of a batch).
+const sendsHelp = "Successful batch sends to the target: one per batch of one or more events delivered, however many requests the kind makes for it (relay_target_delivered_total counts the events)."
+
 func newMetrics(r *Relay) *metrics {
 	m := &metrics{r: r, reg: prometheus.NewRegistry()}
 	m.ingested = prometheus.NewCounter(prometheus.CounterOpts{
@@ -40,7 +45,7 @@ func newMetrics(r *Relay) *metrics {
 	m.delivered = prometheus.NewDesc("relay_target_delivered_total", "Events delivered to the target (or superseded by a newer state of their key).", t, nil)
 	m.retried = prometheus.NewDesc("relay_target_retried_total", "Failed sends that were retried.", t, nil)
 	m.quarantined = prometheus.NewDesc("relay_target_quarantined_total", "Events the target rejected for good, moved to its quarantine.", t, nil)
-	m.sends = prometheus.NewDesc("relay_target_sends_total", "Successful batch sends (writes) to the target.", t, nil)
+	m.sends = prometheus.NewDesc("relay_target_sends_total", sendsHelp, t, nil)
 	m.pending = prometheus.NewDesc("relay_target_lag_events", "Events routed to the target and not yet delivered.", t, nil)
 	m.oldest = prometheus.NewDesc("relay_target_oldest_pending_seconds", "Age of the oldest event pending for the target (0 when none).", t, nil)
 	m.dropped = prometheus.NewDesc("relay_target_dropped_total", "Events not routed to the target because its bound was reached and its whenFull policy is drop.", t, nil)

@@ -45,6 +45,9 @@ type TargetStatus struct {
 	Cursor uint64 `json:"cursor"`
 	// Lag counts events routed to the target and not yet delivered.
 	Lag int64 `json:"lag"`
+	// LagBytes is the size of those events as logged (uncompressed
+	// record bytes, what relay.queueLimitBytes bounds).
+	LagBytes int64 `json:"lagBytes"`
 	// OldestPending is when the oldest pending event was logged; nil when
 	// nothing is pending. OldestPendingAge is its age in seconds.
 	OldestPending    *time.Time `json:"oldestPending,omitempty"`
@@ -85,6 +88,9 @@ func (r *Relay) TargetStatus() []TargetStatus {
 		}
 		if a, err := rules.ParseARN(s.ID); err == nil {
 			t.Kind = a.Kind
+		}
+		if t.Lag > 0 {
+			_, t.LagBytes = r.log.Pending(s.ID)
 		}
 		if t.Buckets == nil {
 			t.Buckets = []string{}

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
@@ -140,6 +139,7 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 	if err := r.loadAPIRules(); err != nil {
 		return fail(err)
 	}
+	r.logRuleOverrides() // rules_source.go
 	r.rules = rules.NewSet(r.effectiveRules())
 	if err := r.loadPaused(); err != nil {
 		return fail(err)
@@ -164,6 +164,11 @@ func (r *Relay) warnStale() {
 	for t := range r.log.Cursors() {
 		if !r.isEnabled(t) {
 			n, _ := r.log.Pending(t)
+			if n == 0 {
+				// Nothing is kept for it: nothing to warn about.
+				r.lg.Info("a target with a cursor in the log is not configured or not enabled; nothing is pending for it", "target", t)
+				continue
+			}
 			r.lg.Warn("a target with a cursor in the log is not configured or not enabled; its pending events are kept until it is enabled again or released (relay release)", "target", t, "pending", n)
 		}
 	}
@@ -376,6 +381,7 @@ func (b *batch) append(ctx context.Context) (int, error) {
 	r.routeMu.RUnlock()
 	r.publishLive(b.live) // watchers see what was accepted, once it is durable
 	r.metrics.observeIngest(b.n, time.Since(b.start))
+	r.lg.Debug("events logged", "records", b.n, "routed", len(b.entries), slog.Duration("duration", time.Since(b.start).Round(time.Microsecond)))
 	return b.n, nil
 }
 
@@ -385,12 +391,15 @@ func (b *batch) append(ctx context.Context) (int, error) {
 func (r *Relay) BucketRules(bucket string) []rules.Rule { return r.rules.Bucket(bucket) }
 
 // SetBucketRules replaces bucket's rules, as an S3 PUT of a bucket
-// notification configuration does. Every rule's target must be enabled.
+// notification configuration does. The bucket name must be a valid S3
+// bucket name (rules.CheckBucketName), every rule's target must be
+// enabled, and no two rules may select the same events for the same target
+// with the same filters (rules.CheckDuplicates).
 // The rules are persisted in the data directory and override the config
 // file's rules for that bucket; an empty list removes every rule.
 func (r *Relay) SetBucketRules(bucket string, rs []rules.Rule) error {
-	if bucket == "" || !utf8.ValidString(bucket) {
-		return fmt.Errorf("%w %q", errBadBucket, bucket)
+	if err := rules.CheckBucketName(bucket); err != nil {
+		return err
 	}
 	norm := make([]rules.Rule, 0, len(rs))
 	for _, x := range rs {
@@ -402,6 +411,9 @@ func (r *Relay) SetBucketRules(bucket string, rs []rules.Rule) error {
 			return fmt.Errorf("%w: %s (enabled targets: %v)", ErrUnknownTarget, n.ARN, r.ARNs())
 		}
 		norm = append(norm, n)
+	}
+	if err := rules.CheckDuplicates(norm); err != nil {
+		return err
 	}
 	r.rulesMu.Lock()
 	defer r.rulesMu.Unlock()
@@ -417,10 +429,6 @@ func (r *Relay) SetBucketRules(bucket string, rs []rules.Rule) error {
 	r.rules.Replace(r.effectiveRules())
 	return nil
 }
-
-// errBadBucket is returned by SetBucketRules for an empty bucket name or
-// one that is not UTF-8.
-var errBadBucket = errors.New("relay: bucket name must be non-empty UTF-8:")
 
 func (r *Relay) effectiveRules() map[string][]rules.Rule {
 	m := map[string][]rules.Rule{}

@@ -17,16 +17,20 @@ import (
 // opClient calls a running relay's operating API (targets, quarantine).
 type opClient struct {
 	base, token string
+	tls         tlsFlags
+	http        *http.Client // set by resolve
 	resolved    bool
 }
 
-// clientFlags registers --server and --token on fs. Their defaults come
-// from RELAY_ADDR and RELAY_TOKEN when the flags are not given; usage never
-// prints them.
+// clientFlags registers --server, --token and the TLS flags (--cacert,
+// --cert, --key) on fs. Their defaults come from RELAY_ADDR, RELAY_TOKEN,
+// RELAY_CACERT, RELAY_CERT and RELAY_KEY when the flags are not given;
+// usage never prints them.
 func clientFlags(fs *flag.FlagSet) *opClient {
 	c := &opClient{}
 	fs.StringVar(&c.base, "server", "", "relay API address (default $RELAY_ADDR or http://127.0.0.1:9900)")
 	fs.StringVar(&c.token, "token", "", "access token (default $RELAY_TOKEN)")
+	c.tls.register(fs)
 	return c
 }
 
@@ -38,6 +42,9 @@ func (c *opClient) resolve() error {
 	}
 	a, err := newAPIClient(envOr(c.base, "RELAY_ADDR", "http://127.0.0.1:9900"), envOr(c.token, "RELAY_TOKEN", ""))
 	if err != nil {
+		return err
+	}
+	if c.http, err = c.tls.httpClient(); err != nil {
 		return err
 	}
 	c.base, c.token, c.resolved = a.base, a.token, true
@@ -63,7 +70,7 @@ func (c *opClient) do(ctx context.Context, method, path string) ([]byte, error) 
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -11,12 +11,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/relay"
 	"github.com/bucketrelay/bucketrelay/rules"
 )
 
@@ -30,18 +32,29 @@ type eventsCommand struct {
 func (c *eventsCommand) Usage(fs *flag.FlagSet) {
 	fmt.Fprint(fs.Output(), `Usage:
   relay events add BUCKET ARN [--events put,delete,get] [--prefix P] [--suffix S]
-  relay events list BUCKET [--json]
+  relay events list BUCKET [ARN] [--events ...] [--prefix P] [--suffix S] [--json]
   relay events remove BUCKET [ARN] [--events ...] [--prefix P] [--suffix S] [--force]
 
 BUCKET may be written ALIAS/BUCKET as with mc. --events takes the short
 names put (s3:ObjectCreated:*), delete (s3:ObjectRemoved:*), get
 (s3:ObjectAccessed:*) or full event names; add defaults to put,delete.
 remove without an ARN needs --force and removes every rule of the bucket.
+add refuses a rule that repeats one the bucket has (the same ARN and
+filter, an event in common), as mc does.
+
+list prints each rule's ARN, events, filter and source: "file" for the
+configuration file's rules, "api" for rules set through the API (kept in
+rules.json in the data directory; they replace the file's rules for that
+bucket, and list then says how many it hides). With an ARN, --events,
+--prefix or --suffix it lists only the rules with that ARN, an event in
+common and that exact prefix or suffix.
 
 The relay is found at --server (or RELAY_ADDR, default http://127.0.0.1:9900)
 with the token --token (or RELAY_TOKEN). A token written in the server URL
 (http://user:TOKEN@host:port, or http://TOKEN@host:port) is sent as the
-bearer token and never printed.
+bearer token and never printed. For a relay served over HTTPS
+(relay.tls), --cacert (or RELAY_CACERT) names the CA to trust, and
+--cert and --key (or RELAY_CERT, RELAY_KEY) a client certificate.
 
 Flags:
 `)
@@ -51,6 +64,7 @@ Flags:
 type eventsFlags struct {
 	server, token, events, prefix, suffix string
 	force, json                           bool
+	tls                                   tlsFlags
 }
 
 // Run runs an events subcommand.
@@ -69,6 +83,7 @@ func (c *eventsCommand) Run(ctx context.Context, args []string) error {
 	fs.StringVar(&f.suffix, "suffix", "", "object key suffix filter")
 	fs.BoolVar(&f.force, "force", false, "remove: allow removing every rule of the bucket")
 	fs.BoolVar(&f.json, "json", false, "list: print JSON")
+	f.tls.register(fs)
 	fs.Usage = func() { c.Usage(fs) }
 	if c.errOut != nil {
 		fs.SetOutput(c.errOut)
@@ -86,6 +101,9 @@ func (c *eventsCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if cl.http, err = f.tls.httpClient(); err != nil {
+		return err
+	}
 	switch sub {
 	case "add":
 		if len(pos) != 3 {
@@ -93,10 +111,14 @@ func (c *eventsCommand) Run(ctx context.Context, args []string) error {
 		}
 		return c.add(ctx, cl, bucket, pos[2], f)
 	case "list", "ls":
-		if len(pos) != 2 {
-			return usagef("events list BUCKET")
+		if len(pos) > 3 {
+			return usagef("events list BUCKET [ARN]")
 		}
-		return c.list(ctx, cl, bucket, f.json)
+		arn := ""
+		if len(pos) == 3 {
+			arn = pos[2]
+		}
+		return c.list(ctx, cl, bucket, arn, f)
 	case "remove", "rm":
 		if len(pos) > 3 {
 			return usagef("events remove BUCKET [ARN]")
@@ -151,7 +173,7 @@ func newAPIClient(server, token string) (*apiClient, error) {
 		u.User = nil
 	}
 	u.RawQuery, u.Fragment = "", ""
-	return &apiClient{base: strings.TrimRight(u.String(), "/"), token: token}, nil
+	return &apiClient{base: strings.TrimRight(u.String(), "/"), token: token, http: http.DefaultClient}, nil
 }
 
 func parseEvents(s string) ([]event.Name, error) {
@@ -188,7 +210,16 @@ func (c *eventsCommand) add(ctx context.Context, cl *apiClient, bucket, arn stri
 	if err != nil {
 		return err
 	}
-	rs = append(rs, rules.Rule{ARN: arn, Events: names, Prefix: f.prefix, Suffix: f.suffix})
+	add := rules.Rule{ARN: arn, Events: names, Prefix: f.prefix, Suffix: f.suffix}
+	if n, err := add.Normalize(); err == nil {
+		for _, r := range rs {
+			if o, err := r.Normalize(); err == nil && rules.Overlap(o, n) {
+				return fmt.Errorf("%s already has a rule for %s selecting these events with this filter (%s); see relay events list %s",
+					bucket, arn, strings.Join(eventNames(o.Events), ","), bucket)
+			}
+		}
+	}
+	rs = append(rs, add)
 	if err := cl.put(ctx, bucket, rs); err != nil {
 		return err
 	}
@@ -196,27 +227,73 @@ func (c *eventsCommand) add(ctx context.Context, cl *apiClient, bucket, arn stri
 	return nil
 }
 
-func (c *eventsCommand) list(ctx context.Context, cl *apiClient, bucket string, asJSON bool) error {
-	rs, err := cl.get(ctx, bucket)
+func (c *eventsCommand) list(ctx context.Context, cl *apiClient, bucket, arn string, f eventsFlags) error {
+	var names []event.Name
+	if f.events != "" {
+		var err error
+		if names, err = parseEvents(f.events); err != nil {
+			return err
+		}
+	}
+	rs, src, err := cl.getSource(ctx, bucket)
 	if err != nil {
 		return err
 	}
-	if asJSON {
+	// Like mc event list ALIAS/BUCKET [ARN] --event --prefix --suffix: the
+	// rules with that ARN and filter values, and any of the events.
+	kept := rs[:0]
+	for _, r := range rs {
+		if (arn == "" || r.ARN == arn) && (f.prefix == "" || r.Prefix == f.prefix) && (f.suffix == "" || r.Suffix == f.suffix) && (names == nil || anyEvent(r.Events, names)) {
+			kept = append(kept, r)
+		}
+	}
+	source := src.source
+	if source == "" {
+		source = "-"
+	}
+	if src.overridden > 0 {
+		note := c.errOut
+		if note == nil {
+			note = os.Stderr
+		}
+		fmt.Fprintf(note, "Note: the rules of %s were set through the API (rules.json in the data directory); they override the %d rule(s) the configuration file has for it.\n", bucket, src.overridden)
+	}
+	if f.json {
 		enc := json.NewEncoder(c.out)
-		for _, r := range rs {
-			enc.Encode(r)
+		for _, r := range kept {
+			enc.Encode(struct {
+				rules.Rule
+				Source string `json:"source"`
+			}{r, source})
 		}
 		return nil
 	}
 	w := tabwriter.NewWriter(c.out, 0, 0, 3, ' ', 0)
-	for _, r := range rs {
+	for _, r := range kept {
 		names := make([]string, len(r.Events))
 		for i, e := range r.Events {
 			names[i] = string(e)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\n", r.ARN, strings.Join(names, ","), r.Filter())
+		filter := r.Filter()
+		if filter == "" {
+			filter = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.ARN, strings.Join(names, ","), filter, "source: "+source)
 	}
 	return w.Flush()
+}
+
+// anyEvent reports whether a rule's events select any of names (a name
+// matches a wildcard that covers it, and the other way round).
+func anyEvent(ruleEvents, names []event.Name) bool {
+	for _, x := range ruleEvents {
+		for _, n := range names {
+			if x.Matches(n) || n.Matches(x) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (c *eventsCommand) remove(ctx context.Context, cl *apiClient, bucket, arn string, f eventsFlags) error {
@@ -261,6 +338,14 @@ func (c *eventsCommand) remove(ctx context.Context, cl *apiClient, bucket, arn s
 	return nil
 }
 
+func eventNames(ns []event.Name) []string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = string(n)
+	}
+	return out
+}
+
 func sameEvents(a, b []event.Name) bool {
 	if len(a) != len(b) {
 		return false
@@ -280,46 +365,68 @@ func sameEvents(a, b []event.Name) bool {
 // apiClient talks to a relay's bucket notification API.
 type apiClient struct {
 	base, token string
+	http        *http.Client // http.DefaultClient, or one with the TLS flags'
 }
 
 func (c *apiClient) do(ctx context.Context, method, bucket string, body []byte) ([]byte, error) {
+	b, _, err := c.doHeader(ctx, method, bucket, body)
+	return b, err
+}
+
+// doHeader is do, returning the answer's header as well.
+func (c *apiClient) doHeader(ctx context.Context, method, bucket string, body []byte) ([]byte, http.Header, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, c.base+"/v1/buckets/"+url.PathEscape(bucket)+"/notification", bytes.NewReader(body))
 	if err != nil {
-		return nil, errors.New(kit.Redact(fmt.Sprintf("bad request to %s: %v", c.base, err), c.token))
+		return nil, nil, errors.New(kit.Redact(fmt.Sprintf("bad request to %s: %v", c.base, err), c.token))
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	req.Header.Set("Content-Type", "application/xml")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.http.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // the URL is c.base's, printed once
 		}
 		// The server URL may carry credentials (http://user:TOKEN@host).
-		return nil, errors.New(kit.Redact(fmt.Sprintf("cannot reach the relay at %s: %v", c.base, err), c.token))
+		return nil, nil, errors.New(kit.Redact(fmt.Sprintf("cannot reach the relay at %s: %v", c.base, err), c.token))
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode >= 300 {
 		var e struct{ Error string }
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("the server answered %d: %s", resp.StatusCode, strings.TrimPrefix(e.Error, "relay: "))
+			return nil, nil, fmt.Errorf("the server answered %d: %s", resp.StatusCode, strings.TrimPrefix(e.Error, "relay: "))
 		}
-		return nil, fmt.Errorf("the server answered %s", resp.Status)
+		return nil, nil, fmt.Errorf("the server answered %s", resp.Status)
 	}
-	return b, nil
+	return b, resp.Header, nil
 }
 
 func (c *apiClient) get(ctx context.Context, bucket string) ([]rules.Rule, error) {
-	b, err := c.do(ctx, http.MethodGet, bucket, nil)
+	rs, _, err := c.getSource(ctx, bucket)
+	return rs, err
+}
+
+// rulesSource is where a bucket's rules come from, as the relay says.
+type rulesSource struct {
+	source     string // relay.RulesFromFile or relay.RulesFromAPI; "" from an older relay
+	overridden int    // the file's rules the API rules hide
+}
+
+// getSource returns the bucket's rules and where they come from.
+func (c *apiClient) getSource(ctx context.Context, bucket string) ([]rules.Rule, rulesSource, error) {
+	b, h, err := c.doHeader(ctx, http.MethodGet, bucket, nil)
 	if err != nil {
-		return nil, err
+		return nil, rulesSource{}, err
 	}
-	return rules.ParseXML(b)
+	src := rulesSource{source: h.Get(relay.RulesSourceHeader)}
+	src.overridden, _ = strconv.Atoi(h.Get(relay.RulesOverriddenHeader))
+	rs, err := rules.ParseXML(b)
+	return rs, src, err
 }
 
 func (c *apiClient) put(ctx context.Context, bucket string, rs []rules.Rule) error {

@@ -84,7 +84,7 @@ func (d *deliveries) missing(want []int) (missing []int, dups int) {
 // relayConfig is the configuration the harness writes before each start.
 type relayConfig struct {
 	DataDir, Listen, Webhook string
-	// RedisKey, if set, adds a namespace-format Redis target for bucket "ns".
+	// RedisKey, if set, adds a namespace-format Redis target for bucket "nsbucket".
 	RedisKey   string
 	QueueLimit int64
 	FullWait   string
@@ -107,7 +107,7 @@ func (c relayConfig) write(t testing.TB, path string) {
 	buckets := map[string]any{"images": []any{map[string]any{"arn": webhookARN, "events": []string{"put"}}}}
 	if c.RedisKey != "" {
 		notify["redis"] = map[string]any{"1": map[string]any{"enable": true, "format": "namespace", "address": "127.0.0.1:6379", "key": c.RedisKey}}
-		buckets["ns"] = []any{map[string]any{"arn": "arn:minio:sqs::1:redis", "events": []string{"put", "delete"}}}
+		buckets["nsbucket"] = []any{map[string]any{"arn": "arn:minio:sqs::1:redis", "events": []string{"put", "delete"}}}
 	}
 	b, err := json.MarshalIndent(map[string]any{"relay": settings, "notify": notify, "buckets": buckets}, "", "  ")
 	if err != nil {

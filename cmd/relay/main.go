@@ -105,7 +105,7 @@ Commands:
                           target to a built-in receiver), publish sample
                           events and show them delivered
   events add BUCKET ARN [--events put,delete,get] [--prefix P] [--suffix S]
-  events list BUCKET
+  events list BUCKET [ARN] [--events ...] [--prefix P] [--suffix S]
   events remove BUCKET [ARN] [--events ...] [--force]
   release --config FILE ARN --export FILE.jsonl
                           export the backlog of a target no longer enabled,
@@ -124,6 +124,11 @@ Commands:
   version                 module version and VCS revision (also --version)
   watch BUCKET [--events put,delete,get] [--prefix P] [--suffix S] [--json]
                           print the bucket's events as they are logged (like mc watch)
+
+The commands that call a running relay find it at --server or RELAY_ADDR
+(http://127.0.0.1:9900), with --token or RELAY_TOKEN; over HTTPS
+(relay.tls) --cacert, --cert and --key or RELAY_CACERT, RELAY_CERT and
+RELAY_KEY.
 
 Run 'relay <command> -h' for a command's flags.
 `)

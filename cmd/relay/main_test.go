@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/relay"
+	"github.com/bucketrelay/bucketrelay/rules"
 )
 
 func TestDemo(t *testing.T) {
@@ -65,10 +69,55 @@ func TestEventsCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "arn:minio:sqs::1:webhook   s3:ObjectCreated:*                       Filter: suffix=\".jpg\"\n" +
-		"arn:minio:sqs::1:webhook   s3:ObjectRemoved:*,s3:ObjectAccessed:*   Filter: prefix=\"thumbs/\"\n"
+	want := "arn:minio:sqs::1:webhook   s3:ObjectCreated:*                       Filter: suffix=\".jpg\"      source: api\n" +
+		"arn:minio:sqs::1:webhook   s3:ObjectRemoved:*,s3:ObjectAccessed:*   Filter: prefix=\"thumbs/\"   source: api\n"
 	if out != want {
 		t.Fatalf("list:\ngot  %q\nwant %q", out, want)
+	}
+	// The filters of mc event list: --suffix, --prefix, --events, ARN.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--suffix", ".jpg"}, "suffix=\".jpg\""},
+		{[]string{"--prefix", "thumbs/"}, "prefix=\"thumbs/\""},
+		{[]string{"--events", "get"}, "prefix=\"thumbs/\""},
+		{[]string{"--events", "s3:ObjectCreated:Put"}, "suffix=\".jpg\""},
+		{[]string{"arn:minio:sqs::1:webhook", "--suffix", ".jpg"}, "suffix=\".jpg\""},
+	} {
+		out, err := run(append([]string{"list", "images"}, c.args...)...)
+		if err != nil || strings.Count(out, "\n") != 1 || !strings.Contains(out, c.want) {
+			t.Errorf("list images %v: got %q (%v), want the one rule with %s", c.args, out, err, c.want)
+		}
+	}
+	if out, err := run("list", "images", "--suffix", ".png"); err != nil || out != "" {
+		t.Errorf("list images --suffix .png: got %q (%v), want nothing", out, err)
+	}
+	if out, err := run("list", "images", "arn:minio:sqs::2:webhook"); err != nil || out != "" {
+		t.Errorf("list images ARN-2: got %q (%v), want nothing", out, err)
+	}
+	// The same rule again is refused, by the command and by the relay.
+	if _, err := run("add", "images", "arn:minio:sqs::1:webhook", "--events", "put", "--suffix", ".jpg"); err == nil || !strings.Contains(err.Error(), "already has a rule for arn:minio:sqs::1:webhook") {
+		t.Fatalf("adding the same rule twice: got %v, want it refused naming the rule", err)
+	}
+	put := []event.Name{event.ObjectCreatedAll}
+	dup := rules.MarshalXML([]rules.Rule{{ARN: "arn:minio:sqs::1:webhook", Events: put, Suffix: ".jpg"}, {ARN: "arn:minio:sqs::1:webhook", Events: put, Suffix: ".jpg"}})
+	req, _ := http.NewRequest(http.MethodPut, server+"/v1/buckets/images/notification", bytes.NewReader(dup))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "duplicate rule: rule 1 (numbered from 0) repeats rule 0: arn:minio:sqs::1:webhook") {
+		t.Fatalf("PUT of a configuration with a rule twice: got %d %s, want 400 naming the duplicate", resp.StatusCode, body)
+	}
+	if out, _ := run("list", "images"); strings.Count(out, "\n") != 2 {
+		t.Fatalf("after the refused duplicates: %q, want the 2 rules", out)
+	}
+	// Bucket names are checked.
+	if _, err := run("add", "bad bucket!", "arn:minio:sqs::1:webhook"); err == nil || !strings.Contains(err.Error(), `invalid bucket name "bad bucket!"`) {
+		t.Fatalf("add to 'bad bucket!': got %v, want the name refused", err)
 	}
 	if _, err := run("add", "images", "arn:minio:sqs::7:webhook"); err == nil || !strings.Contains(err.Error(), "arn:minio:sqs::7:webhook") {
 		t.Fatalf("add with an unknown ARN: err %v, want one naming it", err)

@@ -187,8 +187,8 @@ func TestTargetsCommands(t *testing.T) {
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "TARGET") || !strings.Contains(lines[0], "LAST ERROR") {
 		t.Fatalf("table:\n%s", out)
 	}
-	if f := strings.Fields(lines[1]); len(f) < 12 || f[0] != hookARN || f[1] != "up" || f[2] != "3" || f[3] != "0" || f[5] != "2" || f[10] != "images" {
-		t.Fatalf("row %q: want the target up, cursor 3, lag 0, 2 delivered, bucket images", lines[1])
+	if f := strings.Fields(lines[1]); len(f) < 13 || f[0] != hookARN || f[1] != "up" || f[2] != "3" || f[3] != "0" || f[4] != "0" || f[6] != "2" || f[11] != "images" {
+		t.Fatalf("row %q: want the target up, cursor 3, lag 0 (0 bytes), 2 delivered, bucket images", lines[1])
 	}
 
 	out, err = tc(context.Background(), "pause", hookARN)
@@ -199,8 +199,12 @@ func TestTargetsCommands(t *testing.T) {
 	time.Sleep(150 * time.Millisecond)
 	out, _ = tc(context.Background(), "--json")
 	var st relay.TargetStatus
-	if err := json.Unmarshal([]byte(out), &st); err != nil || st.State != "paused" || st.Lag != 1 || st.OldestPending == nil {
+	if err := json.Unmarshal([]byte(out), &st); err != nil || st.State != "paused" || st.Lag != 1 || st.LagBytes <= 0 || st.OldestPending == nil {
 		t.Fatalf("--json while paused: %v\n%s", err, out)
+	}
+	out, _ = tc(context.Background())
+	if f := strings.Fields(strings.Split(out, "\n")[1]); f[3] != "1" || f[4] != sizeOf(st.LagBytes) || !strings.HasSuffix(f[4], "B") {
+		t.Fatalf("table while paused: got LAG %s LAG-BYTES %s, want 1 and %s\n%s", f[3], f[4], sizeOf(st.LagBytes), out)
 	}
 	if _, err := tc(context.Background(), "resume", hookARN); err != nil {
 		t.Fatal(err)

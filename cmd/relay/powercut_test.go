@@ -382,7 +382,7 @@ type nsAttempt struct {
 // producer posted it.
 type nsModel struct {
 	mu      sync.Mutex
-	history map[string][]nsAttempt // by Redis field ("ns/<key>")
+	history map[string][]nsAttempt // by Redis field ("nsbucket/<key>")
 }
 
 func (m *nsModel) begin(field string, id int, del bool) int {
@@ -477,7 +477,7 @@ func (m *nsModel) check(c redis.Conn, key string) error {
 	return nil
 }
 
-// nsProducer posts puts and deletes of its own keys (bucket "ns", routed
+// nsProducer posts puts and deletes of its own keys (bucket "nsbucket", routed
 // to the Redis namespace target), one at a time so that its order is the
 // log's order for those keys.
 func (h *powerHarness) nsProducer(ctx context.Context, p int, rng *rand.Rand) {
@@ -489,7 +489,7 @@ func (h *powerHarness) nsProducer(ctx context.Context, p int, rng *rand.Rand) {
 			name = event.ObjectRemovedDelete
 		}
 		id := h.ids.take(1)
-		rec := targettest.Record("ns", key, name, id)
+		rec := targettest.Record("nsbucket", key, name, id)
 		field := rec.Key()
 		i := h.ns.begin(field, id, del)
 		ans := post(ctx, h.client, h.addr, rec)

@@ -137,16 +137,35 @@ func serveFile(ctx context.Context, cfg *relay.Config, path string, out io.Write
 		lg.Info("metrics listening", "addr", mln.Addr().String())
 	}
 	srv := newServer(cfg, r.Handler())
+	scheme := "http"
+	if cfg.Relay.TLS != nil {
+		// relay.tls: HTTPS, the certificate re-read when its files change.
+		if srv.TLSConfig, err = relay.ServerTLSConfig(*cfg.Relay.TLS, lg); err != nil {
+			ln.Close()
+			if mln != nil {
+				mln.Close()
+			}
+			r.Close(context.Background())
+			return err
+		}
+		scheme = "https"
+	}
 	if path != "" {
 		defer watchReload(ctx, r, path, lg)()
 	}
-	fmt.Fprintf(out, "SQS ARNs: %s\n", strings.Join(r.ARNs(), " "))
-	lg.Info("relay listening", "addr", ln.Addr().String(), "dataDir", cfg.Relay.DataDir, "targets", len(r.ARNs()))
+	fmt.Fprintln(out, arnsLine(r.ARNs()))
+	lg.Info("relay listening", "addr", ln.Addr().String(), "scheme", scheme, "dataDir", cfg.Relay.DataDir, "targets", len(r.ARNs()))
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "") // the certificate comes from TLSConfig
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	if msrv != nil {
 		go func() { errc <- msrv.Serve(mln) }()
 	}
@@ -192,6 +211,15 @@ func serveFile(ctx context.Context, cfg *relay.Config, path string, out io.Write
 	}
 	lg.Info("stopped")
 	return nil
+}
+
+// arnsLine is the "SQS ARNs:" line the relay prints at start, as MinIO
+// does; with no target it says so rather than ending in nothing.
+func arnsLine(arns []string) string {
+	if len(arns) == 0 {
+		return "SQS ARNs: none (no target is enabled in the notify section: events are accepted and dropped)"
+	}
+	return "SQS ARNs: " + strings.Join(arns, " ")
 }
 
 // openRelay opens the relay, turning a panic while opening (bbolt panics

@@ -303,8 +303,9 @@ func TestEventsHideToken(t *testing.T) {
 		err := (&eventsCommand{out: &out, errOut: &errOut}).Run(context.Background(), args)
 		return out.String() + errOut.String(), err
 	}
-	for _, server := range []string{"http://user:" + secret + "@" + addr, "http://" + secret + "@" + addr + "/"} {
-		if _, err := events("add", "images", "arn:minio:sqs::1:webhook", "--server", server); err != nil {
+	for i, server := range []string{"http://user:" + secret + "@" + addr, "http://" + secret + "@" + addr + "/"} {
+		// A suffix of its own each time: the same rule twice is refused.
+		if _, err := events("add", "images", "arn:minio:sqs::1:webhook", "--suffix", fmt.Sprintf(".%d", i), "--server", server); err != nil {
 			t.Fatalf("add with the token in the URL: %v", err)
 		}
 		if out, err := events("list", "images", "--server", server); err != nil || !strings.Contains(out, "arn:minio:sqs::1:webhook") {

@@ -37,8 +37,8 @@ func (c *targetsCommand) Usage(fs *flag.FlagSet) {
   relay targets remove ARN [--force [--export FILE]] [--json]
 
 Without a subcommand, prints one row per target of the running relay:
-its state (up, down, backing off, paused), cursor, lag (events pending),
-the age of its oldest pending event, delivered / retried / quarantined /
+its state (up, down, backing off, paused), cursor, lag (events pending
+and their bytes), the age of its oldest pending event, delivered / retried / quarantined /
 re-driven counts, the events in its quarantine now, the buckets whose
 rules route to it, and its last error with when it happened and when it
 is retried. --watch prints it again every --interval until interrupted.
@@ -62,7 +62,9 @@ Exit codes: 0 done, 1 refused or failed (unknown target, a conflict, pending
 events), 2 bad input (flags, or a description the relay refused).
 
 The relay is found at --server (or RELAY_ADDR, default http://127.0.0.1:9900)
-with the token --token (or RELAY_TOKEN).
+with the token --token (or RELAY_TOKEN). For a relay served over HTTPS
+(relay.tls), --cacert (or RELAY_CACERT) names the CA to trust, and
+--cert and --key (or RELAY_CERT, RELAY_KEY) a client certificate.
 
 Flags:
 `)
@@ -166,7 +168,7 @@ func (c *targetsCommand) table(ts []relay.TargetStatus) error {
 	}
 	now := c.now()
 	w := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "TARGET\tSTATE\tCURSOR\tLAG\tOLDEST\tDELIVERED\tRETRIED\tQUARANTINED\tIN-QUARANTINE\tREDRIVEN\tBUCKETS\tLAST ERROR")
+	fmt.Fprintln(w, "TARGET\tSTATE\tCURSOR\tLAG\tLAG-BYTES\tOLDEST\tDELIVERED\tRETRIED\tQUARANTINED\tIN-QUARANTINE\tREDRIVEN\tBUCKETS\tLAST ERROR")
 	for _, t := range ts {
 		oldest := "-"
 		if t.OldestPending != nil {
@@ -187,10 +189,25 @@ func (c *targetsCommand) table(ts []relay.TargetStatus) error {
 				last += ")"
 			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", t.ARN, t.State, t.Cursor, t.Lag, oldest,
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", t.ARN, t.State, t.Cursor, t.Lag, sizeOf(t.LagBytes), oldest,
 			t.Delivered, t.Retried, t.Quarantined, t.InQuarantine, t.Redriven, buckets, last)
 	}
 	return w.Flush()
+}
+
+// sizeOf formats a byte count for a table: 0, 512B, 1.5KiB, 12.0MiB.
+func sizeOf(n int64) string {
+	switch {
+	case n == 0:
+		return "0"
+	case n < 1<<10:
+		return strconv.FormatInt(n, 10) + "B"
+	case n < 1<<20:
+		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
+	case n < 1<<30:
+		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))
 }
 
 // ago formats a duration for a table: 0s, 850ms, 12s, 3m4s, 2h5m, 3d4h.

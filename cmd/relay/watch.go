@@ -40,7 +40,9 @@ wildcards (default put,delete,get). --json prints each record as JSON, one
 a line. BUCKET may be written ALIAS/BUCKET as with mc.
 
 The relay is found at --server (or RELAY_ADDR, default http://127.0.0.1:9900)
-with the token --token (or RELAY_TOKEN).
+with the token --token (or RELAY_TOKEN). For a relay served over HTTPS
+(relay.tls), --cacert (or RELAY_CACERT) names the CA to trust, and
+--cert and --key (or RELAY_CERT, RELAY_KEY) a client certificate.
 
 Flags:
 `)
@@ -92,7 +94,7 @@ func (c *watchCommand) Run(ctx context.Context, args []string) error {
 	}
 	// No client timeout: the stream lasts; the relay's keep-alives show it
 	// is there.
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -104,9 +106,9 @@ func (c *watchCommand) Run(ctx context.Context, args []string) error {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		var e struct{ Error string }
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("relay answered %d: %s", resp.StatusCode, e.Error)
+			return fmt.Errorf("the relay answered %d: %s", resp.StatusCode, strings.TrimPrefix(e.Error, "relay: "))
 		}
-		return fmt.Errorf("relay answered %s", resp.Status)
+		return fmt.Errorf("the relay answered %s", resp.Status)
 	}
 	out := bufio.NewWriter(c.out)
 	br := bufio.NewReaderSize(resp.Body, 64<<10)

@@ -1,0 +1,41 @@
+package redis
+
+import (
+	"context"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/bucketrelay/bucketrelay/delivery"
+)
+
+var _ delivery.Prober = (*Target)(nil)
+
+// Probe checks that Redis accepts the target's connection: it dials on a
+// connection of its own (TLS, AUTH and SELECT as configured), sends PING,
+// and checks that the key is absent or of the format's type (a hash for
+// namespace, a list for access), so a key of the wrong type is reported
+// before the first event. Nothing is written.
+func (t *Target) Probe(ctx context.Context) error {
+	dctx, cancel := context.WithTimeout(ctx, t.timeout)
+	c, err := redis.DialContext(dctx, "tcp", t.cfg.Address, t.opts...)
+	cancel()
+	if err != nil {
+		return t.errorf("connecting to %s: %v", t.cfg.Address, err)
+	}
+	defer c.Close()
+	if _, err := redis.DoContext(c, ctx, "PING"); err != nil {
+		return t.errorf("PING: %v", err)
+	}
+	typ, err := redis.String(redis.DoContext(c, ctx, "TYPE", t.cfg.Key))
+	if err != nil {
+		return t.errorf("checking the type of key %s: %v", t.cfg.Key, err)
+	}
+	want := "hash"
+	if !t.cfg.Namespace() {
+		want = "list"
+	}
+	if typ != "none" && typ != want {
+		return t.errorf("key %s is a %s, want a %s", t.cfg.Key, typ, want)
+	}
+	return nil
+}
