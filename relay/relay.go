@@ -81,6 +81,7 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		MaxEvents: cfg.Relay.QueueLimit,
 		MaxBytes:  cfg.Relay.QueueLimitBytes,
 		NoSync:    cfg.Relay.NoSync,
+		Retention: cfg.Relay.Retention.Log(),
 		Logger:    lg,
 	})
 	if err != nil {
@@ -102,6 +103,7 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		l.Close()
 		return nil, err
 	}
+	var fromStart []string
 	for _, tc := range cfg.Targets {
 		if !tc.Enabled {
 			continue
@@ -114,6 +116,9 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		// Each target's bound in the log; zero fields take queueLimit and
 		// queueLimitBytes.
 		l.SetLimit(tc.ARN, wal.Limit{MaxEvents: tc.MaxPending, MaxBytes: tc.MaxPendingBytes, Drop: tc.WhenFull == WhenFullDrop})
+		if _, ok := l.Cursor(tc.ARN); !ok && tc.StartFrom == StartFromOldest {
+			fromStart = append(fromStart, tc.ARN) // retention.go
+		}
 		t = r.abortable(t)
 		if err := r.eng.Add(delivery.Spec{ID: tc.ARN, Target: t, Namespace: tc.Namespace, MaxBatch: k.MaxBatch}); err != nil {
 			return fail(err)
@@ -145,6 +150,11 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		return fail(err)
 	}
 	r.rules = rules.NewSet(r.effectiveRules())
+	for _, arn := range fromStart {
+		if _, err := r.startFromOldest(context.Background(), arn); err != nil {
+			return fail(err)
+		}
+	}
 	if err := r.loadPaused(); err != nil {
 		return fail(err)
 	}
@@ -153,6 +163,7 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		lg.Warn("no target is enabled: events are accepted and dropped until a target is enabled in the notify section")
 	}
 	r.metrics = newMetrics(r)
+	r.metrics.reg.MustRegister(newRetainedCollector(r)) // retention.go
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() {

@@ -50,8 +50,8 @@
 // holds a producer back. Frames younger than the retention's age are not
 // compacted. Retained reports the range a target can be moved back to:
 // from the oldest record of the run of frames, ending at the last
-// sequence, that still hold every record they were written with. Records
-// routed to no target are not logged, so they are not retained either.
+// sequence, that still hold every record they were written with. A frame
+// of records routed to no target is not written, so not retained either.
 //
 // Rewind moves a target's cursor back within that range and Backfill
 // routes the range's records to a target added later; both commit the
