@@ -5,7 +5,7 @@
 //	relay events add|list|remove     manage bucket rules on a running relay (like `mc events`)
 //	relay release --config FILE ARN --export FILE.jsonl
 //	                                 export a removed target's backlog and let it go
-//	relay targets [pause|resume ARN] live target status; hold or release a target
+//	relay targets [pause|resume|rewind ARN] live target status; hold, release or rewind a target
 //	relay quarantine list|show|retry|drop ARN  act on a target's quarantine
 //	relay validate --config FILE     check a configuration file
 //	relay version                    module version and VCS revision
@@ -113,6 +113,8 @@ Commands:
                           every target's state, lag, oldest pending event,
                           counts, buckets and last error
   targets pause|resume ARN
+  targets rewind ARN --to-time T | --to-seq N
+                          deliver a target's retained events again from there
   quarantine list|show|retry|drop ARN [--seq A-B] [--all] [--out FILE]
   validate --config FILE  check a configuration file; print ARNs and rules
   version                 module version and VCS revision (also --version)

@@ -31,6 +31,7 @@ func (c *targetsCommand) Usage(fs *flag.FlagSet) {
   relay targets [--json] [--watch] [--interval 2s]
   relay targets pause ARN
   relay targets resume ARN
+  relay targets rewind ARN --to-time T | --to-seq N [--json]
 
 Without a subcommand, prints one row per target of the running relay:
 its state (up, down, backing off, paused), cursor, lag (events pending),
@@ -41,6 +42,13 @@ is retried. --watch prints it again every --interval until interrupted.
 
 pause holds a target's delivery (events are still logged for it; the pause
 survives a restart); resume delivers what was held, in order.
+
+rewind moves a target back to the first event logged at or after T (RFC
+3339, such as 2026-12-01T10:00:00Z) or to sequence N, and delivers the
+events routed to it from there on again (at-least-once, on purpose). The
+events must still be in the log: relay.retention keeps delivered ones;
+the relay refuses a point older than its retained history and names the
+oldest it has.
 
 The relay is found at --server (or RELAY_ADDR, default http://127.0.0.1:9900)
 with the token --token (or RELAY_TOKEN).
@@ -63,6 +71,8 @@ func (c *targetsCommand) Run(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON (one object per target, one per line)")
 	watch := fs.Bool("watch", false, "print the table again every --interval until interrupted")
 	interval := fs.Duration("interval", 2*time.Second, "--watch refresh interval")
+	toTime := fs.String("to-time", "", "rewind: the time (RFC 3339) to deliver again from")
+	toSeq := fs.Uint64("to-seq", 0, "rewind: the sequence to deliver again from")
 	fs.Usage = func() { c.Usage(fs) }
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -95,7 +105,10 @@ func (c *targetsCommand) Run(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
-	return usagef("unknown targets subcommand %q (pause, resume, or none to list)", pos[0])
+	if pos[0] == "rewind" {
+		return c.rewind(ctx, cl, pos, *toTime, *toSeq, *asJSON) // rewind.go
+	}
+	return usagef("unknown targets subcommand %q (pause, resume, rewind, or none to list)", pos[0])
 }
 
 func (c *targetsCommand) show(ctx context.Context, cl *opClient, asJSON, watch bool, every time.Duration) error {
