@@ -28,7 +28,9 @@ func serveRetaining(t *testing.T, endpoint string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- (&serveCommand{ready: func(a string) { addrc <- a }}).Run(ctx, []string{"--config", path}) }()
+	go func() {
+		done <- (&serveCommand{ready: func(a string) { addrc <- a }}).Run(ctx, []string{"--config", path})
+	}()
 	var addr string
 	select {
 	case addr = <-addrc:
