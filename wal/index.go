@@ -82,6 +82,10 @@ type index struct {
 	evictQ   []*frameMeta
 	deferred []*frameMeta
 	goneAt   int64 // newest append time of a frame deleted since Open (SeqAt)
+	// shape counts changes that may make a frame not whole (deletion,
+	// rewrite, damage, eviction); fc caches retainedFrom against it.
+	shape uint64
+	fc    floorCache
 }
 
 func (ix *index) init(def Limit) {
@@ -280,6 +284,7 @@ func (ix *index) moveCursor(target string, c uint64) {
 // setTallies replaces m's tallies and last sequence (after a rewrite),
 // keeping the pending load of every target that counts m in step.
 func (ix *index) setTallies(m *frameMeta, targets []tally, count, bytes int64, last uint64) {
+	ix.shape++
 	if m.kept {
 		ix.countKept(m, -1)
 		defer ix.countKept(m, 1)
@@ -305,6 +310,7 @@ func (ix *index) setTallies(m *frameMeta, targets []tally, count, bytes int64, l
 // pending load must have been taken out already (passed frames) or by the
 // caller.
 func (ix *index) removeGone() {
+	ix.shape++
 	kept := ix.frames[:0]
 	for _, m := range ix.frames {
 		if m.gone {

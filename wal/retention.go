@@ -137,18 +137,39 @@ func (m *frameMeta) whole() bool {
 	return m.damage == "" && !m.gone && !m.evicted && m.count == int64(m.last-m.first+1)
 }
 
+// floorCache is the last answer of retainedFrom: the run's first frame
+// (nil: none) when the last sequence was last and the index's shape was
+// shape. Frames appended since only extend the run, so only they are
+// walked again.
+type floorCache struct {
+	valid bool
+	shape uint64
+	last  uint64
+	m     *frameMeta
+}
+
 // retainedFrom returns the oldest frame of the run of whole, consecutive
 // frames that ends at the last sequence, or nil. Called with mu held.
 func (ix *index) retainedFrom(last uint64) *frameMeta {
+	c := &ix.fc
+	cached := c.valid && c.shape == ix.shape && c.last <= last
 	var first *frameMeta
 	next := last + 1
 	for i := len(ix.frames) - 1; i >= 0; i-- {
 		m := ix.frames[i]
+		if cached && m.last <= c.last {
+			// The frames before were walked when the cache was filled.
+			if m.last == c.last && next == c.last+1 && c.m != nil {
+				first = c.m
+			}
+			break
+		}
 		if m.last+1 != next || !m.whole() {
 			break
 		}
 		first, next = m, m.first
 	}
+	*c = floorCache{valid: true, shape: ix.shape, last: last, m: first}
 	return first
 }
 
@@ -225,7 +246,11 @@ func (ix *index) unkeep(m *frameMeta) {
 	}
 	m.kept = false
 	i := sort.Search(len(ix.kept), func(i int) bool { return ix.kept[i].first >= m.first })
-	if i < len(ix.kept) && ix.kept[i] == m {
+	switch {
+	case i == 0 && len(ix.kept) > 0 && ix.kept[0] == m:
+		ix.kept[0] = nil
+		ix.kept = ix.kept[1:] // the common case: no copy
+	case i < len(ix.kept) && ix.kept[i] == m:
 		ix.kept = append(ix.kept[:i], ix.kept[i+1:]...)
 	}
 	ix.countKept(m, -1)
@@ -327,9 +352,7 @@ func (l *Log) retain(p *txPlan) {
 		if ix.ret.On() && !over && l.young(m, now) {
 			break
 		}
-		ix.unkeep(m)
-		m.evicted = true
-		ix.evictQ = append(ix.evictQ, m)
+		ix.evict(m)
 	}
 	// Evicted frames are reclaimed by this transaction; one that is still
 	// held afterwards (the transaction failed) is tried again.
@@ -339,7 +362,7 @@ func (l *Log) retain(p *txPlan) {
 	}
 	q := ix.evictQ[:0]
 	for _, m := range ix.evictQ {
-		if m.gone || seen[m] {
+		if m.gone || !m.evicted || seen[m] {
 			continue
 		}
 		seen[m] = true
@@ -355,9 +378,8 @@ func (l *Log) retain(p *txPlan) {
 // evictFor makes room for need in target's bound by evicting kept frames,
 // oldest first, until what target has pending and retained plus need
 // fits, or nothing is kept. Retained history never holds a producer back.
-// It reports whether anything was evicted. Called by reserve with mu held.
-func (ix *index) evictFor(target string, p usage, need usage, lim Limit) bool {
-	evicted := false
+// Called by reserve with mu held.
+func (ix *index) evictFor(target string, p usage, need usage, lim Limit) {
 	for len(ix.kept) > 0 {
 		r := ix.retT[target]
 		if r == nil || r.n <= 0 && r.bytes <= 0 {
@@ -366,20 +388,25 @@ func (ix *index) evictFor(target string, p usage, need usage, lim Limit) bool {
 		if p.n+r.n+need.n <= lim.MaxEvents && p.bytes+r.bytes+need.bytes <= lim.MaxBytes {
 			break
 		}
-		m := ix.kept[0]
-		ix.unkeep(m)
-		m.evicted = true
-		ix.evictQ = append(ix.evictQ, m)
-		evicted = true
+		ix.evict(ix.kept[0])
 	}
-	return evicted
 }
 
-// retainedFor returns what retention keeps of target's records. Called
-// with mu held.
-func (ix *index) retainedFor(target string) usage {
-	if u := ix.retT[target]; u != nil {
-		return *u
+// evict takes the kept frame m out of the retained history: the next
+// commit deletes it. Called with mu held.
+func (ix *index) evict(m *frameMeta) {
+	ix.unkeep(m)
+	m.evicted = true
+	ix.shape++
+	ix.evictQ = append(ix.evictQ, m)
+}
+
+// unevict keeps m, evicted but not deleted yet, for a target moved back
+// before it (a rewind or backfill that raced the eviction). Called with mu
+// held.
+func (ix *index) unevict(m *frameMeta) {
+	if m.evicted {
+		m.evicted = false
+		ix.shape++
 	}
-	return usage{}
 }

@@ -293,3 +293,98 @@ func TestBackfill(t *testing.T) {
 	deliverAll(t, l, "new")
 	waitFor(t, func() bool { return l.Retained().Events == 6 })
 }
+
+// TestRetentionDefersCompaction: a dead target pins its records; frames
+// younger than the retention's age are not compacted, so the live target
+// can be rewound into them; once they age out they are compacted and the
+// retained range starts after them.
+func TestRetentionDefersCompaction(t *testing.T) {
+	l := openTest(t, filepath.Join(t.TempDir(), "wal.db"), Options{CursorSyncInterval: time.Millisecond, NoSync: true, Retention: Retention{Age: time.Hour}})
+	defer l.Close()
+	l.Register("dead")
+	l.Register("live")
+	for f := 0; f < 4; f++ {
+		es := []*Entry{entry(f*10, "dead", "live")}
+		for i := 1; i < 10; i++ {
+			es = append(es, entry(f*10+i, "live"))
+		}
+		if _, err := l.Append(context.Background(), es...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliverAll(t, l, "live")
+	time.Sleep(20 * time.Millisecond) // commits that would compact
+	if got := l.Events(); got != 40 {
+		t.Fatalf("events held = %d, want 40 (young frames are not compacted)", got)
+	}
+	if s := l.Retained(); s.First != 1 || s.Events != 0 {
+		t.Fatalf("Retained = %+v, want from 1, none kept (the dead target pins every frame)", s)
+	}
+	if n, err := l.Rewind("live", 1); err != nil || n != 40 {
+		t.Fatalf("rewind live into pinned frames: %d, %v; want 40", n, err)
+	}
+	deliverAll(t, l, "live")
+	if err := l.SetRetention(Retention{Age: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return l.Events() == 4 })
+	if got := readAll(t, l, 1, "dead"); len(got) != 4 {
+		t.Fatalf("dead's records after compaction: %d, want 4", len(got))
+	}
+	if s := l.Retained(); s.First != 41 {
+		t.Fatalf("Retained after compaction = %+v, want first 41 (nothing whole)", s)
+	}
+	if _, err := l.Rewind("live", 1); !errors.Is(err, ErrNotRetained) {
+		t.Fatalf("rewind into compacted frames: %v, want ErrNotRetained", err)
+	}
+}
+
+// TestRewindWhileAppending: rewinds of one target while records are
+// appended and another target keeps up leave every count right: the
+// target's pending load equals what it has to read again.
+func TestRewindWhileAppending(t *testing.T) {
+	l := openTest(t, filepath.Join(t.TempDir(), "wal.db"), Options{CursorSyncInterval: time.Millisecond, NoSync: true, MaxEvents: 200, Retention: Retention{Age: time.Hour}})
+	defer l.Close()
+	l.Register("a")
+	l.Register("b")
+	stop := make(chan struct{})
+	wg := keepUp(l, "b", stop)
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < 600; i++ {
+			if _, err := l.Append(context.Background(), entry(i, "a", "b")); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	appending := true
+	for appending {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			appending = false
+		default:
+		}
+		deliverAll(t, l, "a")
+		if _, err := l.Rewind("a", l.Retained().First); err != nil && !errors.Is(err, ErrNotRetained) {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	c, _ := l.Cursor("a")
+	want := int64(len(readAll(t, l, c, "a")))
+	if p, _ := l.Pending("a"); p != want {
+		t.Fatalf("pending a = %d, want %d (records from its cursor %d)", p, want, c)
+	}
+	if p, _ := l.Pending("a"); p+l.Retained().Events > 200 {
+		t.Fatalf("pending %d + retained %d over the bound 200", p, l.Retained().Events)
+	}
+	deliverAll(t, l, "a")
+	deliverAll(t, l, "b")
+	waitFor(t, func() bool { p, _ := l.Pending("a"); return p == 0 })
+}

@@ -85,6 +85,7 @@ func (ix *index) moveBack(target string, c, c0 uint64) {
 			if t.target == target {
 				ix.use(target).add(t.n, t.bytes)
 				ix.unkeep(m)
+				ix.unevict(m) // evicted after the rewind checked the range
 			}
 		}
 	}
@@ -298,7 +299,8 @@ func (l *Log) Backfill(target string, from uint64, route func(Record) bool) (int
 	}
 	for m, rw := range out {
 		ix.setTallies(m, rw.h.targets, int64(rw.h.count), rw.h.bytes, m.last)
-		ix.unkeep(m) // target has not passed it
+		ix.unkeep(m)  // target has not passed it
+		ix.unevict(m) // evicted after the backfill checked the range
 	}
 	l.log.Info("wal: target backfilled from the retained history", "target", target, "from", from, "records", n)
 	return n, nil
