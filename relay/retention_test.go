@@ -95,6 +95,27 @@ func TestRewindAPI(t *testing.T) {
 		t.Fatalf("lag after the re-delivery = %d, want 0", s.Lag)
 	}
 
+	// A paused target rewound holds the events to deliver again: its lag
+	// says how many, before and after the resume.
+	apiJSON(t, srv, "POST", "/v1/targets/"+webhookARN+"/pause", 200, nil)
+	code, body = post(t, srv, base, `{"toSeq":3}`)
+	if err := json.Unmarshal([]byte(body), &res); code != 200 || err != nil || res.Redeliver != 8 {
+		t.Fatalf("rewind of a paused target = %d %s, want 8 to re-deliver", code, body)
+	}
+	if s := status(t, srv, webhookARN); s.Lag != 8 || s.State != "paused" || s.Cursor != 3 {
+		t.Fatalf("status after the rewind = %+v, want paused at 3 with a lag of 8", s)
+	}
+	if p, _ := r.Log().Pending(webhookARN); p != 10 {
+		// The log's bound counts by whole frames: 1-5 and 6-10.
+		t.Fatalf("log's pending after the rewind = %d, want 10", p)
+	}
+	apiJSON(t, srv, "POST", "/v1/targets/"+webhookARN+"/resume", 200, nil)
+	got = waitBodies(t, rcv, 25, 10*time.Second)
+	if s := seqsOf(t, got[17:]); !slices.Equal(s, []int{3, 4, 5, 6, 7, 8, 9, 10}) {
+		t.Fatalf("re-delivered %v, want 3..10", s)
+	}
+	waitUntil(t, "no lag", func() bool { return status(t, srv, webhookARN).Lag == 0 })
+
 	for _, c := range []struct {
 		path, body string
 		code       int
@@ -115,8 +136,8 @@ func TestRewindAPI(t *testing.T) {
 			t.Errorf("POST %s %s = %d %s, want %d naming %q", c.path, c.body, code, body, c.code, c.want)
 		}
 	}
-	if len(rcv.Bodies()) != 17 {
-		t.Fatalf("receiver got %d bodies after refused rewinds, want 17", len(rcv.Bodies()))
+	if len(rcv.Bodies()) != 25 {
+		t.Fatalf("receiver got %d bodies after refused rewinds, want 25", len(rcv.Bodies()))
 	}
 
 	waitUntil(t, "10 retained events again", func() bool { return r.Retained().Events == 10 })
