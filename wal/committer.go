@@ -301,7 +301,7 @@ func (l *Log) plan(frames []*pendingFrame) *txPlan {
 		}
 	}
 	ix.mergeQ = nil
-	l.retain(p) // retention.go
+	l.retain(p, frames) // retention.go
 	return p
 }
 

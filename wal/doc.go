@@ -47,11 +47,12 @@
 // the retention. Kept records count against each bound they were routed
 // to (pending plus kept): when an append would not fit because of them,
 // the oldest kept frames are reclaimed first, so retained history never
-// holds a producer back. Frames younger than the retention's age are not
-// compacted. Retained reports the range a target can be moved back to:
-// from the oldest record of the run of frames, ending at the last
-// sequence, that still hold every record they were written with. A frame
-// of records routed to no target is not written, so not retained either.
+// holds a producer back. Frames the retention would keep (younger than
+// its age and within its bytes of the newest appended) are not compacted.
+// Retained reports the range a target can be moved back to: from the
+// oldest record of the run of frames, ending at the last sequence, that
+// still hold every record they were written with. A frame of records
+// routed to no target is not written, so not retained either.
 //
 // Rewind moves a target's cursor back within that range and Backfill
 // routes the range's records to a target added later; both commit the

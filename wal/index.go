@@ -26,6 +26,7 @@ type frameMeta struct {
 	at      int64
 	kept    bool
 	evicted bool
+	cum     int64 // record bytes appended up to this frame, itself included
 }
 
 // usage is a target's pending load: records routed to it in frames its
@@ -86,6 +87,7 @@ type index struct {
 	// rewrite, damage, eviction); fc caches retainedFrom against it.
 	shape uint64
 	fc    floorCache
+	cum   int64 // record bytes appended (frameMeta.cum of the newest)
 }
 
 func (ix *index) init(def Limit) {

@@ -302,9 +302,7 @@ func (l *Log) load() error {
 				}
 			}
 		}
-		if tx.Bucket(bucketMeta).Get(keyRetention) != nil {
-			ix.keepLoaded() // retention.go
-		}
+		ix.loadRetention(tx.Bucket(bucketMeta).Get(keyRetention) != nil) // retention.go
 		return nil
 	})
 }

@@ -224,6 +224,20 @@ func (l *Log) young(m *frameMeta, now int64) bool {
 	return now-at < int64(l.ix.ret.Age)
 }
 
+// protected reports whether compacting m would cut records out of the
+// retained history: m is whole and young, and within the newest
+// retention bytes appended. Called with mu held.
+func (l *Log) protected(m *frameMeta, now int64) bool {
+	r := l.ix.ret
+	if !r.On() || !m.whole() {
+		return false
+	}
+	if r.Bytes > 0 && l.ix.cum-m.cum >= r.Bytes {
+		return false
+	}
+	return l.young(m, now)
+}
+
 // keep marks m, which every target passed, as kept by retention. Called
 // with mu held.
 func (ix *index) keep(m *frameMeta) {
@@ -271,13 +285,16 @@ func (ix *index) countKept(m *frameMeta, sign int64) {
 	}
 }
 
-// keepLoaded marks the frames of a log just opened that every target has
-// passed (they were kept by retention before): the next commit reclaims
-// those the retention in force does not keep. Called with mu held.
-func (ix *index) keepLoaded() {
+// loadRetention numbers the frames of a log just opened by the bytes
+// appended up to them and, in a log that kept frames for retention
+// (marked), marks those every target has passed as kept: the next commit
+// reclaims those the retention in force does not keep.
+func (ix *index) loadRetention(marked bool) {
 	view := cursorView{durable: ix.durable}
 	for _, m := range ix.frames {
-		if m.damage == "" && view.passed(m) {
+		ix.cum += m.bytes
+		m.cum = ix.cum
+		if marked && m.damage == "" && view.passed(m) {
 			ix.keep(m)
 		}
 	}
@@ -300,7 +317,7 @@ func (l *Log) sweepDue() bool {
 	if len(ix.kept) > 0 && !l.young(ix.kept[0], now) {
 		return true
 	}
-	return len(ix.deferred) > 0 && !l.young(ix.deferred[0], now)
+	return len(ix.deferred) > 0 && !l.protected(ix.deferred[0], now)
 }
 
 // retain applies retention to a transaction's plan: frames every target
@@ -308,8 +325,12 @@ func (l *Log) sweepDue() bool {
 // are not compacted (it would cut records out of the retained history),
 // and kept frames beyond the retention, or evicted for room, are
 // reclaimed oldest first. Called by plan with mu held.
-func (l *Log) retain(p *txPlan) {
+func (l *Log) retain(p *txPlan, frames []*pendingFrame) {
 	ix := &l.ix
+	for _, f := range frames {
+		ix.cum += f.meta.bytes
+		f.meta.cum = ix.cum
+	}
 	if !ix.ret.On() && len(ix.kept) == 0 && len(ix.evictQ) == 0 && len(ix.deferred) == 0 {
 		return
 	}
@@ -326,7 +347,7 @@ func (l *Log) retain(p *txPlan) {
 		p.reclaim = reclaim
 		compact := p.compact[:0]
 		for _, m := range p.compact {
-			if ix.ret.Age > 0 && m.whole() && l.young(m, now) {
+			if l.protected(m, now) {
 				ix.deferred = append(ix.deferred, m)
 				continue
 			}
@@ -335,7 +356,7 @@ func (l *Log) retain(p *txPlan) {
 		p.compact = compact
 	}
 	// Frames deferred from compaction come back once they are old.
-	for len(ix.deferred) > 0 && (!ix.ret.On() || !l.young(ix.deferred[0], now)) {
+	for len(ix.deferred) > 0 && !l.protected(ix.deferred[0], now) {
 		m := ix.deferred[0]
 		ix.deferred = ix.deferred[1:]
 		if !m.gone {

@@ -3,6 +3,7 @@ package wal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -295,11 +296,18 @@ func TestBackfill(t *testing.T) {
 }
 
 // TestRetentionDefersCompaction: a dead target pins its records; frames
-// younger than the retention's age are not compacted, so the live target
-// can be rewound into them; once they age out they are compacted and the
-// retained range starts after them.
+// the retention would keep (younger than its age, within its bytes) are
+// not compacted, so the live target can be rewound into them; once they
+// leave the retention they are compacted and the retained range starts
+// after them.
 func TestRetentionDefersCompaction(t *testing.T) {
-	l := openTest(t, filepath.Join(t.TempDir(), "wal.db"), Options{CursorSyncInterval: time.Millisecond, NoSync: true, Retention: Retention{Age: time.Hour}})
+	for _, ret := range []Retention{{Age: time.Hour}, {Bytes: 1 << 20}} {
+		t.Run(fmt.Sprintf("%+v", ret), func(t *testing.T) { testRetentionDefersCompaction(t, ret) })
+	}
+}
+
+func testRetentionDefersCompaction(t *testing.T, ret Retention) {
+	l := openTest(t, filepath.Join(t.TempDir(), "wal.db"), Options{CursorSyncInterval: time.Millisecond, NoSync: true, Retention: ret})
 	defer l.Close()
 	l.Register("dead")
 	l.Register("live")
