@@ -250,3 +250,24 @@ func TestRetentionConfigErrors(t *testing.T) {
 		t.Fatalf("retention = %+v, want 24h and 1 GiB", got)
 	}
 }
+
+// TestRetainedGivesWayToPublish: with relay.queueLimit full of retained
+// history, a publish is not pushed back: the oldest retained events go.
+func TestRetainedGivesWayToPublish(t *testing.T) {
+	rcv := newTestReceiver(t)
+	c := testConfig(t, t.TempDir(), rcv.URL(), `,"queueLimit":5,"fullWait":"100ms","retention":{"age":"1h"}`)
+	r := openRelay(t, c)
+	publish(t, r, 1, 5)
+	waitBodies(t, rcv, 5, 10*time.Second)
+	waitUntil(t, "5 retained events", func() bool { return r.Retained().Events == 5 })
+	for i := 6; i <= 10; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := r.Publish(ctx, records("images", i, 1)...)
+		cancel()
+		if err != nil {
+			t.Fatalf("publish %d with the bound full of retained events: %v", i, err)
+		}
+	}
+	waitBodies(t, rcv, 10, 10*time.Second)
+	waitUntil(t, "the newest 5 retained", func() bool { s := r.Retained(); return s.Events == 5 && s.FirstSeq == 6 })
+}
