@@ -172,7 +172,7 @@ func (r *Relay) startFromOldest(ctx context.Context, arn string) (int, error) {
 	var n int
 	err := r.eng.Restart(ctx, arn, func() error {
 		var err error
-		n, err = r.log.Backfill(arn, r.log.Retained().First, func(rec wal.Record) bool {
+		n, err = r.log.Backfill(arn, 0, func(rec wal.Record) bool {
 			bucket, key, _ := strings.Cut(rec.Key, "/")
 			for _, a := range r.rules.MatchRecord(nil, bucket, key, event.Name(rec.Name), rec.Data) {
 				if a == arn {

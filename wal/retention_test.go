@@ -274,7 +274,10 @@ func TestBackfill(t *testing.T) {
 	appendEach(t, l, 0, 6, "a")
 	deliverAll(t, l, "a")
 	even := func(r Record) bool { return r.Data[len(r.Data)-2]%2 == 0 } // {"i":N}
-	n, err := l.Backfill("new", l.Retained().First, even)
+	if _, err := l.Backfill("new", 8, even); !errors.Is(err, ErrAhead) {
+		t.Fatalf("Backfill from past the end: %v, want ErrAhead", err)
+	}
+	n, err := l.Backfill("new", 0, even)
 	if err != nil || n != 3 {
 		t.Fatalf("Backfill = %d, %v; want 3", n, err)
 	}

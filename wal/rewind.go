@@ -194,11 +194,12 @@ func (l *Log) floorSeq(first *frameMeta, last uint64) uint64 {
 }
 
 // Backfill routes to target the retained records from sequence from on
-// that route accepts (records already routed to it are left as they are)
-// and moves its cursor back to from, durably before it returns, so that a
-// target added after them receives them: a target that starts from the
-// oldest retained record. A target without a cursor gets one. It returns
-// how many records were routed to target anew.
+// (0: from the oldest retained record, see Retained) that route accepts
+// (records already routed to it are left as they are) and moves its
+// cursor back to from, durably before it returns, so that a target added
+// after them receives them: a target that starts from the oldest retained
+// record. A target without a cursor gets one. It returns how many records
+// were routed to target anew.
 //
 // The frames holding those records are rewritten in one write transaction
 // (the cost of a backfill is a rewrite of the retained history from from
@@ -220,6 +221,9 @@ func (l *Log) Backfill(target string, from uint64, route func(Record) bool) (int
 		c0 = last + 1
 	}
 	floor := ix.floor(last)
+	if from == 0 {
+		from = floor
+	}
 	var frames []*frameMeta
 	for _, m := range ix.frames {
 		if m.last >= from && m.first < c0 {
@@ -232,7 +236,7 @@ func (l *Log) Backfill(target string, from uint64, route func(Record) bool) (int
 		return 0, err
 	case from > c0:
 		return 0, fmt.Errorf("%w: sequence %d is past %s's cursor %d", ErrAhead, from, target, c0)
-	case from < floor || from == 0:
+	case from < floor:
 		return 0, l.notRetained(from, time.Time{})
 	}
 	// Every frame from floor on is whole, so each can be decoded and
