@@ -82,6 +82,10 @@ type Settings struct {
 	LogLevel string `json:"logLevel,omitempty"`
 	// NoSync skips fsync. It voids the durability guarantee; for tests.
 	NoSync bool `json:"noSync,omitempty"`
+	// Retention keeps delivered events for rewinds and for targets that
+	// start from the oldest retained event (retention.go); absent means
+	// delivered events are reclaimed at once.
+	Retention *RetentionConfig `json:"retention,omitempty"`
 }
 
 // TargetConfig is one parsed entry of the "notify" section.
@@ -107,6 +111,10 @@ type TargetConfig struct {
 	// wait, then fail with 503) or WhenFullDrop (the target misses them;
 	// counted and logged).
 	WhenFull string
+	// StartFrom is where the target starts when it has no cursor in the
+	// log yet ("startFrom"): StartFromNew (the default) or StartFromOldest
+	// (the retained history first).
+	StartFrom string
 }
 
 // Policies of TargetConfig.WhenFull.
@@ -121,6 +129,7 @@ type boundKeys struct {
 	MaxPending      *int64  `json:"maxPending"`
 	MaxPendingBytes *int64  `json:"maxPendingBytes"`
 	WhenFull        *string `json:"whenFull"`
+	StartFrom       *string `json:"startFrom"`
 }
 
 // splitBounds reads the bound keys of a notify entry and returns the entry
@@ -130,7 +139,7 @@ func splitBounds(doc, raw json.RawMessage, path string) (boundKeys, json.RawMess
 	if err := json.Unmarshal(raw, &b); err != nil {
 		return b, nil, jsonError(doc, path, err)
 	}
-	if b.MaxPending == nil && b.MaxPendingBytes == nil && b.WhenFull == nil {
+	if b.MaxPending == nil && b.MaxPendingBytes == nil && b.WhenFull == nil && b.StartFrom == nil {
 		return b, raw, nil
 	}
 	if b.MaxPending != nil && *b.MaxPending < 0 {
@@ -142,6 +151,9 @@ func splitBounds(doc, raw json.RawMessage, path string) (boundKeys, json.RawMess
 	if b.WhenFull != nil && *b.WhenFull != WhenFullBlock && *b.WhenFull != WhenFullDrop {
 		return b, nil, &ConfigError{Path: path + ".whenFull", Msg: fmt.Sprintf("%q is not \"block\" or \"drop\"", *b.WhenFull)}
 	}
+	if b.StartFrom != nil && *b.StartFrom != StartFromNew && *b.StartFrom != StartFromOldest {
+		return b, nil, &ConfigError{Path: path + ".startFrom", Msg: fmt.Sprintf("%q is not \"new\" or \"oldest\"", *b.StartFrom)}
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return b, nil, jsonError(doc, path, err)
@@ -149,6 +161,7 @@ func splitBounds(doc, raw json.RawMessage, path string) (boundKeys, json.RawMess
 	delete(m, "maxPending")
 	delete(m, "maxPendingBytes")
 	delete(m, "whenFull")
+	delete(m, "startFrom")
 	rest, err := json.Marshal(m)
 	return b, rest, err
 }
@@ -294,7 +307,7 @@ func (s *Settings) validate() error {
 	default:
 		return &ConfigError{Path: "relay.logLevel", Msg: "must be debug, info, warn or error"}
 	}
-	return nil
+	return s.Retention.validate()
 }
 
 func isLoopback(host string) bool {
@@ -353,7 +366,7 @@ func (c *Config) parseNotify(doc, raw json.RawMessage) error {
 			}
 			ns := k.IsNamespace(params)
 			arn := rules.ARN{Region: c.Relay.Region, ID: id, Kind: kind}.String()
-			tc := TargetConfig{Kind: kind, ID: id, Enabled: *en.Enable, ARN: arn, Params: params, Namespace: ns, WhenFull: WhenFullBlock}
+			tc := TargetConfig{Kind: kind, ID: id, Enabled: *en.Enable, ARN: arn, Params: params, Namespace: ns, WhenFull: WhenFullBlock, StartFrom: StartFromNew}
 			if bounds.MaxPending != nil {
 				tc.MaxPending = *bounds.MaxPending
 			}
@@ -362,6 +375,9 @@ func (c *Config) parseNotify(doc, raw json.RawMessage) error {
 			}
 			if bounds.WhenFull != nil {
 				tc.WhenFull = *bounds.WhenFull
+			}
+			if bounds.StartFrom != nil {
+				tc.StartFrom = *bounds.StartFrom
 			}
 			c.Targets = append(c.Targets, tc)
 		}

@@ -23,12 +23,13 @@ import (
 //	PUT    /v1/buckets/{bucket}/notification  S3 NotificationConfiguration XML
 //	GET    /v1/buckets/{bucket}/notification  (+ X-Relay-Rules-Source: file|api)
 //	DELETE /v1/buckets/{bucket}/notification
-//	GET    /v1/targets                     every target's live status
+//	GET    /v1/targets                     every target's live status and the retained range
 //	POST   /v1/targets/{arn}/pause|resume
 //	POST   /v1/targets                     add a target; PUT|DELETE /v1/targets/{arn} (runtime_targets_api.go)
 //	GET    /v1/exports/{name}              events a forced removal exported
 //	GET    /v1/targets/{arn}/quarantine[/{seq}]
 //	POST   /v1/targets/{arn}/quarantine/retry|drop?seq=A-B|all=1
+//	POST   /v1/targets/{arn}/rewind        {"toTime":…} or {"toSeq":…}: deliver again (retention.go)
 //	GET    /v1/buckets/{bucket}/events     live events, NDJSON or SSE (watch.go)
 //	GET    /                               the status page (statuspage.go)
 //	GET    /healthz                        liveness: "ok" while the process serves
@@ -48,6 +49,7 @@ func (r *Relay) Handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/buckets/{bucket}/notification", r.deleteNotification)
 	r.registerTargets(mux)    // targets_api.go
 	r.registerQuarantine(mux) // quarantine_api.go
+	r.registerRewind(mux)     // retention.go
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("GET /readyz", r.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.reg, promhttp.HandlerOpts{}))

@@ -80,6 +80,7 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		MaxEvents: cfg.Relay.QueueLimit,
 		MaxBytes:  cfg.Relay.QueueLimitBytes,
 		NoSync:    cfg.Relay.NoSync,
+		Retention: cfg.Relay.Retention.Log(),
 		Logger:    lg,
 	})
 	if err != nil {
@@ -108,9 +109,13 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		return fail(err)
 	}
 	enabled := map[string]bool{}
+	var fromStart []string
 	for _, tc := range tcs {
 		if !tc.Enabled {
 			continue
+		}
+		if _, ok := l.Cursor(tc.ARN); !ok && tc.StartFrom == StartFromOldest {
+			fromStart = append(fromStart, tc.ARN) // retention.go
 		}
 		if err := r.startTarget(tc); err != nil {
 			return fail(err)
@@ -141,6 +146,11 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 	}
 	r.logRuleOverrides() // rules_source.go
 	r.rules = rules.NewSet(r.effectiveRules())
+	for _, arn := range fromStart {
+		if _, err := r.startFromOldest(context.Background(), arn); err != nil {
+			return fail(err)
+		}
+	}
 	if err := r.loadPaused(); err != nil {
 		return fail(err)
 	}
@@ -149,6 +159,7 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		lg.Warn("no target is enabled: events are accepted and dropped until a target is enabled in the notify section")
 	}
 	r.metrics = newMetrics(r)
+	r.metrics.reg.MustRegister(newRetainedCollector(r)) // retention.go
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() {

@@ -42,16 +42,6 @@ import (
 // silently routed nowhere. Reload may drop a target that rules set
 // through the API (rules.json) route to: it logs a warning, as Open does.
 
-// Values of the add body's "startFrom".
-const (
-	// StartFromNew starts a new target at the next event logged (the
-	// default).
-	StartFromNew = "new"
-	// StartFromOldest starts a new target at the oldest event the log
-	// holds (relay targets add --from-start).
-	StartFromOldest = "oldest"
-)
-
 // Errors of the target changes.
 var (
 	// ErrTargetExists is returned when adding a target whose ARN is
@@ -62,7 +52,8 @@ var (
 	// route to, that the configuration file defines, or that the
 	// embedding program gave.
 	ErrTargetInUse = errors.New("relay: target in use")
-	// ErrNotSupported is returned for a startFrom this build cannot do.
+	// ErrNotSupported is returned for what the relay cannot do in its
+	// configuration (an operation its log does not support).
 	ErrNotSupported = errors.New("relay: not supported")
 )
 
@@ -450,19 +441,13 @@ func (r *Relay) bucketsRouting(arn string) []string {
 	return out
 }
 
-// registerFrom places a new target's cursor before its loop starts.
-//
-// TODO(retention): startFrom "oldest" (relay targets add --from-start)
-// needs the log to place a new target's cursor at its oldest retained
-// record; the retention work in wal adds that. Call it here, for
-// StartFromOldest, before the loop registers the target. Until then it is
-// refused with ErrNotSupported (501).
+// registerFrom checks a new target's startFrom. "oldest" is applied once
+// the target runs (startFromOldest, retention.go): its loop is restarted
+// from the oldest retained record routed to it.
 func (r *Relay) registerFrom(arn, startFrom string) error {
 	switch startFrom {
-	case "", StartFromNew:
+	case "", StartFromNew, StartFromOldest:
 		return nil
-	case StartFromOldest:
-		return fmt.Errorf("%w: startFrom %q for %s: this build cannot start a target from the log's retained history yet", ErrNotSupported, startFrom, arn)
 	}
 	return &ConfigError{Path: "startFrom", Msg: fmt.Sprintf("must be %q or %q", StartFromNew, StartFromOldest)}
 }
@@ -522,6 +507,11 @@ func (r *Relay) AddTarget(ctx context.Context, body []byte) (string, error) {
 	r.reapplyPause(arn)
 	r.setRouting([]string{arn}, nil)
 	r.lg.Info("target added", "target", arn, "startFrom", orNew(tb.startFrom))
+	if tb.startFrom == StartFromOldest || tb.tc.StartFrom == StartFromOldest {
+		if _, err := r.startFromOldest(ctx, arn); err != nil {
+			return arn, err
+		}
+	}
 	return arn, nil
 }
 

@@ -361,7 +361,6 @@ func TestRuntimeTargetBadInput(t *testing.T) {
 		{"POST", "/v1/targets", `null`, 400, "one target", ""},
 		{"POST", "/v1/targets", hookBody("1", "http://x/"), 409, "defined in the configuration file", ""},
 		{"POST", "/v1/targets", hookBody("2", "http://x/"), 409, "added already", ""},
-		{"POST", "/v1/targets", `{"webhook":{"3":{"endpoint":"http://x/"}},"startFrom":"oldest"}`, 501, "retained history", ""},
 		{"PUT", "/v1/targets/arn:minio:sqs::9:webhook", hookBody("9", "http://x/"), 404, "no such target arn:minio:sqs::9:webhook", ""},
 		{"PUT", "/v1/targets/" + hook2, hookBody("3", "http://x/"), 400, "describes the target arn:minio:sqs::3:webhook, not " + hook2, "notify.webhook.3"},
 		{"PUT", "/v1/targets/" + hook2, `{"webhook":{"2":{"endpoint":"ftp://x/"}}}`, 400, "notify.webhook.2.endpoint", "notify.webhook.2.endpoint"},

@@ -24,7 +24,7 @@ func (r *Relay) registerTargets(mux *http.ServeMux) {
 }
 
 func (r *Relay) getTargetStatus(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"targets": r.TargetStatus()})
+	writeJSON(w, http.StatusOK, map[string]any{"targets": r.TargetStatus(), "retained": r.Retained()})
 }
 
 func (r *Relay) postPause(paused bool) http.HandlerFunc {

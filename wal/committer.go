@@ -163,7 +163,7 @@ func (l *Log) batch() {
 		last := l.ix.nextSeq - 1
 		l.ix.mu.Unlock()
 		v := encodeFrame(first, last, recs)
-		m := &frameMeta{first: first, last: last, count: int64(n), bytes: size}
+		m := &frameMeta{first: first, last: last, count: int64(n), bytes: size, at: now}
 		for _, r := range reqs {
 			for t, u := range r.res {
 				m.targets = addTally(m.targets, t, u)
@@ -301,6 +301,7 @@ func (l *Log) plan(frames []*pendingFrame) *txPlan {
 		}
 	}
 	ix.mergeQ = nil
+	l.retain(p, frames) // retention.go
 	return p
 }
 
@@ -335,13 +336,13 @@ func (l *Log) writeTx(frames []*pendingFrame) {
 	defer l.c.txMu.Unlock()
 	ix := &l.ix
 	ix.mu.Lock()
-	if len(frames) == 0 && len(ix.dirty) == 0 && len(ix.quar) == 0 && len(ix.compactQ) == 0 && len(ix.mergeQ) == 0 {
+	if len(frames) == 0 && len(ix.dirty) == 0 && len(ix.quar) == 0 && len(ix.compactQ) == 0 && len(ix.mergeQ) == 0 && !l.sweepDue() {
 		ix.mu.Unlock()
 		return
 	}
 	p := l.plan(frames)
 	ix.mu.Unlock()
-	if len(frames) == 0 && len(p.moves) == 0 && len(p.quar) == 0 && len(p.compact) == 0 && len(p.merge) == 0 {
+	if len(frames) == 0 && len(p.moves) == 0 && len(p.quar) == 0 && len(p.compact) == 0 && len(p.merge) == 0 && len(p.reclaim) == 0 {
 		return // the queues held nothing worth a transaction
 	}
 

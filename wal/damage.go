@@ -65,6 +65,7 @@ func (l *Log) noteDamage(d damagedFrame) {
 		return // reclaimed meanwhile, or noted already
 	}
 	m.damage = d.reason
+	l.ix.shape++ // retention.go: the frame is no longer whole
 	if !d.known {
 		// Whom it served is unknown: it pins every target with a cursor
 		// before it, and counts in no target's pending load.

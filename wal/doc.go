@@ -38,6 +38,28 @@
 // routed to it; Release, on purpose, exports a target's backlog and lets
 // it go.
 //
+// # Retention and rewind
+//
+// With a Retention (Options.Retention, SetRetention), a frame every target
+// passed is kept instead of deleted while it is younger than the
+// retention's age and within its bytes (the newest kept frames first);
+// kept frames are reclaimed oldest first, at the commit after they leave
+// the retention. Kept records count against each bound they were routed
+// to (pending plus kept): when an append would not fit because of them,
+// the oldest kept frames are reclaimed first, so retained history never
+// holds a producer back. Frames the retention would keep (younger than
+// its age and within its bytes of the newest appended) are not compacted.
+// Retained reports the range a target can be moved back to: from the
+// oldest record of the run of frames, ending at the last sequence, that
+// still hold every record they were written with. A frame of records
+// routed to no target is not written, so not retained either.
+//
+// Rewind moves a target's cursor back within that range and Backfill
+// routes the range's records to a target added later; both commit the
+// cursor before they return, and the records are delivered again
+// (at-least-once, on purpose). SeqAt finds the first record appended at
+// or after a time. A frame's time is its first record's append time.
+//
 // # Bounds
 //
 // Each target has a bound (SetLimit; by default Options.MaxEvents and

@@ -18,6 +18,15 @@ type frameMeta struct {
 	targets     []tally // per target; nil when the frame is too damaged to tell
 	damage      string  // why the frame is damaged; "" when it is sound
 	gone        bool    // deleted from the file (reclaimed or released)
+
+	// Retention (retention.go). at is the append time of the first record
+	// (Unix ns; 0 until read for a frame loaded from the file); kept marks
+	// a frame every target passed that retention keeps; evicted one that
+	// retention let go and the next commit deletes.
+	at      int64
+	kept    bool
+	evicted bool
+	cum     int64 // record bytes appended up to this frame, itself included
 }
 
 // usage is a target's pending load: records routed to it in frames its
@@ -61,6 +70,24 @@ type index struct {
 	closed   bool
 	failErr  error         // set once storage failed; every write fails after it
 	failed   chan struct{} // closed when failErr is set
+
+	// Retention (retention.go): the policy, the kept frames by first
+	// sequence, their totals overall and per target, frames evicted and
+	// not yet deleted, and young frames whose compaction waits until they
+	// age out of the retention.
+	ret      Retention
+	kept     []*frameMeta
+	retN     int64
+	retBytes int64
+	retT     map[string]*usage
+	evictQ   []*frameMeta
+	deferred []*frameMeta
+	goneAt   int64 // newest append time of a frame deleted since Open (SeqAt)
+	// shape counts changes that may make a frame not whole (deletion,
+	// rewrite, damage, eviction); fc caches retainedFrom against it.
+	shape uint64
+	fc    floorCache
+	cum   int64 // record bytes appended (frameMeta.cum of the newest)
 }
 
 func (ix *index) init(def Limit) {
@@ -73,6 +100,7 @@ func (ix *index) init(def Limit) {
 	ix.dropped = map[string]uint64{}
 	ix.drops = map[string]*dropNote{}
 	ix.names = map[string]string{}
+	ix.retT = map[string]*usage{}
 	ix.def = def
 	ix.freed = make(chan struct{})
 	ix.appended = make(chan struct{})
@@ -169,7 +197,7 @@ func (v cursorView) passed(m *frameMeta) bool {
 // m has not started it either (it lags, as a dead or removed target does),
 // and at least one target has passed it.
 func (v cursorView) worthCompacting(m *frameMeta) bool {
-	if m.damage != "" || m.gone {
+	if m.damage != "" || m.gone || m.kept || m.evicted {
 		return false
 	}
 	var needed int64
@@ -258,6 +286,11 @@ func (ix *index) moveCursor(target string, c uint64) {
 // setTallies replaces m's tallies and last sequence (after a rewrite),
 // keeping the pending load of every target that counts m in step.
 func (ix *index) setTallies(m *frameMeta, targets []tally, count, bytes int64, last uint64) {
+	ix.shape++
+	if m.kept {
+		ix.countKept(m, -1)
+		defer ix.countKept(m, 1)
+	}
 	for _, t := range m.targets {
 		if ix.counts(t.target, m) {
 			ix.use(t.target).add(-t.n, -t.bytes)
@@ -279,9 +312,12 @@ func (ix *index) setTallies(m *frameMeta, targets []tally, count, bytes int64, l
 // pending load must have been taken out already (passed frames) or by the
 // caller.
 func (ix *index) removeGone() {
+	ix.shape++
 	kept := ix.frames[:0]
 	for _, m := range ix.frames {
 		if m.gone {
+			ix.unkeep(m)
+			ix.goneAt = max(ix.goneAt, m.at)
 			ix.events -= m.count
 			ix.bytes -= m.bytes
 			continue

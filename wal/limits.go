@@ -104,6 +104,9 @@ func (l *Log) reserve(ctx context.Context, entries []*Entry) ([]*Entry, map[stri
 			lim := ix.limit(t)
 			p := ix.use(t)
 			if p.n+u.n <= lim.MaxEvents && p.bytes+u.bytes <= lim.MaxBytes {
+				// Retained history counts against the bound too, but
+				// makes room, oldest first, rather than hold this back.
+				ix.evictFor(t, *p, u, lim)
 				continue
 			}
 			if lim.Drop {

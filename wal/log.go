@@ -79,6 +79,9 @@ type Options struct {
 	// DefaultLockWait. A log held by another writer fails at once (after
 	// one second) with ErrLocked whatever LockWait is.
 	LockWait time.Duration
+	// Retention keeps records every target has delivered, for Rewind and
+	// Backfill; the zero value keeps nothing (see Retention, SetRetention).
+	Retention Retention
 	// NoSync skips fsync. For tests only: it voids the durability guarantee.
 	NoSync bool
 	// Logger receives the log's messages; nil means slog.Default().
@@ -160,6 +163,11 @@ func Open(path string, opts Options) (l *Log, err error) {
 				return err
 			}
 		}
+		if opts.Retention.On() {
+			if err := markRetention(tx); err != nil {
+				return err
+			}
+		}
 		// The log's id, drawn once when the file is new (or predates ids).
 		if mb := tx.Bucket(bucketMeta); mb.Get(keyLogID) == nil {
 			return mb.Put(keyLogID, []byte(newLogID()))
@@ -226,6 +234,7 @@ func newLog(db *bolt.DB, opts Options, lg *slog.Logger, ro bool) *Log {
 		closing: make(chan struct{}),
 	}
 	l.ix.init(Limit{MaxEvents: opts.MaxEvents, MaxBytes: opts.MaxBytes})
+	l.ix.ret = opts.Retention
 	return l
 }
 
@@ -293,6 +302,7 @@ func (l *Log) load() error {
 				}
 			}
 		}
+		ix.loadRetention(tx.Bucket(bucketMeta).Get(keyRetention) != nil) // retention.go
 		return nil
 	})
 }

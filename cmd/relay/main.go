@@ -5,7 +5,7 @@
 //	relay events add|list|remove     manage bucket rules on a running relay (like `mc events`)
 //	relay release --config FILE ARN --export FILE.jsonl
 //	                                 export a removed target's backlog and let it go
-//	relay targets [pause|resume ARN] live target status; hold or release a target
+//	relay targets [pause|resume|rewind ARN] live target status; hold, release or rewind a target
 //	relay targets add|update|remove ARN  change targets of a running relay
 //	relay quarantine list|show|retry|drop ARN  act on a target's quarantine
 //	relay validate --config FILE     check a configuration file
@@ -119,6 +119,8 @@ Commands:
   targets remove ARN [--force [--export FILE]]
                           change the targets of a running relay (kept in
                           its data directory)
+  targets rewind ARN --to-time T | --to-seq N
+                          deliver a target's retained events again from there
   quarantine list|show|retry|drop ARN [--seq A-B] [--all] [--out FILE]
   validate --config FILE  check a configuration file; print ARNs and rules
   version                 module version and VCS revision (also --version)

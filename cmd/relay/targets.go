@@ -35,6 +35,7 @@ func (c *targetsCommand) Usage(fs *flag.FlagSet) {
   relay targets add ARN (--param key=value ... | --file FILE) [--kind KIND] [--from-start] [--json]
   relay targets update ARN (--param key=value ... | --file FILE) [--json]
   relay targets remove ARN [--force [--export FILE]] [--json]
+  relay targets rewind ARN --to-time T | --to-seq N | --from-start [--json]
 
 Without a subcommand, prints one row per target of the running relay:
 its state (up, down, backing off, paused), cursor, lag (events pending
@@ -57,6 +58,15 @@ if events are pending for it, it is refused unless --force, which exports
 them (JSON lines, on the relay's host; --export also copies them to a local
 FILE) and then releases them. remove --force also releases what a target
 removed from the configuration file left pending.
+
+rewind moves a target back to the first event logged at or after T (RFC
+3339, such as 2026-12-01T10:00:00Z) or to sequence N, and delivers the
+events routed to it from there on again (at-least-once, on purpose). The
+events must still be in the log: relay.retention keeps delivered ones;
+the relay refuses a point older than its retained history and names the
+oldest it has. --from-start routes the retained events the target's bucket
+rules route to now to it, from the oldest on (a target added later, then
+given its rules, catches up).
 
 Exit codes: 0 done, 1 refused or failed (unknown target, a conflict, pending
 events), 2 bad input (flags, or a description the relay refused).
@@ -85,6 +95,8 @@ func (c *targetsCommand) Run(ctx context.Context, args []string) error {
 	watch := fs.Bool("watch", false, "print the table again every --interval until interrupted")
 	interval := fs.Duration("interval", 2*time.Second, "--watch refresh interval")
 	mf := registerManageFlags(fs) // add, update, remove: targets_manage.go
+	toTime := fs.String("to-time", "", "rewind: the time (RFC 3339) to deliver again from")
+	toSeq := fs.Uint64("to-seq", 0, "rewind: the sequence to deliver again from")
 	fs.Usage = func() { c.Usage(fs) }
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -125,7 +137,10 @@ func (c *targetsCommand) Run(ctx context.Context, args []string) error {
 		}
 		return c.manage(ctx, cl, mf, pos[0], pos[1], *asJSON)
 	}
-	return usagef("unknown targets subcommand %q (add, update, remove, pause, resume, or none to list)", pos[0])
+	if pos[0] == "rewind" {
+		return c.rewind(ctx, cl, pos, *toTime, *toSeq, mf.fromStart, *asJSON) // rewind.go
+	}
+	return usagef("unknown targets subcommand %q (add, update, remove, pause, resume, rewind, or none to list)", pos[0])
 }
 
 func (c *targetsCommand) show(ctx context.Context, cl *opClient, asJSON, watch bool, every time.Duration) error {

@@ -40,7 +40,7 @@ func registerManageFlags(fs *flag.FlagSet) *manageFlags {
 	fs.StringVar(&m.kind, "kind", "", "add, update: the target's kind (webhook, redis, …); the ARN's kind when not given")
 	fs.Var(&m.params, "param", "add, update: a parameter of the target, key=value (repeat it; dotted keys nest: tls.caFile=…)")
 	fs.StringVar(&m.file, "file", "", "add, update: the target's entry as JSON (the object under notify.KIND.ID, or {\"KIND\":{\"ID\":{…}}})")
-	fs.BoolVar(&m.fromStart, "from-start", false, "add: start from the oldest event the log holds instead of the next one")
+	fs.BoolVar(&m.fromStart, "from-start", false, "add, rewind: start from the oldest event the log retains (routed by the target's bucket rules)")
 	fs.BoolVar(&m.force, "force", false, "remove: export the target's pending events and release them")
 	fs.StringVar(&m.export, "export", "", "remove --force: also write the exported events (JSON lines) to this local file")
 	return m

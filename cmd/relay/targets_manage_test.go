@@ -87,7 +87,7 @@ func TestTargetsManageCommands(t *testing.T) {
 		{[]string{"add", "arn:minio:sqs::3:webhook"}, 2, "--param key=value"},
 		{[]string{"add", "arn:minio:sqs::3:nosuch", "--param", "a=b"}, 2, "notify.nosuch: unknown target kind"},
 		{[]string{"add", "not-an-arn", "--param", "a=b"}, 2, "arn"},
-		{[]string{"add", "arn:minio:sqs::3:webhook", "--param", "endpoint=http://x/", "--from-start"}, 1, "retained history"},
+		{[]string{"rewind", "arn:minio:sqs::3:webhook", "--from-start", "--to-seq", "3"}, 2, "one of --from-start"},
 		{[]string{"update", "arn:minio:sqs::9:webhook", "--param", "endpoint=http://x/"}, 1, "no such target"},
 		{[]string{"remove", "arn:minio:sqs::9:webhook"}, 1, "no such target"},
 		{[]string{"remove", arn2}, 1, "images"},

@@ -39,6 +39,9 @@ type infoJSON struct {
 	NewestAppendTime *time.Time `json:"newestAppendTime,omitempty"`
 	Cursors          int        `json:"cursors"`
 	QuarantineTarget int        `json:"quarantineTargets"`
+	// Retained is the range a target can be rewound to (relay targets
+	// rewind) and what retention keeps (retained.go).
+	Retained retainedJSON `json:"retained"`
 	// Problems lists damage met on the way (bbolt meta pages, the first or
 	// last frame); empty when none. Run verify for a full check.
 	Problems []string `json:"problems"`
@@ -104,6 +107,7 @@ func (c *InfoCommand) Run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	out.Retained = retainedOf(l)
 	// Damaged frames met while loading or reading (their records are
 	// skipped by the relay and quarantined for the targets needing them).
 	for _, d := range l.Damage() {
@@ -151,6 +155,7 @@ func (c *InfoCommand) print(out infoJSON) error {
 		fmt.Fprintf(tw, "oldest record\t%s\n", at(out.OldestAppendTime))
 		fmt.Fprintf(tw, "newest record\t%s\n", at(out.NewestAppendTime))
 	}
+	printRetained(tw, out.Retained, now) // retained.go
 	fmt.Fprintf(tw, "cursors\t%d\n", out.Cursors)
 	fmt.Fprintf(tw, "quarantines\t%d targets\n", out.QuarantineTarget)
 	for _, p := range out.Problems {
@@ -203,7 +208,9 @@ func (c *InfoCommand) Usage() {
 Prints the log file's size (on disk and in use by bbolt), the records it
 holds (count, frames, bytes of record data uncompressed), the first and the
 last sequence held ("-" when the log is empty), the next sequence an append
-gets, when the oldest and the newest record held were appended, and how many
+gets, when the oldest and the newest record held were appended, the
+retained range (the oldest sequence a target can be rewound to, when it was
+appended, and the delivered records relay.retention keeps), and how many
 targets have a cursor and a quarantine.
 
 --json prints the same as an object; firstSeq and lastSeq are null when the
