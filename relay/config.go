@@ -79,6 +79,10 @@ type Settings struct {
 	LogLevel string `json:"logLevel,omitempty"`
 	// NoSync skips fsync. It voids the durability guarantee; for tests.
 	NoSync bool `json:"noSync,omitempty"`
+	// Log chooses the log (logconfig.go): nil means the embedded one in
+	// DataDir; kind "jetstream" runs the relay as one process of a
+	// cluster on a replicated NATS JetStream stream.
+	Log *LogConfig `json:"log,omitempty"`
 }
 
 // TargetConfig is one parsed entry of the "notify" section.
@@ -104,6 +108,10 @@ type TargetConfig struct {
 	// wait, then fail with 503) or WhenFullDrop (the target misses them;
 	// counted and logged).
 	WhenFull string
+	// Lanes splits the target's delivery into that many lanes by hash of
+	// bucket/key ("lanes", cluster log only), each drained by one relay
+	// process at a time; 0 means 1.
+	Lanes int
 }
 
 // Policies of TargetConfig.WhenFull.
@@ -118,6 +126,7 @@ type boundKeys struct {
 	MaxPending      *int64  `json:"maxPending"`
 	MaxPendingBytes *int64  `json:"maxPendingBytes"`
 	WhenFull        *string `json:"whenFull"`
+	Lanes           *int    `json:"lanes"`
 }
 
 // splitBounds reads the bound keys of a notify entry and returns the entry
@@ -127,7 +136,7 @@ func splitBounds(doc, raw json.RawMessage, path string) (boundKeys, json.RawMess
 	if err := json.Unmarshal(raw, &b); err != nil {
 		return b, nil, jsonError(doc, path, err)
 	}
-	if b.MaxPending == nil && b.MaxPendingBytes == nil && b.WhenFull == nil {
+	if b.MaxPending == nil && b.MaxPendingBytes == nil && b.WhenFull == nil && b.Lanes == nil {
 		return b, raw, nil
 	}
 	if b.MaxPending != nil && *b.MaxPending < 0 {
@@ -146,6 +155,7 @@ func splitBounds(doc, raw json.RawMessage, path string) (boundKeys, json.RawMess
 	delete(m, "maxPending")
 	delete(m, "maxPendingBytes")
 	delete(m, "whenFull")
+	delete(m, "lanes")
 	rest, err := json.Marshal(m)
 	return b, rest, err
 }
@@ -278,6 +288,9 @@ func (s *Settings) validate() error {
 	default:
 		return &ConfigError{Path: "relay.logLevel", Msg: "must be debug, info, warn or error"}
 	}
+	if s.Log != nil {
+		return s.Log.validate()
+	}
 	return nil
 }
 
@@ -346,6 +359,9 @@ func (c *Config) parseNotify(doc, raw json.RawMessage) error {
 			}
 			if bounds.WhenFull != nil {
 				tc.WhenFull = *bounds.WhenFull
+			}
+			if err := c.clusterBounds(&tc, bounds, path); err != nil {
+				return err
 			}
 			c.Targets = append(c.Targets, tc)
 		}

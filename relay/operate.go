@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/rules"
 	"github.com/bucketrelay/bucketrelay/wal"
 )
@@ -335,7 +336,11 @@ func (r *Relay) DropQuarantine(arn string, sel SeqRange) ([]wal.QuarantineItem, 
 	for i, q := range qs {
 		seqs[i] = q.Seq
 	}
-	gone, err := r.log.DeleteQuarantine(arn, seqs)
+	ql, ok := r.log.(delivery.QuarantineLog)
+	if !ok {
+		return nil, ErrNotOnCluster
+	}
+	gone, err := ql.DeleteQuarantine(arn, seqs)
 	if err != nil {
 		return nil, err
 	}

@@ -36,7 +36,7 @@ type Options struct {
 type Relay struct {
 	cfg     *Config
 	lg      *slog.Logger
-	log     *wal.Log
+	log     relayLog // *wal.Log or *clusterLog (clusterlog.go)
 	eng     *delivery.Engine
 	rules   *rules.Set
 	file    map[string][]rules.Rule // rules from the config file
@@ -61,6 +61,8 @@ type Relay struct {
 	abort      context.Context    // ended by Close at its deadline
 	abortSends context.CancelFunc // cancels every send in flight
 	closeErr   error
+
+	cluster *cluster // nil unless relay.log is "jetstream" (lanes.go)
 }
 
 // ErrInvalid is wrapped by Publish errors about a malformed record.
@@ -77,12 +79,8 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 	if err := os.MkdirAll(cfg.Relay.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("relay: data directory: %w", err)
 	}
-	l, err := wal.Open(cfg.DataPath("wal.db"), wal.Options{
-		MaxEvents: cfg.Relay.QueueLimit,
-		MaxBytes:  cfg.Relay.QueueLimitBytes,
-		NoSync:    cfg.Relay.NoSync,
-		Logger:    lg,
-	})
+	opts.Logger = lg
+	l, err := openLog(cfg, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -102,8 +100,13 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		l.Close()
 		return nil, err
 	}
+	if cl, ok := l.(*clusterLog); ok {
+		if err := r.openCluster(cl, opts); err != nil {
+			return fail(err)
+		}
+	}
 	for _, tc := range cfg.Targets {
-		if !tc.Enabled {
+		if !tc.Enabled || r.cluster != nil {
 			continue
 		}
 		k := kindByName[tc.Kind]
@@ -113,7 +116,9 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		}
 		// Each target's bound in the log; zero fields take queueLimit and
 		// queueLimitBytes.
-		l.SetLimit(tc.ARN, wal.Limit{MaxEvents: tc.MaxPending, MaxBytes: tc.MaxPendingBytes, Drop: tc.WhenFull == WhenFullDrop})
+		if ll, ok := l.(limitLog); ok {
+			ll.SetLimit(tc.ARN, wal.Limit{MaxEvents: tc.MaxPending, MaxBytes: tc.MaxPendingBytes, Drop: tc.WhenFull == WhenFullDrop})
+		}
 		t = r.abortable(t)
 		if err := r.eng.Add(delivery.Spec{ID: tc.ARN, Target: t, Namespace: tc.Namespace, MaxBatch: k.MaxBatch}); err != nil {
 			return fail(err)
@@ -126,6 +131,9 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 	}
 	sort.Strings(extra)
 	for _, arn := range extra {
+		if r.cluster != nil {
+			break // added by openCluster
+		}
 		if _, err := rules.ParseARN(arn); err != nil {
 			return fail(err)
 		}
@@ -141,8 +149,10 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		r.arns = append(r.arns, arn)
 	}
 	sort.Strings(r.arns)
-	if err := r.loadAPIRules(); err != nil {
-		return fail(err)
+	if r.cluster == nil { // the cluster's are loaded by openCluster
+		if err := r.loadAPIRules(); err != nil {
+			return fail(err)
+		}
 	}
 	r.rules = rules.NewSet(r.effectiveRules())
 	if err := r.loadPaused(); err != nil {
@@ -159,6 +169,9 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		defer close(r.done)
 		r.eng.Run(ctx)
 	}()
+	if r.cluster != nil {
+		r.cluster.start(ctx)
+	}
 	return r, nil
 }
 
@@ -167,7 +180,10 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 func (r *Relay) warnStale() {
 	for t := range r.log.Cursors() {
 		if !r.enabled[t] {
-			n, _ := r.log.Pending(t)
+			var n int64
+			if ll, ok := r.log.(limitLog); ok {
+				n, _ = ll.Pending(t)
+			}
 			r.lg.Warn("a target with a cursor in the log is not configured or not enabled; its pending events are kept until it is enabled again or released (relay release)", "target", t, "pending", n)
 		}
 	}
@@ -176,8 +192,12 @@ func (r *Relay) warnStale() {
 // ARNs returns the ARNs of the enabled targets, sorted.
 func (r *Relay) ARNs() []string { return append([]string(nil), r.arns...) }
 
-// Log returns the relay's write-ahead log (for inspection and metrics).
-func (r *Relay) Log() *wal.Log { return r.log }
+// Log returns the relay's write-ahead log (for inspection and metrics),
+// nil when it runs on the cluster log (see ClusterLog).
+func (r *Relay) Log() *wal.Log {
+	l, _ := r.log.(*wal.Log)
+	return l
+}
 
 // Done returns a channel that is closed when the relay stops accepting
 // events because its log failed: a write or fsync error stops the log
@@ -407,7 +427,11 @@ func (r *Relay) SetBucketRules(bucket string, rs []rules.Rule) error {
 		next[b] = x
 	}
 	next[bucket] = norm
-	if err := r.saveAPIRules(next); err != nil {
+	if r.cluster != nil {
+		if err := r.cluster.saveRules(bucket, norm); err != nil {
+			return err
+		}
+	} else if err := r.saveAPIRules(next); err != nil {
 		return err
 	}
 	r.api = next
