@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/internal/clusterrun"
+	"github.com/bucketrelay/bucketrelay/jslog"
 	"github.com/bucketrelay/bucketrelay/testkit/natscluster"
 )
 
@@ -322,4 +325,32 @@ func TestClusterRules(t *testing.T) {
 	p := &clusterrun.Producer{Name: "r", Addrs: []string{g.procs[1].Addr}, Keys: 2, Batch: 5, Limit: 4, IDs: &g.ids, Acked: &g.acked}
 	p.Run(context.Background())
 	g.verify(nil)
+
+	// relay status reads the same cluster read-only: one lane, owned,
+	// its cursor past the delivered events (the cursor is committed a
+	// moment after delivery).
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		out, err := exec.Command(relayBinary(t), "status", "--config", g.procs[0].Config, "--json").CombinedOutput()
+		if err != nil {
+			t.Fatalf("relay status: %v\n%s", err, out)
+		}
+		var rep jslog.Report
+		if err := json.Unmarshal(out, &rep); err != nil {
+			t.Fatalf("relay status --json: %v\n%s", err, out)
+		}
+		if len(rep.Lanes) == 1 && rep.Lanes[0].Target == clusterrun.TargetARN && rep.Lanes[0].Lag == 0 &&
+			strings.HasPrefix(rep.Lanes[0].Owner, "relay-") && len(rep.Members) == 2 && rep.Records == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("relay status --json: got %s, want one lane of %s owned by a relay, lag 0, 2 members", out, clusterrun.TargetARN)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	out, err := exec.Command(relayBinary(t), "status", "--config", g.procs[0].Config).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "TARGET") || !strings.Contains(string(out), clusterrun.TargetARN) {
+		t.Fatalf("relay status: %v\n%s", err, out)
+	}
+	t.Logf("relay status:\n%s", out)
 }

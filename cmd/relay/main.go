@@ -6,6 +6,7 @@
 //	relay release --config FILE ARN --export FILE.jsonl
 //	                                 export a removed target's backlog and let it go
 //	relay targets [pause|resume ARN] live target status; hold or release a target
+//	relay status --config FILE       a cluster log's lanes: cursor, lag, owner (read-only)
 //	relay quarantine list|show|retry|drop ARN  act on a target's quarantine
 //	relay validate --config FILE     check a configuration file
 //	relay version                    module version and VCS revision
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string) int {
 		err = (&releaseCommand{}).Run(ctx, args[1:])
 	case "targets":
 		err = (&targetsCommand{}).Run(ctx, args[1:])
+	case "status":
+		err = (&statusCommand{}).Run(ctx, args[1:])
 	case "quarantine":
 		err = (&quarantineCommand{}).Run(ctx, args[1:])
 	case "validate":
@@ -113,6 +116,10 @@ Commands:
                           every target's state, lag, oldest pending event,
                           counts, buckets and last error
   targets pause|resume ARN
+  status --config FILE [--json]
+                          read a cluster log (relay.log kind jetstream)
+                          read-only: per target lane its cursor, lag,
+                          owner and quarantine count
   quarantine list|show|retry|drop ARN [--seq A-B] [--all] [--out FILE]
   validate --config FILE  check a configuration file; print ARNs and rules
   version                 module version and VCS revision (also --version)
