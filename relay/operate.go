@@ -161,6 +161,11 @@ func (r *Relay) setPaused(arn string, paused bool) error {
 	if !r.enabled[arn] {
 		return r.noTarget(arn)
 	}
+	if r.cluster != nil {
+		// A pause kept in one process's data directory would not follow
+		// the target's lanes to another process.
+		return fmt.Errorf("%w: pausing a target", ErrNotOnCluster)
+	}
 	r.pause.mu.Lock()
 	defer r.pause.mu.Unlock()
 	next := slices.Clone(r.pause.paused)
@@ -314,6 +319,9 @@ func (r *Relay) RetryQuarantine(arn string, sel SeqRange) ([]wal.QuarantineItem,
 	if !r.enabled[arn] {
 		return nil, fmt.Errorf("%w %s: only an enabled target can be re-driven (enabled targets: %s)", ErrNoTarget, arn, strings.Join(r.arns, ", "))
 	}
+	if r.cluster != nil {
+		return nil, fmt.Errorf("%w: re-driving the quarantine", ErrNotOnCluster)
+	}
 	qs, err := r.selectQuarantine(arn, sel)
 	if err != nil {
 		return nil, err
@@ -338,7 +346,7 @@ func (r *Relay) DropQuarantine(arn string, sel SeqRange) ([]wal.QuarantineItem, 
 	}
 	ql, ok := r.log.(delivery.QuarantineLog)
 	if !ok {
-		return nil, ErrNotOnCluster
+		return nil, fmt.Errorf("%w: dropping from the quarantine", ErrNotOnCluster)
 	}
 	gone, err := ql.DeleteQuarantine(arn, seqs)
 	if err != nil {

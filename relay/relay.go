@@ -155,8 +155,10 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		}
 	}
 	r.rules = rules.NewSet(r.effectiveRules())
-	if err := r.loadPaused(); err != nil {
-		return fail(err)
+	if r.cluster == nil { // the cluster log has no pause (operate.go)
+		if err := r.loadPaused(); err != nil {
+			return fail(err)
+		}
 	}
 	r.warnStale()
 	if len(r.arns) == 0 {
