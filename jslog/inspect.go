@@ -82,11 +82,12 @@ func Inspect(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jslog: %w", err)
 	}
-	stream, err := js.Stream(ctx, cfg.Stream)
+	// retry: a server may answer "temporarily unavailable" for a moment.
+	stream, err := retry(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, cfg.Stream) })
 	if err != nil {
 		return nil, fmt.Errorf("jslog: stream %s: %w", cfg.Stream, err)
 	}
-	info, err := stream.Info(ctx)
+	info, err := retry(ctx, func(ctx context.Context) (*jetstream.StreamInfo, error) { return stream.Info(ctx) })
 	if err != nil {
 		return nil, fmt.Errorf("jslog: stream %s: %w", cfg.Stream, err)
 	}
@@ -163,14 +164,14 @@ func Inspect(ctx context.Context, cfg Config) (*Report, error) {
 // not exist.
 func readBucket(ctx context.Context, js jetstream.JetStream, name string) (map[string][]byte, error) {
 	out := map[string][]byte{}
-	kv, err := js.KeyValue(ctx, name)
+	kv, err := retry(ctx, func(ctx context.Context) (jetstream.KeyValue, error) { return js.KeyValue(ctx, name) })
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return out, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("jslog: bucket %s: %w", name, err)
 	}
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	w, err := retry(ctx, func(context.Context) (jetstream.KeyWatcher, error) { return kv.WatchAll(ctx, jetstream.IgnoreDeletes()) })
 	if err != nil {
 		return nil, fmt.Errorf("jslog: bucket %s: %w", name, err)
 	}
