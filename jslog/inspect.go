@@ -171,7 +171,9 @@ func readBucket(ctx context.Context, js jetstream.JetStream, name string) (map[s
 	if err != nil {
 		return nil, fmt.Errorf("jslog: bucket %s: %w", name, err)
 	}
-	w, err := retry(ctx, func(context.Context) (jetstream.KeyWatcher, error) { return kv.WatchAll(ctx, jetstream.IgnoreDeletes()) })
+	w, err := retry(ctx, func(context.Context) (jetstream.KeyWatcher, error) {
+		return kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	})
 	if err != nil {
 		return nil, fmt.Errorf("jslog: bucket %s: %w", name, err)
 	}
