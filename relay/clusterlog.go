@@ -219,7 +219,7 @@ func openLog(cfg *Config, opts Options) (relayLog, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lc.openTimeout())
 	defer cancel()
-	l, err := jslog.Open(ctx, lc.JetStream, jslog.Options{Logger: opts.Logger, Name: "bucketrelay " + cfg.Relay.Listen})
+	l, err := jslog.Open(ctx, lc.JetStream, jslog.Options{Logger: opts.Logger, Name: "bucketrelay " + cfg.Relay.Listen, MaxInFlight: lc.MaxInFlight})
 	if err != nil {
 		return nil, fmt.Errorf("relay: opening the cluster log: %w", err)
 	}

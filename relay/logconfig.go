@@ -47,6 +47,10 @@ type LogConfig struct {
 	// OpenTimeout bounds connecting and opening the stream at start, a Go
 	// duration; "" means DefaultLogOpenTimeout.
 	OpenTimeout string
+	// MaxInFlight bounds the group commits this process has published and
+	// not yet had acknowledged; 0 means jslog.DefaultMaxInFlight (1). More
+	// overlap the replicas' round trips under concurrent load.
+	MaxInFlight int
 }
 
 // logExtra are the keys of "relay.log" that are not jslog.Config's.
@@ -55,6 +59,7 @@ type logExtra struct {
 	LeaseTTL    string `json:"leaseTTL,omitempty"`
 	Owner       string `json:"owner,omitempty"`
 	OpenTimeout string `json:"openTimeout,omitempty"`
+	MaxInFlight int    `json:"maxInFlight,omitempty"`
 }
 
 // UnmarshalJSON reads the object strictly: an unknown key is an error
@@ -68,6 +73,10 @@ func (c *LogConfig) UnmarshalJSON(b []byte) error {
 	rest := map[string]json.RawMessage{}
 	for k, v := range m {
 		switch k {
+		case "maxInFlight":
+			if err := json.Unmarshal(v, &ex.MaxInFlight); err != nil || ex.MaxInFlight < 0 || ex.MaxInFlight > 64 {
+				return &ConfigError{Path: "relay.log.maxInFlight", Msg: "must be a number from 0 to 64"}
+			}
 		case "kind", "leaseTTL", "owner", "openTimeout":
 			if err := json.Unmarshal(v, map[string]any{
 				"kind": &ex.Kind, "leaseTTL": &ex.LeaseTTL, "owner": &ex.Owner, "openTimeout": &ex.OpenTimeout,
@@ -78,7 +87,7 @@ func (c *LogConfig) UnmarshalJSON(b []byte) error {
 			rest[k] = v
 		}
 	}
-	c.Kind, c.LeaseTTL, c.Owner, c.OpenTimeout = ex.Kind, ex.LeaseTTL, ex.Owner, ex.OpenTimeout
+	c.Kind, c.LeaseTTL, c.Owner, c.OpenTimeout, c.MaxInFlight = ex.Kind, ex.LeaseTTL, ex.Owner, ex.OpenTimeout, ex.MaxInFlight
 	if c.Kind == "" {
 		c.Kind = LogWAL
 	}
@@ -119,6 +128,9 @@ func (c LogConfig) MarshalJSON() ([]byte, error) {
 		if v != "" {
 			m[k] = v
 		}
+	}
+	if c.MaxInFlight != 0 {
+		m["maxInFlight"] = c.MaxInFlight
 	}
 	return json.Marshal(m)
 }

@@ -54,6 +54,8 @@ type RelayConfig struct {
 	// Rules adds the "images" rule to the file (otherwise rules come from
 	// the cluster's rules bucket, set through the API).
 	Rules bool
+	// MaxInFlight is relay.log.maxInFlight (0: the default).
+	MaxInFlight int
 }
 
 // JSON returns the configuration file.
@@ -67,6 +69,9 @@ func (c RelayConfig) JSON() []byte {
 	}
 	if c.Owner != "" {
 		log["owner"] = c.Owner
+	}
+	if c.MaxInFlight > 0 {
+		log["maxInFlight"] = c.MaxInFlight
 	}
 	fw := c.FullWait
 	if fw == "" {
