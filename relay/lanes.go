@@ -123,7 +123,13 @@ func (c *cluster) start(ctx context.Context) {
 		c.leases.Spread(c.ctx, c.names, c.runLane)
 	}()
 	go func() {
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-c.r.done:
+			// The engine stopped on an error it cannot retry: let the
+			// other relays drain this one's lanes.
+			c.r.lg.Error("delivery stopped; releasing this relay's lanes to the other relays (it still takes events)")
+		}
 		c.cancel()
 	}()
 }

@@ -77,9 +77,9 @@ func (r *Relay) TargetStatus() []TargetStatus {
 			LastError: s.LastError, Delivered: s.Delivered, Retried: s.Retried,
 			Quarantined: s.Quarantined, Redriven: s.Redriven,
 			InQuarantine: r.log.QuarantineCount(s.ID),
-			Buckets:      buckets[s.ID],
+			Buckets:      buckets[baseTarget(s.ID)], // a lane's (cluster log) are its target's
 		}
-		if a, err := rules.ParseARN(s.ID); err == nil {
+		if a, err := rules.ParseARN(baseTarget(s.ID)); err == nil {
 			t.Kind = a.Kind
 		}
 		if t.Buckets == nil {
