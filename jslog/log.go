@@ -1014,13 +1014,24 @@ func (l *Log) onCursor(e jetstream.KeyValueEntry) {
 // record if it is new, and returns it. A new cursor is created in the
 // bucket at once (within 5 s); if two processes register a target at the
 // same moment, both get the one created first.
-func (l *Log) Register(target string) uint64 {
+func (l *Log) Register(target string) uint64 { return l.register(target, 0) }
+
+// RegisterFrom is Register for a new target whose cursor starts at from
+// (if not 0) rather than after the last record: a target whose lanes
+// changed starts its new lanes where its old ones were, so the records
+// between are not skipped. A target with a cursor keeps it.
+func (l *Log) RegisterFrom(target string, from uint64) uint64 { return l.register(target, from) }
+
+func (l *Log) register(target string, from uint64) uint64 {
 	l.mu.Lock()
 	if c, ok := l.cursors[target]; ok {
 		l.mu.Unlock()
 		return c
 	}
 	c := Seq(l.lastStream+1, 0)
+	if from > 0 {
+		c = from
+	}
 	l.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -72,13 +72,37 @@ func (r *Relay) openCluster(cl *clusterLog, opts Options) error {
 		return fail(fmt.Errorf("relay: %w", err))
 	}
 	c.leases = leases
+	cursors := cl.Log.Cursors()
 	add := func(arn string, n int, tc *TargetConfig, extra delivery.Target) {
 		cl.setLanes(arn, n)
+		ids := map[string]bool{}
+		for i := range n {
+			ids[jslog.LaneID(arn, i, n)] = true
+		}
+		// Cursors of the target under another number of lanes (its
+		// "lanes" changed): new lanes start at the oldest of them, so
+		// nothing between is skipped; the old ones pin the stream until
+		// deleted.
+		var from uint64
+		var stale []string
+		for id, cur := range cursors {
+			if baseTarget(id) == arn && !ids[id] {
+				stale = append(stale, id)
+				if from == 0 || cur < from {
+					from = cur
+				}
+			}
+		}
+		if len(stale) > 0 {
+			sort.Strings(stale)
+			r.lg.Warn("the target has cursors for another number of lanes; its new lanes start at the oldest of them (events in between may be delivered twice). Once no relay runs the old lanes, delete their entries from the cursor bucket so the stream can be reclaimed",
+				"target", arn, "lanes", n, "old", stale, "bucket", cl.Stream()+"_cursors")
+		}
 		for i := range n {
 			id := jslog.LaneID(arn, i, n)
 			c.lanes[id] = laneSpec{id: id, arn: arn, lane: i, lanes: n, tc: tc, extra: extra}
 			c.names = append(c.names, id)
-			cl.Register(id)
+			cl.RegisterFrom(id, from)
 		}
 		r.enabled[arn] = true
 	}
