@@ -1,7 +1,7 @@
 # The relay's everyday commands. See README.md.
 GO ?= go
 
-.PHONY: demo test unit services fuse chromium crash crash-long build vet bench bench-peers bench-quick fuzz clean contrib-check mc cluster cluster-stop test-cluster
+.PHONY: demo test unit services fuse chromium crash crash-long build vet bench bench-peers bench-quick fuzz clean contrib-check mc cluster cluster-stop cluster-demo test-cluster
 
 # Run the relay on its embedded default (no broker needed) and show events delivered.
 demo:
@@ -54,10 +54,17 @@ cluster:
 cluster-stop:
 	scripts/cluster.sh stop
 
+# Three relays on a 3-node cluster of their own (ports 24222-24224), one
+# killed with SIGKILL mid-stream; prints acknowledged, delivered, lost,
+# duplicates and the failover time.
+cluster-demo:
+	$(GO) run ./internal/clusterdemo
+
 # The log conformance suite (wal and JetStream) and the JetStream log's
 # fault tests, each against its own real 3-node cluster.
 test-cluster:
 	$(GO) test -race -count=1 -timeout 10m ./delivery/logtest ./jslog ./testkit/natscluster
+	$(GO) test -count=1 -timeout 10m ./cmd/relay -run 'TestCluster' -v
 
 build:
 	$(GO) build -o bin/ ./cmd/relay ./cmd/walinspect

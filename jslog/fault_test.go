@@ -13,6 +13,7 @@ import (
 	"github.com/bucketrelay/bucketrelay/delivery/logtest"
 	"github.com/bucketrelay/bucketrelay/jslog"
 	"github.com/bucketrelay/bucketrelay/testkit/natscluster"
+	"github.com/bucketrelay/bucketrelay/wal"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -233,4 +234,33 @@ func TestTwoServersDown(t *testing.T) {
 		t.Fatalf("the appending log reads %d records after the outage, %d were acknowledged", len(rs), len(a.acked))
 	}
 	checkNoneLost(t, c, "KILL2", from, "t", a)
+}
+
+// TestReadRetriesUnavailable reads messages the stream answers for with
+// "JetStream system temporarily unavailable" for a while (as during an
+// election or right after a partition heals): Read waits and fetches
+// again instead of returning the error, which would stop a delivery loop
+// for good (the engine retries only damage).
+func TestReadRetriesUnavailable(t *testing.T) {
+	c := natscluster.Start(t, natscluster.Options{})
+	w := open(t, c, jslog.Config{Stream: "READQ"})
+	from := w.Register("t")
+	const n = 50
+	for i := range n {
+		if _, err := w.Append(context.Background(), logtest.Entry(i, "t")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := open(t, c, jslog.Config{Stream: "READQ"}) // a second process: nothing cached
+	deadline := time.Now().Add(30 * time.Second)
+	for r.LastSeq() < w.LastSeq() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.FailFetches(5)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	got := 0
+	if _, err := r.Read(ctx, from, "t", func(wal.Record) bool { got++; return true }); err != nil || got != n {
+		t.Fatalf("Read while the stream answers 503 five times: %d records, err %v; want %d, nil", got, err, n)
+	}
 }

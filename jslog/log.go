@@ -224,34 +224,24 @@ func (l *Log) open(ctx context.Context) error {
 		return fmt.Errorf("jslog: %w", err)
 	}
 	l.js = js
-	l.stream, err = retry(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, l.cfg.Stream) })
-	created := false
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		created = true
-		l.stream, err = retry(ctx, func(ctx context.Context) (jetstream.Stream, error) {
-			return js.CreateStream(ctx, jetstream.StreamConfig{
-				Name:        l.cfg.Stream,
-				Description: "bucketrelay event log",
-				Subjects:    []string{l.subject},
-				Retention:   jetstream.LimitsPolicy,
-				Discard:     jetstream.DiscardNew,
-				MaxBytes:    l.cfg.MaxBytes,
-				MaxMsgs:     l.cfg.MaxMessages,
-				Storage:     jetstream.FileStorage,
-				Replicas:    l.cfg.Replicas,
-				Duplicates:  2 * time.Minute,
-			})
-		})
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another relay created it
-			l.stream, err = retry(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, l.cfg.Stream) })
+	// A stream another process has just created may answer "not found"
+	// for a moment while its assignment spreads and its replicas elect a
+	// leader (seen with three relays starting together): look again.
+	var info *jetstream.StreamInfo
+	var created bool
+	for {
+		info, created, err = l.openStream(ctx, js)
+		if !errors.Is(err, jetstream.ErrStreamNotFound) || ctx.Err() != nil {
+			break
+		}
+		l.lg.Info("jslog: the stream is not found yet; looking again", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("jslog: stream %s: %w", l.cfg.Stream, err)
-	}
-	info, err := retry(ctx, func(ctx context.Context) (*jetstream.StreamInfo, error) { return l.stream.Info(ctx) })
-	if err != nil {
-		return fmt.Errorf("jslog: stream %s: %w", l.cfg.Stream, err)
+		return err
 	}
 	l.replicas = info.Config.Replicas
 	l.warnings = check(info, l.cfg, l.subject, created)
@@ -324,6 +314,40 @@ func (l *Log) open(ctx context.Context) error {
 	go l.flushLoop()
 	go l.watchStream()
 	return nil
+}
+
+// openStream gets the stream, creating it if it does not exist, and its
+// info; created reports that this call created it.
+func (l *Log) openStream(ctx context.Context, js jetstream.JetStream) (info *jetstream.StreamInfo, created bool, err error) {
+	l.stream, err = retry(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, l.cfg.Stream) })
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		created = true
+		l.stream, err = retry(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+			return js.CreateStream(ctx, jetstream.StreamConfig{
+				Name:        l.cfg.Stream,
+				Description: "bucketrelay event log",
+				Subjects:    []string{l.subject},
+				Retention:   jetstream.LimitsPolicy,
+				Discard:     jetstream.DiscardNew,
+				MaxBytes:    l.cfg.MaxBytes,
+				MaxMsgs:     l.cfg.MaxMessages,
+				Storage:     jetstream.FileStorage,
+				Replicas:    l.cfg.Replicas,
+				Duplicates:  2 * time.Minute,
+			})
+		})
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another relay created it
+			l.stream, err = retry(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, l.cfg.Stream) })
+		}
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("jslog: stream %s: %w", l.cfg.Stream, err)
+	}
+	info, err = retry(ctx, func(ctx context.Context) (*jetstream.StreamInfo, error) { return l.stream.Info(ctx) })
+	if err != nil {
+		return nil, false, fmt.Errorf("jslog: stream %s: %w", l.cfg.Stream, err)
+	}
+	return info, created, nil
 }
 
 // retry calls fn with a context of at most 5 s until it succeeds, gets a
@@ -990,13 +1014,24 @@ func (l *Log) onCursor(e jetstream.KeyValueEntry) {
 // record if it is new, and returns it. A new cursor is created in the
 // bucket at once (within 5 s); if two processes register a target at the
 // same moment, both get the one created first.
-func (l *Log) Register(target string) uint64 {
+func (l *Log) Register(target string) uint64 { return l.register(target, 0) }
+
+// RegisterFrom is Register for a new target whose cursor starts at from
+// (if not 0) rather than after the last record: a target whose lanes
+// changed starts its new lanes where its old ones were, so the records
+// between are not skipped. A target with a cursor keeps it.
+func (l *Log) RegisterFrom(target string, from uint64) uint64 { return l.register(target, from) }
+
+func (l *Log) register(target string, from uint64) uint64 {
 	l.mu.Lock()
 	if c, ok := l.cursors[target]; ok {
 		l.mu.Unlock()
 		return c
 	}
 	c := Seq(l.lastStream+1, 0)
+	if from > 0 {
+		c = from
+	}
 	l.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/wal"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -18,11 +19,14 @@ import (
 // the records the log has seen end or ctx ends. It returns the sequence the
 // next Read should start at. Messages not routed to target are skipped
 // without being fetched. A damaged message returns an error wrapping
-// wal.ErrCorrupt.
+// wal.ErrCorrupt. A fetch the stream does not answer (no leader, no
+// quorum, a server behind) is retried until ctx ends: the message is
+// stored, and an error would stop the caller's delivery for good.
 func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(wal.Record) bool) (uint64, error) {
 	s, idx := SplitSeq(from)
 	next := from
 	base, lane, lanes := parseLane(target)
+	failures := 0 // consecutive failed fetches of one message
 	for {
 		if err := ctx.Err(); err != nil {
 			return next, err
@@ -51,11 +55,34 @@ func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(wal.
 				continue
 			}
 			// Not found, yet not reclaimed: a server answered before it
-			// applied the message. Never skip it; the caller retries.
-			return next, fmt.Errorf("jslog: stream message %d not found but not reclaimed either: %w", m.seq, err)
+			// applied the message. Never skip it: ask again below.
+			err = fmt.Errorf("jslog: stream message %d not found but not reclaimed either: %w", m.seq, err)
 		}
 		if err != nil {
-			return next, err
+			if ctx.Err() != nil {
+				return next, ctx.Err()
+			}
+			if errors.Is(err, wal.ErrCorrupt) || errors.Is(err, nats.ErrConnectionClosed) || l.isClosed() {
+				return next, err
+			}
+			// No leader, no quorum, a server behind or reconnecting: the
+			// message is stored, so wait and read it again. Returning the
+			// error would stop the caller's delivery for good (the
+			// contract: an error means the log cannot be read at all).
+			if failures == 0 {
+				l.lg.Warn("jslog: reading the stream failed; retrying until it answers", "target", target, "streamSeq", m.seq, "err", err)
+			}
+			failures++
+			select {
+			case <-ctx.Done():
+				return next, ctx.Err()
+			case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 2*time.Second)):
+			}
+			continue
+		}
+		if failures > 0 {
+			l.lg.Info("jslog: reading the stream works again", "target", target, "streamSeq", m.seq, "failures", failures)
+			failures = 0
 		}
 		if f.count != int(m.count) {
 			return next, &corruptError{Seq(m.seq, 0), fmt.Sprintf("headers say %d records, the body holds %d", m.count, f.count)}
@@ -84,6 +111,13 @@ func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(wal.
 		s, idx = m.seq+1, 0
 		next = Seq(s, 0)
 	}
+}
+
+// isClosed reports whether Close was called.
+func (l *Log) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
 }
 
 // purged reports whether the stream's first sequence has passed s: the

@@ -52,6 +52,9 @@ func (r *Relay) close(ctx context.Context) error {
 		t.Stop()
 	}
 	r.abortSends()
+	if r.cluster != nil {
+		r.cluster.stop() // releases the lanes' leases: others take them at once
+	}
 	// Closing the log commits the cursors the loops moved; a loop still
 	// stuck in a send finds the log closed and stops without moving its own.
 	return errors.Join(abandoned, r.log.Close())

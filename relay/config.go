@@ -86,6 +86,10 @@ type Settings struct {
 	// start from the oldest retained event (retention.go); absent means
 	// delivered events are reclaimed at once.
 	Retention *RetentionConfig `json:"retention,omitempty"`
+	// Log chooses the log (logconfig.go): nil means the embedded one in
+	// DataDir; kind "jetstream" runs the relay as one process of a
+	// cluster on a replicated NATS JetStream stream.
+	Log *LogConfig `json:"log,omitempty"`
 }
 
 // TargetConfig is one parsed entry of the "notify" section.
@@ -115,6 +119,10 @@ type TargetConfig struct {
 	// log yet ("startFrom"): StartFromNew (the default) or StartFromOldest
 	// (the retained history first).
 	StartFrom string
+	// Lanes splits the target's delivery into that many lanes by hash of
+	// bucket/key ("lanes", cluster log only), each drained by one relay
+	// process at a time; 0 means 1.
+	Lanes int
 }
 
 // Policies of TargetConfig.WhenFull.
@@ -130,6 +138,7 @@ type boundKeys struct {
 	MaxPendingBytes *int64  `json:"maxPendingBytes"`
 	WhenFull        *string `json:"whenFull"`
 	StartFrom       *string `json:"startFrom"`
+	Lanes           *int    `json:"lanes"`
 }
 
 // splitBounds reads the bound keys of a notify entry and returns the entry
@@ -139,7 +148,7 @@ func splitBounds(doc, raw json.RawMessage, path string) (boundKeys, json.RawMess
 	if err := json.Unmarshal(raw, &b); err != nil {
 		return b, nil, jsonError(doc, path, err)
 	}
-	if b.MaxPending == nil && b.MaxPendingBytes == nil && b.WhenFull == nil && b.StartFrom == nil {
+	if b.MaxPending == nil && b.MaxPendingBytes == nil && b.WhenFull == nil && b.StartFrom == nil && b.Lanes == nil {
 		return b, raw, nil
 	}
 	if b.MaxPending != nil && *b.MaxPending < 0 {
@@ -162,6 +171,7 @@ func splitBounds(doc, raw json.RawMessage, path string) (boundKeys, json.RawMess
 	delete(m, "maxPendingBytes")
 	delete(m, "whenFull")
 	delete(m, "startFrom")
+	delete(m, "lanes")
 	rest, err := json.Marshal(m)
 	return b, rest, err
 }
@@ -307,7 +317,13 @@ func (s *Settings) validate() error {
 	default:
 		return &ConfigError{Path: "relay.logLevel", Msg: "must be debug, info, warn or error"}
 	}
-	return s.Retention.validate()
+	if err := s.Retention.validate(); err != nil {
+		return err
+	}
+	if s.Log != nil {
+		return s.Log.validate()
+	}
+	return nil
 }
 
 func isLoopback(host string) bool {
@@ -378,6 +394,9 @@ func (c *Config) parseNotify(doc, raw json.RawMessage) error {
 			}
 			if bounds.StartFrom != nil {
 				tc.StartFrom = *bounds.StartFrom
+			}
+			if err := c.clusterBounds(&tc, bounds, path); err != nil {
+				return err
 			}
 			c.Targets = append(c.Targets, tc)
 		}

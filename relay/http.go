@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/bucketrelay/bucketrelay/jslog"
 	"github.com/bucketrelay/bucketrelay/rules"
 	"github.com/bucketrelay/bucketrelay/wal"
 )
@@ -52,6 +53,7 @@ func (r *Relay) Handler() http.Handler {
 	r.registerRewind(mux)     // retention.go
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("GET /readyz", r.readyz)
+	mux.HandleFunc("GET /v1/cluster", r.getCluster)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.reg, promhttp.HandlerOpts{}))
 	r.mountLive(mux) // GET /v1/buckets/{bucket}/events, the status page (watch.go, statuspage.go)
 	token := r.cfg.Relay.AccessToken
@@ -110,7 +112,11 @@ func (r *Relay) readiness() (notReady string, notes []string) {
 // quarantines), so damage is a note, not a reason to be unready.
 func (r *Relay) damageNotes() []string {
 	var notes []string
-	for _, d := range r.log.DamageMet() {
+	dl, ok := r.log.(damageLog)
+	if !ok {
+		return nil
+	}
+	for _, d := range dl.DamageMet() {
 		where := fmt.Sprintf("sequence %d", d.First)
 		if d.Last != d.First {
 			where = fmt.Sprintf("sequences %d-%d", d.First, d.Last)
@@ -172,6 +178,16 @@ func (r *Relay) postEvents(w http.ResponseWriter, req *http.Request) {
 	case errors.As(err, &se):
 		httpError(w, http.StatusBadRequest, se.msg)
 		return
+	case errors.Is(err, jslog.ErrUnavailable), r.cluster != nil && errors.Is(err, context.DeadlineExceeded):
+		// No quorum, an election, or no connection: not acknowledged by
+		// the stream, so never 200.
+		w.Header().Set("Retry-After", "5")
+		httpError(w, http.StatusServiceUnavailable, "the cluster's stream did not acknowledge the events in time (no quorum, a leader election or no connection); retry later")
+		return
+	case r.cluster != nil && errors.Is(err, wal.ErrFull):
+		w.Header().Set("Retry-After", "5")
+		httpError(w, http.StatusServiceUnavailable, "the cluster's stream is full (relay.log.maxBytes, relay.log.maxMessages); retry later")
+		return
 	case errors.Is(err, wal.ErrFull):
 		w.Header().Set("Retry-After", "5")
 		httpError(w, http.StatusServiceUnavailable, "the relay's log is full (relay.queueLimit, relay.queueLimitBytes); retry later")
@@ -181,7 +197,7 @@ func (r *Relay) postEvents(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Retry-After", "10")
 		httpError(w, http.StatusServiceUnavailable, "no space left on the relay's disk; nothing was logged; retry later")
 		return
-	case errors.Is(err, wal.ErrFailed), errors.Is(err, wal.ErrClosed):
+	case errors.Is(err, wal.ErrFailed), errors.Is(err, wal.ErrClosed), errors.Is(err, jslog.ErrClosed):
 		w.Header().Set("Retry-After", "30")
 		httpError(w, http.StatusServiceUnavailable, "the relay's log stopped; nothing was logged; the relay is exiting")
 		return

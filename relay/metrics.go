@@ -98,9 +98,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(m.up, prometheus.GaugeValue, up, s.ID)
-		ch <- prometheus.MustNewConstMetric(m.dropped, prometheus.CounterValue, float64(m.r.log.Dropped(s.ID)), s.ID)
-		_, pb := m.r.log.Pending(s.ID)
-		ch <- prometheus.MustNewConstMetric(m.pendingBytes, prometheus.GaugeValue, float64(pb), s.ID)
+		if ll, ok := m.r.log.(limitLog); ok { // the cluster log has no per-target bound
+			ch <- prometheus.MustNewConstMetric(m.dropped, prometheus.CounterValue, float64(ll.Dropped(s.ID)), s.ID)
+			_, pb := ll.Pending(s.ID)
+			ch <- prometheus.MustNewConstMetric(m.pendingBytes, prometheus.GaugeValue, float64(pb), s.ID)
+		}
 		ch <- prometheus.MustNewConstMetric(m.redriven, prometheus.CounterValue, float64(s.Redriven), s.ID)
 		paused := 0.0
 		if s.Paused {
@@ -108,11 +110,14 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(m.paused, prometheus.GaugeValue, paused, s.ID)
 	}
-	l := m.r.log
-	ch <- prometheus.MustNewConstMetric(m.walEvents, prometheus.GaugeValue, float64(l.Events()))
-	ch <- prometheus.MustNewConstMetric(m.walBytes, prometheus.GaugeValue, float64(l.Bytes()))
+	ch <- prometheus.MustNewConstMetric(m.walEvents, prometheus.GaugeValue, float64(m.r.log.Events()))
+	ch <- prometheus.MustNewConstMetric(m.walBytes, prometheus.GaugeValue, float64(m.r.log.Bytes()))
+	ch <- prometheus.MustNewConstMetric(m.walLast, prometheus.GaugeValue, float64(m.r.log.LastSeq()))
+	l, ok := m.r.log.(*wal.Log)
+	if !ok {
+		return // the cluster log: lane metrics come from clusterMetrics
+	}
 	ch <- prometheus.MustNewConstMetric(m.walFile, prometheus.GaugeValue, float64(l.FileSize()))
-	ch <- prometheus.MustNewConstMetric(m.walLast, prometheus.GaugeValue, float64(l.LastSeq()))
 	ch <- prometheus.MustNewConstMetric(m.walDamaged, prometheus.GaugeValue, float64(len(l.DamageMet())))
 	maxEvents, maxBytes := m.r.cfg.Relay.QueueLimit, m.r.cfg.Relay.QueueLimitBytes
 	if maxEvents <= 0 {

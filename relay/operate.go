@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/rules"
 	"github.com/bucketrelay/bucketrelay/wal"
 )
@@ -84,13 +85,13 @@ func (r *Relay) TargetStatus() []TargetStatus {
 			Quarantined: s.Quarantined, Redriven: s.Redriven,
 			InQuarantine: r.log.QuarantineCount(s.ID),
 			Source:       r.source(s.ID),
-			Buckets:      buckets[s.ID],
+			Buckets:      buckets[baseTarget(s.ID)], // a lane's (cluster log) are its target's
 		}
-		if a, err := rules.ParseARN(s.ID); err == nil {
+		if a, err := rules.ParseARN(baseTarget(s.ID)); err == nil {
 			t.Kind = a.Kind
 		}
-		if t.Lag > 0 {
-			_, t.LagBytes = r.log.Pending(s.ID)
+		if ll, ok := r.log.(limitLog); ok && t.Lag > 0 {
+			_, t.LagBytes = ll.Pending(s.ID)
 		}
 		if t.Buckets == nil {
 			t.Buckets = []string{}
@@ -170,6 +171,11 @@ func (r *Relay) Resume(arn string) error { return r.setPaused(arn, false) }
 func (r *Relay) setPaused(arn string, paused bool) error {
 	if !r.isEnabled(arn) {
 		return r.noTarget(arn)
+	}
+	if r.cluster != nil {
+		// A pause kept in one process's data directory would not follow
+		// the target's lanes to another process.
+		return fmt.Errorf("%w: pausing a target", ErrNotOnCluster)
 	}
 	r.pause.mu.Lock()
 	defer r.pause.mu.Unlock()
@@ -324,6 +330,9 @@ func (r *Relay) RetryQuarantine(arn string, sel SeqRange) ([]wal.QuarantineItem,
 	if !r.isEnabled(arn) {
 		return nil, fmt.Errorf("%w %s: only an enabled target can be re-driven (enabled targets: %s)", ErrNoTarget, arn, strings.Join(r.ARNs(), ", "))
 	}
+	if r.cluster != nil {
+		return nil, fmt.Errorf("%w: re-driving the quarantine", ErrNotOnCluster)
+	}
 	qs, err := r.selectQuarantine(arn, sel)
 	if err != nil {
 		return nil, err
@@ -346,7 +355,11 @@ func (r *Relay) DropQuarantine(arn string, sel SeqRange) ([]wal.QuarantineItem, 
 	for i, q := range qs {
 		seqs[i] = q.Seq
 	}
-	gone, err := r.log.DeleteQuarantine(arn, seqs)
+	ql, ok := r.log.(delivery.QuarantineLog)
+	if !ok {
+		return nil, fmt.Errorf("%w: dropping from the quarantine", ErrNotOnCluster)
+	}
+	gone, err := ql.DeleteQuarantine(arn, seqs)
 	if err != nil {
 		return nil, err
 	}

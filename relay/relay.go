@@ -35,7 +35,7 @@ type Options struct {
 type Relay struct {
 	cfg     *Config
 	lg      *slog.Logger
-	log     *wal.Log
+	log     relayLog // *wal.Log or *clusterLog (clusterlog.go)
 	eng     *delivery.Engine
 	rules   *rules.Set
 	file    map[string][]rules.Rule // rules from the config file
@@ -60,6 +60,8 @@ type Relay struct {
 	abort      context.Context    // ended by Close at its deadline
 	abortSends context.CancelFunc // cancels every send in flight
 	closeErr   error
+
+	cluster *cluster // nil unless relay.log is "jetstream" (lanes.go)
 }
 
 // ErrInvalid is wrapped by Publish errors about a malformed record.
@@ -76,13 +78,8 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 	if err := os.MkdirAll(cfg.Relay.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("relay: data directory: %w", err)
 	}
-	l, err := wal.Open(cfg.DataPath("wal.db"), wal.Options{
-		MaxEvents: cfg.Relay.QueueLimit,
-		MaxBytes:  cfg.Relay.QueueLimitBytes,
-		NoSync:    cfg.Relay.NoSync,
-		Retention: cfg.Relay.Retention.Log(),
-		Logger:    lg,
-	})
+	opts.Logger = lg
+	l, err := openLog(cfg, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -102,13 +99,21 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		l.Close()
 		return nil, err
 	}
-	// The file's targets, as targets.json (targets set through the API)
-	// overrides and extends them.
-	tcs, err := r.plannedTargets(cfg)
-	if err != nil {
-		return fail(err)
-	}
 	enabled := map[string]bool{}
+	if cl, ok := l.(*clusterLog); ok {
+		if err := r.openCluster(cl, opts, enabled); err != nil {
+			return fail(err)
+		}
+	}
+	// The file's targets, as targets.json (targets set through the API)
+	// overrides and extends them. On a cluster log openCluster runs them
+	// as lanes.
+	var tcs []TargetConfig
+	if r.cluster == nil {
+		if tcs, err = r.plannedTargets(cfg); err != nil {
+			return fail(err)
+		}
+	}
 	var fromStart []string
 	for _, tc := range tcs {
 		if !tc.Enabled {
@@ -128,6 +133,9 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 	}
 	sort.Strings(extra)
 	for _, arn := range extra {
+		if r.cluster != nil {
+			break // added by openCluster
+		}
 		if _, err := rules.ParseARN(arn); err != nil {
 			return fail(err)
 		}
@@ -141,8 +149,10 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		r.tgt.options[arn] = true
 	}
 	r.tgt.set.Store(newTargetSet(enabled))
-	if err := r.loadAPIRules(); err != nil {
-		return fail(err)
+	if r.cluster == nil { // the cluster's are loaded by openCluster
+		if err := r.loadAPIRules(); err != nil {
+			return fail(err)
+		}
 	}
 	r.logRuleOverrides() // rules_source.go
 	r.rules = rules.NewSet(r.effectiveRules())
@@ -151,8 +161,10 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 			return fail(err)
 		}
 	}
-	if err := r.loadPaused(); err != nil {
-		return fail(err)
+	if r.cluster == nil { // the cluster log has no pause (operate.go)
+		if err := r.loadPaused(); err != nil {
+			return fail(err)
+		}
 	}
 	r.warnStale()
 	if len(r.ARNs()) == 0 {
@@ -166,6 +178,9 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		defer close(r.done)
 		r.eng.Run(ctx)
 	}()
+	if r.cluster != nil {
+		r.cluster.start(ctx)
+	}
 	return r, nil
 }
 
@@ -174,7 +189,10 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 func (r *Relay) warnStale() {
 	for t := range r.log.Cursors() {
 		if !r.isEnabled(t) {
-			n, _ := r.log.Pending(t)
+			var n int64
+			if ll, ok := r.log.(limitLog); ok {
+				n, _ = ll.Pending(t)
+			}
 			if n == 0 {
 				// Nothing is kept for it: nothing to warn about.
 				r.lg.Info("a target with a cursor in the log is not configured or not enabled; nothing is pending for it", "target", t)
@@ -188,8 +206,12 @@ func (r *Relay) warnStale() {
 // ARNs returns the ARNs of the enabled targets, sorted.
 func (r *Relay) ARNs() []string { return append([]string(nil), r.tgt.set.Load().arns...) }
 
-// Log returns the relay's write-ahead log (for inspection and metrics).
-func (r *Relay) Log() *wal.Log { return r.log }
+// Log returns the relay's write-ahead log (for inspection and metrics),
+// nil when it runs on the cluster log (see ClusterLog).
+func (r *Relay) Log() *wal.Log {
+	l, _ := r.log.(*wal.Log)
+	return l
+}
 
 // Done returns a channel that is closed when the relay stops accepting
 // events because its log failed: a write or fsync error stops the log
@@ -433,7 +455,11 @@ func (r *Relay) SetBucketRules(bucket string, rs []rules.Rule) error {
 		next[b] = x
 	}
 	next[bucket] = norm
-	if err := r.saveAPIRules(next); err != nil {
+	if r.cluster != nil {
+		if err := r.cluster.saveRules(bucket, norm); err != nil {
+			return err
+		}
+	} else if err := r.saveAPIRules(next); err != nil {
 		return err
 	}
 	r.api = next

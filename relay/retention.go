@@ -106,7 +106,10 @@ type Retained struct {
 
 // Retained returns the log's retained range.
 func (r *Relay) Retained() Retained {
-	s := r.log.Retained()
+	var s wal.RetainedStats
+	if l, ok := r.log.(*wal.Log); ok { // a cluster log keeps none
+		s = l.Retained()
+	}
 	out := Retained{FirstSeq: s.First, LastSeq: s.Last, Events: s.Events, Bytes: s.Bytes}
 	if !s.Oldest.IsZero() {
 		out.Oldest = &s.Oldest
@@ -135,10 +138,14 @@ func (r *Relay) Rewind(ctx context.Context, arn string, toSeq uint64, toTime tim
 	if (toSeq == 0) == toTime.IsZero() {
 		return res, fmt.Errorf("%w: give exactly one of toTime and toSeq", ErrBadRewind)
 	}
-	err := r.eng.Restart(ctx, arn, func() error {
+	l, err := r.walLog("rewinding a target")
+	if err != nil {
+		return res, err
+	}
+	err = r.eng.Restart(ctx, arn, func() error {
 		to := toSeq
 		if to == 0 {
-			s, err := r.log.SeqAt(toTime)
+			s, err := l.SeqAt(toTime)
 			if err != nil {
 				return err
 			}
@@ -148,7 +155,7 @@ func (r *Relay) Rewind(ctx context.Context, arn string, toSeq uint64, toTime tim
 		}
 		res.FromSeq, _ = r.log.Cursor(arn)
 		res.ToSeq = to
-		n, err := r.log.Rewind(arn, to)
+		n, err := l.Rewind(arn, to)
 		res.Redeliver = n
 		return err
 	})
@@ -173,10 +180,14 @@ func (r *Relay) startFromOldest(ctx context.Context, arn string) (int, error) {
 	if !r.isEnabled(arn) {
 		return 0, r.noTarget(arn)
 	}
+	l, err := r.walLog("starting a target from the oldest retained event")
+	if err != nil {
+		return 0, err
+	}
 	var n int
-	err := r.eng.Restart(ctx, arn, func() error {
+	err = r.eng.Restart(ctx, arn, func() error {
 		var err error
-		n, err = r.log.Backfill(arn, 0, func(rec wal.Record) bool {
+		n, err = l.Backfill(arn, 0, func(rec wal.Record) bool {
 			bucket, key, _ := strings.Cut(rec.Key, "/")
 			for _, a := range r.rules.MatchRecord(nil, bucket, key, event.Name(rec.Name), rec.Data) {
 				if a == arn {
@@ -295,7 +306,11 @@ func (c *retainedCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *retainedCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.r.log.Retained()
+	l, ok := c.r.log.(*wal.Log)
+	if !ok {
+		return // a cluster log keeps no history
+	}
+	s := l.Retained()
 	ch <- prometheus.MustNewConstMetric(c.events, prometheus.GaugeValue, float64(s.Events))
 	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(s.Bytes))
 	ch <- prometheus.MustNewConstMetric(c.first, prometheus.GaugeValue, float64(s.First))

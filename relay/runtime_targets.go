@@ -352,10 +352,17 @@ func (r *Relay) buildTarget(tc TargetConfig) (delivery.Target, error) {
 	return t, nil
 }
 
+// setLimit sets tc's bound in the log; zero fields take queueLimit and
+// queueLimitBytes. A cluster log has none (its config refuses them).
+func (r *Relay) setLimit(tc TargetConfig) {
+	if ll, ok := r.log.(limitLog); ok {
+		ll.SetLimit(tc.ARN, wal.Limit{MaxEvents: tc.MaxPending, MaxBytes: tc.MaxPendingBytes, Drop: tc.WhenFull == WhenFullDrop})
+	}
+}
+
 // startBuilt sets tc's bound in the log and starts delivering to t.
 func (r *Relay) startBuilt(tc TargetConfig, t delivery.Target) error {
-	// Zero fields take queueLimit and queueLimitBytes.
-	r.log.SetLimit(tc.ARN, wal.Limit{MaxEvents: tc.MaxPending, MaxBytes: tc.MaxPendingBytes, Drop: tc.WhenFull == WhenFullDrop})
+	r.setLimit(tc)
 	if err := r.eng.Add(delivery.Spec{ID: tc.ARN, Target: r.abortable(t), Namespace: tc.Namespace, MaxBatch: kindByName[tc.Kind].MaxBatch}); err != nil {
 		t.Close()
 		return err
@@ -461,6 +468,9 @@ func (r *Relay) registerFrom(arn, startFrom string) error {
 // the target's ARN. Errors: *ConfigError, or the adapter's for a bad
 // body, ErrTargetExists, ErrNotSupported.
 func (r *Relay) AddTarget(ctx context.Context, body []byte) (string, error) {
+	if r.cluster != nil {
+		return "", fmt.Errorf("%w: adding a target at runtime (each relay of a cluster reads its targets from its own file)", ErrNotOnCluster)
+	}
 	tb, err := r.parseTargetBody(body)
 	if err != nil {
 		return "", err
@@ -542,6 +552,9 @@ const stopWait = 30 * time.Second
 // defines, the new entry is kept in targets.json as an override. Errors:
 // *ConfigError or the adapter's, ErrNoTarget, ErrTargetInUse.
 func (r *Relay) UpdateTarget(ctx context.Context, arn string, body []byte) error {
+	if r.cluster != nil {
+		return fmt.Errorf("%w: updating a target at runtime (each relay of a cluster reads its targets from its own file)", ErrNotOnCluster)
+	}
 	tb, err := r.parseTargetBody(body)
 	if err != nil {
 		return err
@@ -593,7 +606,7 @@ func (r *Relay) replaceLoop(arn string, running bool, tc TargetConfig, t deliver
 		r.reapplyPause(arn)
 		return nil
 	}
-	r.log.SetLimit(tc.ARN, wal.Limit{MaxEvents: tc.MaxPending, MaxBytes: tc.MaxPendingBytes, Drop: tc.WhenFull == WhenFullDrop})
+	r.setLimit(tc)
 	// Not the caller's context: a half-done replacement would leave the
 	// target stopped.
 	ctx, cancel := context.WithTimeout(context.Background(), stopWait)
@@ -635,6 +648,9 @@ type Removal struct {
 // ErrNoTarget, ErrTargetInUse (the file defines it, rules route to it),
 // *PendingError.
 func (r *Relay) RemoveTarget(ctx context.Context, arn string, force bool) (Removal, error) {
+	if r.cluster != nil {
+		return Removal{}, fmt.Errorf("%w: removing a target at runtime (each relay of a cluster reads its targets from its own file)", ErrNotOnCluster)
+	}
 	r.tgt.mu.Lock()
 	defer r.tgt.mu.Unlock()
 	running := r.isEnabled(arn)
@@ -717,7 +733,13 @@ func (r *Relay) release(arn string) (Removal, error) {
 	if err != nil {
 		return Removal{}, fmt.Errorf("relay: export of %s: %w", arn, err)
 	}
-	n, err := r.log.Release(arn, f) // syncs f before it releases
+	l, err := r.walLog("releasing a target's events")
+	if err != nil {
+		f.Close()
+		os.Remove(path)
+		return Removal{}, err
+	}
+	n, err := l.Release(arn, f) // syncs f before it releases
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
@@ -772,6 +794,9 @@ func (c Changes) Empty() bool {
 // or changed target cannot be built, Reload returns the error and applies
 // nothing. cfg is a parsed, valid configuration (LoadConfig).
 func (r *Relay) Reload(cfg *Config) (Changes, error) {
+	if r.cluster != nil {
+		return Changes{}, fmt.Errorf("%w: reloading the configuration (each relay of a cluster reads its targets from its own file)", ErrNotOnCluster)
+	}
 	var ch Changes
 	r.tgt.mu.Lock()
 	defer r.tgt.mu.Unlock()

@@ -126,7 +126,7 @@ func (r *Relay) targetChangeError(w http.ResponseWriter, err error) {
 		httpError(w, http.StatusNotFound, strings.TrimPrefix(err.Error(), "relay: "))
 	case errors.Is(err, ErrTargetExists), errors.Is(err, ErrTargetInUse):
 		httpError(w, http.StatusConflict, strings.TrimPrefix(err.Error(), "relay: "))
-	case errors.Is(err, ErrNotSupported):
+	case errors.Is(err, ErrNotSupported), errors.Is(err, ErrNotOnCluster):
 		httpError(w, http.StatusNotImplemented, strings.TrimPrefix(err.Error(), "relay: "))
 	default:
 		// The error may name files; the log gets it, the client does not.

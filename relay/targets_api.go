@@ -61,6 +61,8 @@ func operateError(w http.ResponseWriter, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, ErrBadRange):
 		code = http.StatusBadRequest
+	case errors.Is(err, ErrNotOnCluster):
+		code = http.StatusNotImplemented
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)

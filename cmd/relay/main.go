@@ -7,6 +7,7 @@
 //	                                 export a removed target's backlog and let it go
 //	relay targets [pause|resume|rewind ARN] live target status; hold, release or rewind a target
 //	relay targets add|update|remove ARN  change targets of a running relay
+//	relay status --config FILE       a cluster log's lanes: cursor, lag, owner (read-only)
 //	relay quarantine list|show|retry|drop ARN  act on a target's quarantine
 //	relay validate --config FILE     check a configuration file
 //	relay version                    module version and VCS revision
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string) int {
 		err = (&releaseCommand{}).Run(ctx, args[1:])
 	case "targets":
 		err = (&targetsCommand{}).Run(ctx, args[1:])
+	case "status":
+		err = (&statusCommand{}).Run(ctx, args[1:])
 	case "quarantine":
 		err = (&quarantineCommand{}).Run(ctx, args[1:])
 	case "validate":
@@ -121,6 +124,10 @@ Commands:
                           its data directory)
   targets rewind ARN --to-time T | --to-seq N
                           deliver a target's retained events again from there
+  status --config FILE [--json]
+                          read a cluster log (relay.log kind jetstream)
+                          read-only: per target lane its cursor, lag,
+                          owner and quarantine count
   quarantine list|show|retry|drop ARN [--seq A-B] [--all] [--out FILE]
   validate --config FILE  check a configuration file; print ARNs and rules
   version                 module version and VCS revision (also --version)

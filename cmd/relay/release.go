@@ -70,6 +70,9 @@ func (c *releaseCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
+	if cfg.Relay.Log.Cluster() {
+		return usagef(`release is not supported on a cluster log (relay.log "kind": "jetstream"): a target's backlog there is reclaimed once its cursors pass it`)
+	}
 	for _, tc := range cfg.Targets {
 		if tc.ARN == arn && tc.Enabled {
 			return usagef("%s is enabled in %s: disable or remove it there first; release lets its pending events go", arn, *config)
