@@ -66,10 +66,11 @@ func heapPeak() (stop func() uint64) {
 // ≈ 2.2 MB, and a loop holds two windows (one read ahead); reading
 // decompresses one frame at a time (the log caps a frame at 8 MiB of
 // records, here about 2 MiB since the test appends 1,000 records at a
-// time); the log and the test hold a few MB more. 48 MiB leaves room for
-// garbage the collector has not yet returned while staying far below the
-// 200+ MB the engine held when it kept superseded items and the frames
-// their data pointed into.
+// time); the log and the test hold a few MB more. 64 MiB leaves room for
+// garbage the collector has not yet returned on a loaded machine (peaks
+// of 40-50 MiB were seen) while staying far below the 200+ MB the engine
+// held when it kept superseded items and the frames their data pointed
+// into.
 func TestNamespaceDrainMemoryIsBounded(t *testing.T) {
 	records := 100_000
 	if raceEnabled {
@@ -78,7 +79,7 @@ func TestNamespaceDrainMemoryIsBounded(t *testing.T) {
 	const (
 		keys  = 1_000
 		size  = 2 << 10
-		bound = 48 << 20
+		bound = 64 << 20
 	)
 	start := time.Now()
 	l := openLog(t)
