@@ -58,10 +58,12 @@ func (it *Item) Message() []byte {
 // acknowledged every one of them. It returns a *BatchError when some items
 // were delivered and others not, an error wrapped with Permanent when the
 // items can never be delivered, and any other error when the whole send may
-// be retried. Send must not block forever: it honours ctx. Send is never
-// called concurrently on one Target, and a Target must connect lazily:
-// New never waits for the network, so a target that is down at startup
-// never delays the relay.
+// be retried. Send must not block forever: it honours ctx. Send is called
+// concurrently on one Target only when its Spec asks for it (Policy.InFlight
+// or Policy.Lanes above 1), which is for targets whose Send is safe for
+// concurrent use; even then, two sends in flight at once never share a
+// key. A Target must connect lazily: New never waits for the network, so a
+// target that is down at startup never delays the relay.
 //
 // Close releases the target's connections. It is called once, after the
 // last Send has returned.
