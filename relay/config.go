@@ -104,6 +104,12 @@ type TargetConfig struct {
 	// wait, then fail with 503) or WhenFullDrop (the target misses them;
 	// counted and logged).
 	WhenFull string
+	// Policy is the target's delivery policy (policy.go): maxAttempts,
+	// maxAge, rateLimit, inflight (default: the kind's) and lanes.
+	Policy delivery.Policy
+	// MaxBatch is the entry's "maxBatch": the most events of one send; 0
+	// means the kind's.
+	MaxBatch int
 }
 
 // Policies of TargetConfig.WhenFull.
@@ -328,6 +334,10 @@ func (c *Config) parseNotify(doc, raw json.RawMessage) error {
 			if err != nil {
 				return err
 			}
+			policy, batch, traw, err := splitPolicy(doc, traw, path, k)
+			if err != nil {
+				return err
+			}
 			params := k.NewConfig()
 			if err := decodeStrict(traw, params); err != nil {
 				return fieldError(doc, path, err)
@@ -337,7 +347,8 @@ func (c *Config) parseNotify(doc, raw json.RawMessage) error {
 			}
 			ns := k.IsNamespace(params)
 			arn := rules.ARN{Region: c.Relay.Region, ID: id, Kind: kind}.String()
-			tc := TargetConfig{Kind: kind, ID: id, Enabled: *en.Enable, ARN: arn, Params: params, Namespace: ns, WhenFull: WhenFullBlock}
+			tc := TargetConfig{Kind: kind, ID: id, Enabled: *en.Enable, ARN: arn, Params: params, Namespace: ns, WhenFull: WhenFullBlock,
+				Policy: policy, MaxBatch: batch}
 			if bounds.MaxPending != nil {
 				tc.MaxPending = *bounds.MaxPending
 			}

@@ -115,7 +115,11 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		// queueLimitBytes.
 		l.SetLimit(tc.ARN, wal.Limit{MaxEvents: tc.MaxPending, MaxBytes: tc.MaxPendingBytes, Drop: tc.WhenFull == WhenFullDrop})
 		t = r.abortable(t)
-		if err := r.eng.Add(delivery.Spec{ID: tc.ARN, Target: t, Namespace: tc.Namespace, MaxBatch: k.MaxBatch}); err != nil {
+		batch := k.MaxBatch
+		if tc.MaxBatch > 0 {
+			batch = tc.MaxBatch
+		}
+		if err := r.eng.Add(delivery.Spec{ID: tc.ARN, Target: t, Namespace: tc.Namespace, MaxBatch: batch, Policy: tc.Policy}); err != nil {
 			return fail(err)
 		}
 		r.enabled[tc.ARN] = true

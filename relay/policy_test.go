@@ -1,0 +1,65 @@
+package relay
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bucketrelay/bucketrelay/delivery"
+)
+
+// TestTargetPolicyParsed: the policy keys beside a target's own become its
+// delivery policy; absent ones keep the defaults.
+func TestTargetPolicyParsed(t *testing.T) {
+	c, err := ParseConfig([]byte(`{"relay":{"dataDir":"x","maxAttempts":5},"notify":{"webhook":{
+		"1":{"enable":true,"endpoint":"http://127.0.0.1:1/","maxAttempts":10,"maxAge":"24h","rateLimit":250.5,"maxBatch":100,"inflight":2,"lanes":8},
+		"2":{"enable":true,"endpoint":"http://127.0.0.1:2/","maxAttempts":0},
+		"3":{"enable":true,"endpoint":"http://127.0.0.1:3/"}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]struct {
+		p     delivery.Policy
+		batch int
+	}{
+		"1": {delivery.Policy{MaxAttempts: 10, MaxAge: 24 * time.Hour, RateLimit: 250.5, InFlight: 2, Lanes: 8}, 100},
+		"2": {delivery.Policy{MaxAttempts: -1, InFlight: 1}, 0},
+		"3": {delivery.Policy{InFlight: 1}, 0},
+	}
+	for _, tc := range c.Targets {
+		w := want[tc.ID]
+		if tc.Policy != w.p || tc.MaxBatch != w.batch {
+			t.Errorf("target %s: got %+v batch %d, want %+v batch %d", tc.ID, tc.Policy, tc.MaxBatch, w.p, w.batch)
+		}
+	}
+}
+
+// TestTargetPolicyErrorsNameTheField: a bad policy value is refused with
+// the field's path.
+func TestTargetPolicyErrorsNameTheField(t *testing.T) {
+	const wh = `{"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://x/",`
+	const rd = `{"notify":{"redis":{"r":{"enable":true,"format":"access","address":"127.0.0.1:6379","key":"k",`
+	for _, c := range []struct{ doc, path, msg string }{
+		{wh + `"maxAttempts":-1}}}}`, "notify.webhook.1.maxAttempts", "negative"},
+		{wh + `"maxAge":"old"}}}}`, "notify.webhook.1.maxAge", "duration"},
+		{wh + `"maxAge":"-1h"}}}}`, "notify.webhook.1.maxAge", "duration"},
+		{wh + `"rateLimit":0}}}}`, "notify.webhook.1.rateLimit", "positive"},
+		{wh + `"maxBatch":0}}}}`, "notify.webhook.1.maxBatch", "between"},
+		{wh + `"inflight":0}}}}`, "notify.webhook.1.inflight", "between"},
+		{wh + `"lanes":1000}}}}`, "notify.webhook.1.lanes", "between"},
+		{wh + `"lanes":"8"}}}}`, "notify.webhook.1.lanes", "number"},
+		{rd + `"lanes":4}}}}`, "notify.redis.r.lanes", "one send at a time"},
+		{rd + `"inflight":2}}}}`, "notify.redis.r.inflight", "one send at a time"},
+	} {
+		_, err := ParseConfig([]byte(c.doc))
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Path != c.path || !strings.Contains(ce.Msg, c.msg) {
+			t.Errorf("ParseConfig(%s) = %v, want an error at %s saying %q", c.doc, err, c.path, c.msg)
+		}
+	}
+	// A kind that takes one send at a time accepts 1.
+	if _, err := ParseConfig([]byte(rd + `"inflight":1,"lanes":1}}}}`)); err != nil {
+		t.Errorf("inflight and lanes of 1 on redis: %v", err)
+	}
+}
