@@ -2,6 +2,7 @@ package relay
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -61,5 +62,30 @@ func TestTargetPolicyErrorsNameTheField(t *testing.T) {
 	// A kind that takes one send at a time accepts 1.
 	if _, err := ParseConfig([]byte(rd + `"inflight":1,"lanes":1}}}}`)); err != nil {
 		t.Errorf("inflight and lanes of 1 on redis: %v", err)
+	}
+}
+
+// TestPolicyREADMEExample: the README's policy example loads as written.
+func TestPolicyREADMEExample(t *testing.T) {
+	doc := `{"relay":{"dataDir":"x"},"notify":{
+"webhook": {"1": {"enable": true, "endpoint": "https://hooks.example.com/s3",
+  "lanes": 8, "maxAttempts": 20, "maxAge": "24h", "rateLimit": 500}},
+"kafka": {"1": {"enable": true, "brokers": ["127.0.0.1:9092"], "topic": "bucketevents",
+  "inflight": 4, "maxBatch": 1000}}
+}}`
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example := doc[strings.Index(doc, `"webhook"`):strings.LastIndex(doc, "}}")]
+	if !strings.Contains(string(readme), strings.TrimSpace(example)) {
+		t.Fatalf("README no longer holds the example:\n%s", example)
+	}
+	c, err := ParseConfig([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Targets) != 2 || c.Targets[1].Policy.Lanes != 8 || c.Targets[0].Policy.InFlight != 4 {
+		t.Fatalf("targets %+v, want kafka with inflight 4 and webhook with 8 lanes", c.Targets)
 	}
 }
