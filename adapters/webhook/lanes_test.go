@@ -100,3 +100,20 @@ func (c *concurrency) Send(ctx context.Context, items []delivery.Item) error {
 	defer func() { c.mu.Lock(); *c.conc--; c.mu.Unlock() }()
 	return c.Target.Send(ctx, items)
 }
+
+// TestConcurrentSends: the webhook's Send is safe for concurrent use
+// (kit.Kind.InFlight), checked through pipelined lanes.
+func TestConcurrentSends(t *testing.T) {
+	rcv := webhookrecv.New(t, "")
+	targettest.RunConcurrent(t, targettest.Harness{
+		Features: targettest.Features{Message: true},
+		New: func(t testing.TB) delivery.Target {
+			tg, err := New(Config{Enable: true, Endpoint: rcv.URL(), Timeout: "5s"}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tg
+		},
+		Received: func(testing.TB) [][]byte { return rcv.Bodies() },
+	})
+}
