@@ -28,8 +28,8 @@ type Policy struct {
 	// append time (re-driven ones) never expire.
 	MaxAge time.Duration
 	// RateLimit bounds the events sent per second, as a token bucket
-	// holding a quarter of a second's worth (at least one event); batches
-	// are cut to that size. 0 means no limit. Lanes and batches in flight
+	// holding half a second's worth (at least one event); batches are cut
+	// to that size. 0 means no limit. Lanes and batches in flight
 	// share it.
 	RateLimit float64
 	// InFlight is how many batches may be in flight at once: Send is
@@ -64,12 +64,12 @@ func (p *Policy) check(id string) error {
 	return nil
 }
 
-// burst is the token bucket's size: a quarter of a second's worth of
-// events, at least one. Small enough to keep the rate within a few per
-// cent over any few seconds, the first ones included; large enough that a
-// loop delayed by a busy machine loses few tokens to a full bucket.
+// burst is the token bucket's size: half a second's worth of events, at
+// least one. Small enough to keep the rate within 5 % over any 10 s, the
+// first ones included; large enough that a loop held up by a busy machine
+// for less than that loses no tokens to a full bucket.
 func (p *Policy) burst() int {
-	return max(1, int(math.Ceil(p.RateLimit/4)))
+	return max(1, int(math.Ceil(p.RateLimit/2)))
 }
 
 // batchCap returns maxBatch cut to what the rate limit lets go at once.
