@@ -1,13 +1,17 @@
 package relay
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/testkit/webhookrecv"
+	"github.com/bucketrelay/bucketrelay/wal"
 )
 
 // TestTargetPolicyParsed: the policy keys beside a target's own become its
@@ -87,5 +91,51 @@ func TestPolicyREADMEExample(t *testing.T) {
 	}
 	if len(c.Targets) != 2 || c.Targets[1].Policy.Lanes != 8 || c.Targets[0].Policy.InFlight != 4 {
 		t.Fatalf("targets %+v, want kafka with inflight 4 and webhook with 8 lanes", c.Targets)
+	}
+}
+
+// TestTargetPolicyReachesEngine: a target's maxAge and lanes from the file
+// drive its delivery: with the endpoint down, events older than maxAge are
+// quarantined as expired; with it up, events go out through the lanes.
+func TestTargetPolicyReachesEngine(t *testing.T) {
+	rcv := webhookrecv.New(t, "")
+	rcv.Stop()
+	dir := t.TempDir()
+	doc := fmt.Sprintf(`{"relay":{"dataDir":%q,"minBackoff":"10ms","maxBackoff":"50ms"},
+"notify":{"webhook":{"1":{"enable":true,"endpoint":%q,"timeout":"1s","maxAge":"300ms","lanes":4}}},
+"buckets":{"images":[{"arn":%q,"events":["put","delete"]}]}}`, dir, rcv.URL(), webhookARN)
+	c, err := ParseConfig([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(c, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	if err := r.Publish(context.Background(), records("images", 0, 5)...); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	var q []wal.QuarantineItem
+	for len(q) < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("quarantined %d of 5 events in 20 s", len(q))
+		}
+		time.Sleep(20 * time.Millisecond)
+		q, _ = r.Quarantine(webhookARN)
+	}
+	for _, it := range q {
+		if !strings.Contains(it.Error, "expired") {
+			t.Fatalf("event %d quarantined with %q, want expired", it.Seq, it.Error)
+		}
+	}
+	rcv.Start(t)
+	if err := r.Publish(context.Background(), records("images", 5, 40)...); err != nil {
+		t.Fatal(err)
+	}
+	waitBodies(t, rcv, 40, 20*time.Second)
+	if err := rcv.CheckKeyOrder(); err != nil {
+		t.Fatal(err)
 	}
 }
