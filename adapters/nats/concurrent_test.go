@@ -60,3 +60,17 @@ func TestConcurrentSends(t *testing.T) {
 		Timeout:  45 * time.Second,
 	})
 }
+
+// TestConcurrentSendsStreaming: the same for NATS Streaming.
+func TestConcurrentSendsStreaming(t *testing.T) {
+	s := newStanServer(t, "concurrent")
+	targettest.RunConcurrent(t, targettest.Harness{
+		Features: targettest.Features{Message: true},
+		New: func(t testing.TB) delivery.Target {
+			return newTarget(t, Config{Enable: true, Address: s.addr(), Subject: "concurrent",
+				Streaming: StreamingConfig{Enable: true, ClusterID: testCluster, ClientID: "minio-client", Async: true, MaxPubAcksInflight: 10}})
+		},
+		Received: s.c.Received,
+		Timeout:  45 * time.Second,
+	})
+}
