@@ -138,4 +138,7 @@ func TestTargetPolicyReachesEngine(t *testing.T) {
 	if err := rcv.CheckKeyOrder(); err != nil {
 		t.Fatal(err)
 	}
+	if w := do(t, r.Handler(), "GET", "/metrics", ""); !strings.Contains(w.Body.String(), fmt.Sprintf("relay_target_resent_total{target=%q} 0", webhookARN)) {
+		t.Fatalf("metrics lack relay_target_resent_total for %s", webhookARN)
+	}
 }
