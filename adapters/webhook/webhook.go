@@ -104,7 +104,9 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:     tlsConf,
-		MaxIdleConnsPerHost: 16,
+		// One connection per lane (and batch in flight) stays open: a
+		// target with "lanes" up to 256 keeps its connections.
+		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   true,
 	}
