@@ -101,12 +101,10 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		return nil, err
 	}
 	tr := &http.Transport{
-		Proxy:           http.ProxyFromEnvironment,
-		DialContext:     (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig: tlsConf,
-		// One connection per lane (and batch in flight) stays open: a
-		// target with "lanes" up to 256 keeps its connections.
-		MaxIdleConnsPerHost: 256,
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     tlsConf,
+		MaxIdleConnsPerHost: 256, // one per lane: a target with up to 256 "lanes" keeps its connections
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   true,
 	}
