@@ -44,7 +44,7 @@ func TestTargetPolicyParsed(t *testing.T) {
 // the field's path.
 func TestTargetPolicyErrorsNameTheField(t *testing.T) {
 	const wh = `{"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://x/",`
-	const rd = `{"notify":{"redis":{"r":{"enable":true,"format":"access","address":"127.0.0.1:6379","key":"k",`
+	const pg = `{"notify":{"postgresql":{"p":{"enable":true,"format":"access","connectionString":"host=127.0.0.1 dbname=x","table":"t",`
 	for _, c := range []struct{ doc, path, msg string }{
 		{wh + `"maxAttempts":-1}}}}`, "notify.webhook.1.maxAttempts", "negative"},
 		{wh + `"maxAge":"old"}}}}`, "notify.webhook.1.maxAge", "duration"},
@@ -54,8 +54,8 @@ func TestTargetPolicyErrorsNameTheField(t *testing.T) {
 		{wh + `"inflight":0}}}}`, "notify.webhook.1.inflight", "between"},
 		{wh + `"lanes":1000}}}}`, "notify.webhook.1.lanes", "between"},
 		{wh + `"lanes":"8"}}}}`, "notify.webhook.1.lanes", "number"},
-		{rd + `"lanes":4}}}}`, "notify.redis.r.lanes", "one send at a time"},
-		{rd + `"inflight":2}}}}`, "notify.redis.r.inflight", "one send at a time"},
+		{pg + `"lanes":4}}}}`, "notify.postgresql.p.lanes", "one send at a time"},
+		{pg + `"inflight":2}}}}`, "notify.postgresql.p.inflight", "one send at a time"},
 	} {
 		_, err := ParseConfig([]byte(c.doc))
 		var ce *ConfigError
@@ -64,8 +64,8 @@ func TestTargetPolicyErrorsNameTheField(t *testing.T) {
 		}
 	}
 	// A kind that takes one send at a time accepts 1.
-	if _, err := ParseConfig([]byte(rd + `"inflight":1,"lanes":1}}}}`)); err != nil {
-		t.Errorf("inflight and lanes of 1 on redis: %v", err)
+	if _, err := ParseConfig([]byte(pg + `"inflight":1,"lanes":1}}}}`)); err != nil {
+		t.Errorf("inflight and lanes of 1 on postgresql: %v", err)
 	}
 }
 
