@@ -8,7 +8,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +44,9 @@ type nkSpec struct {
 	// atMostOnce: losses in the outage are expected (core NATS).
 	atMostOnce bool
 	notes      []string
+	// inFlight is the target's delivery.Policy.InFlight (batches in
+	// flight); 0 means one at a time. BENCH_INFLIGHT overrides it.
+	inFlight int
 }
 
 // nkRun measures the relay rate, the direct client's rate and the outage
@@ -74,17 +79,19 @@ func nkRun(ctx context.Context, o harness.Options, s nkSpec) (harness.Result, er
 		return res, fmt.Errorf("outage: %w", err)
 	}
 	res.Notes = append(res.Notes, s.notes...)
+	res.Notes = append(res.Notes, fmt.Sprintf("relay: %d batch(es) in flight (delivery.Policy.InFlight, the target's \"inflight\")", max(1, benchInFlight(s.inFlight))))
 	res.Notes = append(res.Notes, fmt.Sprintf("records of about %d bytes of JSON; relay rate over %v once the backlog passed 20,000", len(pool.Raws[0]), d))
 	return res, nil
 }
 
 // nkOpen opens a pipeline (not running) into the target newTarget returns.
-func nkOpen(dir string, newTarget func() (delivery.Target, error)) (*harness.Pipeline, error) {
+func nkOpen(dir string, newTarget func() (delivery.Target, error), inFlight int) (*harness.Pipeline, error) {
 	tg, err := newTarget()
 	if err != nil {
 		return nil, err
 	}
-	p, err := harness.OpenPipeline(harness.PipelineConfig{Dir: dir, Target: tg, MaxBatch: nkBatch})
+	p, err := harness.OpenPipeline(harness.PipelineConfig{Dir: dir, Target: tg, MaxBatch: nkBatch,
+		Policy: delivery.Policy{InFlight: benchInFlight(inFlight)}})
 	if err != nil {
 		tg.Close()
 		return nil, err
@@ -95,7 +102,7 @@ func nkOpen(dir string, newTarget func() (delivery.Target, error)) (*harness.Pip
 // nkRelayRate measures events delivered per second while two feeders keep
 // a backlog of 20k-100k events.
 func nkRelayRate(ctx context.Context, dir string, s nkSpec, pool harness.Pool, d time.Duration) (float64, error) {
-	p, err := nkOpen(dir, s.newTarget)
+	p, err := nkOpen(dir, s.newTarget, s.inFlight)
 	if err != nil {
 		return 0, err
 	}
@@ -119,7 +126,7 @@ func nkDrainRate(ctx context.Context, dir string, s nkSpec, pool harness.Pool, q
 	if quick {
 		total = 50_000
 	}
-	p, err := nkOpen(dir, s.newTarget)
+	p, err := nkOpen(dir, s.newTarget, s.inFlight)
 	if err != nil {
 		return 0, err
 	}
@@ -167,7 +174,7 @@ func nkOutage(ctx context.Context, res *harness.Result, dir string, s nkSpec, o 
 	if s.outageTarget != nil {
 		newTarget = s.outageTarget
 	}
-	p, err := nkOpen(dir, newTarget)
+	p, err := nkOpen(dir, newTarget, s.inFlight)
 	if err != nil {
 		return err
 	}
@@ -284,4 +291,13 @@ func nkOutage(ctx context.Context, res *harness.Result, dir string, s nkSpec, o 
 		return fmt.Errorf("%d events quarantined: %s", st.Quarantined, st.LastError)
 	}
 	return nil
+}
+
+// benchInFlight returns BENCH_INFLIGHT if set (to compare one batch at a
+// time with a pipeline in the same tree), else def.
+func benchInFlight(def int) int {
+	if v, err := strconv.Atoi(os.Getenv("BENCH_INFLIGHT")); err == nil && v > 0 {
+		return v
+	}
+	return def
 }

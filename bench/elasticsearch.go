@@ -58,6 +58,7 @@ func runElasticsearch(ctx context.Context, o harness.Options) (harness.Result, e
 	}
 	sb := &storeBench{
 		name:     "elasticsearch",
+		inFlight: 4,
 		rateGoal: func(direct float64) string { return fmt.Sprintf("≥ %.0f (80%% of direct)", 0.8*direct) },
 		newTarget: func(ns bool) (delivery.Target, error) {
 			f := "access"

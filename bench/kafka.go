@@ -65,6 +65,7 @@ func runKafka(ctx context.Context, o harness.Options) (harness.Result, error) {
 	}
 	return nkRun(ctx, o, nkSpec{
 		newTarget:    target(kafkaRateTopic),
+		inFlight:     4,
 		outageTarget: target(kafkaOutageTopic),
 		direct: func(ctx context.Context, bodies [][]byte, keys []string, d time.Duration) (float64, error) {
 			return kafkaDirect(ctx, addr, bodies, keys, d)

@@ -63,6 +63,7 @@ func runMySQL(ctx context.Context, o harness.Options) (harness.Result, error) {
 	}
 	sb := &storeBench{
 		name:     "mysql",
+		inFlight: 4,
 		rateGoal: func(direct float64) string { return fmt.Sprintf("≥ %.0f (80%% of direct)", 0.8*direct) },
 		newTarget: func(ns bool) (delivery.Target, error) {
 			return mysql.New(benchMySQLConfig(ns), harness.QuietLogger())

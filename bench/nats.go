@@ -136,6 +136,7 @@ func runNATSCore(ctx context.Context, o harness.Options) (harness.Result, error)
 	addr := srv.Addr()
 	subject := "bucketevents.bench.core"
 	return nkRun(ctx, o, nkSpec{
+		inFlight:  4,
 		newTarget: newNATSTarget(natsadapter.Config{Enable: true, Address: addr, Subject: subject}),
 		direct: func(ctx context.Context, bodies [][]byte, _ []string, d time.Duration) (float64, error) {
 			nc, err := natsgo.Connect("nats://" + addr)
@@ -223,6 +224,7 @@ func runJetStream(ctx context.Context, o harness.Options) (harness.Result, error
 		}
 	}()
 	return nkRun(ctx, o, nkSpec{
+		inFlight:  4,
 		newTarget: newNATSTarget(natsadapter.Config{Enable: true, Address: addr, Subject: subject, JetStream: natsadapter.JetStreamConfig{Enable: true}}),
 		direct: func(ctx context.Context, bodies [][]byte, _ []string, d time.Duration) (float64, error) {
 			var failed atomic.Int64
@@ -305,6 +307,7 @@ func runNATSStreaming(ctx context.Context, o harness.Options) (harness.Result, e
 		}
 	}
 	return nkRun(ctx, o, nkSpec{
+		inFlight: 4,
 		newTarget: newNATSTarget(natsadapter.Config{Enable: true, Address: srv.Addr(), Subject: subject,
 			Streaming: natsadapter.StreamingConfig{Enable: true, ClusterID: "bench-cluster", ClientID: "bench-relay", Async: true, MaxPubAcksInflight: inflight}}),
 		direct: func(ctx context.Context, bodies [][]byte, _ []string, d time.Duration) (float64, error) {

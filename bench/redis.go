@@ -43,6 +43,7 @@ func runRedis(ctx context.Context, o harness.Options) (harness.Result, error) {
 	}
 	sb := &storeBench{
 		name:     "redis",
+		inFlight: 4,
 		rateGoal: func(float64) string { return "≥ 50000" },
 		newTarget: func(ns bool) (delivery.Target, error) {
 			f := "access"

@@ -39,6 +39,9 @@ type storeBench struct {
 	// ids reads back the request ids stored: per key (namespace) or in
 	// order (access).
 	ids func(ns bool) (map[string]uint64, []uint64, error)
+	// inFlight is the target's delivery.Policy.InFlight; 0 means one
+	// batch at a time. BENCH_INFLIGHT overrides it.
+	inFlight int
 }
 
 const (
@@ -196,8 +199,9 @@ func (c *countingTarget) take() (writes, keys int) {
 }
 
 // openStorePipeline opens a Pipeline for a store target and runs it.
-func openStorePipeline(dir string, tg delivery.Target, ns bool) (*harness.Pipeline, error) {
-	p, err := harness.OpenPipeline(harness.PipelineConfig{Dir: dir, Target: tg, ID: "arn:minio:sqs::bench:store", Namespace: ns, MaxBatch: storeBatch, MaxBackoff: time.Second})
+func openStorePipeline(dir string, tg delivery.Target, ns bool, inFlight int) (*harness.Pipeline, error) {
+	p, err := harness.OpenPipeline(harness.PipelineConfig{Dir: dir, Target: tg, ID: "arn:minio:sqs::bench:store", Namespace: ns, MaxBatch: storeBatch, MaxBackoff: time.Second,
+		Policy: delivery.Policy{InFlight: benchInFlight(inFlight)}})
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +216,7 @@ func (sb *storeBench) relayRate(ctx context.Context, dir string, ns bool, d time
 	if err != nil {
 		return 0, err
 	}
-	p, err := openStorePipeline(dir, tg, ns)
+	p, err := openStorePipeline(dir, tg, ns, sb.inFlight)
 	if err != nil {
 		tg.Close()
 		return 0, err
@@ -265,7 +269,7 @@ func (sb *storeBench) outage(ctx context.Context, res *harness.Result, dir strin
 		return err
 	}
 	ct := &countingTarget{Target: tg}
-	p, err := openStorePipeline(dir, ct, ns)
+	p, err := openStorePipeline(dir, ct, ns, sb.inFlight)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,21 @@
 // with RetryAfter (HTTP 429 or 503 with Retry-After) is retried after the
 // wait it carries, capped by MaxRetryAfter, instead of the backoff.
 //
+// # Policies, pipelines and lanes
+//
+// A Spec's Policy overrides the engine's MaxAttempts for one target, and
+// adds MaxAge (an event appended longer ago is quarantined with a reason
+// wrapping ErrExpired instead of being sent or retried) and RateLimit
+// (events per second, a token bucket). With Policy.InFlight above 1
+// several batches are in flight at once: their answers are taken in log
+// order, the cursor never passes an unacknowledged item, a failed batch is
+// retried alone and everything sent behind it is sent again (at least
+// once; Stats.Resent), and a batch that shares a key with one in flight
+// waits for it. With Policy.Lanes above 1 a window is split by key
+// (event.LaneOf) into lanes delivered side by side, each in order; the
+// cursor moves past the window once every lane is done. Both call Send
+// concurrently, so they are for targets whose Send allows it.
+//
 // # Memory
 //
 // A loop holds at most two windows: the one being sent and the next, read

@@ -70,6 +70,9 @@ type Spec struct {
 	Namespace bool
 	// MaxBatch bounds the items of one Send; 0 means DefaultMaxBatch.
 	MaxBatch int
+	// Policy is the target's own delivery policy (policy.go); its zero
+	// value keeps the engine's Options and sends one batch at a time.
+	Policy
 }
 
 // Stats is a snapshot of one target's delivery.
@@ -93,6 +96,9 @@ type Stats struct {
 	// delivered. They are not counted in Delivered; a re-driven event that
 	// fails again is counted in Quarantined again.
 	Redriven uint64
+	// Resent counts items sent again because a batch before them in a
+	// pipeline failed (Policy.InFlight): the target may hold them twice.
+	Resent uint64
 	// State is StateUp, StateDown, StateBackingOff or StatePaused.
 	State string
 	// Up reports that the last send succeeded (or nothing failed yet): the
@@ -170,6 +176,10 @@ func (e *Engine) Add(s Spec) error {
 	if s.MaxBatch <= 0 {
 		s.MaxBatch = DefaultMaxBatch
 	}
+	if err := s.Policy.check(s.ID); err != nil {
+		return err
+	}
+	s.MaxBatch = s.Policy.batchCap(s.MaxBatch)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.run != nil && e.run.closed {
@@ -217,7 +227,7 @@ func (e *Engine) newLoop(s Spec) (*loop, error) {
 		spec: s, e: e, lg: lg, h: newHealth(lg, e.opts.RepeatLogInterval),
 		cursor: cursor, routed0: routed0, backlog: backlog, attempts: map[uint64]int{},
 		kick: make(chan struct{}, 1), queued: map[uint64]bool{}, rattempts: map[uint64]int{},
-		done: make(chan struct{}),
+		done: make(chan struct{}), limiter: s.Policy.limiter(),
 	}
 	l.pos.Store(cursor) // Stats reads pos, never the cursor run owns
 	l.bo = &backoff.ExponentialBackOff{

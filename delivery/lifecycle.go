@@ -151,6 +151,7 @@ func (e *Engine) readd(old *loop) error {
 	l.quarantined.Store(old.quarantined.Load())
 	l.sends.Store(old.sends.Load())
 	l.redriven.Store(old.redriven.Load())
+	l.resent.Store(old.resent.Load())
 	e.loops[l.spec.ID] = l
 	e.order = append(e.order, l.spec.ID)
 	if e.run != nil && !e.run.closed {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"golang.org/x/time/rate"
 
 	"github.com/bucketrelay/bucketrelay/wal"
 )
@@ -24,11 +25,15 @@ type loop struct {
 	h      *health
 	cursor uint64
 
-	bo *backoff.ExponentialBackOff // reset by every successful send
+	// amu guards bo and the attempt counts, which the lanes of a window
+	// share (policy.go).
+	amu sync.Mutex
+	bo  *backoff.ExponentialBackOff // reset by every successful send
 	// attempts counts the failed sends of each record not yet passed by
 	// the cursor, across re-reads of its window, so that MaxAttempts holds
 	// however often a window is read again. Pruned as the cursor moves.
 	attempts map[uint64]int
+	limiter  *rate.Limiter // Policy.RateLimit; nil without one
 
 	routed0 uint64 // the log's routed count for the target at Add
 	backlog int64  // records pending at Add
@@ -51,6 +56,7 @@ type loop struct {
 	quarantined atomic.Uint64
 	sends       atomic.Uint64
 	redriven    atomic.Uint64
+	resent      atomic.Uint64
 	pos         atomic.Uint64
 
 	// Lifecycle (lifecycle.go): stop ends this loop alone (set when it
@@ -72,7 +78,7 @@ func (l *loop) stats() Stats {
 	s := Stats{
 		ID: l.spec.ID, Cursor: l.pos.Load(), Pending: l.pending(),
 		Delivered: l.delivered.Load(), Retried: l.retried.Load(), Quarantined: l.quarantined.Load(),
-		Sends: l.sends.Load(), Redriven: l.redriven.Load(),
+		Sends: l.sends.Load(), Redriven: l.redriven.Load(), Resent: l.resent.Load(),
 	}
 	l.h.fill(&s)
 	if l.paused.Load() {
@@ -84,6 +90,8 @@ func (l *loop) stats() Stats {
 // backoff returns the next retry delay, jitter included, never above
 // MaxBackoff.
 func (l *loop) backoff() time.Duration {
+	l.amu.Lock()
+	defer l.amu.Unlock()
 	return min(l.bo.NextBackOff(), l.e.opts.MaxBackoff)
 }
 
@@ -162,7 +170,7 @@ func (l *loop) run(ctx context.Context) error {
 		}
 		if readFailed {
 			readFailed = false
-			l.bo.Reset()
+			l.resetBackoff()
 			l.h.recovered(true)
 		}
 		var prefetch chan window
@@ -171,7 +179,7 @@ func (l *loop) run(ctx context.Context) error {
 			// most, so a loop holds two windows at most.
 			prefetch = make(chan window, 1)
 			go func(from uint64) { prefetch <- l.readAt(ctx, from) }(w.next)
-			o, err := l.deliver(ctx, w.items)
+			o, err := l.deliverWindow(ctx, w.items)
 			if err != nil || o != delivered {
 				<-prefetch // let the read end before the caller may close the log
 			}
@@ -241,6 +249,9 @@ const (
 // deliver sends items in batches of MaxBatch until each is delivered or
 // quarantined. An error is the log's (a quarantine entry refused).
 func (l *loop) deliver(ctx context.Context, items []Item) (outcome, error) {
+	if l.spec.InFlight > 1 && l.redriving == nil {
+		return l.pipeline(ctx, items)
+	}
 	first := true
 	for len(items) > 0 {
 		n := min(len(items), l.spec.MaxBatch)
@@ -248,7 +259,7 @@ func (l *loop) deliver(ctx context.Context, items []Item) (outcome, error) {
 		// after the backoff, so events that arrived meanwhile are
 		// coalesced into it: one write per key over the whole outage.
 		// Attempts are counted per record across those reads.
-		o, err := l.deliverBatch(ctx, items[:n], first && l.spec.Namespace)
+		o, err := l.deliverBatch(ctx, items[:n], first && l.spec.Namespace, nil)
 		if err != nil || o != delivered {
 			return o, err
 		}
@@ -258,7 +269,10 @@ func (l *loop) deliver(ctx context.Context, items []Item) (outcome, error) {
 	return delivered, nil
 }
 
-func (l *loop) deliverBatch(ctx context.Context, batch []Item, rereadOK bool) (outcome, error) {
+// deliverBatch sends batch until each item is delivered or quarantined.
+// With pre, the batch was sent already (in a pipeline) and pre is what
+// that send returned.
+func (l *loop) deliverBatch(ctx context.Context, batch []Item, rereadOK bool, pre error) (outcome, error) {
 	single := false // after a permanent error on a batch, isolate items
 	pending := batch
 	for len(pending) > 0 {
@@ -270,17 +284,34 @@ func (l *loop) deliverBatch(ctx context.Context, batch []Item, rereadOK bool) (o
 			// sends nothing twice; a batch under way is finished first.
 			return held, nil
 		}
+		var err error
 		send := pending
-		if single {
-			send = pending[:1]
+		if pre != nil {
+			err, pre = pre, nil
+		} else {
+			// An item retried past its target's MaxAge goes no further.
+			kept, qerr := l.expire(pending)
+			if qerr != nil {
+				return delivered, qerr
+			}
+			if pending = kept; len(pending) == 0 {
+				break
+			}
+			send = pending
+			if single {
+				send = pending[:1]
+			}
+			if !l.takeTokens(ctx, len(send)) {
+				return stopped, nil
+			}
+			err = l.send(ctx, send)
 		}
-		err := l.send(ctx, send)
 		if err == nil {
 			if err := l.settle(send); err != nil {
 				return delivered, err
 			}
 			l.h.recovered(false)
-			l.bo.Reset()
+			l.resetBackoff()
 			pending = pending[len(send):]
 			continue
 		}
@@ -311,13 +342,8 @@ func (l *loop) deliverBatch(ctx context.Context, batch []Item, rereadOK bool) (o
 				continue
 			}
 			reason := realCause(send, failed, f)
-			attempts := l.attempts
-			if l.redriving != nil {
-				attempts = l.rattempts
-			}
-			attempts[it.Seq]++
-			n := attempts[it.Seq]
-			if IsPermanent(f.Err) || (l.e.opts.MaxAttempts > 0 && n >= l.e.opts.MaxAttempts) {
+			n := l.attempt(it.Seq)
+			if maxN := l.maxAttempts(); IsPermanent(f.Err) || (maxN > 0 && n >= maxN) {
 				if err := l.quarantine(it, reason, n); err != nil {
 					return delivered, err
 				}

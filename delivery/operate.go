@@ -199,7 +199,7 @@ func (l *loop) redriveAll(ctx context.Context) (outcome, error) {
 			l.redriving[q.Seq] = q
 			items[i] = l.item(&wal.Record{Seq: q.Seq, Entry: wal.Entry{Key: q.Key, Name: q.Name, Data: q.Data}})
 		}
-		o, err := l.deliverBatch(ctx, items, false)
+		o, err := l.deliverBatch(ctx, items, false, nil)
 		var left []wal.QuarantineItem
 		for i := range batch {
 			if _, ok := l.redriving[batch[i].Seq]; ok {

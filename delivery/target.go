@@ -61,10 +61,12 @@ func (it *Item) Message() []byte {
 // be retried. An error wrapped with Gone (for the whole send or one item)
 // pauses the target until an operator resumes it, and one wrapped with
 // RetryAfter sets the wait before the retry (errors.go). Send must not
-// block forever: it honours ctx. Send is never
-// called concurrently on one Target, and a Target must connect lazily:
-// New never waits for the network, so a target that is down at startup
-// never delays the relay.
+// block forever: it honours ctx. Send is called concurrently on one Target
+// only when its Spec asks for it (Policy.InFlight or Policy.Lanes above 1),
+// which is for targets whose Send is safe for concurrent use; even then,
+// two sends in flight at once never share a key. A Target must connect
+// lazily: New never waits for the network, so a target that is down at
+// startup never delays the relay.
 //
 // Close releases the target's connections. It is called once, after the
 // last Send has returned.

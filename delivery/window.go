@@ -61,7 +61,7 @@ func (l *loop) readAt(ctx context.Context, from uint64) window {
 	return w
 }
 
-// readBatch reads up to MaxBatch records and WindowBytes bytes (at least
+// readBatch reads up to windowItems records and WindowBytes bytes (at least
 // one record) from from on.
 func (l *loop) readBatch(ctx context.Context, from uint64) ([]Item, int, uint64, error) {
 	limit := l.e.opts.WindowBytes
@@ -76,7 +76,7 @@ func (l *loop) readBatch(ctx context.Context, from uint64) ([]Item, int, uint64,
 		}
 		items = append(items, l.item(&r))
 		size += sz
-		return len(items) < l.spec.MaxBatch
+		return len(items) < l.windowItems()
 	})
 	if err != nil {
 		return nil, 0, from, err

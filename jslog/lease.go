@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bucketrelay/bucketrelay/event"
 )
 
 // DefaultLeaseTTL is how long a lease outlives its holder's last renewal.
@@ -19,14 +20,7 @@ const DefaultLeaseTTL = 3 * time.Second
 
 // LaneOf returns the lane of key ("bucket/object") among lanes: FNV-1a of
 // the key modulo lanes, so every event of one object is in one lane.
-func LaneOf(key string, lanes int) int {
-	if lanes <= 1 {
-		return 0
-	}
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return int(h.Sum32() % uint32(lanes))
-}
+func LaneOf(key string, lanes int) int { return event.LaneOf(key, lanes) }
 
 // LaneID names lane i of n of target for the log's methods: cursors,
 // quarantine and leases are kept per lane ID, and Read with a lane ID

@@ -119,9 +119,15 @@ type TargetConfig struct {
 	// log yet ("startFrom"): StartFromNew (the default) or StartFromOldest
 	// (the retained history first).
 	StartFrom string
-	// Lanes splits the target's delivery into that many lanes by hash of
-	// bucket/key ("lanes", cluster log only), each drained by one relay
-	// process at a time; 0 means 1.
+	// Policy is the target's delivery policy (policy.go): maxAttempts,
+	// maxAge, rateLimit, inflight (default: the kind's) and lanes.
+	Policy delivery.Policy
+	// MaxBatch is the entry's "maxBatch": the most events of one send; 0
+	// means the kind's.
+	MaxBatch int
+	// Lanes is, on a cluster log, the number of lanes ("lanes") the
+	// relay processes share out, each drained by one process at a time
+	// (Policy.Lanes is then 0: a lane's loop sends in order); 0 means 1.
 	Lanes int
 }
 
@@ -138,7 +144,6 @@ type boundKeys struct {
 	MaxPendingBytes *int64  `json:"maxPendingBytes"`
 	WhenFull        *string `json:"whenFull"`
 	StartFrom       *string `json:"startFrom"`
-	Lanes           *int    `json:"lanes"`
 }
 
 // splitBounds reads the bound keys of a notify entry and returns the entry
@@ -148,7 +153,7 @@ func splitBounds(doc, raw json.RawMessage, path string) (boundKeys, json.RawMess
 	if err := json.Unmarshal(raw, &b); err != nil {
 		return b, nil, jsonError(doc, path, err)
 	}
-	if b.MaxPending == nil && b.MaxPendingBytes == nil && b.WhenFull == nil && b.StartFrom == nil && b.Lanes == nil {
+	if b.MaxPending == nil && b.MaxPendingBytes == nil && b.WhenFull == nil && b.StartFrom == nil {
 		return b, raw, nil
 	}
 	if b.MaxPending != nil && *b.MaxPending < 0 {
@@ -171,7 +176,6 @@ func splitBounds(doc, raw json.RawMessage, path string) (boundKeys, json.RawMess
 	delete(m, "maxPendingBytes")
 	delete(m, "whenFull")
 	delete(m, "startFrom")
-	delete(m, "lanes")
 	rest, err := json.Marshal(m)
 	return b, rest, err
 }
@@ -373,6 +377,10 @@ func (c *Config) parseNotify(doc, raw json.RawMessage) error {
 			if err != nil {
 				return err
 			}
+			policy, batch, traw, err := splitPolicy(doc, traw, path, k, c.Relay.Log.Cluster())
+			if err != nil {
+				return err
+			}
 			params := k.NewConfig()
 			if err := decodeStrict(traw, params); err != nil {
 				return fieldError(doc, path, err)
@@ -382,7 +390,8 @@ func (c *Config) parseNotify(doc, raw json.RawMessage) error {
 			}
 			ns := k.IsNamespace(params)
 			arn := rules.ARN{Region: c.Relay.Region, ID: id, Kind: kind}.String()
-			tc := TargetConfig{Kind: kind, ID: id, Enabled: *en.Enable, ARN: arn, Params: params, Namespace: ns, WhenFull: WhenFullBlock, StartFrom: StartFromNew}
+			tc := TargetConfig{Kind: kind, ID: id, Enabled: *en.Enable, ARN: arn, Params: params, Namespace: ns, WhenFull: WhenFullBlock, StartFrom: StartFromNew,
+				Policy: policy, MaxBatch: batch}
 			if bounds.MaxPending != nil {
 				tc.MaxPending = *bounds.MaxPending
 			}

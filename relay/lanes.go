@@ -173,6 +173,7 @@ func (c *cluster) runLane(ctx context.Context, id string) {
 	lg := c.r.lg.With("target", ls.arn, "lane", id)
 	var t delivery.Target
 	var maxBatch int
+	var policy delivery.Policy
 	namespace := false
 	if ls.extra != nil {
 		t = keepOpen{ls.extra}
@@ -184,9 +185,9 @@ func (c *cluster) runLane(ctx context.Context, id string) {
 			lg.Error("building the target for a lane; releasing the lane", "err", err)
 			return
 		}
-		maxBatch, namespace = k.MaxBatch, ls.tc.Namespace
+		maxBatch, namespace, policy = ls.tc.maxBatch(), ls.tc.Namespace, ls.tc.Policy
 	}
-	if err := c.r.eng.Add(delivery.Spec{ID: id, Target: c.r.abortable(t), Namespace: namespace, MaxBatch: maxBatch}); err != nil {
+	if err := c.r.eng.Add(delivery.Spec{ID: id, Target: c.r.abortable(t), Namespace: namespace, MaxBatch: maxBatch, Policy: policy}); err != nil {
 		if ls.extra == nil {
 			_ = t.Close()
 		}

@@ -178,14 +178,10 @@ const MaxLanes = 256
 // "lanes" needs the cluster log, which has no per-target bound.
 func (c *Config) clusterBounds(tc *TargetConfig, b boundKeys, path string) error {
 	cluster := c.Relay.Log.Cluster()
-	if b.Lanes != nil {
-		switch {
-		case !cluster:
-			return &ConfigError{Path: path + ".lanes", Msg: `lanes need the cluster log (relay.log "kind": "jetstream")`}
-		case *b.Lanes < 1 || *b.Lanes > MaxLanes:
-			return &ConfigError{Path: path + ".lanes", Msg: fmt.Sprintf("%d, want 1 to %d", *b.Lanes, MaxLanes)}
-		}
-		tc.Lanes = *b.Lanes
+	if cluster && tc.Policy.Lanes > 0 {
+		// The relay processes share the lanes out (lanes.go); each lane's
+		// loop sends in order.
+		tc.Lanes, tc.Policy.Lanes = tc.Policy.Lanes, 0
 	}
 	if cluster {
 		for _, k := range []struct {

@@ -21,7 +21,7 @@ type metrics struct {
 	delivered, retried, quarantined, sends *prometheus.Desc
 	pending, oldest, up                    *prometheus.Desc
 	dropped, pendingBytes                  *prometheus.Desc
-	redriven, paused                       *prometheus.Desc
+	redriven, paused, resent               *prometheus.Desc
 	walEvents, walBytes, walFile, walLast  *prometheus.Desc
 	walMaxEvents, walMaxBytes              *prometheus.Desc
 	walDamaged                             *prometheus.Desc
@@ -52,6 +52,7 @@ func newMetrics(r *Relay) *metrics {
 	m.pendingBytes = prometheus.NewDesc("relay_target_pending_bytes", "Event bytes routed to the target that its cursor has not passed, by whole frames (what maxPendingBytes bounds).", t, nil)
 	m.up = prometheus.NewDesc("relay_target_up", "1 if the target's last send succeeded (or, before any send, its probe did).", t, nil)
 	m.redriven = prometheus.NewDesc("relay_target_redriven_total", "Quarantined events re-driven and delivered.", t, nil)
+	m.resent = prometheus.NewDesc("relay_target_resent_total", "Events sent again because a batch before them in flight failed (the target may hold them twice).", t, nil)
 	m.paused = prometheus.NewDesc("relay_target_paused", "1 while the target's delivery is paused.", t, nil)
 	m.walEvents = prometheus.NewDesc("relay_wal_events", "Event records held by the write-ahead log.", nil, nil)
 	m.walBytes = prometheus.NewDesc("relay_wal_record_bytes", "Record bytes held by the log, uncompressed.", nil, nil)
@@ -74,7 +75,7 @@ func (m *metrics) observeIngest(n int, d time.Duration) {
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.delivered, m.retried, m.quarantined, m.sends, m.pending, m.oldest, m.up, m.dropped, m.pendingBytes, m.redriven, m.paused, m.walEvents, m.walBytes, m.walFile, m.walLast, m.walMaxEvents, m.walMaxBytes, m.walDamaged} {
+	for _, d := range []*prometheus.Desc{m.delivered, m.retried, m.quarantined, m.sends, m.pending, m.oldest, m.up, m.dropped, m.pendingBytes, m.redriven, m.paused, m.resent, m.walEvents, m.walBytes, m.walFile, m.walLast, m.walMaxEvents, m.walMaxBytes, m.walDamaged} {
 		ch <- d
 	}
 }
@@ -104,6 +105,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(m.pendingBytes, prometheus.GaugeValue, float64(pb), s.ID)
 		}
 		ch <- prometheus.MustNewConstMetric(m.redriven, prometheus.CounterValue, float64(s.Redriven), s.ID)
+		ch <- prometheus.MustNewConstMetric(m.resent, prometheus.CounterValue, float64(s.Resent), s.ID)
 		paused := 0.0
 		if s.Paused {
 			paused = 1

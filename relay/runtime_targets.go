@@ -363,7 +363,7 @@ func (r *Relay) setLimit(tc TargetConfig) {
 // startBuilt sets tc's bound in the log and starts delivering to t.
 func (r *Relay) startBuilt(tc TargetConfig, t delivery.Target) error {
 	r.setLimit(tc)
-	if err := r.eng.Add(delivery.Spec{ID: tc.ARN, Target: r.abortable(t), Namespace: tc.Namespace, MaxBatch: kindByName[tc.Kind].MaxBatch}); err != nil {
+	if err := r.eng.Add(delivery.Spec{ID: tc.ARN, Target: r.abortable(t), Namespace: tc.Namespace, MaxBatch: tc.maxBatch(), Policy: tc.Policy}); err != nil {
 		t.Close()
 		return err
 	}
@@ -611,7 +611,7 @@ func (r *Relay) replaceLoop(arn string, running bool, tc TargetConfig, t deliver
 	// target stopped.
 	ctx, cancel := context.WithTimeout(context.Background(), stopWait)
 	defer cancel()
-	err := r.eng.Replace(ctx, delivery.Spec{ID: tc.ARN, Target: r.abortable(t), Namespace: tc.Namespace, MaxBatch: kindByName[tc.Kind].MaxBatch})
+	err := r.eng.Replace(ctx, delivery.Spec{ID: tc.ARN, Target: r.abortable(t), Namespace: tc.Namespace, MaxBatch: tc.maxBatch(), Policy: tc.Policy})
 	if errors.Is(err, delivery.ErrUnknownTarget) {
 		// An earlier change stopped the loop but could not start the
 		// new one: start it now.

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	es "github.com/elastic/go-elasticsearch/v8"
@@ -116,7 +117,7 @@ type Target struct {
 	namespace bool
 	secret    string
 	lg        *slog.Logger
-	ready     bool // the index exists
+	ready     atomic.Bool // the index exists
 }
 
 var _ delivery.Target = (*Target)(nil)
@@ -329,7 +330,7 @@ func appendRecord(body []byte, rec []byte) ([]byte, error) {
 
 // ensureIndex creates the index when it is missing, once.
 func (t *Target) ensureIndex(ctx context.Context) error {
-	if t.ready {
+	if t.ready.Load() {
 		return nil
 	}
 	res, err := esapi.IndicesExistsRequest{Index: []string{t.cfg.Index}}.Do(ctx, t.client)
@@ -339,7 +340,7 @@ func (t *Target) ensureIndex(ctx context.Context) error {
 	drain(res)
 	switch res.StatusCode {
 	case http.StatusOK:
-		t.ready = true
+		t.ready.Store(true)
 		return nil
 	case http.StatusNotFound:
 	default:
@@ -356,12 +357,12 @@ func (t *Target) ensureIndex(ctx context.Context) error {
 	defer res.Body.Close()
 	if res.StatusCode == http.StatusOK {
 		t.lg.Info("created index", "index", t.cfg.Index)
-		t.ready = true
+		t.ready.Store(true)
 		return nil
 	}
 	b, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
 	if res.StatusCode == http.StatusBadRequest && bytes.Contains(b, []byte("resource_already_exists_exception")) {
-		t.ready = true // created by someone else meanwhile
+		t.ready.Store(true) // created by someone else meanwhile
 		return nil
 	}
 	return t.classify("creating index "+t.cfg.Index, res.StatusCode, b)
@@ -395,7 +396,7 @@ func (t *Target) classify(what string, code int, body []byte) error {
 	err := t.errorf("%s: %d %s: %.300s", what, code, http.StatusText(code), reason)
 	switch {
 	case code == http.StatusNotFound:
-		t.ready = false
+		t.ready.Store(false)
 		return err
 	case code == http.StatusUnauthorized, code == http.StatusForbidden,
 		code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code >= 500:

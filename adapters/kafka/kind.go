@@ -9,6 +9,7 @@ var Kind = kit.Define[Config](kit.Kind{
 	Name:     "kafka",
 	Title:    "Kafka",
 	MaxBatch: 1000,
+	InFlight: 1,
 	Delivery: "at least once: idempotent producer, acks from all in-sync replicas; key `bucket/object`, so one object's events stay in one partition, in order",
 	Params: []kit.Param{
 		{Name: "enable", Type: "bool", Default: "false", Doc: "Start the target.", Guide: true},

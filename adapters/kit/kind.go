@@ -32,6 +32,13 @@ type Kind struct {
 	MaxBatch int
 	// Namespace is set for kinds with the "format" option (the stores).
 	Namespace bool
+	// InFlight is the default in-flight window of the kind's targets (the
+	// target's "inflight" option, delivery.Policy.InFlight): how many
+	// batches the engine sends before the first is acknowledged. 0 means
+	// the kind's Send is not safe for concurrent use, and its targets
+	// refuse "inflight" and "lanes" above 1; 1 means one at a time unless
+	// the target asks for more.
+	InFlight int
 	// Params documents every parameter of the kind's configuration, in the
 	// order the documentation lists them.
 	Params []Param

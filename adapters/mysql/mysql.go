@@ -10,6 +10,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -198,7 +199,7 @@ type Target struct {
 	table     string // quoted
 	secret    string
 	lg        *slog.Logger
-	ready     bool // the table exists and has the right shape
+	ready     atomic.Bool // the table exists and has the right shape
 }
 
 var _ delivery.Target = (*Target)(nil)
@@ -268,7 +269,7 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 
 // prepare pings the server and creates or checks the table, once.
 func (t *Target) prepare(ctx context.Context) error {
-	if t.ready {
+	if t.ready.Load() {
 		return nil
 	}
 	if err := t.db.PingContext(ctx); err != nil {
@@ -277,7 +278,7 @@ func (t *Target) prepare(ctx context.Context) error {
 	if err := t.ensureTable(ctx); err != nil {
 		return err
 	}
-	t.ready = true
+	t.ready.Store(true)
 	return nil
 }
 
@@ -552,7 +553,7 @@ func (t *Target) classify(err error) error {
 	if errors.As(err, &me) {
 		switch me.Number {
 		case 1146, 1054: // table or column gone: check it again next time
-			t.ready = false
+			t.ready.Store(false)
 			return msg
 		case 1064, 1149: // syntax error: a bug, not the data
 			return delivery.Permanent(msg)

@@ -9,6 +9,7 @@ var Kind = kit.Define[Config](kit.Kind{
 	Name:     "nats",
 	Title:    "NATS",
 	MaxBatch: 1000,
+	InFlight: 1,
 	Delivery: "JetStream and Streaming: at least once (PubAck); core NATS: at most once (flushed, not stored)",
 	Params: []kit.Param{
 		{Name: "enable", Type: "bool", Default: "false", Doc: "Start the target.", Guide: true},

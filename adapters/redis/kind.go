@@ -9,6 +9,7 @@ var Kind = kit.Define[Config](kit.Kind{
 	Name:      "redis",
 	Title:     "Redis",
 	MaxBatch:  1000,
+	InFlight:  1,
 	Namespace: true,
 	Delivery:  "namespace: hash `HSET`/`HDEL` in one `MULTI`/`EXEC`; access: `RPUSH` of `[eventTime, {\"Records\":[…]}]`; at least once",
 	Params: []kit.Param{

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -102,8 +103,16 @@ type Target struct {
 	timeout  time.Duration
 	lg       *slog.Logger
 
-	conn    redis.Conn // nil until the first Send, and after a failure
-	checked bool       // the key's type was checked on conn
+	// idle holds the connections no Send is using: one in the usual case,
+	// one per concurrent Send with "inflight" or "lanes" above 1.
+	mu   sync.Mutex
+	idle []*conn
+}
+
+// conn is one connection to Redis and what goes with it.
+type conn struct {
+	redis.Conn
+	checked bool // the key's type was checked on it
 	buf     []byte
 }
 
@@ -174,43 +183,60 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 	} else {
 		err = t.sendAccess(ctx, c, items)
 	}
-	if err != nil && c.Err() != nil {
-		t.drop()
-	}
+	t.release(c)
 	return err
 }
 
-// connect returns the connection, dialling and checking the key's type if
-// there is none.
-func (t *Target) connect(ctx context.Context) (redis.Conn, error) {
-	if t.conn != nil && t.conn.Err() != nil {
-		t.drop()
+// connect takes an idle connection, or dials one, and checks the key's
+// type on it if that was not done yet. Send may run concurrently: each
+// has a connection of its own.
+func (t *Target) connect(ctx context.Context) (*conn, error) {
+	var c *conn
+	t.mu.Lock()
+	if n := len(t.idle); n > 0 {
+		c, t.idle = t.idle[n-1], t.idle[:n-1]
 	}
-	if t.conn == nil {
+	t.mu.Unlock()
+	if c != nil && c.Err() != nil {
+		c.Close()
+		c = nil
+	}
+	if c == nil {
 		dctx, cancel := context.WithTimeout(ctx, t.timeout)
-		c, err := redis.DialContext(dctx, "tcp", t.cfg.Address, t.opts...)
+		rc, err := redis.DialContext(dctx, "tcp", t.cfg.Address, t.opts...)
 		cancel()
 		if err != nil {
 			return nil, t.errorf("connecting to %s: %v", t.cfg.Address, err)
 		}
-		t.conn = c
-		t.checked = false
+		c = &conn{Conn: rc}
 	}
-	if !t.checked {
-		if err := t.checkType(ctx); err != nil {
-			if t.conn != nil && t.conn.Err() != nil {
-				t.drop()
-			}
+	if !c.checked {
+		if err := t.checkType(ctx, c); err != nil {
+			t.release(c)
 			return nil, err
 		}
-		t.checked = true
+		c.checked = true
 	}
-	return t.conn, nil
+	return c, nil
+}
+
+// release puts c back among the idle connections, or closes it if it
+// broke.
+func (t *Target) release(c *conn) {
+	t.mu.Lock()
+	if c.Err() == nil {
+		t.idle = append(t.idle, c)
+		c = nil
+	}
+	t.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
 }
 
 // checkType makes sure the key is absent or of the format's type.
-func (t *Target) checkType(ctx context.Context) error {
-	typ, err := redis.String(redis.DoContext(t.conn, ctx, "TYPE", t.cfg.Key))
+func (t *Target) checkType(ctx context.Context, c *conn) error {
+	typ, err := redis.String(redis.DoContext(c.Conn, ctx, "TYPE", t.cfg.Key))
 	if err != nil {
 		return t.errorf("checking the type of key %s: %v", t.cfg.Key, err)
 	}
@@ -224,7 +250,7 @@ func (t *Target) checkType(ctx context.Context) error {
 	return nil
 }
 
-func (t *Target) sendNamespace(ctx context.Context, c redis.Conn, items []delivery.Item) error {
+func (t *Target) sendNamespace(ctx context.Context, c *conn, items []delivery.Item) error {
 	set := make([]any, 1, 1+2*len(items))
 	del := make([]any, 1, 1+len(items))
 	set[0], del[0] = t.cfg.Key, t.cfg.Key
@@ -233,7 +259,7 @@ func (t *Target) sendNamespace(ctx context.Context, c redis.Conn, items []delive
 	for i := range items {
 		size += len(items[i].Record) + len(`{"Records":[]}`)
 	}
-	buf := t.buffer(size)
+	buf := c.buffer(size)
 	for _, i := range kit.Newest(items) {
 		it := &items[i]
 		switch it.Op() {
@@ -261,9 +287,9 @@ func (t *Target) sendNamespace(ctx context.Context, c redis.Conn, items []delive
 			return t.errorf("sending HDEL: %v", err)
 		}
 	}
-	reply, err := redis.DoContext(c, ctx, "EXEC")
+	reply, err := redis.DoContext(c.Conn, ctx, "EXEC")
 	if err != nil {
-		return t.classify("EXEC", err)
+		return t.classify(c, "EXEC", err)
 	}
 	replies, ok := reply.([]any)
 	if !ok {
@@ -271,42 +297,42 @@ func (t *Target) sendNamespace(ctx context.Context, c redis.Conn, items []delive
 	}
 	for _, r := range replies {
 		if e, ok := r.(redis.Error); ok {
-			return t.classify("EXEC", e)
+			return t.classify(c, "EXEC", e)
 		}
 	}
 	return nil
 }
 
-func (t *Target) sendAccess(ctx context.Context, c redis.Conn, items []delivery.Item) error {
+func (t *Target) sendAccess(ctx context.Context, c *conn, items []delivery.Item) error {
 	args := make([]any, 1, 1+len(items))
 	args[0] = t.cfg.Key
 	size := 0
 	for i := range items {
 		size += len(items[i].Record) + len(`["2006-01-02T15:04:05.999999999Z07:00",{"Records":[]}]`)
 	}
-	buf := t.buffer(size)
+	buf := c.buffer(size)
 	for i := range items {
 		start := len(buf)
 		buf = AppendAccessItem(buf, &items[i])
 		args = append(args, buf[start:len(buf):len(buf)])
 	}
-	if _, err := redis.DoContext(c, ctx, "RPUSH", args...); err != nil {
-		return t.classify("RPUSH", err)
+	if _, err := redis.DoContext(c.Conn, ctx, "RPUSH", args...); err != nil {
+		return t.classify(c, "RPUSH", err)
 	}
 	return nil
 }
 
 // buffer returns an empty buffer of at least n bytes, reused across sends
 // when it is not too large to keep.
-func (t *Target) buffer(n int) []byte {
-	if cap(t.buf) < n {
+func (c *conn) buffer(n int) []byte {
+	if cap(c.buf) < n {
 		b := make([]byte, 0, n)
 		if n <= 16<<20 {
-			t.buf = b
+			c.buf = b
 		}
 		return b
 	}
-	return t.buf[:0]
+	return c.buf[:0]
 }
 
 // AppendAccessItem appends to dst the access-format list item of it:
@@ -323,10 +349,10 @@ func AppendAccessItem(dst []byte, it *delivery.Item) []byte {
 
 // classify turns a command's error into the error Send returns: WRONGTYPE
 // is permanent, and forces a new type check; anything else is retried.
-func (t *Target) classify(cmd string, err error) error {
+func (t *Target) classify(c *conn, cmd string, err error) error {
 	var re redis.Error
 	if errors.As(err, &re) && strings.HasPrefix(string(re), "WRONGTYPE") {
-		t.checked = false
+		c.checked = false
 		want := "hash"
 		if !t.cfg.Namespace() {
 			want = "list"
@@ -340,16 +366,14 @@ func (t *Target) errorf(format string, args ...any) error {
 	return errors.New("redis: " + kit.Redact(fmt.Sprintf(format, args...), t.password))
 }
 
-func (t *Target) drop() {
-	if t.conn != nil {
-		t.conn.Close()
-		t.conn = nil
-	}
-	t.checked = false
-}
-
-// Close closes the connection.
+// Close closes the connections.
 func (t *Target) Close() error {
-	t.drop()
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	t.mu.Unlock()
+	for _, c := range idle {
+		c.Close()
+	}
 	return nil
 }

@@ -9,6 +9,7 @@ var Kind = kit.Define[Config](kit.Kind{
 	Name:     "webhook",
 	Title:    "Webhook",
 	MaxBatch: 500,
+	InFlight: 1,
 	Delivery: "at least once, in order; 2xx = delivered, 3xx (never followed), 408, 429, 5xx = retried (429/503 after their `Retry-After`), 410 = target paused, other 4xx = quarantined",
 	Params: []kit.Param{
 		{Name: "enable", Type: "bool", Default: "required", Doc: "Start the target. A disabled target is parsed and validated, not started.", Guide: true},

@@ -127,7 +127,7 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:     tlsConf,
-		MaxIdleConnsPerHost: 16,
+		MaxIdleConnsPerHost: 256, // one per lane: a target with up to 256 "lanes" keeps its connections
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   true,
 	}

@@ -28,6 +28,8 @@ type PipelineConfig struct {
 	MaxBatch int
 	// MaxBackoff is the engine's longest retry wait. Default: 1 s.
 	MaxBackoff time.Duration
+	// Policy is the target's delivery policy (batches in flight, lanes).
+	Policy delivery.Policy
 }
 
 // DefaultPipelineID is a Pipeline's target id when PipelineConfig.ID is
@@ -70,7 +72,7 @@ func OpenPipeline(cfg PipelineConfig) (*Pipeline, error) {
 	}
 	p := &Pipeline{Log: l, ID: cfg.ID}
 	p.Engine = delivery.New(l, delivery.Options{MaxBackoff: cfg.MaxBackoff, Logger: QuietLogger()})
-	if err := p.Engine.Add(delivery.Spec{ID: cfg.ID, Target: cfg.Target, Namespace: cfg.Namespace, MaxBatch: cfg.MaxBatch}); err != nil {
+	if err := p.Engine.Add(delivery.Spec{ID: cfg.ID, Target: cfg.Target, Namespace: cfg.Namespace, MaxBatch: cfg.MaxBatch, Policy: cfg.Policy}); err != nil {
 		l.Close()
 		return nil, err
 	}

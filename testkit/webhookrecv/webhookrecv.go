@@ -5,9 +5,13 @@
 package webhookrecv
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,9 +30,20 @@ type Receiver struct {
 	// body. It runs after the bearer token check.
 	Answer func(body []byte) (status int, h http.Header)
 
+	// Delay, if set, is waited before each answer: a slow endpoint, and
+	// with random delays one that answers concurrent requests out of
+	// order.
+	Delay func() time.Duration
+	// Unavailable, if set, picks bodies to answer with 503 (the relay
+	// retries them).
+	Unavailable func(body []byte) bool
+
 	mu       sync.Mutex
 	bodies   [][]byte
 	messages []Message
+	// accepted lists, per object key, the sequences (from webhook-id) of
+	// the events answered 2xx, in the order they were answered.
+	accepted map[string][]uint64
 	srv      *http.Server
 	auth     string
 }
@@ -72,6 +87,13 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if r.Delay != nil {
+		time.Sleep(r.Delay())
+	}
+	if r.Unavailable != nil && r.Unavailable(body) {
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		return
+	}
 	if r.Answer != nil {
 		if code, h := r.Answer(body); code != 0 {
 			for k, vs := range h {
@@ -85,6 +107,7 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "rejected", http.StatusBadRequest)
 		return
 	}
+	r.accept(req.Header.Get("webhook-id"), body)
 	if r.OnBody != nil {
 		r.OnBody(body)
 	} else {
@@ -143,4 +166,67 @@ func (r *Receiver) Start(t testing.TB) {
 		t.Fatal(err)
 	}
 	r.serve(ln)
+}
+
+// accept notes an accepted event's sequence under its key, when the
+// request carries a webhook-id ("logid-seq") and the body a Key.
+func (r *Receiver) accept(id string, body []byte) {
+	i := strings.LastIndexByte(id, '-')
+	if i < 0 {
+		return
+	}
+	seq, err := strconv.ParseUint(id[i+1:], 10, 64)
+	if err != nil {
+		return
+	}
+	var msg struct{ Key string }
+	if json.Unmarshal(body, &msg) != nil || msg.Key == "" {
+		return
+	}
+	r.mu.Lock()
+	if r.accepted == nil {
+		r.accepted = map[string][]uint64{}
+	}
+	r.accepted[msg.Key] = append(r.accepted[msg.Key], seq)
+	r.mu.Unlock()
+}
+
+// Accepted returns how many times each sequence (from webhook-id) was
+// answered 2xx.
+func (r *Receiver) Accepted() map[uint64]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := map[uint64]int{}
+	for _, seqs := range r.accepted {
+		for _, s := range seqs {
+			n[s]++
+		}
+	}
+	return n
+}
+
+// CheckKeyOrder returns an error naming the first object whose events
+// were accepted out of log order. A re-send repeats events already
+// accepted, so only each event's last acceptance counts: those must come
+// in increasing sequence per key.
+func (r *Receiver) CheckKeyOrder() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for key, seqs := range r.accepted {
+		last := make(map[uint64]int, len(seqs))
+		for i, s := range seqs {
+			last[s] = i
+		}
+		var prev uint64
+		for i, s := range seqs {
+			if last[s] != i {
+				continue
+			}
+			if s < prev {
+				return fmt.Errorf("webhookrecv: key %s: event %d accepted after %d", key, s, prev)
+			}
+			prev = s
+		}
+	}
+	return nil
 }
