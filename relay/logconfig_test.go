@@ -18,8 +18,12 @@ func TestLogConfig(t *testing.T) {
 	if !lc.Cluster() || lc.JetStream.Stream != "EV" || len(lc.JetStream.Servers) != 2 || lc.Owner != "r1" || lc.leaseTTL().Seconds() != 2 {
 		t.Fatalf("got %+v, want the jetstream log as written", lc)
 	}
-	if c.Targets[0].Lanes != 4 {
-		t.Fatalf("lanes: got %d, want 4", c.Targets[0].Lanes)
+	if c.Targets[0].Lanes != 4 || c.Targets[0].Policy.Lanes != 0 {
+		t.Fatalf("lanes: got %d (policy %d), want 4 shared out by the relays (0 in process)", c.Targets[0].Lanes, c.Targets[0].Policy.Lanes)
+	}
+	// On the embedded log, lanes are the target's own ordered senders.
+	if c, err := ParseConfig([]byte(doc(`{"kind":"wal"}`, `,"lanes":2`))); err != nil || c.Targets[0].Lanes != 0 || c.Targets[0].Policy.Lanes != 2 {
+		t.Fatalf("lanes on the embedded log: got %v, %v; want 2 in-process lanes", c, err)
 	}
 	if c, err := ParseConfig([]byte(doc(`{"kind":"wal"}`, ""))); err != nil || c.Relay.Log.Cluster() {
 		t.Fatalf("kind wal: got %v, %v; want the embedded log", c, err)
@@ -32,8 +36,8 @@ func TestLogConfig(t *testing.T) {
 		{`{"kind":"jetstream","servers":["nats://a"],"replica":3}`, "", `relay.log.replica: unknown field`},
 		{`{"kind":"wal","servers":["nats://a"]}`, "", `relay.log.servers: only for "kind": "jetstream"`},
 		{`{"kind":"jetstream","servers":["nats://a"],"leaseTTL":"100ms"}`, "", `relay.log.leaseTTL: must be at least 1s`},
-		{`{"kind":"jetstream","servers":["nats://a"]}`, `,"lanes":0`, `notify.webhook.1.lanes: 0, want 1 to 256`},
-		{`{"kind":"wal"}`, `,"lanes":2`, `notify.webhook.1.lanes: lanes need the cluster log`},
+		{`{"kind":"jetstream","servers":["nats://a"]}`, `,"lanes":0`, `notify.webhook.1.lanes: must be between 1 and 256`},
+		{`{"kind":"jetstream","servers":["nats://a"]}`, `,"lanes":257`, `notify.webhook.1.lanes: must be between 1 and 256`},
 		{`{"kind":"jetstream","servers":["nats://a"]}`, `,"maxPending":10`, `notify.webhook.1.maxPending: not supported on a cluster log`},
 	} {
 		_, err := ParseConfig([]byte(doc(tc.log, tc.extra)))
