@@ -233,6 +233,16 @@ func TestCLIOverHTTPS(t *testing.T) {
 		t.Fatalf("watch over HTTPS: %v", err)
 	}
 
+	// rewind and the commands that change targets go through the same
+	// client: they used http.DefaultClient, which ignored --cacert.
+	out.Reset()
+	if err := (&targetsCommand{out: &out}).Run(context.Background(), append([]string{"rewind", hookARN, "--to-seq", "1"}, tlsArgs...)); err != nil {
+		t.Fatalf("targets rewind over HTTPS: %v\n%s", err, out.String())
+	}
+	if err := (&targetsCommand{out: &out}).Run(context.Background(), append([]string{"remove", "arn:minio:sqs::9:webhook"}, tlsArgs...)); err == nil || !strings.Contains(err.Error(), "no such target") {
+		t.Fatalf("targets remove of an unknown target over HTTPS: got %v, want the relay's \"no such target\"", err)
+	}
+
 	t.Setenv("RELAY_CACERT", "")
 	err := (&targetsCommand{out: &out}).Run(context.Background(), []string{"--server", tr.url})
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
