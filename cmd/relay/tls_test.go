@@ -236,8 +236,10 @@ func TestCLIOverHTTPS(t *testing.T) {
 	// rewind and the commands that change targets go through the same
 	// client: they used http.DefaultClient, which ignored --cacert.
 	out.Reset()
-	if err := (&targetsCommand{out: &out}).Run(context.Background(), append([]string{"rewind", hookARN, "--to-seq", "1"}, tlsArgs...)); err != nil {
-		t.Fatalf("targets rewind over HTTPS: %v\n%s", err, out.String())
+	// What the relay answers depends on what it still retains; that it
+	// answered is the point.
+	if err := (&targetsCommand{out: &out}).Run(context.Background(), append([]string{"rewind", hookARN, "--to-seq", "1"}, tlsArgs...)); err != nil && !strings.Contains(err.Error(), "(HTTP ") {
+		t.Fatalf("targets rewind over HTTPS: got %v, want the relay's answer\n%s", err, out.String())
 	}
 	if err := (&targetsCommand{out: &out}).Run(context.Background(), append([]string{"remove", "arn:minio:sqs::9:webhook"}, tlsArgs...)); err == nil || !strings.Contains(err.Error(), "no such target") {
 		t.Fatalf("targets remove of an unknown target over HTTPS: got %v, want the relay's \"no such target\"", err)
