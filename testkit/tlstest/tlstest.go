@@ -127,3 +127,13 @@ func WaitFor(t testing.TB, what string, count func() int, n int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Stays waits a moment (a stray delivery would arrive by then) and checks
+// count is still n.
+func Stays(t testing.TB, what string, count func() int, n int) {
+	t.Helper()
+	time.Sleep(200 * time.Millisecond)
+	if got := count(); got != n {
+		t.Errorf("%s: got %d messages, want %d", what, got, n)
+	}
+}
