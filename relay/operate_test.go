@@ -16,7 +16,6 @@ import (
 
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
-	"github.com/bucketrelay/bucketrelay/internal/testenv"
 	"github.com/bucketrelay/bucketrelay/testkit/webhookrecv"
 )
 
@@ -288,15 +287,7 @@ func TestPausePersists(t *testing.T) {
 // type quarantines events on their first try; after the key is fixed a
 // re-drive writes them to the real store.
 func TestRedisWrongTypeRedrive(t *testing.T) {
-	addr := testenv.Getenv("RELAY_TEST_REDIS_ADDR", "127.0.0.1:6379")
-	testenv.Require(t, "redis", addr)
-	key := fmt.Sprintf("relay-test-redrive-%d", time.Now().UnixNano())
-	conn, err := redis.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	defer conn.Do("DEL", key)
+	addr, conn, key := testRedis(t, "redrive")
 	if _, err := conn.Do("SET", key, "not a hash"); err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,8 @@ import (
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/bucketrelay/bucketrelay/event"
-	"github.com/bucketrelay/bucketrelay/internal/testenv"
 	"github.com/bucketrelay/bucketrelay/rules"
+	"github.com/bucketrelay/bucketrelay/testkit/webhookrecv"
 )
 
 const hook2 = "arn:minio:sqs::2:webhook"
@@ -290,15 +290,24 @@ func TestRuntimeTargetRemove(t *testing.T) {
 	}
 }
 
-// TestRuntimeTargetRemoveNothingPending: a drained target is removed
-// without force; nothing is exported.
-func TestRuntimeTargetRemoveNothingPending(t *testing.T) {
+// withHook2 opens a relay with the webhook of the file (delivering to
+// rcv1) and hook2 added through the API (to rcv2), both routed the
+// "images" events.
+func withHook2(t *testing.T) (*Relay, *httptest.Server, *webhookrecv.Receiver, *webhookrecv.Receiver) {
+	t.Helper()
 	rcv1, rcv2 := newTestReceiver(t), newTestReceiver(t)
 	r := openRelay(t, testConfig(t, t.TempDir(), rcv1.URL(), ""))
 	srv := httptest.NewServer(r.Handler())
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	mustAPI(t, srv, "POST", "/v1/targets", hookBody("2", rcv2.URL()), 201)
 	route(t, r, webhookARN, hook2)
+	return r, srv, rcv1, rcv2
+}
+
+// TestRuntimeTargetRemoveNothingPending: a drained target is removed
+// without force; nothing is exported.
+func TestRuntimeTargetRemoveNothingPending(t *testing.T) {
+	r, srv, _, rcv2 := withHook2(t)
 	r.Publish(context.Background(), records("images", 0, 2)...)
 	waitBodies(t, rcv2, 2, 10*time.Second)
 	route(t, r, webhookARN)
@@ -313,12 +322,7 @@ func TestRuntimeTargetRemoveNothingPending(t *testing.T) {
 // TestRuntimeTargetPauseResume: a target added at runtime can be paused
 // (events held, counted as lag) and resumed (they are delivered).
 func TestRuntimeTargetPauseResume(t *testing.T) {
-	rcv1, rcv2 := newTestReceiver(t), newTestReceiver(t)
-	r := openRelay(t, testConfig(t, t.TempDir(), rcv1.URL(), ""))
-	srv := httptest.NewServer(r.Handler())
-	defer srv.Close()
-	mustAPI(t, srv, "POST", "/v1/targets", hookBody("2", rcv2.URL()), 201)
-	route(t, r, webhookARN, hook2)
+	r, srv, rcv1, rcv2 := withHook2(t)
 	mustAPI(t, srv, "POST", "/v1/targets/"+hook2+"/pause", "", 200)
 	r.Publish(context.Background(), records("images", 0, 4)...)
 	waitBodies(t, rcv1, 4, 10*time.Second) // the other target is not held
@@ -383,15 +387,7 @@ func TestRuntimeTargetBadInput(t *testing.T) {
 // TestRuntimeRedisTarget: a store target added at runtime writes the
 // events logged after it to the real Redis.
 func TestRuntimeRedisTarget(t *testing.T) {
-	addr := testenv.Getenv("RELAY_TEST_REDIS_ADDR", "127.0.0.1:6379")
-	testenv.Require(t, "redis", addr)
-	key := fmt.Sprintf("relay-test-runtime-%d", time.Now().UnixNano())
-	conn, err := redis.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	defer conn.Do("DEL", key)
+	addr, conn, key := testRedis(t, "runtime")
 	rcv1 := newTestReceiver(t)
 	r := openRelay(t, testConfig(t, t.TempDir(), rcv1.URL(), ""))
 	srv := httptest.NewServer(r.Handler())
