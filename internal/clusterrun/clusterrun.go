@@ -295,8 +295,8 @@ func Post(ctx context.Context, c *http.Client, addr string, recs ...event.Record
 	return PostAnswer(ctx, c, addr, recs...).Code
 }
 
-// PostAnswer is Post returning the whole answer.
-func PostAnswer(ctx context.Context, c *http.Client, addr string, recs ...event.Record) Answer {
+// Body is the JSON body of POST /v1/events for recs.
+func Body(recs ...event.Record) []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"Records":[`)
 	for i := range recs {
@@ -307,7 +307,12 @@ func PostAnswer(ctx context.Context, c *http.Client, addr string, recs ...event.
 		b.Write(j)
 	}
 	b.WriteString(`]}`)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/events", &b)
+	return b.Bytes()
+}
+
+// PostAnswer is Post returning the whole answer.
+func PostAnswer(ctx context.Context, c *http.Client, addr string, recs ...event.Record) Answer {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/events", bytes.NewReader(Body(recs...)))
 	if err != nil {
 		return Answer{}
 	}
