@@ -328,17 +328,25 @@ func TestRedisWrongTypeRedrive(t *testing.T) {
 	}
 }
 
-// TestOperateNeedsToken: with an access token, /healthz answers without
-// it (liveness probes), every operating endpoint needs it, and the
-// metrics handler for a scrape address of its own needs none.
-func TestOperateNeedsToken(t *testing.T) {
+// tokenRelay opens a relay with no target whose API needs the access
+// token "tok123"; srv is closed when the test ends.
+func tokenRelay(t *testing.T) (*Relay, *httptest.Server) {
+	t.Helper()
 	c, err := ParseConfig([]byte(`{"relay":{"dataDir":"` + t.TempDir() + `","listen":"0.0.0.0:0","accessToken":"tok123"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := openRelay(t, c)
 	srv := httptest.NewServer(r.Handler())
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return r, srv
+}
+
+// TestOperateNeedsToken: with an access token, /healthz answers without
+// it (liveness probes), every operating endpoint needs it, and the
+// metrics handler for a scrape address of its own needs none.
+func TestOperateNeedsToken(t *testing.T) {
+	r, srv := tokenRelay(t)
 	if code, body := api(t, srv, "GET", "/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz without a token: %d %q, want 200 ok", code, body)
 	}
