@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -26,14 +24,7 @@ func newTestReceiver(t testing.TB) *webhookrecv.Receiver { return webhookrecv.Ne
 // api calls the relay's HTTP API and returns the status and body.
 func api(t testing.TB, srv *httptest.Server, method, path string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, srv.URL+path, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return apiBody(t, srv, method, path, "")
 }
 
 func apiJSON(t testing.TB, srv *httptest.Server, method, path string, code int, v any) {
