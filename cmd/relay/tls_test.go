@@ -50,24 +50,7 @@ func serveTLS(t *testing.T, endpoint string, mutual bool) *tlsRelay {
 "tls":{"cert":%q,"key":%q%s}},
 "notify":{"webhook":{"1":{"enable":true,"endpoint":%q}}},
 "buckets":{"images":[{"arn":%q,"events":["put"]}]}}`, filepath.Join(tr.dir, "data"), tr.certFile, tr.keyFile, clientCA, endpoint, hookARN)), 0o600)
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- (&serveCommand{ready: func(a string) { addrc <- a }}).Run(ctx, []string{"--config", path})
-	}()
-	select {
-	case a := <-addrc:
-		tr.url = "https://" + a
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	tr.url = "https://" + runServe(t, "--config", path)
 	return tr
 }
 
