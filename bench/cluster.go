@@ -9,7 +9,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -72,7 +71,7 @@ func runCluster(ctx context.Context, o harness.Options) (harness.Result, error) 
 	bodies := make([][]byte, 64)
 	for i := range bodies {
 		k := (i * 100) % (len(pool) - 100)
-		bodies[i] = postBody(pool[k : k+100])
+		bodies[i] = clusterrun.Body(pool[k : k+100]...)
 	}
 	loads := map[int]harness.Load{}
 	for _, mif := range []int{1, 4} {
@@ -278,21 +277,6 @@ func (b *clusterBench) failover(ctx context.Context) (time.Duration, error) {
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	return clusterrun.WaitTakenOver(wctx, survivor.Addr, victim.Owner, owned, killed)
-}
-
-// postBody is the JSON body of POST /v1/events for recs.
-func postBody(recs []event.Record) []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"Records":[`)
-	for i := range recs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		j, _ := json.Marshal(&recs[i])
-		b.Write(j)
-	}
-	b.WriteString(`]}`)
-	return b.Bytes()
 }
 
 // baselineRate publishes the bodies to an R3 stream configured as the

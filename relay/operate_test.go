@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -16,7 +14,6 @@ import (
 
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
-	"github.com/bucketrelay/bucketrelay/internal/testenv"
 	"github.com/bucketrelay/bucketrelay/testkit/webhookrecv"
 )
 
@@ -27,14 +24,7 @@ func newTestReceiver(t testing.TB) *webhookrecv.Receiver { return webhookrecv.Ne
 // api calls the relay's HTTP API and returns the status and body.
 func api(t testing.TB, srv *httptest.Server, method, path string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, srv.URL+path, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return apiBody(t, srv, method, path, "")
 }
 
 func apiJSON(t testing.TB, srv *httptest.Server, method, path string, code int, v any) {
@@ -288,15 +278,7 @@ func TestPausePersists(t *testing.T) {
 // type quarantines events on their first try; after the key is fixed a
 // re-drive writes them to the real store.
 func TestRedisWrongTypeRedrive(t *testing.T) {
-	addr := testenv.Getenv("RELAY_TEST_REDIS_ADDR", "127.0.0.1:6379")
-	testenv.Require(t, "redis", addr)
-	key := fmt.Sprintf("relay-test-redrive-%d", time.Now().UnixNano())
-	conn, err := redis.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	defer conn.Do("DEL", key)
+	addr, conn, key := testRedis(t, "redrive")
 	if _, err := conn.Do("SET", key, "not a hash"); err != nil {
 		t.Fatal(err)
 	}
@@ -337,17 +319,25 @@ func TestRedisWrongTypeRedrive(t *testing.T) {
 	}
 }
 
-// TestOperateNeedsToken: with an access token, /healthz answers without
-// it (liveness probes), every operating endpoint needs it, and the
-// metrics handler for a scrape address of its own needs none.
-func TestOperateNeedsToken(t *testing.T) {
+// tokenRelay opens a relay with no target whose API needs the access
+// token "tok123"; srv is closed when the test ends.
+func tokenRelay(t *testing.T) (*Relay, *httptest.Server) {
+	t.Helper()
 	c, err := ParseConfig([]byte(`{"relay":{"dataDir":"` + t.TempDir() + `","listen":"0.0.0.0:0","accessToken":"tok123"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := openRelay(t, c)
 	srv := httptest.NewServer(r.Handler())
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return r, srv
+}
+
+// TestOperateNeedsToken: with an access token, /healthz answers without
+// it (liveness probes), every operating endpoint needs it, and the
+// metrics handler for a scrape address of its own needs none.
+func TestOperateNeedsToken(t *testing.T) {
+	r, srv := tokenRelay(t)
 	if code, body := api(t, srv, "GET", "/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz without a token: %d %q, want 200 ok", code, body)
 	}

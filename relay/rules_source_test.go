@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -93,14 +92,7 @@ func TestBucketNamesAndDuplicatesChecked(t *testing.T) {
 	srv := httptest.NewServer(r.Handler())
 	defer srv.Close()
 	put := func(bucket, xml string) (int, string) {
-		req, _ := http.NewRequest(http.MethodPut, srv.URL+"/v1/buckets/"+bucket+"/notification", strings.NewReader(xml))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return apiBody(t, srv, http.MethodPut, "/v1/buckets/"+bucket+"/notification", xml)
 	}
 	rule := `<QueueConfiguration><Queue>arn:minio:sqs::1:webhook</Queue><Event>s3:ObjectCreated:*</Event></QueueConfiguration>`
 	if code, body := put("bad%20bucket%21", `<NotificationConfiguration>`+rule+`</NotificationConfiguration>`); code != 400 || !strings.Contains(body, `invalid bucket name \"bad bucket!\"`) {

@@ -21,7 +21,6 @@ import (
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/bucketrelay/bucketrelay/event"
-	"github.com/bucketrelay/bucketrelay/internal/testenv"
 	"github.com/bucketrelay/bucketrelay/rules"
 )
 
@@ -153,6 +152,19 @@ func TestRuntimeTargetAdd(t *testing.T) {
 	}
 }
 
+// withHook2 opens a relay on dir with the file's webhook delivering to
+// url1 and hook2, added through the API, to url2, both routed the
+// "images" events; srv is closed when the test ends.
+func withHook2(t *testing.T, dir, url1, url2 string) (*Relay, *httptest.Server) {
+	t.Helper()
+	r := openRelay(t, testConfig(t, dir, url1, ""))
+	srv := httptest.NewServer(r.Handler())
+	t.Cleanup(srv.Close)
+	mustAPI(t, srv, "POST", "/v1/targets", hookBody("2", url2), 201)
+	route(t, r, webhookARN, hook2)
+	return r, srv
+}
+
 // TestRuntimeTargetUpdate: an update moves a target to a new endpoint;
 // the events logged while the old one was down reach the new one, none
 // lost, in order, and the update survives a restart.
@@ -160,11 +172,7 @@ func TestRuntimeTargetUpdate(t *testing.T) {
 	rcv1, old, nw := newTestReceiver(t), newTestReceiver(t), newTestReceiver(t)
 	old.Stop()
 	dir := t.TempDir()
-	r := openRelay(t, testConfig(t, dir, rcv1.URL(), ""))
-	srv := httptest.NewServer(r.Handler())
-	defer srv.Close()
-	mustAPI(t, srv, "POST", "/v1/targets", hookBody("2", old.URL()), 201)
-	route(t, r, webhookARN, hook2)
+	r, srv := withHook2(t, dir, rcv1.URL(), old.URL())
 	ctx := context.Background()
 	if err := r.Publish(ctx, records("images", 0, 4)...); err != nil {
 		t.Fatal(err)
@@ -208,11 +216,7 @@ func TestRuntimeTargetRemove(t *testing.T) {
 	rcv1, dead := newTestReceiver(t), newTestReceiver(t)
 	dead.Stop()
 	dir := t.TempDir()
-	r := openRelay(t, testConfig(t, dir, rcv1.URL(), ""))
-	srv := httptest.NewServer(r.Handler())
-	defer srv.Close()
-	mustAPI(t, srv, "POST", "/v1/targets", hookBody("2", dead.URL()), 201)
-	route(t, r, webhookARN, hook2)
+	r, srv := withHook2(t, dir, rcv1.URL(), dead.URL())
 	ctx := context.Background()
 	if err := r.Publish(ctx, records("images", 0, 5)...); err != nil {
 		t.Fatal(err)
@@ -293,12 +297,8 @@ func TestRuntimeTargetRemove(t *testing.T) {
 // TestRuntimeTargetRemoveNothingPending: a drained target is removed
 // without force; nothing is exported.
 func TestRuntimeTargetRemoveNothingPending(t *testing.T) {
-	rcv1, rcv2 := newTestReceiver(t), newTestReceiver(t)
-	r := openRelay(t, testConfig(t, t.TempDir(), rcv1.URL(), ""))
-	srv := httptest.NewServer(r.Handler())
-	defer srv.Close()
-	mustAPI(t, srv, "POST", "/v1/targets", hookBody("2", rcv2.URL()), 201)
-	route(t, r, webhookARN, hook2)
+	rcv2 := newTestReceiver(t)
+	r, srv := withHook2(t, t.TempDir(), newTestReceiver(t).URL(), rcv2.URL())
 	r.Publish(context.Background(), records("images", 0, 2)...)
 	waitBodies(t, rcv2, 2, 10*time.Second)
 	route(t, r, webhookARN)
@@ -314,11 +314,7 @@ func TestRuntimeTargetRemoveNothingPending(t *testing.T) {
 // (events held, counted as lag) and resumed (they are delivered).
 func TestRuntimeTargetPauseResume(t *testing.T) {
 	rcv1, rcv2 := newTestReceiver(t), newTestReceiver(t)
-	r := openRelay(t, testConfig(t, t.TempDir(), rcv1.URL(), ""))
-	srv := httptest.NewServer(r.Handler())
-	defer srv.Close()
-	mustAPI(t, srv, "POST", "/v1/targets", hookBody("2", rcv2.URL()), 201)
-	route(t, r, webhookARN, hook2)
+	r, srv := withHook2(t, t.TempDir(), rcv1.URL(), rcv2.URL())
 	mustAPI(t, srv, "POST", "/v1/targets/"+hook2+"/pause", "", 200)
 	r.Publish(context.Background(), records("images", 0, 4)...)
 	waitBodies(t, rcv1, 4, 10*time.Second) // the other target is not held
@@ -383,15 +379,7 @@ func TestRuntimeTargetBadInput(t *testing.T) {
 // TestRuntimeRedisTarget: a store target added at runtime writes the
 // events logged after it to the real Redis.
 func TestRuntimeRedisTarget(t *testing.T) {
-	addr := testenv.Getenv("RELAY_TEST_REDIS_ADDR", "127.0.0.1:6379")
-	testenv.Require(t, "redis", addr)
-	key := fmt.Sprintf("relay-test-runtime-%d", time.Now().UnixNano())
-	conn, err := redis.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	defer conn.Do("DEL", key)
+	addr, conn, key := testRedis(t, "runtime")
 	rcv1 := newTestReceiver(t)
 	r := openRelay(t, testConfig(t, t.TempDir(), rcv1.URL(), ""))
 	srv := httptest.NewServer(r.Handler())
@@ -607,13 +595,7 @@ func TestReloadUnderLoad(t *testing.T) {
 // TestRuntimeTargetsNeedToken: with an access token, changing targets and
 // reading exports need it.
 func TestRuntimeTargetsNeedToken(t *testing.T) {
-	c, err := ParseConfig([]byte(`{"relay":{"dataDir":"` + t.TempDir() + `","listen":"0.0.0.0:0","accessToken":"tok123"}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := openRelay(t, c)
-	srv := httptest.NewServer(r.Handler())
-	defer srv.Close()
+	r, srv := tokenRelay(t)
 	for _, p := range []string{"POST /v1/targets", "PUT /v1/targets/" + hook2, "DELETE /v1/targets/" + hook2 + "?force=true", "GET /v1/exports/x.jsonl"} {
 		m, path, _ := strings.Cut(p, " ")
 		if code, _ := apiBody(t, srv, m, path, hookBody("2", "http://127.0.0.1:1/")); code != 401 {

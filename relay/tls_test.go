@@ -10,16 +10,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bucketrelay/bucketrelay/testkit/certs"
+	"github.com/bucketrelay/bucketrelay/testkit/tlsca"
 )
 
 // TestTLSConfigErrorsNameTheField: a relay.tls block that cannot be served
 // is refused at load with the field that names the problem.
 func TestTLSConfigErrorsNameTheField(t *testing.T) {
 	dir := t.TempDir()
-	ca := certs.NewCA(t, dir, "ca")
-	cert, key := ca.Server(t, dir, "relay")
-	_, otherKey := ca.Server(t, dir, "other")
+	ca := tlsca.NewCA(t, dir, "ca")
+	relay := ca.Server(t, "relay", tlsca.Loopback...)
+	cert, key := relay.Cert, relay.Key
+	otherKey := ca.Server(t, "other", tlsca.Loopback...).Key
 	junk := filepath.Join(dir, "junk.pem")
 	os.WriteFile(junk, []byte("not a certificate"), 0o600)
 	missing := filepath.Join(dir, "missing.pem")
@@ -53,8 +54,9 @@ func TestTLSConfigErrorsNameTheField(t *testing.T) {
 // in service; once the files are fixed the new one is served.
 func TestCertReloadKeepsGoodPair(t *testing.T) {
 	dir := t.TempDir()
-	ca := certs.NewCA(t, dir, "ca")
-	cert, key := ca.Server(t, dir, "relay")
+	ca := tlsca.NewCA(t, dir, "ca")
+	relay := ca.Server(t, "relay", tlsca.Loopback...)
+	cert, key := relay.Cert, relay.Key
 	var logs bytes.Buffer
 	tc, err := ServerTLSConfig(TLSSettings{Cert: cert, Key: key}, newTestLogger(&logs))
 	if err != nil {
@@ -77,8 +79,8 @@ func TestCertReloadKeepsGoodPair(t *testing.T) {
 	if n := strings.Count(logs.String(), "does not load"); n != 1 {
 		t.Fatalf("got %d error lines for one bad change, want 1:\n%s", n, logs.String())
 	}
-	ca.Server(t, dir, "relay")
-	if got, want := serial(), certs.Serial(t, cert).String(); got != want {
+	ca.Server(t, "relay", tlsca.Loopback...)
+	if got, want := serial(), tlsca.Serial(t, cert).String(); got != want {
 		t.Fatalf("after fixing the files: served %s, want %s", got, want)
 	}
 }

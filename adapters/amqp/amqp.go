@@ -206,6 +206,35 @@ func (t *Target) errorf(format string, args ...any) error {
 	return errors.New(kit.Redact("amqp: "+fmt.Sprintf(format, args...), t.password))
 }
 
+// dial connects to the broker (TLS for amqps) and logs in; amqp091 takes
+// no context, so the dial runs aside and, when ctx ends first, its
+// connection is closed once it comes.
+func (t *Target) dial(ctx context.Context) (*amqp091.Connection, error) {
+	type dialed struct {
+		c   *amqp091.Connection
+		err error
+	}
+	res := make(chan dialed, 1)
+	go func() {
+		c, err := amqp091.DialConfig(t.cfg.URL, t.amqpCfg)
+		res <- dialed{c, err}
+	}()
+	select {
+	case d := <-res:
+		if d.err != nil {
+			return nil, t.errorf("connecting to %s: %v", t.cfg.URL, d.err)
+		}
+		return d.c, nil
+	case <-ctx.Done():
+		go func() {
+			if d := <-res; d.c != nil {
+				_ = d.c.CloseDeadline(time.Now().Add(closeTimeout))
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
 // connect opens the connection and the channel if they are not open, puts
 // the channel in confirm mode and declares the exchange.
 func (t *Target) connect(ctx context.Context) error {
@@ -216,37 +245,18 @@ func (t *Target) connect(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	type dialed struct {
-		c   *amqp091.Connection
-		err error
-	}
-	res := make(chan dialed, 1)
-	go func() {
-		c, err := amqp091.DialConfig(t.cfg.URL, t.amqpCfg)
-		res <- dialed{c, err}
-	}()
-	var d dialed
-	select {
-	case d = <-res:
-	case <-ctx.Done():
-		go func() {
-			if d := <-res; d.c != nil {
-				_ = d.c.CloseDeadline(time.Now().Add(closeTimeout))
-			}
-		}()
-		return ctx.Err()
-	}
-	if d.err != nil {
-		return t.errorf("connecting to %s: %v", t.cfg.URL, d.err)
-	}
-	ch, err := d.c.Channel()
+	conn, err := t.dial(ctx)
 	if err != nil {
-		_ = d.c.CloseDeadline(time.Now().Add(closeTimeout))
+		return err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
 		return t.errorf("opening a channel: %v", err)
 	}
 	if t.cfg.Confirms() {
 		if err := ch.Confirm(false); err != nil {
-			_ = d.c.CloseDeadline(time.Now().Add(closeTimeout))
+			_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
 			return t.errorf("enabling publisher confirms: %v", err)
 		}
 	}
@@ -257,11 +267,11 @@ func (t *Target) connect(ctx context.Context) error {
 			err = ch.ExchangeDeclare(t.cfg.Exchange, t.cfg.ExchangeType, t.cfg.Durable, t.cfg.AutoDeleted, t.cfg.Internal, t.cfg.NoWait, nil)
 		}
 		if err != nil {
-			_ = d.c.CloseDeadline(time.Now().Add(closeTimeout))
+			_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
 			return t.errorf("declaring exchange %q: %v", t.cfg.Exchange, err)
 		}
 	}
-	t.conn, t.ch = d.c, ch
+	t.conn, t.ch = conn, ch
 	closed := make(chan *amqp091.Error, 2)
 	t.closed = closed
 	reason := func(c chan *amqp091.Error) {
@@ -273,7 +283,7 @@ func (t *Target) connect(ctx context.Context) error {
 		}
 	}
 	go reason(ch.NotifyClose(make(chan *amqp091.Error, 1)))
-	go reason(d.c.NotifyClose(make(chan *amqp091.Error, 1)))
+	go reason(conn.NotifyClose(make(chan *amqp091.Error, 1)))
 	if t.cfg.Mandatory {
 		t.returns = ch.NotifyReturn(make(chan amqp091.Return, 256))
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	amqp091 "github.com/rabbitmq/amqp091-go"
-
 	"github.com/bucketrelay/bucketrelay/delivery"
 )
 
@@ -17,31 +15,12 @@ var _ delivery.Prober = (*Target)(nil)
 // its connection. It uses a connection of its own, so it may run beside
 // Send; nothing is published.
 func (t *Target) Probe(ctx context.Context) error {
-	type dialed struct {
-		c   *amqp091.Connection
-		err error
+	conn, err := t.dial(ctx)
+	if err != nil {
+		return err
 	}
-	res := make(chan dialed, 1)
-	go func() {
-		c, err := amqp091.DialConfig(t.cfg.URL, t.amqpCfg)
-		res <- dialed{c, err}
-	}()
-	var d dialed
-	select {
-	case d = <-res:
-	case <-ctx.Done():
-		go func() {
-			if d := <-res; d.c != nil {
-				_ = d.c.CloseDeadline(time.Now().Add(closeTimeout))
-			}
-		}()
-		return ctx.Err()
-	}
-	if d.err != nil {
-		return t.errorf("connecting to %s: %v", t.cfg.URL, d.err)
-	}
-	defer d.c.CloseDeadline(time.Now().Add(closeTimeout))
-	ch, err := d.c.Channel()
+	defer conn.CloseDeadline(time.Now().Add(closeTimeout))
+	ch, err := conn.Channel()
 	if err != nil {
 		return t.errorf("opening a channel: %v", err)
 	}

@@ -13,24 +13,9 @@ import (
 // before any event, and the error never shows the password.
 func TestProbe(t *testing.T) {
 	testenv.Require(t, "rabbitmq", brokerAddr)
-	good, err := New(Config{Enable: true, URL: brokerURL, Exchange: "probe-missing-ok", ExchangeType: "fanout"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer good.Close()
-	if err := good.Probe(context.Background()); err != nil {
-		t.Fatalf("probe with the right credentials: %v", err)
-	}
-	bad, err := New(Config{Enable: true, URL: "amqp://relay:wrong-s3cret@127.0.0.1:5672/"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	probetest.Down(t, bad, "username or password not allowed", "wrong-s3cret")
-	noPort, err := New(Config{Enable: true, URL: "amqp://relay:relay@127.0.0.1:1/"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	probetest.Down(t, noPort, "connection refused", "relay@")
+	probetest.Up(t, newTarget(t, Config{Enable: true, URL: brokerURL, Exchange: "probe-missing-ok", ExchangeType: "fanout"}), "with the right credentials")
+	probetest.Down(t, newTarget(t, Config{Enable: true, URL: "amqp://relay:wrong-s3cret@127.0.0.1:5672/"}), "username or password not allowed", "wrong-s3cret")
+	probetest.Down(t, newTarget(t, Config{Enable: true, URL: "amqp://relay:relay@127.0.0.1:1/"}), "connection refused", "relay@")
 	missing, err := New(Config{Enable: true, URL: brokerURL, Exchange: "no-such-exchange-probe"}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package elasticsearch
 
 import (
-	"context"
 	"net/http"
 	"testing"
 
@@ -16,13 +15,7 @@ import (
 // is created.
 func TestProbe(t *testing.T) {
 	b := newBackend(t)
-	good, err := New(Config{Enable: true, URL: b.url, Index: "probe-index"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := good.Probe(context.Background()); err != nil {
-		t.Fatalf("probe: %v", err)
-	}
+	probetest.Up(t, newTarget(t, Config{Enable: true, URL: b.url, Index: "probe-index"}), "of the node")
 	if code, _ := b.do(t, http.MethodHead, "/probe-index", ""); code != http.StatusNotFound {
 		t.Fatalf("HEAD /probe-index after a probe: got %d, want 404 (the probe creates nothing)", code)
 	}
@@ -33,21 +26,7 @@ func TestProbe(t *testing.T) {
 	}
 	defer auth.Stop()
 	auth.Username, auth.Password = "elastic", "right-pass"
-	ok, err := New(Config{Enable: true, URL: auth.URL(), Index: "probe-index", Username: "elastic", Password: "right-pass"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ok.Probe(context.Background()); err != nil {
-		t.Fatalf("probe with the right password: %v", err)
-	}
-	bad, err := New(Config{Enable: true, URL: auth.URL(), Index: "probe-index", Username: "elastic", Password: "wrong-s3cret"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	probetest.Down(t, bad, "401 Unauthorized", "wrong-s3cret")
-	noPort, err := New(Config{Enable: true, URL: "http://127.0.0.1:1", Index: "probe-index"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	probetest.Down(t, noPort, "connection refused")
+	probetest.Up(t, newTarget(t, Config{Enable: true, URL: auth.URL(), Index: "probe-index", Username: "elastic", Password: "right-pass"}), "with the right password")
+	probetest.Down(t, newTarget(t, Config{Enable: true, URL: auth.URL(), Index: "probe-index", Username: "elastic", Password: "wrong-s3cret"}), "401 Unauthorized", "wrong-s3cret")
+	probetest.Down(t, newTarget(t, Config{Enable: true, URL: "http://127.0.0.1:1", Index: "probe-index"}), "connection refused")
 }

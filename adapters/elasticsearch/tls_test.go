@@ -1,20 +1,17 @@
 package elasticsearch
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/bucketrelay/bucketrelay/adapters/elasticsearch/esfake"
 	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
-	"github.com/bucketrelay/bucketrelay/delivery/targettest"
-	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/testkit/tlsca"
+	"github.com/bucketrelay/bucketrelay/testkit/tlstest"
 )
 
 // TestTLS indexes into the stand-in node served over TLS with the test
@@ -35,38 +32,17 @@ func TestTLS(t *testing.T) {
 	defer front.Close()
 	port := front.Listener.Addr().String()[strings.LastIndex(front.Listener.Addr().String(), ":")+1:]
 
-	send := func(cfg Config, i int) error {
-		tg, err := New(cfg, nil)
-		if err != nil {
-			t.Fatalf("New: %v", err)
-		}
-		defer tg.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		return tg.Send(ctx, []delivery.Item{targettest.Item("tls", fmt.Sprintf("k%d", i), event.ObjectCreatedPut, i)})
-	}
+	k := tlstest.Checker[Config]{New: func(c Config) (delivery.Target, error) { return New(c, nil) }}
 	base := Config{Format: "access", URL: front.URL, Index: "relay-tls", CAFile: s.CA.File}
-	if err := send(base, 0); err != nil {
+	if err := k.Send(t, base, 0); err != nil {
 		t.Fatalf("send over TLS with the right CA: %v", err)
 	}
-	for i, c := range []struct {
-		name string
-		cfg  func(c *Config)
-		want string
-	}{
-		{"wrong CA", func(c *Config) { c.CAFile = s.WrongCA.File }, tlsca.UnknownAuthorityText},
-		{"wrong host name", func(c *Config) { c.URL = fmt.Sprintf("https://%s:%s", tlsca.WrongHost, port) }, tlsca.WrongHostText},
-		{"system CAs", func(c *Config) { c.CAFile = "" }, tlsca.UnknownAuthorityText},
-		{"plain node", func(c *Config) { c.URL = strings.Replace(node.URL(), "http://", "https://", 1) }, "does not look like a TLS handshake"},
-	} {
-		cfg := base
-		c.cfg(&cfg)
-		err := send(cfg, 1+i)
-		t.Logf("%s: %v", c.name, err)
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: got %v, want an error containing %q", c.name, err, c.want)
-		}
-	}
+	k.Fails(t, base, 1, []tlstest.Case[Config]{
+		tlstest.Bad("wrong CA", func(c *Config) { c.CAFile = s.WrongCA.File }, tlsca.UnknownAuthorityText),
+		tlstest.Bad("wrong host name", func(c *Config) { c.URL = fmt.Sprintf("https://%s:%s", tlsca.WrongHost, port) }, tlsca.WrongHostText),
+		tlstest.Bad("system CAs", func(c *Config) { c.CAFile = "" }, tlsca.UnknownAuthorityText),
+		tlstest.Bad("plain node", func(c *Config) { c.URL = strings.Replace(node.URL(), "http://", "https://", 1) }, "does not look like a TLS handshake"),
+	})
 	if docs := node.Docs("relay-tls"); len(docs) != 1 {
 		t.Errorf("index: got %d documents, want 1", len(docs))
 	}

@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"context"
 	"testing"
 
 	"github.com/IBM/sarama"
@@ -17,9 +16,7 @@ import (
 func TestProbe(t *testing.T) {
 	b := NewBroker(t, "bucketevents", false, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", "user256", "pass-256"))
 	sasl := SASLConfig{Enable: true, Username: "user256", Password: "pass-256", Mechanism: "sha256"}
-	if err := newTarget(t, Config{Brokers: []string{b.Addr}, Topic: "bucketevents", SASL: sasl}).Probe(context.Background()); err != nil {
-		t.Fatalf("probe with the right password: %v", err)
-	}
+	probetest.Up(t, newTarget(t, Config{Brokers: []string{b.Addr}, Topic: "bucketevents", SASL: sasl}), "with the right password")
 	wrong := sasl
 	wrong.Password = "wrong-s3cret"
 	probetest.Down(t, newTarget(t, Config{Brokers: []string{b.Addr}, Topic: "bucketevents", SASL: wrong}), "kafka: probing", "wrong-s3cret")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,25 +14,14 @@ import (
 
 	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
-	"github.com/bucketrelay/bucketrelay/delivery/targettest"
-	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/testkit/tlsca"
+	"github.com/bucketrelay/bucketrelay/testkit/tlstest"
 )
 
 const tlsTopic = "bucketevents"
 
-// tlsSend sends one event through a new target for cfg.
-func tlsSend(t *testing.T, cfg Config, i int) error {
-	t.Helper()
-	tg, err := New(cfg, nil)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	defer tg.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return tg.Send(ctx, []delivery.Item{targettest.Item("tls", fmt.Sprintf("k%d", i), event.ObjectCreatedPut, i)})
-}
+// checker sends through new kafka targets.
+var checker = tlstest.Checker[Config]{New: func(c Config) (delivery.Target, error) { return New(c, nil) }}
 
 // countRecords reads the topic from its start with franz-go, with opts
 // (TLS, SASL), until it has want records or 20 s pass, and returns how many
@@ -74,35 +62,20 @@ func TestTLS(t *testing.T) {
 	s := tlsca.New(t, "")
 	addr := tlsBroker(t, s, false)
 	base := Config{Brokers: []string{addr}, Topic: tlsTopic, TLS: TLSConfig{Enable: true, TLSFiles: kit.TLSFiles{CAFile: s.CA.File}}}
-	if err := tlsSend(t, base, 0); err != nil {
+	if err := checker.Send(t, base, 0); err != nil {
 		t.Fatalf("send over TLS with the right CA: %v", err)
 	}
 	plain := NewBroker(t, tlsTopic, false).Addr
 	_, port, _ := strings.Cut(addr, ":")
-	cases := []struct {
-		name string
-		cfg  func(c *Config)
-		want string
-	}{
-		{"wrong CA", func(c *Config) { c.TLS.CAFile = s.WrongCA.File }, tlsca.UnknownAuthorityText},
-		{"wrong host name", func(c *Config) { c.Brokers = []string{tlsca.WrongHost + ":" + port} }, tlsca.WrongHostText},
-		{"system CAs", func(c *Config) { c.TLS.CAFile = "" }, tlsca.UnknownAuthorityText},
+	checker.Fails(t, base, 1, []tlstest.Case[Config]{
+		tlstest.Bad("wrong CA", func(c *Config) { c.TLS.CAFile = s.WrongCA.File }, tlsca.UnknownAuthorityText),
+		tlstest.Bad("wrong host name", func(c *Config) { c.Brokers = []string{tlsca.WrongHost + ":" + port} }, tlsca.WrongHostText),
+		tlstest.Bad("system CAs", func(c *Config) { c.TLS.CAFile = "" }, tlsca.UnknownAuthorityText),
 		// A plain listener waits for the rest of the "request" the
 		// ClientHello seems to start: this failed at the read timeout
 		// saying only "i/o timeout".
-		{"plain broker", func(c *Config) { c.Brokers = []string{plain} }, "no TLS handshake"},
-	}
-	for i, c := range cases {
-		cfg := base
-		c.cfg(&cfg)
-		start := time.Now()
-		err := tlsSend(t, cfg, i+1)
-		took := time.Since(start)
-		t.Logf("%s (%v): %v", c.name, took.Round(time.Millisecond), err)
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: got %v, want an error containing %q", c.name, err, c.want)
-		}
-	}
+		tlstest.Bad("plain broker", func(c *Config) { c.Brokers = []string{plain} }, "no TLS handshake"),
+	})
 	if n := countRecords(t, addr, 1, kgo.DialTLSConfig(&tls.Config{RootCAs: s.Pool(t)})); n != 1 {
 		t.Errorf("topic: got %d records, want 1", n)
 	}
@@ -138,20 +111,7 @@ func TestMutualTLS(t *testing.T) {
 	addr := tlsBroker(t, s, true)
 	base := Config{Brokers: []string{addr}, Topic: tlsTopic,
 		TLS: TLSConfig{Enable: true, TLSFiles: kit.TLSFiles{CAFile: s.CA.File, ClientCert: s.Client.Cert, ClientKey: s.Client.Key}}}
-	if err := tlsSend(t, base, 0); err != nil {
-		t.Fatalf("send with the client certificate: %v", err)
-	}
-	none := base
-	none.TLS.ClientCert, none.TLS.ClientKey = "", ""
-	wrong := base
-	wrong.TLS.ClientCert, wrong.TLS.ClientKey = s.WrongClient.Cert, s.WrongClient.Key
-	for i, cfg := range []Config{none, wrong} {
-		err := tlsSend(t, cfg, i+1)
-		t.Logf("client certificate %q: %v", cfg.TLS.ClientCert, err)
-		if err == nil {
-			t.Errorf("client certificate %q: got nil, want an error", cfg.TLS.ClientCert)
-		}
-	}
+	checker.MutualTLS(t, s, base, func(c *Config, cert, key string) { c.TLS.ClientCert, c.TLS.ClientKey = cert, key })
 	cert, err := tls.LoadX509KeyPair(s.Client.Cert, s.Client.Key)
 	if err != nil {
 		t.Fatal(err)
@@ -174,12 +134,12 @@ func TestSCRAMOverTLS(t *testing.T) {
 		{Enable: true, Username: "user256", Password: "pass-256", Mechanism: "sha256"},
 		{Enable: true, Username: "user512", Password: "pass-512", Mechanism: "sha512"},
 	} {
-		if err := tlsSend(t, Config{Brokers: []string{addr}, Topic: tlsTopic, TLS: tlsOn, SASL: sc}, i); err != nil {
+		if err := checker.Send(t, Config{Brokers: []string{addr}, Topic: tlsTopic, TLS: tlsOn, SASL: sc}, i); err != nil {
 			t.Fatalf("%s over TLS: %v", sc.Mechanism, err)
 		}
 		bad := sc
 		bad.Password = "wrong-" + sc.Password
-		err := tlsSend(t, Config{Brokers: []string{addr}, Topic: tlsTopic, TLS: tlsOn, SASL: bad}, 10+i)
+		err := checker.Send(t, Config{Brokers: []string{addr}, Topic: tlsTopic, TLS: tlsOn, SASL: bad}, 10+i)
 		t.Logf("%s with a wrong password: %v", sc.Mechanism, err)
 		if err == nil || strings.Contains(err.Error(), bad.Password) {
 			t.Errorf("%s with a wrong password: got %v, want an error without the password", sc.Mechanism, err)
@@ -187,7 +147,7 @@ func TestSCRAMOverTLS(t *testing.T) {
 		// SCRAM-SHA-256 credentials do not authenticate with SHA-512.
 		other := sc
 		other.Mechanism = map[string]string{"sha256": "sha512", "sha512": "sha256"}[sc.Mechanism]
-		if err := tlsSend(t, Config{Brokers: []string{addr}, Topic: tlsTopic, TLS: tlsOn, SASL: other}, 20+i); err == nil {
+		if err := checker.Send(t, Config{Brokers: []string{addr}, Topic: tlsTopic, TLS: tlsOn, SASL: other}, 20+i); err == nil {
 			t.Errorf("%s credentials with %s: got nil, want an error", sc.Mechanism, other.Mechanism)
 		}
 	}

@@ -1,45 +1,18 @@
 package mqtt
 
 import (
-	"context"
 	"fmt"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
-	"github.com/bucketrelay/bucketrelay/delivery/targettest"
-	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/testkit/tlsca"
 	"github.com/bucketrelay/bucketrelay/testkit/tlsserver"
+	"github.com/bucketrelay/bucketrelay/testkit/tlstest"
 )
 
-// tlsSend sends one event through a new target for cfg and returns the
-// error.
-func tlsSend(t *testing.T, cfg Config, i int) error {
-	t.Helper()
-	tg, err := New(cfg, nil)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	defer tg.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return tg.Send(ctx, []delivery.Item{targettest.Item("tls", fmt.Sprintf("k%d", i), event.ObjectCreatedPut, i)})
-}
-
-// waitBodies waits until sub has n bodies.
-func waitBodies(t *testing.T, sub *Subscriber, n int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for len(sub.Bodies()) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("subscriber: got %d messages, want %d", len(sub.Bodies()), n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// checker sends through new mqtt targets.
+var checker = tlstest.Checker[Config]{New: func(c Config) (delivery.Target, error) { return New(c, nil) }}
 
 // TestTLS publishes through a Mosquitto TLS listener, checked by a
 // subscriber on the same broker's plain listener, and checks that a wrong
@@ -51,33 +24,17 @@ func TestTLS(t *testing.T) {
 	sub := NewSubscriber(t, "tcp://"+m.PlainAddr(), topic)
 	base := Config{Broker: "tls://" + m.TLSAddr(), Topic: topic, QoS: 1, TLSFiles: kit.TLSFiles{CAFile: s.CA.File}}
 
-	if err := tlsSend(t, base, 0); err != nil {
+	if err := checker.Send(t, base, 0); err != nil {
 		t.Fatalf("send over TLS with the right CA: %v", err)
 	}
-	waitBodies(t, sub, 1)
-
-	cases := []struct {
-		name string
-		cfg  func(c *Config)
-		want string
-	}{
-		{"wrong CA", func(c *Config) { c.CAFile = s.WrongCA.File }, tlsca.UnknownAuthorityText},
-		{"wrong host name", func(c *Config) { c.Broker = fmt.Sprintf("tls://%s:%d", tlsca.WrongHost, m.TLSPort) }, tlsca.WrongHostText},
-		{"system CAs", func(c *Config) { c.CAFile = "" }, tlsca.UnknownAuthorityText},
-		{"plain listener", func(c *Config) { c.Broker = "tls://" + m.PlainAddr() }, ""},
-	}
-	for i, c := range cases {
-		cfg := base
-		c.cfg(&cfg)
-		err := tlsSend(t, cfg, i+1)
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: got %v, want an error containing %q", c.name, err, c.want)
-		}
-	}
-	time.Sleep(200 * time.Millisecond) // a stray delivery would arrive by now
-	if n := len(sub.Bodies()); n != 1 {
-		t.Errorf("subscriber: got %d messages, want only the first", n)
-	}
+	tlstest.WaitFor(t, "subscriber", func() int { return len(sub.Bodies()) }, 1)
+	checker.Fails(t, base, 1, []tlstest.Case[Config]{
+		tlstest.Bad("wrong CA", func(c *Config) { c.CAFile = s.WrongCA.File }, tlsca.UnknownAuthorityText),
+		tlstest.Bad("wrong host name", func(c *Config) { c.Broker = fmt.Sprintf("tls://%s:%d", tlsca.WrongHost, m.TLSPort) }, tlsca.WrongHostText),
+		tlstest.Bad("system CAs", func(c *Config) { c.CAFile = "" }, tlsca.UnknownAuthorityText),
+		tlstest.Bad("plain listener", func(c *Config) { c.Broker = "tls://" + m.PlainAddr() }, ""),
+	})
+	tlstest.Stays(t, "subscriber", func() int { return len(sub.Bodies()) }, 1)
 }
 
 // TestMutualTLS publishes through a listener that requires a client
@@ -89,27 +46,7 @@ func TestMutualTLS(t *testing.T) {
 	sub := NewSubscriber(t, "tcp://"+m.PlainAddr(), topic)
 	base := Config{Broker: "tls://" + m.TLSAddr(), Topic: topic, QoS: 1,
 		TLSFiles: kit.TLSFiles{CAFile: s.CA.File, ClientCert: s.Client.Cert, ClientKey: s.Client.Key}}
-	if err := tlsSend(t, base, 0); err != nil {
-		t.Fatalf("send with the client certificate: %v", err)
-	}
-	waitBodies(t, sub, 1)
-
-	none := base
-	none.ClientCert, none.ClientKey = "", ""
-	if err := tlsSend(t, none, 1); err == nil {
-		t.Error("send without a client certificate: got nil, want an error")
-	} else {
-		t.Logf("without a client certificate: %v", err)
-	}
-	wrong := base
-	wrong.ClientCert, wrong.ClientKey = s.WrongClient.Cert, s.WrongClient.Key
-	if err := tlsSend(t, wrong, 2); err == nil {
-		t.Error("send with a client certificate of another CA: got nil, want an error")
-	} else {
-		t.Logf("with a client certificate of another CA: %v", err)
-	}
-	time.Sleep(200 * time.Millisecond)
-	if n := len(sub.Bodies()); n != 1 {
-		t.Errorf("subscriber: got %d messages, want only the first", n)
-	}
+	checker.MutualTLS(t, s, base, func(c *Config, cert, key string) { c.ClientCert, c.ClientKey = cert, key })
+	tlstest.WaitFor(t, "subscriber", func() int { return len(sub.Bodies()) }, 1)
+	tlstest.Stays(t, "subscriber", func() int { return len(sub.Bodies()) }, 1)
 }

@@ -1,27 +1,13 @@
 package mysql
 
 import (
-	"context"
 	"database/sql"
-	"fmt"
-	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/bucketrelay/bucketrelay/delivery"
-	"github.com/bucketrelay/bucketrelay/delivery/targettest"
-	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/testkit/dedupetest"
 )
-
-// dedupeItems returns n items of one log, as the engine gives them.
-func dedupeItems(n int) []delivery.Item {
-	its := make([]delivery.Item, n)
-	for i := range its {
-		its[i] = targettest.Item("b", fmt.Sprintf("o%d", i%2), event.ObjectCreatedPut, i)
-		its[i].LogID = "00000000cafef00d"
-	}
-	return its
-}
 
 func column(t *testing.T, db *sql.DB, q string) []string {
 	t.Helper()
@@ -45,20 +31,7 @@ func TestDedupe(t *testing.T) {
 	cfg.Dedupe = true
 	tg := newTarget(t, cfg)
 	defer tg.Close()
-	its := dedupeItems(6)
-	for _, batch := range [][]delivery.Item{its[:4], its[:4], its[2:], its} {
-		if err := tg.Send(context.Background(), batch); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := column(t, db, "SELECT event_id FROM `"+table+"` ORDER BY event_time")
-	var want []string
-	for i := range its {
-		want = append(want, its[i].EventID())
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("event_id column: got %v, want %v (each event once)", got, want)
-	}
+	dedupetest.Dedupe(t, tg, func() []string { return column(t, db, "SELECT event_id FROM `"+table+"` ORDER BY event_time") })
 }
 
 // TestNoDedupeKeepsGuideSchema: without dedupe the table created is the
@@ -68,18 +41,15 @@ func TestNoDedupeKeepsGuideSchema(t *testing.T) {
 	db := testDB(t, table)
 	tg := newTarget(t, testConfig(table, "access"))
 	defer tg.Close()
-	for range 2 {
-		if err := tg.Send(context.Background(), dedupeItems(2)); err != nil {
+	dedupetest.NoDedupe(t, tg, func() []string {
+		return column(t, db, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '"+table+"' ORDER BY ORDINAL_POSITION")
+	}, func() int {
+		n, err := strconv.Atoi(column(t, db, "SELECT COUNT(*) FROM `"+table+"`")[0])
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	cols := column(t, db, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '"+table+"' ORDER BY ORDINAL_POSITION")
-	if !slices.Equal(cols, []string{"event_time", "event_data"}) {
-		t.Fatalf("columns: got %v, want the guide's [event_time event_data]", cols)
-	}
-	if n := column(t, db, "SELECT COUNT(*) FROM `"+table+"`"); n[0] != "4" {
-		t.Fatalf("rows: got %s, want 4 (no dedupe)", n[0])
-	}
+		return n
+	})
 }
 
 // TestDedupeOldTable: an access table made without event_id, or with it
@@ -99,12 +69,7 @@ func TestDedupeOldTable(t *testing.T) {
 		}
 		cfg := testConfig(table, "access")
 		cfg.Dedupe = true
-		tg := newTarget(t, cfg)
-		err := tg.Send(context.Background(), dedupeItems(1))
-		tg.Close()
-		if !delivery.IsPermanent(err) || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("table (%s): got %v, want a permanent error saying %q", c.cols, err, c.want)
-		}
+		dedupetest.OldTable(t, newTarget(t, cfg), c.cols, c.want)
 	}
 	if err := (&Config{Table: "t", Database: "d", Dedupe: true}).Validate(); err == nil || !strings.Contains(err.Error(), "dedupe") {
 		t.Errorf("dedupe on a namespace table: got %v, want an error on dedupe", err)

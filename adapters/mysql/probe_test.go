@@ -1,7 +1,6 @@
 package mysql
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
 	"os"
@@ -18,9 +17,7 @@ func TestProbe(t *testing.T) {
 	testenv.Require(t, "mariadb", addr)
 	table := fmt.Sprintf("probe_%d", os.Getpid())
 	db := testDB(t, table)
-	if err := newTarget(t, testConfig(table, "namespace")).Probe(context.Background()); err != nil {
-		t.Fatalf("probe: %v", err)
-	}
+	probetest.Up(t, newTarget(t, testConfig(table, "namespace")), "of the server")
 	var name string
 	if err := db.QueryRow("SHOW TABLES LIKE ?", table).Scan(&name); err != sql.ErrNoRows {
 		t.Fatalf("after a probe: table %q (%v), want none: the probe does not create it", name, err)

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"testing"
 	"time"
 
@@ -25,25 +24,10 @@ func authServer(t *testing.T, pass string) string {
 	if err != nil {
 		testenv.Missing(t, "nats-server", err)
 	}
-	port := freePort(t)
-	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "--user", "relay", "--pass", pass)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nats-server on %s did not start: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	addr := probetest.FreeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	probetest.Serve(t, exec.Command(bin, "-a", "127.0.0.1", "-p", port, "--user", "relay", "--pass", pass), addr)
+	return addr
 }
 
 func probeTarget(t *testing.T, cfg Config) *Target {
@@ -62,9 +46,7 @@ func probeTarget(t *testing.T, cfg Config) *Target {
 // never shows the password.
 func TestProbe(t *testing.T) {
 	addr := authServer(t, "right-pass")
-	if err := probeTarget(t, Config{Address: addr, Subject: "probe", Username: "relay", Password: "right-pass"}).Probe(context.Background()); err != nil {
-		t.Fatalf("probe with the right password: %v", err)
-	}
+	probetest.Up(t, probeTarget(t, Config{Address: addr, Subject: "probe", Username: "relay", Password: "right-pass"}), "with the right password")
 	probetest.Down(t, probeTarget(t, Config{Address: addr, Subject: "probe", Username: "relay", Password: "wrong-s3cret"}), "Authorization Violation", "wrong-s3cret")
 	probetest.Down(t, probeTarget(t, Config{Address: "127.0.0.1:1", Subject: "probe"}), "no servers available")
 
@@ -84,7 +66,5 @@ func TestProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer js.DeleteStream(context.Background(), stream)
-	if err := probeTarget(t, Config{Address: systemAddr, Subject: subject, JetStream: JetStreamConfig{Enable: true}}).Probe(ctx); err != nil {
-		t.Fatalf("JetStream probe with a stream for the subject: %v", err)
-	}
+	probetest.Up(t, probeTarget(t, Config{Address: systemAddr, Subject: subject, JetStream: JetStreamConfig{Enable: true}}), "of JetStream with a stream for the subject")
 }

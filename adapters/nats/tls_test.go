@@ -14,26 +14,15 @@ import (
 
 	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
-	"github.com/bucketrelay/bucketrelay/delivery/targettest"
-	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/testkit/tlsca"
 	"github.com/bucketrelay/bucketrelay/testkit/tlsserver"
+	"github.com/bucketrelay/bucketrelay/testkit/tlstest"
 )
 
 const tlsSubject = "relay.tls"
 
-// tlsSend sends one event through a new target for cfg.
-func tlsSend(t *testing.T, cfg Config, i int) error {
-	t.Helper()
-	tg, err := New(cfg, nil)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	defer tg.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return tg.Send(ctx, []delivery.Item{targettest.Item("tls", fmt.Sprintf("k%d", i), event.ObjectCreatedPut, i)})
-}
+// checker sends through new nats targets.
+var checker = tlstest.Checker[Config]{New: func(c Config) (delivery.Target, error) { return New(c, nil) }}
 
 // stream connects to n with opts, creates a JetStream stream on
 // tlsSubject and returns a function counting its messages.
@@ -71,33 +60,20 @@ func TestTLS(t *testing.T) {
 	n := tlsserver.StartNATS(t, s, tlsserver.NATSOptions{})
 	msgs := stream(t, n, natsgo.RootCAs(s.CA.File))
 	base := Config{Address: n.Addr(), Subject: tlsSubject, JetStream: JetStreamConfig{Enable: true}, TLSFiles: kit.TLSFiles{CAFile: s.CA.File}}
-	if err := tlsSend(t, base, 0); err != nil {
+	if err := checker.Send(t, base, 0); err != nil {
 		t.Fatalf("send over TLS with the right CA: %v", err)
 	}
 	if got := msgs(); got != 1 {
 		t.Fatalf("stream: got %d messages, want 1", got)
 	}
 	plain := tlsserver.StartNATS(t, nil, tlsserver.NATSOptions{Plain: true})
-	cases := []struct {
-		name string
-		cfg  func(c *Config)
-		want string
-	}{
-		{"wrong CA", func(c *Config) { c.CAFile = s.WrongCA.File }, tlsca.UnknownAuthorityText},
-		{"wrong host name", func(c *Config) { c.Address = fmt.Sprintf("%s:%d", tlsca.WrongHost, n.Port) }, tlsca.WrongHostText},
-		{"system CAs", func(c *Config) { c.CAFile, c.Secure = "", true }, tlsca.UnknownAuthorityText},
-		{"no TLS asked of a TLS server", func(c *Config) { c.CAFile = "" }, tlsca.UnknownAuthorityText},
-		{"plain server", func(c *Config) { c.Address = plain.Addr() }, "secure connection not available"},
-	}
-	for i, c := range cases {
-		cfg := base
-		c.cfg(&cfg)
-		err := tlsSend(t, cfg, i+1)
-		t.Logf("%s: %v", c.name, err)
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: got %v, want an error containing %q", c.name, err, c.want)
-		}
-	}
+	checker.Fails(t, base, 1, []tlstest.Case[Config]{
+		tlstest.Bad("wrong CA", func(c *Config) { c.CAFile = s.WrongCA.File }, tlsca.UnknownAuthorityText),
+		tlstest.Bad("wrong host name", func(c *Config) { c.Address = fmt.Sprintf("%s:%d", tlsca.WrongHost, n.Port) }, tlsca.WrongHostText),
+		tlstest.Bad("system CAs", func(c *Config) { c.CAFile, c.Secure = "", true }, tlsca.UnknownAuthorityText),
+		tlstest.Bad("no TLS asked of a TLS server", func(c *Config) { c.CAFile = "" }, tlsca.UnknownAuthorityText),
+		tlstest.Bad("plain server", func(c *Config) { c.Address = plain.Addr() }, "secure connection not available"),
+	})
 	if got := msgs(); got != 1 {
 		t.Errorf("stream: got %d messages, want only the first", got)
 	}
@@ -110,20 +86,7 @@ func TestMutualTLS(t *testing.T) {
 	msgs := stream(t, n, natsgo.RootCAs(s.CA.File), natsgo.ClientCert(s.Client.Cert, s.Client.Key))
 	base := Config{Address: n.Addr(), Subject: tlsSubject, JetStream: JetStreamConfig{Enable: true},
 		TLSFiles: kit.TLSFiles{CAFile: s.CA.File, ClientCert: s.Client.Cert, ClientKey: s.Client.Key}}
-	if err := tlsSend(t, base, 0); err != nil {
-		t.Fatalf("send with the client certificate: %v", err)
-	}
-	none := base
-	none.ClientCert, none.ClientKey = "", ""
-	wrong := base
-	wrong.ClientCert, wrong.ClientKey = s.WrongClient.Cert, s.WrongClient.Key
-	for i, cfg := range []Config{none, wrong} {
-		err := tlsSend(t, cfg, i+1)
-		t.Logf("client certificate %q: %v", cfg.ClientCert, err)
-		if err == nil {
-			t.Errorf("client certificate %q: got nil, want an error", cfg.ClientCert)
-		}
-	}
+	checker.MutualTLS(t, s, base, func(c *Config, cert, key string) { c.ClientCert, c.ClientKey = cert, key })
 	if got := msgs(); got != 1 {
 		t.Errorf("stream: got %d messages, want 1", got)
 	}
@@ -140,7 +103,7 @@ func TestNKey(t *testing.T) {
 	msgs := stream(t, n, natsgo.RootCAs(s.CA.File), nkey)
 	base := Config{Address: n.Addr(), Subject: tlsSubject, JetStream: JetStreamConfig{Enable: true},
 		TLSFiles: kit.TLSFiles{CAFile: s.CA.File}, NKeySeed: n.NKeySeedFile}
-	if err := tlsSend(t, base, 0); err != nil {
+	if err := checker.Send(t, base, 0); err != nil {
 		t.Fatalf("send with the user's nkey: %v", err)
 	}
 	wrong := base
@@ -148,7 +111,7 @@ func TestNKey(t *testing.T) {
 	none := base
 	none.NKeySeed = ""
 	for i, cfg := range []Config{wrong, none} {
-		err := tlsSend(t, cfg, i+1)
+		err := checker.Send(t, cfg, i+1)
 		if err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization violation") {
 			t.Errorf("nkeySeed %q: got %v, want an authorization violation", cfg.NKeySeed, err)
 		}
@@ -167,12 +130,12 @@ func TestCredentials(t *testing.T) {
 	msgs := stream(t, n, natsgo.RootCAs(s.CA.File), natsgo.UserCredentials(n.CredsFile))
 	base := Config{Address: n.Addr(), Subject: tlsSubject, JetStream: JetStreamConfig{Enable: true},
 		TLSFiles: kit.TLSFiles{CAFile: s.CA.File}, Credentials: n.CredsFile}
-	if err := tlsSend(t, base, 0); err != nil {
+	if err := checker.Send(t, base, 0); err != nil {
 		t.Fatalf("send with the credentials file: %v", err)
 	}
 	wrong := base
 	wrong.Credentials = n.WrongCredsFile
-	err := tlsSend(t, wrong, 1)
+	err := checker.Send(t, wrong, 1)
 	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization violation") {
 		t.Errorf("credentials of an unknown account: got %v, want an authorization violation", err)
 	}

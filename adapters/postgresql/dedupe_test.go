@@ -2,25 +2,11 @@ package postgresql
 
 import (
 	"context"
-	"fmt"
-	"slices"
 	"strings"
 	"testing"
 
-	"github.com/bucketrelay/bucketrelay/delivery"
-	"github.com/bucketrelay/bucketrelay/delivery/targettest"
-	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/testkit/dedupetest"
 )
-
-// dedupeItems returns n items of one log, as the engine gives them.
-func dedupeItems(n int) []delivery.Item {
-	its := make([]delivery.Item, n)
-	for i := range its {
-		its[i] = targettest.Item("b", fmt.Sprintf("o%d", i%2), event.ObjectCreatedPut, i)
-		its[i].LogID = "00000000cafef00d"
-	}
-	return its
-}
 
 // query returns the first column of every row of sql, as text.
 func query(t *testing.T, sql string) []string {
@@ -53,21 +39,7 @@ func TestDedupe(t *testing.T) {
 	cfg.Dedupe = true
 	tg := newTarget(t, cfg)
 	defer tg.Close()
-	its := dedupeItems(6)
-	ctx := context.Background()
-	for _, batch := range [][]delivery.Item{its[:4], its[:4], its[2:], its} {
-		if err := tg.Send(ctx, batch); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := query(t, "SELECT event_id FROM "+table+" ORDER BY ctid")
-	var want []string
-	for i := range its {
-		want = append(want, its[i].EventID())
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("event_id column: got %v, want %v (each event once, in order)", got, want)
-	}
+	dedupetest.Dedupe(t, tg, func() []string { return query(t, "SELECT event_id FROM "+table+" ORDER BY ctid") })
 }
 
 // TestNoDedupeKeepsGuideSchema: without dedupe the table created is the
@@ -77,19 +49,9 @@ func TestNoDedupeKeepsGuideSchema(t *testing.T) {
 	table := uniqueTable(t, "nodedupe")
 	tg := newTarget(t, seedConfig("access", table))
 	defer tg.Close()
-	its := dedupeItems(2)
-	for range 2 {
-		if err := tg.Send(context.Background(), its); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cols := query(t, "SELECT column_name::text FROM information_schema.columns WHERE table_name = '"+table+"' ORDER BY ordinal_position")
-	if !slices.Equal(cols, []string{"event_time", "event_data"}) {
-		t.Fatalf("columns: got %v, want the guide's [event_time event_data]", cols)
-	}
-	if _, d := accessRows(t, table); len(d) != 4 {
-		t.Fatalf("rows: got %d, want 4 (no dedupe)", len(d))
-	}
+	dedupetest.NoDedupe(t, tg, func() []string {
+		return query(t, "SELECT column_name::text FROM information_schema.columns WHERE table_name = '"+table+"' ORDER BY ordinal_position")
+	}, func() int { _, d := accessRows(t, table); return len(d) })
 }
 
 // TestDedupeOldTable: an access table made without event_id, or with it
@@ -104,12 +66,7 @@ func TestDedupeOldTable(t *testing.T) {
 		exec1(t, "CREATE TABLE "+table+" ("+c.cols+")")
 		cfg := seedConfig("access", table)
 		cfg.Dedupe = true
-		tg := newTarget(t, cfg)
-		err := tg.Send(context.Background(), dedupeItems(1))
-		tg.Close()
-		if !delivery.IsPermanent(err) || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("table (%s): got %v, want a permanent error saying %q", c.cols, err, c.want)
-		}
+		dedupetest.OldTable(t, newTarget(t, cfg), c.cols, c.want)
 	}
 	if err := (&Config{Table: "t", Format: "namespace", Dedupe: true}).Validate(); err == nil || !strings.Contains(err.Error(), "dedupe") {
 		t.Errorf("dedupe on a namespace table: got %v, want an error on dedupe", err)

@@ -15,9 +15,7 @@ import (
 func TestProbe(t *testing.T) {
 	requirePostgres(t)
 	table := fmt.Sprintf("probe_%d", os.Getpid())
-	if err := newTarget(t, seedConfig("namespace", table)).Probe(context.Background()); err != nil {
-		t.Fatalf("probe: %v", err)
-	}
+	probetest.Up(t, newTarget(t, seedConfig("namespace", table)), "of the server")
 	c := db(t)
 	defer c.Close(context.Background())
 	var reg *string

@@ -4,32 +4,23 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
-	"github.com/bucketrelay/bucketrelay/delivery/targettest"
-	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/testkit/tlsca"
 	"github.com/bucketrelay/bucketrelay/testkit/tlsserver"
+	"github.com/bucketrelay/bucketrelay/testkit/tlstest"
 )
 
 const tlsTable = "relay_tls"
 
-// tlsSend sends one event through a new target for cfg.
-func tlsSend(t *testing.T, cfg Config, i int) error {
-	t.Helper()
-	tg, err := New(cfg, nil)
-	if err != nil {
-		return err
-	}
-	defer tg.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return tg.Send(ctx, []delivery.Item{targettest.Item("tls", fmt.Sprintf("k%d", i), event.ObjectCreatedPut, i)})
+// checker sends through new postgresql targets; New's errors count
+// (pgx parses the connection string when the target is built).
+func checker(secret string) tlstest.Checker[Config] {
+	return tlstest.Checker[Config]{New: func(c Config) (delivery.Target, error) { return New(c, nil) }, NewMayFail: true, Secret: secret}
 }
 
 // rows counts the rows of the table, connecting with the connection string
@@ -60,7 +51,8 @@ func TestTLS(t *testing.T) {
 	base := Config{Format: "access", Table: tlsTable, Timeout: "10s",
 		ConnectionString: "sslmode=verify-full sslrootcert=" + s.CA.File,
 		Host:             tlsca.ServerIP, Port: port, User: pg.User, Password: pg.Password, Database: pg.Database}
-	if err := tlsSend(t, base, 0); err != nil {
+	k := checker(pg.Password)
+	if err := k.Send(t, base, 0); err != nil {
 		t.Fatalf("send with sslmode=verify-full and the right CA: %v", err)
 	}
 	urlForm := func(host string) string {
@@ -69,36 +61,20 @@ func TestTLS(t *testing.T) {
 	// The host field overrides the URL's host: the certificate must be
 	// checked for the host connected to.
 	viaURL := Config{Format: "access", Table: tlsTable, Timeout: "10s", ConnectionString: urlForm(tlsca.WrongHost), Host: tlsca.ServerIP, Password: pg.Password}
-	if err := tlsSend(t, viaURL, 1); err != nil {
+	if err := k.Send(t, viaURL, 1); err != nil {
 		t.Fatalf("URL for %s with host %s: %v", tlsca.WrongHost, tlsca.ServerIP, err)
 	}
 
 	plain := tlsserver.StartPostgres(t, nil)
-	cases := []struct {
-		name string
-		cfg  func(c *Config)
-		want string
-	}{
-		{"wrong CA", func(c *Config) { c.ConnectionString = "sslmode=verify-full sslrootcert=" + s.WrongCA.File }, tlsca.UnknownAuthorityText},
-		{"wrong host name", func(c *Config) { c.Host = tlsca.WrongHost }, tlsca.WrongHostText},
-		{"URL with a host field of the wrong name", func(c *Config) {
+	k.Fails(t, base, 2, []tlstest.Case[Config]{
+		tlstest.Bad("wrong CA", func(c *Config) { c.ConnectionString = "sslmode=verify-full sslrootcert=" + s.WrongCA.File }, tlsca.UnknownAuthorityText),
+		tlstest.Bad("wrong host name", func(c *Config) { c.Host = tlsca.WrongHost }, tlsca.WrongHostText),
+		tlstest.Bad("URL with a host field of the wrong name", func(c *Config) {
 			c.ConnectionString, c.Host, c.Port, c.User, c.Database = urlForm(tlsca.ServerIP), tlsca.WrongHost, "", "", ""
-		}, tlsca.WrongHostText},
-		{"plain cluster", func(c *Config) { c.Port = strconv.Itoa(plain.Port) }, "server refused TLS connection"},
-		{"no TLS asked", func(c *Config) { c.ConnectionString = "sslmode=disable" }, "no encryption"},
-	}
-	for i, c := range cases {
-		cfg := base
-		c.cfg(&cfg)
-		err := tlsSend(t, cfg, 2+i)
-		t.Logf("%s: %v", c.name, err)
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: got %v, want an error containing %q", c.name, err, c.want)
-		}
-		if err != nil && strings.Contains(err.Error(), pg.Password) {
-			t.Errorf("%s: the error quotes the password: %v", c.name, err)
-		}
-	}
+		}, tlsca.WrongHostText),
+		tlstest.Bad("plain cluster", func(c *Config) { c.Port = strconv.Itoa(plain.Port) }, "server refused TLS connection"),
+		tlstest.Bad("no TLS asked", func(c *Config) { c.ConnectionString = "sslmode=disable" }, "no encryption"),
+	})
 	if n := rows(t, fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=verify-full sslrootcert=%s",
 		pg.Port, pg.User, pg.Password, pg.Database, s.CA.File)); n != 2 {
 		t.Errorf("table: got %d rows, want 2", n)
@@ -118,17 +94,7 @@ func TestMutualTLS(t *testing.T) {
 		return c
 	}
 	cfg := Config{Format: "access", Table: tlsTable, Timeout: "10s", ConnectionString: cs(s.Client.Cert, s.Client.Key)}
-	if err := tlsSend(t, cfg, 0); err != nil {
-		t.Fatalf("send with the client certificate: %v", err)
-	}
-	for i, c := range [][2]string{{"", ""}, {s.WrongClient.Cert, s.WrongClient.Key}} {
-		cfg.ConnectionString = cs(c[0], c[1])
-		err := tlsSend(t, cfg, 1+i)
-		t.Logf("client certificate %q: %v", c[0], err)
-		if err == nil {
-			t.Errorf("client certificate %q: got nil, want an error", c[0])
-		}
-	}
+	checker("").MutualTLS(t, s, cfg, func(c *Config, cert, key string) { c.ConnectionString = cs(cert, key) })
 	if n := rows(t, cs(s.Client.Cert, s.Client.Key)); n != 1 {
 		t.Errorf("table: got %d rows, want 1", n)
 	}

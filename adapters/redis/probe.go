@@ -26,16 +26,6 @@ func (t *Target) Probe(ctx context.Context) error {
 	if _, err := redis.DoContext(c, ctx, "PING"); err != nil {
 		return t.errorf("PING: %v", err)
 	}
-	typ, err := redis.String(redis.DoContext(c, ctx, "TYPE", t.cfg.Key))
-	if err != nil {
-		return t.errorf("checking the type of key %s: %v", t.cfg.Key, err)
-	}
-	want := "hash"
-	if !t.cfg.Namespace() {
-		want = "list"
-	}
-	if typ != "none" && typ != want {
-		return t.errorf("key %s is a %s, want a %s", t.cfg.Key, typ, want)
-	}
-	return nil
+	_, err = t.keyType(ctx, c)
+	return err
 }

@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"context"
 	"testing"
 
 	"github.com/bucketrelay/bucketrelay/testkit/probetest"
@@ -14,9 +13,7 @@ import (
 func TestProbe(t *testing.T) {
 	requireRedis(t)
 	key := uniqueKey(t, "probe")
-	if err := newTarget(t, Config{Address: addr, Key: key}).Probe(context.Background()); err != nil {
-		t.Fatalf("probe: %v", err)
-	}
+	probetest.Up(t, newTarget(t, Config{Address: addr, Key: key}), "of the server")
 	if n := do(t, "EXISTS", key); n.(int64) != 0 {
 		t.Fatalf("after a probe the key exists (%v): the probe wrote", n)
 	}

@@ -234,20 +234,31 @@ func (t *Target) release(c *conn) {
 	}
 }
 
-// checkType makes sure the key is absent or of the format's type.
+// checkType makes sure the key is absent or of the format's type; a key
+// of another type is a permanent error.
 func (t *Target) checkType(ctx context.Context, c *conn) error {
-	typ, err := redis.String(redis.DoContext(c.Conn, ctx, "TYPE", t.cfg.Key))
+	wrong, err := t.keyType(ctx, c.Conn)
+	if wrong {
+		return delivery.Permanent(err)
+	}
+	return err
+}
+
+// keyType asks c whether the key is absent or of the format's type;
+// wrong says it has another type (err then names both).
+func (t *Target) keyType(ctx context.Context, c redis.Conn) (wrong bool, err error) {
+	typ, err := redis.String(redis.DoContext(c, ctx, "TYPE", t.cfg.Key))
 	if err != nil {
-		return t.errorf("checking the type of key %s: %v", t.cfg.Key, err)
+		return false, t.errorf("checking the type of key %s: %v", t.cfg.Key, err)
 	}
 	want := "hash"
 	if !t.cfg.Namespace() {
 		want = "list"
 	}
 	if typ != "none" && typ != want {
-		return delivery.Permanent(t.errorf("key %s is a %s, want a %s", t.cfg.Key, typ, want))
+		return true, t.errorf("key %s is a %s, want a %s", t.cfg.Key, typ, want)
 	}
-	return nil
+	return false, nil
 }
 
 func (t *Target) sendNamespace(ctx context.Context, c *conn, items []delivery.Item) error {

@@ -2,16 +2,13 @@ package webhook
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/bucketrelay/bucketrelay/adapters/kit"
+	"github.com/bucketrelay/bucketrelay/testkit/tlsca"
 	"github.com/bucketrelay/bucketrelay/testkit/webhookrecv"
 )
 
@@ -42,19 +39,12 @@ func TestProbe(t *testing.T) {
 // TestProbeTLS: over https the probe completes the handshake, so an
 // endpoint whose certificate is not trusted is reported at once.
 func TestProbeTLS(t *testing.T) {
-	dir := t.TempDir()
-	ca := newCA(t)
-	caFile := filepath.Join(dir, "ca.pem")
-	os.WriteFile(caFile, ca.pem, 0o600)
-	srvCert, srvKey := ca.issue(t, dir, "server", x509.ExtKeyUsageServerAuth)
+	s := tlsca.New(t, "")
+	caFile := s.CA.File
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		t.Error("a probe sent a request")
 	}))
-	kp, err := tls.LoadX509KeyPair(srvCert, srvKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{kp}}
+	srv.TLS = s.ServerConfig(t, false)
 	srv.StartTLS()
 	defer srv.Close()
 	untrusted, _ := New(Config{Endpoint: srv.URL}, nil)

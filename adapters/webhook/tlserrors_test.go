@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,13 +8,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
-	"github.com/bucketrelay/bucketrelay/delivery/targettest"
-	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/testkit/tlsca"
+	"github.com/bucketrelay/bucketrelay/testkit/tlstest"
 )
 
 // TestTLSFailures checks that a wrong CA, a wrong host name and a plain
@@ -32,35 +29,17 @@ func TestTLSFailures(t *testing.T) {
 	defer plain.Close()
 	port := srv.Listener.Addr().String()[strings.LastIndex(srv.Listener.Addr().String(), ":")+1:]
 
-	send := func(cfg Config) error {
-		tg, err := New(cfg, nil)
-		if err != nil {
-			t.Fatalf("New: %v", err)
-		}
-		defer tg.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		return tg.Send(ctx, []delivery.Item{targettest.Item("tls", "k", event.ObjectCreatedPut, 0)})
-	}
-	if err := send(Config{Endpoint: srv.URL, TLSFiles: kit.TLSFiles{CAFile: s.CA.File}}); err != nil {
+	k := tlstest.Checker[Config]{New: func(c Config) (delivery.Target, error) { return New(c, nil) }}
+	base := Config{Endpoint: srv.URL, TLSFiles: kit.TLSFiles{CAFile: s.CA.File}}
+	if err := k.Send(t, base, 0); err != nil {
 		t.Fatalf("send with the right CA: %v", err)
 	}
-	for _, c := range []struct {
-		name string
-		cfg  Config
-		want string
-	}{
-		{"wrong CA", Config{Endpoint: srv.URL, TLSFiles: kit.TLSFiles{CAFile: s.WrongCA.File}}, tlsca.UnknownAuthorityText},
-		{"wrong host name", Config{Endpoint: fmt.Sprintf("https://%s:%s", tlsca.WrongHost, port), TLSFiles: kit.TLSFiles{CAFile: s.CA.File}}, tlsca.WrongHostText},
-		{"system CAs", Config{Endpoint: srv.URL}, tlsca.UnknownAuthorityText},
-		{"plain endpoint", Config{Endpoint: strings.Replace(plain.URL, "http://", "https://", 1), TLSFiles: kit.TLSFiles{CAFile: s.CA.File}}, "server gave HTTP response to HTTPS client"},
-	} {
-		err := send(c.cfg)
-		t.Logf("%s: %v", c.name, err)
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: got %v, want an error containing %q", c.name, err, c.want)
-		}
-	}
+	k.Fails(t, base, 0, []tlstest.Case[Config]{
+		tlstest.Bad("wrong CA", func(c *Config) { c.CAFile = s.WrongCA.File }, tlsca.UnknownAuthorityText),
+		tlstest.Bad("wrong host name", func(c *Config) { c.Endpoint = fmt.Sprintf("https://%s:%s", tlsca.WrongHost, port) }, tlsca.WrongHostText),
+		tlstest.Bad("system CAs", func(c *Config) { c.CAFile = "" }, tlsca.UnknownAuthorityText),
+		tlstest.Bad("plain endpoint", func(c *Config) { c.Endpoint = strings.Replace(plain.URL, "http://", "https://", 1) }, "server gave HTTP response to HTTPS client"),
+	})
 	if n := hits.Load(); n != 1 {
 		t.Errorf("requests served: got %d, want 1", n)
 	}

@@ -55,17 +55,43 @@ func (c *opClient) url(path string) string {
 	return strings.TrimRight(c.base, "/") + path
 }
 
-// do sends a request and returns the body of a 2xx answer; any other
-// answer is an error carrying the relay's message.
-func (c *opClient) do(ctx context.Context, method, path string) ([]byte, error) {
-	if err := c.resolve(); err != nil {
-		return nil, err
+// do sends a request (body, when not nil, as JSON) and returns the body
+// of a 2xx answer; any other answer is an error carrying the relay's
+// message.
+func (c *opClient) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
+	b, _, err := c.request(ctx, 30*time.Second, method, path, body)
+	return b, err
+}
+
+// send is do for the commands that change targets, which may wait for a
+// probe: a longer deadline, and an answer 400 (the input was refused) is
+// a usage error (exit 2); other failures exit 1.
+func (c *opClient) send(ctx context.Context, method, path string, body []byte) ([]byte, error) {
+	b, status, err := c.request(ctx, 60*time.Second, method, path, body)
+	if err != nil && status == http.StatusBadRequest {
+		return nil, usagef("%s", err.Error())
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	return b, err
+}
+
+// request is do and send: it returns the answer's body (2xx) or an error
+// with the relay's message, and the HTTP status (0 when none came).
+func (c *opClient) request(ctx context.Context, timeout time.Duration, method, path string, body []byte) ([]byte, int, error) {
+	if err := c.resolve(); err != nil {
+		return nil, 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, c.url(path), nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.url(path), rd)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -73,27 +99,28 @@ func (c *opClient) do(ctx context.Context, method, path string) ([]byte, error) 
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, 0, ctx.Err()
 		}
-		return nil, fmt.Errorf("cannot reach the relay at %s: %v", c.base, unwrapURLError(err))
+		return nil, 0, fmt.Errorf("cannot reach the relay at %s: %v", c.base, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	// Exports of a target's pending events can be large.
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<30))
 	if err != nil {
-		return nil, fmt.Errorf("reading the answer of %s: %v", c.base, err)
+		return nil, resp.StatusCode, fmt.Errorf("reading the answer of %s: %v", c.base, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct{ Error string }
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode)
+			return nil, resp.StatusCode, fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode)
 		}
-		return nil, fmt.Errorf("the relay answered %s", resp.Status)
+		return nil, resp.StatusCode, fmt.Errorf("the relay answered %s", resp.Status)
 	}
-	return b, nil
+	return b, resp.StatusCode, nil
 }
 
 func (c *opClient) getJSON(ctx context.Context, path string, v any) error {
-	b, err := c.do(ctx, http.MethodGet, path)
+	b, err := c.do(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return err
 	}

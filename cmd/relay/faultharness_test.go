@@ -1,25 +1,21 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/internal/clusterrun"
 	"github.com/bucketrelay/bucketrelay/testkit/faultfs"
 	"github.com/bucketrelay/bucketrelay/testkit/webhookrecv"
 	"github.com/bucketrelay/bucketrelay/wal"
@@ -118,174 +114,32 @@ func (c relayConfig) write(t testing.TB, path string) {
 	}
 }
 
-// relayProc is one run of the relay binary.
-type relayProc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // the exit, once done is closed
-}
-
-// launch starts `relay serve`, appending its output to logPath.
-func launch(t testing.TB, bin, cfg, logPath string) *relayProc {
+// launch starts `relay serve` with the API on addr, appending its output
+// to logPath; it is killed when the test ends.
+func launch(t testing.TB, bin, cfg, logPath, addr string) *clusterrun.Proc {
 	t.Helper()
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
+	p := &clusterrun.Proc{Bin: bin, Config: cfg, LogPath: logPath, Addr: addr}
+	if err := p.Launch(); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--config", cfg)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatal(err)
-	}
-	p := &relayProc{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		logf.Close()
-		close(p.done)
-	}()
-	t.Cleanup(p.kill)
+	t.Cleanup(p.Kill)
 	return p
-}
-
-// waitReady polls /healthz until it answers, the process exits or timeout
-// passes.
-func (p *relayProc) waitReady(addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	c := &http.Client{Timeout: time.Second}
-	for {
-		if resp, err := c.Get("http://" + addr + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-p.done:
-			return fmt.Errorf("relay exited at start: %v", p.err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("relay did not answer /healthz in %v", timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// kill sends SIGKILL and waits for the process to go.
-func (p *relayProc) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// wait waits up to d for the process to exit on its own and returns its
-// exit code, or -1 if it still runs.
-func (p *relayProc) wait(d time.Duration) int {
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode()
-	case <-time.After(d):
-		return -1
-	}
-}
-
-// stop sends SIGTERM and returns the exit code (-1: killed after 20s).
-func (p *relayProc) stop() int {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p.wait(20 * time.Second); code >= 0 {
-		return code
-	}
-	p.kill()
-	return -1
-}
-
-// ids hands out event ids, unique across a test.
-type ids struct{ next atomic.Int64 }
-
-func (g *ids) take(n int) int { return int(g.next.Add(int64(n))) - n }
-
-// answer is a POST's outcome.
-type answer struct {
-	code   int // 0: no answer (connection refused or broken)
-	header http.Header
-	body   string
-}
-
-// post sends records to POST /v1/events.
-func post(ctx context.Context, c *http.Client, addr string, recs ...event.Record) answer {
-	var b bytes.Buffer
-	b.WriteString(`{"Records":[`)
-	for i := range recs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		j, _ := json.Marshal(&recs[i])
-		b.Write(j)
-	}
-	b.WriteString(`]}`)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/events", &b)
-	if err != nil {
-		return answer{}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return answer{}
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return answer{code: resp.StatusCode, header: resp.Header, body: string(body)}
-}
-
-// acked is the set of webhook event ids answered 200, with counts of the
-// other answers.
-type acked struct {
-	mu     sync.Mutex
-	ids    []int
-	status map[int]int
-}
-
-func (a *acked) add(code int, ids []int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.status == nil {
-		a.status = map[int]int{}
-	}
-	a.status[code]++
-	if code == http.StatusOK {
-		a.ids = append(a.ids, ids...)
-	}
-}
-
-func (a *acked) snapshot() ([]int, map[int]int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	st := map[int]int{}
-	for k, v := range a.status {
-		st[k] = v
-	}
-	return append([]int(nil), a.ids...), st
 }
 
 // imagesProducer posts batches of put events for bucket "images" (routed
 // to the webhook) until ctx ends, recording what was acknowledged.
-func imagesProducer(ctx context.Context, c *http.Client, addr string, g *ids, a *acked, batch int) {
+func imagesProducer(ctx context.Context, c *http.Client, addr string, g *clusterrun.IDs, a *clusterrun.Acked, batch int) {
 	for ctx.Err() == nil {
-		first := g.take(batch)
+		first := g.Take(batch)
 		recs := make([]event.Record, batch)
 		ids := make([]int, batch)
 		for i := range recs {
 			ids[i] = first + i
 			recs[i] = targettest.Record("images", fmt.Sprintf("k%d.jpg", ids[i]%50), event.ObjectCreatedPut, ids[i])
 		}
-		ans := post(ctx, c, addr, recs...)
-		a.add(ans.code, ids)
-		switch ans.code {
+		code := clusterrun.Post(ctx, c, addr, recs...)
+		a.Add(code, ids)
+		switch code {
 		case http.StatusOK:
 		case 0:
 			time.Sleep(5 * time.Millisecond) // the relay is gone; wait for the cut

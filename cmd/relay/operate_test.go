@@ -27,6 +27,30 @@ func newTestReceiver(t testing.TB) *webhookrecv.Receiver { return webhookrecv.Ne
 
 const hookARN = "arn:minio:sqs::1:webhook"
 
+// runServe runs `relay serve args` in the test until it ends and returns
+// the API's address once it listens.
+func runServe(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- (&serveCommand{ready: func(a string) { addrc <- a }}).Run(ctx, args) }()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve %v: %v", args, err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return addr
+}
+
 // serveOperate serves a relay with one webhook target posting to endpoint
 // and the rule images: put, and returns its address.
 func serveOperate(t *testing.T, endpoint string) string {
@@ -35,23 +59,8 @@ func serveOperate(t *testing.T, endpoint string) string {
 	os.WriteFile(path, []byte(fmt.Sprintf(`{"relay":{"dataDir":%q,"listen":"127.0.0.1:0","minBackoff":"10ms","maxBackoff":"100ms"},
 "notify":{"webhook":{"1":{"enable":true,"endpoint":%q}}},
 "buckets":{"images":[{"arn":%q,"events":["put"]}]}}`, t.TempDir(), endpoint, hookARN)), 0o600)
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
 	// relay serve FILE: the file as an argument, not --config.
-	go func() { done <- (&serveCommand{ready: func(a string) { addrc <- a }}).Run(ctx, []string{path}) }()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("serve FILE: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	addr := runServe(t, path)
 	return "http://" + addr
 }
 

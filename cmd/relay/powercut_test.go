@@ -19,6 +19,7 @@ import (
 
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/internal/clusterrun"
 	"github.com/bucketrelay/bucketrelay/testkit/faultfs"
 	"github.com/bucketrelay/bucketrelay/wal"
 )
@@ -72,13 +73,13 @@ func TestPowerCut(t *testing.T) {
 	// acknowledged must arrive.
 	h.up()
 	h.writeConfig(-1)
-	p := launch(t, h.bin, h.cfgPath, h.logPath)
-	if err := p.waitReady(h.addr, 30*time.Second); err != nil {
+	p := launch(t, h.bin, h.cfgPath, h.logPath, h.addr)
+	if err := p.WaitReady(30 * time.Second); err != nil {
 		t.Fatalf("last start: %v\n%s", err, logTail(h.logPath, 3000))
 	}
 	h.postPoisonUntilAcked()
 	drainStart := time.Now()
-	ackedIDs, status := h.acked.snapshot()
+	ackedIDs, status := h.acked.IDs(), h.acked.Status()
 	var missing []int
 	var dups int
 	var nsErr error
@@ -92,7 +93,7 @@ func TestPowerCut(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	drainTime := time.Since(drainStart)
-	if code := p.stop(); code != 0 {
+	if code := p.Stop(); code != 0 {
 		t.Errorf("relay exited %d on SIGTERM, want 0\n%s", code, logTail(h.logPath, 2000))
 	}
 	if len(missing) > 0 {
@@ -123,8 +124,8 @@ func TestPowerCutControlNoSync(t *testing.T) {
 	for cut := 0; cut < cuts; cut++ {
 		h.down() // nothing delivered before the cut: what is lost is lost
 		h.writeConfig(-1)
-		p := launch(t, h.bin, h.cfgPath, h.logPath)
-		if err := p.waitReady(h.addr, 30*time.Second); err != nil {
+		p := launch(t, h.bin, h.cfgPath, h.logPath, h.addr)
+		if err := p.WaitReady(30 * time.Second); err != nil {
 			t.Fatalf("cut %d: %v\n%s", cut, err, logTail(h.logPath, 3000))
 		}
 		ctx, cancel := context.WithCancel(context.Background())
@@ -135,7 +136,7 @@ func TestPowerCutControlNoSync(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 		h.fsys.PowerOff()
-		p.kill()
+		p.Kill()
 		cancel()
 		wg.Wait()
 		if err := h.fsys.Cut(); err != nil {
@@ -143,10 +144,10 @@ func TestPowerCutControlNoSync(t *testing.T) {
 		}
 	}
 	h.up()
-	ackedIDs, _ := h.acked.snapshot()
-	p := launch(t, h.bin, h.cfgPath, h.logPath)
+	ackedIDs := h.acked.IDs()
+	p := launch(t, h.bin, h.cfgPath, h.logPath, h.addr)
 	lost := len(ackedIDs)
-	if err := p.waitReady(h.addr, 30*time.Second); err != nil {
+	if err := p.WaitReady(30 * time.Second); err != nil {
 		t.Logf("without fsync the relay does not even start after the cuts: %v", err)
 	} else {
 		// Wait until the deliveries stop growing.
@@ -161,7 +162,7 @@ func TestPowerCutControlNoSync(t *testing.T) {
 		}
 		missing, _ := h.seen.missing(ackedIDs)
 		lost = len(missing)
-		p.kill()
+		p.Kill()
 	}
 	if len(ackedIDs) < 100 {
 		t.Fatalf("only %d events acknowledged: the control did not exercise ingest", len(ackedIDs))
@@ -186,8 +187,8 @@ type powerHarness struct {
 	rcv      *receiver
 	rcvUp    bool
 	seen     *deliveries
-	ids      ids
-	acked    acked
+	ids      clusterrun.IDs
+	acked    clusterrun.Acked
 	ns       nsModel
 	poison   int  // the poison event's id
 	poisoned bool // the poison event was acknowledged
@@ -204,7 +205,7 @@ func newPowerHarness(t *testing.T, noSync bool) *powerHarness {
 	}
 	h.rcv, h.rcvUp = newReceiver(t), true
 	h.seen = watch(h.rcv)
-	h.poison = h.ids.take(1)
+	h.poison = h.ids.Take(1)
 	h.rcv.Reject = isPoison
 	h.ns.history = map[string][]nsAttempt{}
 	return h
@@ -246,15 +247,15 @@ func (h *powerHarness) cycle(rng *rand.Rand, phase int) {
 	if phase != phaseFlapping && phase != phaseFull {
 		h.up()
 	}
-	p := launch(t, h.bin, h.cfgPath, h.logPath)
+	p := launch(t, h.bin, h.cfgPath, h.logPath, h.addr)
 	if rng.Intn(10) == 0 {
 		// A cut while the relay opens (and recovers) its log.
 		time.Sleep(time.Duration(rng.Intn(40)) * time.Millisecond)
 		h.fsys.PowerOff()
-		p.kill()
+		p.Kill()
 		return
 	}
-	if err := p.waitReady(h.addr, 30*time.Second); err != nil {
+	if err := p.WaitReady(30 * time.Second); err != nil {
 		t.Fatalf("%s phase: the relay does not restart after a cut: %v\nrelay log tail:\n%s", phaseNames[phase], err, logTail(h.logPath, 3000))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -300,7 +301,7 @@ func (h *powerHarness) cycle(rng *rand.Rand, phase int) {
 		time.Sleep(window)
 	}
 	h.fsys.PowerOff() // the instant of the cut; the kill follows
-	p.kill()
+	p.Kill()
 	cancel()
 	wg.Wait()
 }
@@ -308,7 +309,7 @@ func (h *powerHarness) cycle(rng *rand.Rand, phase int) {
 // poisonProducer posts the poison event until it is acknowledged.
 func (h *powerHarness) poisonProducer(ctx context.Context) {
 	for ctx.Err() == nil && !h.poisonAcked() {
-		if post(ctx, h.client, h.addr, h.poisonRecord()).code == http.StatusOK {
+		if clusterrun.PostAnswer(ctx, h.client, h.addr, h.poisonRecord()).Code == http.StatusOK {
 			h.poisonMu.Lock()
 			h.poisoned = true
 			h.poisonMu.Unlock()
@@ -488,15 +489,15 @@ func (h *powerHarness) nsProducer(ctx context.Context, p int, rng *rand.Rand) {
 		if del {
 			name = event.ObjectRemovedDelete
 		}
-		id := h.ids.take(1)
+		id := h.ids.Take(1)
 		rec := targettest.Record("nsbucket", key, name, id)
 		field := rec.Key()
 		i := h.ns.begin(field, id, del)
-		ans := post(ctx, h.client, h.addr, rec)
-		if ans.code == http.StatusOK {
+		ans := clusterrun.PostAnswer(ctx, h.client, h.addr, rec)
+		if ans.Code == http.StatusOK {
 			h.ns.ack(field, i)
 		}
-		if ans.code != http.StatusOK {
+		if ans.Code != http.StatusOK {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}

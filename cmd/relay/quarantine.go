@@ -97,7 +97,7 @@ func (c *quarantineCommand) Run(ctx context.Context, args []string) error {
 		if *seq == "" || sel.From != sel.To || *all {
 			return usagef("quarantine show needs --seq N (one sequence)")
 		}
-		b, err := cl.do(ctx, http.MethodGet, fmt.Sprintf("%s/%d", base, sel.From))
+		b, err := cl.do(ctx, http.MethodGet, fmt.Sprintf("%s/%d", base, sel.From), nil)
 		if err != nil {
 			return err
 		}
@@ -152,7 +152,7 @@ func (c *quarantineCommand) list(ctx context.Context, cl *opClient, base string,
 }
 
 func (c *quarantineCommand) retry(ctx context.Context, cl *opClient, base, query, arn string) error {
-	b, err := cl.do(ctx, http.MethodPost, base+"/retry"+query)
+	b, err := cl.do(ctx, http.MethodPost, base+"/retry"+query, nil)
 	if err != nil {
 		return err
 	}
@@ -229,7 +229,7 @@ func (c *quarantineCommand) drop(ctx context.Context, cl *opClient, base, query,
 	if err := flush(); err != nil {
 		return fmt.Errorf("saving the events before dropping them: %w", err)
 	}
-	b, err := cl.do(ctx, http.MethodPost, base+"/drop"+query)
+	b, err := cl.do(ctx, http.MethodPost, base+"/drop"+query, nil)
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -45,7 +43,7 @@ func (c *targetsCommand) rewind(ctx context.Context, cl *opClient, pos []string,
 		req["toTime"] = t.Format(time.RFC3339Nano)
 	}
 	body, _ := json.Marshal(req)
-	b, err := cl.post(ctx, "/v1/targets/"+url.PathEscape(pos[1])+"/rewind", body)
+	b, err := cl.do(ctx, http.MethodPost, "/v1/targets/"+url.PathEscape(pos[1])+"/rewind", body)
 	if err != nil {
 		return err
 	}
@@ -73,42 +71,4 @@ func (c *targetsCommand) rewind(ctx context.Context, cl *opClient, pos []string,
 	fmt.Fprintf(c.out, "Rewound %s from sequence %d to %d%s: %d event(s) will be delivered again.\n",
 		res.Target, res.FromSeq, res.ToSeq, at, res.Redeliver)
 	return nil
-}
-
-// post sends body as JSON and returns the body of a 2xx answer; any other
-// answer is an error carrying the relay's message (as do).
-func (c *opClient) post(ctx context.Context, path string, body []byte) ([]byte, error) {
-	if err := c.resolve(); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(path), bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("cannot reach the relay at %s: %v", c.base, unwrapURLError(err))
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, fmt.Errorf("reading the answer of %s: %v", c.base, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct{ Error string }
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode)
-		}
-		return nil, fmt.Errorf("the relay answered %s", resp.Status)
-	}
-	return b, nil
 }

@@ -25,24 +25,7 @@ func serveRetaining(t *testing.T, endpoint string) string {
 	os.WriteFile(path, []byte(fmt.Sprintf(`{"relay":{"dataDir":%q,"listen":"127.0.0.1:0","minBackoff":"10ms","maxBackoff":"100ms","retention":{"age":"1h"}},
 "notify":{"webhook":{"1":{"enable":true,"endpoint":%q}}},
 "buckets":{"images":[{"arn":%q,"events":["put"]}]}}`, t.TempDir(), endpoint, hookARN)), 0o600)
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- (&serveCommand{ready: func(a string) { addrc <- a }}).Run(ctx, []string{"--config", path})
-	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	addr := runServe(t, "--config", path)
 	return "http://" + addr
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/internal/clusterrun"
 	"github.com/bucketrelay/bucketrelay/testkit/faultfs"
 )
 
@@ -27,8 +28,8 @@ type faultRun struct {
 	client  *http.Client
 	rcv     *receiver
 	seen    *deliveries
-	ids     ids
-	acked   acked
+	ids     clusterrun.IDs
+	acked   clusterrun.Acked
 
 	mu      sync.Mutex
 	answers []timedAnswer
@@ -36,7 +37,7 @@ type faultRun struct {
 
 type timedAnswer struct {
 	sent, got time.Time
-	answer
+	clusterrun.Answer
 }
 
 func newFaultRun(t *testing.T) *faultRun {
@@ -53,9 +54,9 @@ func newFaultRun(t *testing.T) *faultRun {
 	return r
 }
 
-func (r *faultRun) start() *relayProc {
-	p := launch(r.t, r.bin, r.cfgPath, r.logPath)
-	if err := p.waitReady(r.addr, 30*time.Second); err != nil {
+func (r *faultRun) start() *clusterrun.Proc {
+	p := launch(r.t, r.bin, r.cfgPath, r.logPath, r.addr)
+	if err := p.WaitReady(30 * time.Second); err != nil {
 		r.t.Fatalf("%v\n%s", err, logTail(r.logPath, 3000))
 	}
 	return p
@@ -69,7 +70,7 @@ func (r *faultRun) produce(ctx context.Context, n int) *sync.WaitGroup {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				first := r.ids.take(5)
+				first := r.ids.Take(5)
 				recs := make([]event.Record, 5)
 				ids := make([]int, 5)
 				for j := range recs {
@@ -77,15 +78,15 @@ func (r *faultRun) produce(ctx context.Context, n int) *sync.WaitGroup {
 					recs[j] = targettest.Record("images", fmt.Sprintf("k%d.jpg", ids[j]%50), event.ObjectCreatedPut, ids[j])
 				}
 				sent := time.Now()
-				ans := post(ctx, r.client, r.addr, recs...)
-				if ctx.Err() != nil && ans.code == 0 {
+				ans := clusterrun.PostAnswer(ctx, r.client, r.addr, recs...)
+				if ctx.Err() != nil && ans.Code == 0 {
 					return
 				}
-				r.acked.add(ans.code, ids)
+				r.acked.Add(ans.Code, ids)
 				r.mu.Lock()
-				r.answers = append(r.answers, timedAnswer{sent: sent, got: time.Now(), answer: ans})
+				r.answers = append(r.answers, timedAnswer{sent: sent, got: time.Now(), Answer: ans})
 				r.mu.Unlock()
-				if ans.code != http.StatusOK {
+				if ans.Code != http.StatusOK {
 					time.Sleep(20 * time.Millisecond)
 				}
 			}
@@ -115,8 +116,8 @@ func (r *faultRun) deliveredAfterRestart() {
 		t.Fatal(err)
 	}
 	p := r.start()
-	defer p.kill()
-	ackedIDs, status := r.acked.snapshot()
+	defer p.Kill()
+	ackedIDs, status := r.acked.IDs(), r.acked.Status()
 	if len(ackedIDs) == 0 {
 		t.Fatalf("no event acknowledged (answers %v): the test did not exercise ingest", status)
 	}
@@ -158,14 +159,14 @@ func TestFaultFsyncEIO(t *testing.T) {
 			t.Fatal("no fsync of wal.db in 10s under load")
 		}
 	}
-	code := p.wait(10 * time.Second)
+	code := p.Wait(10 * time.Second)
 	cancel()
 	wg.Wait()
-	p.kill()
+	p.Kill()
 
 	var late []string
 	for _, a := range r.answersSince(failedAt) {
-		if a.code == http.StatusOK {
+		if a.Code == http.StatusOK {
 			late = append(late, fmt.Sprintf("200 %s after the failure", a.got.Sub(failedAt).Round(time.Microsecond)))
 		}
 	}
@@ -209,28 +210,28 @@ func TestFaultNoSpace(t *testing.T) {
 	full := time.Now()
 	r.fsys.SetQuota(0)
 	time.Sleep(time.Second)
-	if code := p.wait(0); code >= 0 {
+	if code := p.Wait(0); code >= 0 {
 		stop()
 		t.Fatalf("relay exited %d on a full disk, want it to keep running\n%s", code, logTail(r.logPath, 2000))
 	}
 	var wrong []string
 	refused, okWhileFull := 0, 0
 	for _, a := range r.answersSince(full) {
-		if a.code == http.StatusOK {
+		if a.Code == http.StatusOK {
 			okWhileFull++ // every commit writes: a 200 now was never logged
 		}
-		if a.code == http.StatusOK || a.code == 0 {
+		if a.Code == http.StatusOK || a.Code == 0 {
 			continue
 		}
 		refused++
 		switch {
-		case a.code != http.StatusServiceUnavailable:
-			wrong = append(wrong, fmt.Sprintf("status %d (%.100s)", a.code, a.body))
-		case a.header.Get("Retry-After") == "":
+		case a.Code != http.StatusServiceUnavailable:
+			wrong = append(wrong, fmt.Sprintf("status %d (%.100s)", a.Code, a.Body))
+		case a.Header.Get("Retry-After") == "":
 			wrong = append(wrong, "503 without Retry-After")
-		case strings.Contains(a.body, r.fsys.Dir()) || strings.Contains(a.body, r.fsys.Backing()) ||
-			strings.Contains(a.body, "wal.db") || strings.Contains(a.body, "/tmp/"):
-			wrong = append(wrong, fmt.Sprintf("503 naming a path: %.200s", a.body))
+		case strings.Contains(a.Body, r.fsys.Dir()) || strings.Contains(a.Body, r.fsys.Backing()) ||
+			strings.Contains(a.Body, "wal.db") || strings.Contains(a.Body, "/tmp/"):
+			wrong = append(wrong, fmt.Sprintf("503 naming a path: %.200s", a.Body))
 		}
 	}
 	if okWhileFull > 0 {
@@ -251,7 +252,7 @@ func TestFaultNoSpace(t *testing.T) {
 	var recovered time.Duration
 	for deadline := freed.Add(20 * time.Second); recovered == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		for _, a := range r.answersSince(freed) {
-			if a.code == http.StatusOK {
+			if a.Code == http.StatusOK {
 				recovered = a.got.Sub(freed)
 				break
 			}
@@ -262,12 +263,12 @@ func TestFaultNoSpace(t *testing.T) {
 	} else {
 		t.Logf("200 again %v after space freed, same process", recovered.Round(time.Millisecond))
 	}
-	if code := p.wait(0); code >= 0 {
+	if code := p.Wait(0); code >= 0 {
 		t.Errorf("relay exited %d after the disk was full, want it running", code)
 	}
 	time.Sleep(200 * time.Millisecond)
 	stop()
-	p.kill()
+	p.Kill()
 	t.Logf("%d writes refused with ENOSPC", r.fsys.Stats().NoSpaceWrites)
 	r.deliveredAfterRestart()
 }

@@ -119,7 +119,7 @@ func (c *targetsCommand) Run(ctx context.Context, args []string) error {
 		if _, err := rules.ParseARN(pos[1]); err != nil {
 			return usagef("%v", err)
 		}
-		b, err := cl.do(ctx, http.MethodPost, "/v1/targets/"+url.PathEscape(pos[1])+"/"+pos[0])
+		b, err := cl.do(ctx, http.MethodPost, "/v1/targets/"+url.PathEscape(pos[1])+"/"+pos[0], nil)
 		if err != nil {
 			return err
 		}

@@ -1,19 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/bucketrelay/bucketrelay/relay"
 	"github.com/bucketrelay/bucketrelay/rules"
@@ -266,54 +263,6 @@ func setPath(m map[string]any, path []string, v any) error {
 	}
 	m[path[len(path)-1]] = v
 	return nil
-}
-
-// send is do with a JSON body; an answer 400 (the input was refused) is
-// a usage error (exit 2), other failures exit 1.
-func (c *opClient) send(ctx context.Context, method, path string, body []byte) ([]byte, error) {
-	if err := c.resolve(); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.url(path), rd)
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("cannot reach the relay at %s: %v", c.base, unwrapURLError(err))
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<30))
-	if err != nil {
-		return nil, fmt.Errorf("reading the answer of %s: %v", c.base, err)
-	}
-	if resp.StatusCode/100 == 2 {
-		return b, nil
-	}
-	var e struct{ Error string }
-	msg := "the relay answered " + resp.Status
-	if json.Unmarshal(b, &e) == nil && e.Error != "" {
-		msg = fmt.Sprintf("%s (HTTP %d)", e.Error, resp.StatusCode)
-	}
-	if resp.StatusCode == http.StatusBadRequest {
-		return nil, usagef("%s", msg)
-	}
-	return nil, fmt.Errorf("%s", msg)
 }
 
 // writeSynced writes data to path and syncs it (and its directory).

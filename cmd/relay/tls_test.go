@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bucketrelay/bucketrelay/testkit/certs"
+	"github.com/bucketrelay/bucketrelay/testkit/tlsca"
 )
 
 // tlsRelay is a relay served over HTTPS by `relay serve`, with files made
@@ -21,10 +21,10 @@ import (
 type tlsRelay struct {
 	url                       string
 	dir                       string
-	ca                        *certs.CA
+	ca                        *tlsca.CA
 	certFile, keyFile         string
 	cliCert, cliKey           string
-	otherCA                   *certs.CA // a CA the relay does not trust
+	otherCA                   *tlsca.CA // a CA the relay does not trust
 	strangerCert, strangerKey string
 }
 
@@ -33,11 +33,14 @@ type tlsRelay struct {
 func serveTLS(t *testing.T, endpoint string, mutual bool) *tlsRelay {
 	t.Helper()
 	tr := &tlsRelay{dir: t.TempDir()}
-	tr.ca = certs.NewCA(t, tr.dir, "ca")
-	tr.certFile, tr.keyFile = tr.ca.Server(t, tr.dir, "relay")
-	tr.cliCert, tr.cliKey = tr.ca.Client(t, tr.dir, "operator")
-	tr.otherCA = certs.NewCA(t, tr.dir, "other-ca")
-	tr.strangerCert, tr.strangerKey = tr.otherCA.Client(t, tr.dir, "stranger")
+	tr.ca = tlsca.NewCA(t, tr.dir, "ca")
+	srv := tr.ca.Server(t, "relay", tlsca.Loopback...)
+	tr.certFile, tr.keyFile = srv.Cert, srv.Key
+	cli := tr.ca.Client(t, "operator", "operator")
+	tr.cliCert, tr.cliKey = cli.Cert, cli.Key
+	tr.otherCA = tlsca.NewCA(t, tr.dir, "other-ca")
+	stranger := tr.otherCA.Client(t, "stranger", "stranger")
+	tr.strangerCert, tr.strangerKey = stranger.Cert, stranger.Key
 	clientCA := ""
 	if mutual {
 		clientCA = fmt.Sprintf(`,"clientCA":%q`, tr.ca.File)
@@ -47,24 +50,7 @@ func serveTLS(t *testing.T, endpoint string, mutual bool) *tlsRelay {
 "tls":{"cert":%q,"key":%q%s}},
 "notify":{"webhook":{"1":{"enable":true,"endpoint":%q}}},
 "buckets":{"images":[{"arn":%q,"events":["put"]}]}}`, filepath.Join(tr.dir, "data"), tr.certFile, tr.keyFile, clientCA, endpoint, hookARN)), 0o600)
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- (&serveCommand{ready: func(a string) { addrc <- a }}).Run(ctx, []string{"--config", path})
-	}()
-	select {
-	case a := <-addrc:
-		tr.url = "https://" + a
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	tr.url = "https://" + runServe(t, "--config", path)
 	return tr
 }
 
@@ -160,13 +146,12 @@ func TestCertificateRotation(t *testing.T) {
 		resp.Body.Close()
 		return resp.TLS.PeerCertificates[0].SerialNumber.String()
 	}
-	first := certs.Serial(t, tr.certFile).String()
+	first := tlsca.Serial(t, tr.certFile).String()
 	if got := served(); got != first {
 		t.Fatalf("served certificate serial: got %s, want %s", got, first)
 	}
 	// A half-rotated pair (a key that does not match) is not served.
-	other := t.TempDir()
-	_, strayKey := tr.ca.Server(t, other, "stray")
+	strayKey := tr.ca.Server(t, "stray", tlsca.Loopback...).Key
 	b, _ := os.ReadFile(strayKey)
 	os.WriteFile(tr.keyFile+".new", b, 0o600)
 	os.Rename(tr.keyFile+".new", tr.keyFile)
@@ -174,8 +159,8 @@ func TestCertificateRotation(t *testing.T) {
 		t.Fatalf("after a mismatched key: served %s, want the previous %s", got, first)
 	}
 	// The new pair, written where the configuration points.
-	tr.ca.Server(t, tr.dir, "relay")
-	second := certs.Serial(t, tr.certFile).String()
+	tr.ca.Server(t, "relay", tlsca.Loopback...)
+	second := tlsca.Serial(t, tr.certFile).String()
 	if second == first {
 		t.Fatal("the test CA reissued the same serial")
 	}
@@ -229,6 +214,18 @@ func TestCLIOverHTTPS(t *testing.T) {
 	cancel()
 	if err := <-wdone; err != nil {
 		t.Fatalf("watch over HTTPS: %v", err)
+	}
+
+	// rewind and the commands that change targets go through the same
+	// client: they used http.DefaultClient, which ignored --cacert.
+	out.Reset()
+	// What the relay answers depends on what it still retains; that it
+	// answered is the point.
+	if err := (&targetsCommand{out: &out}).Run(context.Background(), append([]string{"rewind", hookARN, "--to-seq", "1"}, tlsArgs...)); err != nil && !strings.Contains(err.Error(), "(HTTP ") {
+		t.Fatalf("targets rewind over HTTPS: got %v, want the relay's answer\n%s", err, out.String())
+	}
+	if err := (&targetsCommand{out: &out}).Run(context.Background(), append([]string{"remove", "arn:minio:sqs::9:webhook"}, tlsArgs...)); err == nil || !strings.Contains(err.Error(), "no such target") {
+		t.Fatalf("targets remove of an unknown target over HTTPS: got %v, want the relay's \"no such target\"", err)
 	}
 
 	t.Setenv("RELAY_CACERT", "")

@@ -229,6 +229,11 @@ type Acked struct {
 	latency []time.Duration
 }
 
+// Add records one POST's status for the events ids (acknowledged when
+// 200), without a latency.
+func (a *Acked) Add(code int, ids []int) { a.add(code, ids, -1) }
+
+// add is Add with the POST's latency d (d < 0: none).
 func (a *Acked) add(code int, ids []int, d time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -238,7 +243,9 @@ func (a *Acked) add(code int, ids []int, d time.Duration) {
 	a.status[code]++
 	if code == http.StatusOK {
 		a.ids = append(a.ids, ids...)
-		a.latency = append(a.latency, d)
+		if d >= 0 {
+			a.latency = append(a.latency, d)
+		}
 	}
 }
 
@@ -272,9 +279,24 @@ func (a *Acked) Latency() (p50, p99 time.Duration) {
 	return l[len(l)/2], l[min(len(l)-1, len(l)*99/100)]
 }
 
+// Answer is a POST's outcome.
+type Answer struct {
+	// Code is the status, 0 when there was no answer (connection refused
+	// or broken).
+	Code int
+	// Header and Body are the answer's (Body at most 1 MiB).
+	Header http.Header
+	Body   string
+}
+
 // Post sends records to a relay's POST /v1/events and returns the status
 // (0 when there was no answer).
 func Post(ctx context.Context, c *http.Client, addr string, recs ...event.Record) int {
+	return PostAnswer(ctx, c, addr, recs...).Code
+}
+
+// Body is the JSON body of POST /v1/events for recs.
+func Body(recs ...event.Record) []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"Records":[`)
 	for i := range recs {
@@ -285,18 +307,24 @@ func Post(ctx context.Context, c *http.Client, addr string, recs ...event.Record
 		b.Write(j)
 	}
 	b.WriteString(`]}`)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/events", &b)
+	return b.Bytes()
+}
+
+// PostAnswer is Post returning the whole answer.
+func PostAnswer(ctx context.Context, c *http.Client, addr string, recs ...event.Record) Answer {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/events", bytes.NewReader(Body(recs...)))
 	if err != nil {
-		return 0
+		return Answer{}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0
+		return Answer{}
 	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	return Answer{Code: resp.StatusCode, Header: resp.Header, Body: string(body)}
 }
 
 // Producer posts batches of events for its own keys (Name-0 … Name-Keys-1)
@@ -366,6 +394,15 @@ type Proc struct {
 // Start starts the process (again), appending its output to LogPath, and
 // waits until its API answers.
 func (p *Proc) Start(timeout time.Duration) error {
+	if err := p.Launch(); err != nil {
+		return err
+	}
+	return p.WaitReady(timeout)
+}
+
+// Launch starts the process (again), appending its output to LogPath,
+// without waiting for it.
+func (p *Proc) Launch() error {
 	f, err := os.OpenFile(p.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
@@ -379,6 +416,12 @@ func (p *Proc) Start(timeout time.Duration) error {
 	done := make(chan struct{})
 	go func() { cmd.Wait(); f.Close(); close(done) }()
 	p.cmd, p.done = cmd, done
+	return nil
+}
+
+// WaitReady polls Addr's /healthz until it answers 200, failing when the
+// process exits or timeout passes.
+func (p *Proc) WaitReady(timeout time.Duration) error {
 	c := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(timeout)
 	for {
@@ -389,14 +432,14 @@ func (p *Proc) Start(timeout time.Duration) error {
 			}
 		}
 		select {
-		case <-done:
-			return fmt.Errorf("clusterrun: relay %s exited at start; see %s", p.Owner, p.LogPath)
+		case <-p.done:
+			return fmt.Errorf("clusterrun: relay %s exited at start (%v); see %s", p.Owner, p.cmd.ProcessState, p.LogPath)
 		default:
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("clusterrun: relay %s did not answer in %v; see %s", p.Owner, timeout, p.LogPath)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -414,22 +457,37 @@ func (p *Proc) Kill() {
 	<-p.done
 }
 
-// Stop sends SIGTERM and waits (SIGKILL after 20 s).
-func (p *Proc) Stop() {
+// Wait waits up to d for the process to exit on its own and returns its
+// exit code, or -1 if it still runs (or never started).
+func (p *Proc) Wait(d time.Duration) int {
 	if p.cmd == nil {
-		return
+		return -1
 	}
 	select {
 	case <-p.done:
-		return
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(d):
+		return -1
+	}
+}
+
+// Stop sends SIGTERM, waits (SIGKILL after 20 s) and returns the exit code
+// (-1: killed, or never started).
+func (p *Proc) Stop() int {
+	if p.cmd == nil {
+		return -1
+	}
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
 	default:
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		p.Kill()
+	if code := p.Wait(20 * time.Second); code >= 0 {
+		return code
 	}
+	p.Kill()
+	return -1
 }
 
 // Running reports whether the process runs.

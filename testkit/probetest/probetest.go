@@ -5,9 +5,13 @@
 package probetest
 
 import (
+	"bytes"
 	"context"
+	"net"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,4 +73,75 @@ func Down(t testing.TB, tg delivery.Target, want string, secrets ...string) stri
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Up probes tg once, as the relay does before a target's first event, and
+// fails t unless the probe succeeds; what names the case in the message.
+func Up(t testing.TB, tg delivery.Target, what string) {
+	t.Helper()
+	p, ok := tg.(delivery.Prober)
+	if !ok {
+		t.Fatalf("%T does not implement delivery.Prober", tg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Probe(ctx); err != nil {
+		t.Fatalf("probe %s: %v", what, err)
+	}
+}
+
+// FreeAddr returns a loopback address no one listens on now, for a server
+// the test starts.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Serve starts cmd, a server of the test's own (one that asks for a
+// password, say), kills it when the test ends, and waits up to 30 s until
+// addr accepts connections; the server's output is in the failure
+// message.
+func Serve(t testing.TB, cmd *exec.Cmd, addr string) {
+	t.Helper()
+	var out lockedBuf
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s on %s did not start: %v\n%s", filepath.Base(cmd.Path), addr, err, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// lockedBuf collects a child's output.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -35,6 +35,10 @@ const ServerIP = "127.0.0.1"
 // default server certificate.
 const WrongHost = "localhost"
 
+// Loopback lists the loopback names (127.0.0.1, ::1, localhost): a server
+// certificate for all of them fits whichever way a test connects.
+var Loopback = []string{ServerIP, "::1", WrongHost}
+
 // ClientName is the common name of the default client certificate
 // (Set.Client), the user name servers that map certificates to users see.
 const ClientName = "relay"
@@ -186,11 +190,36 @@ func writeKey(t testing.TB, name string, key *ecdsa.PrivateKey) {
 	writePEM(t, name, "PRIVATE KEY", der)
 }
 
+// writePEM writes through a temporary file and a rename, so that a server
+// re-reading a rotated file never sees half of it.
 func writePEM(t testing.TB, name, typ string, der []byte) {
 	t.Helper()
-	if err := os.WriteFile(name, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+	tmp := name + ".tmp"
+	if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatalf("tlsca: %v", fmt.Errorf("writing %s: %w", name, err))
 	}
+	if err := os.Rename(tmp, name); err != nil {
+		t.Fatalf("tlsca: %v", err)
+	}
+}
+
+// Serial returns the serial number of the first certificate in the PEM
+// file certFile, to tell which certificate a server presented.
+func Serial(t testing.TB, certFile string) *big.Int {
+	t.Helper()
+	b, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatalf("tlsca: %v", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatalf("tlsca: no PEM block in %s", certFile)
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatalf("tlsca: %s: %v", certFile, err)
+	}
+	return c.SerialNumber
 }
 
 // Texts of crypto/x509's verification errors, which adapters pass on in

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -55,5 +56,47 @@ func TestSet(t *testing.T) {
 	}
 	if _, err := leaf(s.WrongClient).Verify(x509.VerifyOptions{Roots: pool(s.CA.File), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); !errors.As(err, &ua) {
 		t.Errorf("wrong client certificate against CA: got %v, want an unknown authority error", err)
+	}
+}
+
+// TestReissue: a server certificate for Loopback verifies for each of its
+// names; reissued under the same name it replaces the files whole, with a
+// new serial that Serial reads.
+func TestReissue(t *testing.T) {
+	dir := t.TempDir()
+	ca := NewCA(t, dir, "ca")
+	first := ca.Server(t, "relay", Loopback...)
+	s1 := Serial(t, first.Cert)
+	b, err := os.ReadFile(ca.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(b)
+	kp, err := tls.LoadX509KeyPair(first.Cert, first.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(kp.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range Loopback {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: h}); err != nil {
+			t.Errorf("certificate for %s: got %v, want it verified", h, err)
+		}
+	}
+	second := ca.Server(t, "relay", Loopback...)
+	if second != first {
+		t.Fatalf("reissued files: got %+v, want the same paths %+v", second, first)
+	}
+	if s2 := Serial(t, second.Cert); s2.Cmp(s1) == 0 {
+		t.Errorf("reissued serial: got %v again, want a new one", s2)
+	}
+	if _, err := tls.LoadX509KeyPair(second.Cert, second.Key); err != nil {
+		t.Errorf("reissued pair: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }
