@@ -233,7 +233,12 @@ func TestNamespaceCoalescing(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
+	// Bring the target up only once a failed send's window was read
+	// after the last append: each failed send of a window is followed by
+	// a reread of it, so two more failures from now mean the window in
+	// hand holds the whole backlog (a fixed sleep did not, under load).
+	after := e.Stats()[0].Retried
+	waitFor(t, "two failed sends after the backlog", func() bool { return e.Stats()[0].Retried >= after+2 })
 	mu.Lock()
 	up = true
 	mu.Unlock()

@@ -356,6 +356,9 @@ func TestBackIsLoggedOnlyAfterDown(t *testing.T) {
 	mu.Unlock()
 	appendRecs(t, l, put("e", 4))
 	waitFor(t, "4 deliveries", func() bool { mu.Lock(); defer mu.Unlock(); return got == 4 })
+	// The target counts a delivery inside Send; the loop logs the
+	// recovery only after Send returns, so wait for the line.
+	waitFor(t, "the recovery line", func() bool { return len(logs.lines("target is back")) > 0 })
 	if n := len(logs.lines("send failed, retrying")); n != 1 {
 		t.Fatalf("%d \"send failed\" lines, want 1", n)
 	}

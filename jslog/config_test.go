@@ -70,13 +70,12 @@ func TestWarnings(t *testing.T) {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	ctx := context.Background()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: "WEAK", Subjects: []string{"WEAK.records"}, Storage: jetstream.MemoryStorage,
-		Replicas: 1, Discard: jetstream.DiscardOld,
-	}); err != nil {
-		t.Fatal(err)
-	}
+	jsCall(t, "creating stream WEAK", func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateStream(ctx, jetstream.StreamConfig{
+			Name: "WEAK", Subjects: []string{"WEAK.records"}, Storage: jetstream.MemoryStorage,
+			Replicas: 1, Discard: jetstream.DiscardOld,
+		})
+	})
 	l := open(t, c, jslog.Config{Stream: "WEAK"})
 	w := strings.Join(l.Warnings(), "\n")
 	for _, want := range []string{"1 replica(s)", "kept in memory", "discards old", "no max bytes or messages"} {

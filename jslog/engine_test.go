@@ -120,14 +120,13 @@ func TestEngineDrains(t *testing.T) {
 	js, _ := jetstream.New(nc)
 	deadline = time.Now().Add(30 * time.Second)
 	for {
-		s, err := js.Stream(context.Background(), "ENGINE")
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := s.Info(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
+		info := jsCall(t, "stream ENGINE's info", func(ctx context.Context) (*jetstream.StreamInfo, error) {
+			s, err := js.Stream(ctx, "ENGINE")
+			if err != nil {
+				return nil, err
+			}
+			return s.Info(ctx)
+		})
 		if info.State.Msgs == 0 {
 			break
 		}

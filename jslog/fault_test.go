@@ -28,20 +28,22 @@ func streamLeader(t testing.TB, c *natscluster.Cluster, via int, stream string) 
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
+	// A minute, each request 5 s: right after a cluster starts, on a
+	// loaded machine, the stream can take longer than 10 s to elect its
+	// leader, and a request sent meanwhile may go unanswered.
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var info *jetstream.StreamInfo
 		s, err := js.Stream(ctx, stream)
 		if err == nil {
-			info, err := s.Info(ctx)
-			if err == nil && info.Cluster != nil && info.Cluster.Leader != "" {
-				n, err := strconv.Atoi(strings.TrimPrefix(info.Cluster.Leader, "n"))
-				if err == nil {
-					return n
-				}
+			info, err = s.Info(ctx)
+		}
+		cancel()
+		if err == nil && info.Cluster != nil && info.Cluster.Leader != "" {
+			if n, err := strconv.Atoi(strings.TrimPrefix(info.Cluster.Leader, "n")); err == nil {
+				return n
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("stream %s has no leader", stream)
 	return 0

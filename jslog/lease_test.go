@@ -25,14 +25,13 @@ func streamMsgs(t testing.TB, c *natscluster.Cluster, stream string) uint64 {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	s, err := js.Stream(context.Background(), stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	info := jsCall(t, "stream "+stream+"'s info", func(ctx context.Context) (*jetstream.StreamInfo, error) {
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			return nil, err
+		}
+		return s.Info(ctx)
+	})
 	return info.State.Msgs
 }
 

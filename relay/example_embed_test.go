@@ -42,8 +42,13 @@ func openExample(dir, endpoint string) (*relay.Relay, string, error) {
 // the webhook's 30 s timeout. The event stays in the log and is delivered
 // after the next Open.
 func ExampleRelay_Close() {
+	inFlight := make(chan struct{}, 1)
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		io.Copy(io.Discard, req.Body)
+		select {
+		case inFlight <- struct{}{}:
+		default:
+		}
 		<-req.Context().Done() // never answers
 	}))
 	defer hang.Close()
@@ -60,7 +65,7 @@ func ExampleRelay_Close() {
 		fmt.Println(err)
 		return
 	}
-	time.Sleep(100 * time.Millisecond) // the send is in flight
+	<-inFlight // the send is in flight
 
 	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()

@@ -337,14 +337,27 @@ func (l *Log) retain(p *txPlan, frames []*pendingFrame) {
 	now := time.Now().UnixNano()
 	if ix.ret.On() {
 		reclaim := p.reclaim[:0]
+		var kept []*frameMeta
 		for _, m := range p.reclaim {
 			if m.damage == "" && !m.evicted && (ix.ret.Bytes <= 0 || m.bytes <= ix.ret.Bytes) && l.young(m, now) {
 				ix.keep(m)
+				kept = append(kept, m)
 				continue
 			}
 			reclaim = append(reclaim, m)
 		}
 		p.reclaim = reclaim
+		// A frame joins the retained history when its last target passes
+		// it, so after its other targets' appends took their room: its
+		// records count against those targets' bounds from now on, and a
+		// rewind would make them pending again. Make room, oldest first,
+		// as an append does (evictFor), so pending and retained stay
+		// within each bound.
+		for _, m := range kept {
+			for _, t := range m.targets {
+				ix.evictFor(t.target, *ix.use(t.target), usage{}, ix.limit(t.target))
+			}
+		}
 		compact := p.compact[:0]
 		for _, m := range p.compact {
 			if l.protected(m, now) {

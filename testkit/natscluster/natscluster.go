@@ -14,11 +14,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -128,47 +130,103 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if c.opts.SyncInterval == "" {
 		c.opts.SyncInterval = "always"
 	}
-	ports := freePorts(t, 9)
-	for i := range c.ports {
-		c.ports[i] = [3]int{ports[i], ports[3+i], ports[6+i]}
-	}
 	if opts.Partitionable {
 		p, err := newRouteProxy()
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.proxy = p
-		var targets [3]string
-		for i := range targets {
-			targets[i] = fmt.Sprintf("127.0.0.1:%d", c.ports[i][1])
-		}
-		p.start(targets)
 		t.Cleanup(p.close)
 	}
 	t.Cleanup(c.stopAll)
-	for n := 1; n <= 3; n++ {
-		c.start(t, n)
+	// A port found free can be taken before the node binds it (tests
+	// run in parallel): such a start is tried again on other ports.
+	for attempt := 1; ; attempt++ {
+		ports := freePorts(t, 9)
+		if portsFound != nil {
+			portsFound(attempt, ports)
+		}
+		for i := range c.ports {
+			c.ports[i] = [3]int{ports[i], ports[3+i], ports[6+i]}
+		}
+		if c.proxy != nil {
+			var targets [3]string
+			for i := range targets {
+				targets[i] = fmt.Sprintf("127.0.0.1:%d", c.ports[i][1])
+			}
+			c.proxy.start(targets)
+		}
+		for n := 1; n <= 3; n++ {
+			c.start(t, n)
+		}
+		err := c.healthy(t)
+		if err == nil {
+			return c
+		}
+		if attempt == 3 || !errors.Is(err, errPortTaken) {
+			t.Fatal(err)
+		}
+		t.Logf("natscluster: %v; starting again on other ports", err)
+		c.stopAll()
+		for n := 1; n <= 3; n++ {
+			if err := os.RemoveAll(filepath.Join(c.dir, fmt.Sprintf("n%d", n))); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	c.WaitHealthy(t)
-	return c
 }
 
+// portsFound, when set (by a test), sees the ports of each attempt
+// before the nodes start.
+var portsFound func(attempt int, ports []int)
+
+// errPortTaken: a node could not bind a port found free a moment before.
+var errPortTaken = errors.New("natscluster: a port was taken before the node bound it")
+
+// freePorts returns n distinct loopback ports free a moment ago, taken
+// below the ephemeral range when it is known: a port there is not handed
+// to some other test's outgoing connection between this check and the
+// node's bind.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	low := ephemeralLow()
 	var out []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(out) < n; tries++ {
+		addr := "127.0.0.1:0"
+		if low > 12000 && tries < 1000 {
+			addr = fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(low-10000))
+		}
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
+			if addr != "127.0.0.1:0" {
+				continue // in use: another
+			}
 			t.Fatal(err)
 		}
 		ls = append(ls, l)
 		out = append(out, l.Addr().(*net.TCPAddr).Port)
 	}
-	for _, l := range ls {
-		l.Close()
-	}
 	return out
+}
+
+// ephemeralLow returns the first port of Linux's ephemeral range, or 0.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	low, _ := strconv.Atoi(f[0])
+	return low
 }
 
 func (c *Cluster) config(n int) string {
@@ -268,7 +326,9 @@ func (c *Cluster) signal(n int, kill bool) {
 func (c *Cluster) Restart(t testing.TB, n int) {
 	t.Helper()
 	c.start(t, n)
-	c.waitNode(t, n)
+	if err := c.waitNode(t, n, time.Now().Add(healthyWithin)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Running reports whether node n's process is running.
@@ -278,24 +338,56 @@ func (c *Cluster) Running(n int) bool {
 	return c.procs[n-1] != nil
 }
 
+// healthyWithin bounds the wait for nodes to become healthy. A meta leader
+// election takes seconds on an idle machine, but CI runs test packages in
+// parallel on two cores, each package's cluster slowed by the others and
+// by the race detector: 30 s was seen not to be enough there.
+const healthyWithin = 2 * time.Minute
+
 // WaitHealthy waits until every running node answers /healthz with 200:
 // it serves clients and JetStream has a meta leader.
 func (c *Cluster) WaitHealthy(t testing.TB) {
 	t.Helper()
-	for n := 1; n <= 3; n++ {
-		if c.Running(n) {
-			c.waitNode(t, n)
-		}
+	if err := c.healthy(t); err != nil {
+		t.Fatal(err)
 	}
 }
 
-func (c *Cluster) waitNode(t testing.TB, n int) {
+func (c *Cluster) healthy(t testing.TB) error {
+	t.Helper()
+	deadline := time.Now().Add(healthyWithin)
+	for n := 1; n <= 3; n++ {
+		if c.Running(n) {
+			if err := c.waitNode(t, n, deadline); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// waitNode waits until node n is healthy, and fails at once, with the end
+// of its log, if its process exits meanwhile (errPortTaken if it could not
+// bind a port).
+func (c *Cluster) waitNode(t testing.TB, n int, deadline time.Time) error {
 	t.Helper()
 	url := fmt.Sprintf("http://127.0.0.1:%d/healthz", c.ports[n-1][2])
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	start := time.Now()
 	var last string
 	for ctx.Err() == nil {
+		// Any node exiting (nats-server exits when it cannot bind a
+		// port) can keep this one from ever having a meta leader.
+		if m := c.exited(); m != 0 {
+			tail := c.logTail(m)
+			for _, l := range strings.Split(tail, "\n") {
+				if strings.Contains(l, "address already in use") {
+					return fmt.Errorf("%w: node %d: %s", errPortTaken, m, l)
+				}
+			}
+			return fmt.Errorf("natscluster: nats-server node %d exited; its log ends:\n%s", m, tail)
+		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
@@ -304,7 +396,7 @@ func (c *Cluster) waitNode(t testing.TB, n int) {
 				if c.proxy != nil {
 					c.proxy.setID(n, c.serverID(t, n))
 				}
-				return
+				return nil
 			}
 			last = resp.Status
 		} else {
@@ -312,7 +404,37 @@ func (c *Cluster) waitNode(t testing.TB, n int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("nats-server node %d not healthy after 30 s: %s (log %s)", n, last, filepath.Join(c.dir, fmt.Sprintf("n%d.log", n)))
+	return fmt.Errorf("natscluster: nats-server node %d not healthy after %s: %s; its log ends:\n%s", n, time.Since(start).Round(time.Second), last, c.logTail(n))
+}
+
+// exited returns a node whose process exited although neither Kill nor
+// Stop was asked, or 0.
+func (c *Cluster) exited() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, cmd := range c.procs {
+		if cmd == nil {
+			continue
+		}
+		select {
+		case <-c.exits[i]:
+			return i + 1
+		default:
+		}
+	}
+	return 0
+}
+
+// logTail returns the last lines of node n's log.
+func (c *Cluster) logTail(n int) string {
+	b, _ := os.ReadFile(filepath.Join(c.dir, fmt.Sprintf("n%d.log", n)))
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if !strings.Contains(l, "Healthcheck failed") { // our own polling
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines[max(0, len(lines)-15):], "\n")
 }
 
 // serverID returns node n's server ID (new at every start) from /varz.

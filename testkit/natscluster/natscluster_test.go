@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestKillRestart checks the Go helper: three healthy nodes, one killed
@@ -97,4 +98,32 @@ func consecutiveFree(t testing.TB, n int) []int {
 		t.Fatal("no free consecutive ports")
 	}
 	return out
+}
+
+// TestStartAgainOnTakenPort: a port found free but taken before its node
+// binds it (another test's server, in parallel) makes Start try again on
+// other ports instead of waiting for a node that exited.
+func TestStartAgainOnTakenPort(t *testing.T) {
+	var attempts int
+	portsFound = func(attempt int, ports []int) {
+		attempts = attempt
+		if attempt > 1 {
+			return
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(ports[4])) // node 2's route port
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+	}
+	t.Cleanup(func() { portsFound = nil })
+	start := time.Now()
+	c := Start(t, Options{})
+	if attempts != 2 {
+		t.Fatalf("Start made %d attempts, want 2 (the first on a taken port)", attempts)
+	}
+	if c.ports[1][1] == 0 {
+		t.Fatal("no route port for node 2")
+	}
+	t.Logf("started after a taken port in %s", time.Since(start).Round(time.Millisecond))
 }

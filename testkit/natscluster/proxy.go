@@ -16,13 +16,14 @@ import (
 // route connection's acceptor is known by the proxy it came through; its
 // dialer by the server ID in the CONNECT line it sends first.
 type routeProxy struct {
-	mu     sync.Mutex
-	ls     [3]net.Listener
-	target [3]string      // node n's real route address
-	ids    map[string]int // server ID → node
-	cut    [3]bool
-	conns  map[*proxied]struct{}
-	closed bool
+	mu      sync.Mutex
+	ls      [3]net.Listener
+	target  [3]string      // node n's real route address
+	started bool           // accepting
+	ids     map[string]int // server ID → node
+	cut     [3]bool
+	conns   map[*proxied]struct{}
+	closed  bool
 }
 
 type proxied struct {
@@ -48,10 +49,19 @@ func newRouteProxy() (*routeProxy, error) {
 
 func (p *routeProxy) addr(n int) string { return p.ls[n-1].Addr().String() }
 
+// start sets the nodes' real route addresses, and starts accepting on
+// the first call: a cluster started again on other ports (Start) calls it
+// again with the new addresses.
 func (p *routeProxy) start(targets [3]string) {
+	p.mu.Lock()
 	p.target = targets
-	for i, l := range p.ls {
-		go p.accept(l, i+1)
+	first := !p.started
+	p.started = true
+	p.mu.Unlock()
+	if first {
+		for i, l := range p.ls {
+			go p.accept(l, i+1)
+		}
 	}
 }
 
@@ -79,8 +89,9 @@ func (p *routeProxy) serve(down net.Conn, to int) {
 		down.Close()
 		return
 	}
+	target := p.target[to-1]
 	p.mu.Unlock()
-	up, err := net.Dial("tcp", p.target[to-1])
+	up, err := net.Dial("tcp", target)
 	if err != nil {
 		down.Close()
 		return
