@@ -14,7 +14,7 @@ package main
 //	    out, against its drain rate without ingest.
 //
 // Figures are printed as ratios relay ÷ peer beside the raw values, and a
-// chart of (b) is written to bench/out/peers-drain.svg.
+// chart of (b) is written to bench/peers.svg.
 
 import (
 	"bytes"
@@ -152,7 +152,8 @@ type peerFigures struct {
 	name             string
 	p50, p99         float64 // ms, (a)
 	delivered        int     // (a)
-	drain            float64 // events/s, (b); 0 = not measured
+	drain            float64 // events/s, (b), first to last receipt; 0 = not measured
+	resume           float64 // s, (b): receiver up to first receipt
 	drainNote        string
 	acked, lost, dup int // (c)
 	killNote         string
@@ -341,8 +342,11 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 			fg.drainStart = time.Now()
 			missing := waitDelivered(ctx, rv, a, 30*time.Second, 5*time.Minute)
 			fg.curve = rv.Receipts()
-			if len(fg.curve) > 0 {
-				fg.drain = float64(len(fg.curve)) / fg.curve[len(fg.curve)-1].Sub(fg.drainStart).Seconds()
+			// The rate once delivery resumed, from the first receipt to the
+			// last; how long the system took to resume is reported apart.
+			if n := len(fg.curve); n > 1 {
+				fg.resume = fg.curve[0].Sub(fg.drainStart).Seconds()
+				fg.drain = float64(n-1) / fg.curve[n-1].Sub(fg.curve[0]).Seconds()
 			}
 			if len(missing) > 0 {
 				fg.drainNote = fmt.Sprintf("%d of %d acknowledged events not delivered when the drain stopped", len(missing), n)
@@ -413,7 +417,8 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 		res.Add(fg.name+": (a) p50 acknowledgement → receipt", fg.p50, "ms", "")
 		res.Add(fg.name+": (a) p99 acknowledgement → receipt", fg.p99, "ms", "")
 		if fg.drain > 0 {
-			res.Add(fg.name+": (b) drain rate", fg.drain, "events/s", "")
+			res.Add(fg.name+": (b) drain rate, first to last receipt", fg.drain, "events/s", "")
+			res.Add(fg.name+": (b) receiver up → first receipt", fg.resume, "s", "")
 		}
 		if fg.drainNote != "" {
 			res.Notes = append(res.Notes, fg.name+" (b): "+fg.drainNote)
@@ -442,7 +447,7 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 		"every system is a real process on loopback: the relay daemon built from this checkout, MinIO and Benthos built by scripts/peers.sh at pinned versions; 16 clients, one event per request (an S3 PUT of 1 KiB for MinIO, a POST of one record for the relay and Benthos)",
 		"latency is from the client's acknowledgement to the receiver's first receipt; an event delivered before it was acknowledged (Benthos answers after its output; MinIO with sync events) counts 0",
 		"MinIO's webhook uses queue_dir (its persistent queue); minio+relay is MinIO with MINIO_API_SYNC_EVENTS=on and no queue_dir posting to the relay, so a PUT returns once the relay fsynced its event; in (c) only MinIO is killed")
-	if path, err := peersChart(figs, "", []string{"relay", "minio", "minio-sync", "minio+relay", "benthos"}); err == nil {
+	if path, err := peersChart(figs, o.Dir, []string{"relay", "minio", "minio-sync", "minio+relay", "benthos"}); err == nil {
 		res.Files = append(res.Files, path)
 	} else {
 		res.Notes = append(res.Notes, "chart: "+err.Error())
@@ -452,7 +457,7 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 
 // peersChart draws the drains of (b): events delivered since the receiver
 // came up, one line per system.
-func peersChart(figs map[string]*peerFigures, _ string, order []string) (string, error) {
+func peersChart(figs map[string]*peerFigures, scratch string, order []string) (string, error) {
 	colors := []string{"#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd"}
 	c := &harness.Chart{Title: "Drain after the receiver was down: events delivered over time", YLabel: "events delivered"}
 	var end float64
@@ -483,13 +488,12 @@ func peersChart(figs map[string]*peerFigures, _ string, order []string) (string,
 		}
 		c.Lines = append(c.Lines, s)
 	}
-	root, err := harness.ModuleRoot()
-	if err != nil {
-		return "", err
+	// Beside outage.svg: into ./bench when run from the module root.
+	dir := "bench"
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		dir = scratch
 	}
-	dir := filepath.Join(root, "bench", "out")
-	os.MkdirAll(dir, 0o755)
-	path := filepath.Join(dir, "peers-drain.svg")
+	path := filepath.Join(dir, "peers.svg")
 	return path, c.Write(path)
 }
 

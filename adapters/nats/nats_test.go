@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/stan.go"
 
@@ -82,25 +81,7 @@ func TestJetStreamConformance(t *testing.T) {
 	}
 	subject := testSubject("js")
 	stream := fmt.Sprintf("RELAYTEST_JS_%d", os.Getpid())
-	nc, err := natsgo.Connect("nats://"+systemAddr, natsgo.MaxReconnects(-1), natsgo.ReconnectWait(200*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}, Storage: jetstream.FileStorage}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { // after the consumer's own cleanup
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = js.DeleteStream(ctx, stream)
-	})
+	consumers.NewStream(t, systemAddr, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}, Storage: jetstream.FileStorage})
 	// An ordered consumer survives the restarts.
 	var c consumers.Collector
 	consumers.NewJetStream(t, systemAddr, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}, c.Add)
@@ -340,18 +321,9 @@ func TestOversizedIsPermanent(t *testing.T) {
 	testenv.Require(t, "nats", systemAddr)
 	subject := testSubject("big")
 	stream := fmt.Sprintf("RELAYTEST_BIG_%d", os.Getpid())
-	nc, err := natsgo.Connect("nats://" + systemAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	consumers.NewStream(t, systemAddr, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}, Storage: jetstream.MemoryStorage})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}, Storage: jetstream.MemoryStorage}); err != nil {
-		t.Fatal(err)
-	}
-	defer js.DeleteStream(context.Background(), stream)
 	for _, js := range []bool{false, true} {
 		tg := newTarget(t, Config{Address: systemAddr, Subject: subject, JetStream: JetStreamConfig{Enable: js}})
 		batch := append(items(2), bigItem())
