@@ -52,10 +52,13 @@ const (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // The encoder serves as many EncodeAll calls at once as there are CPUs:
-// the frames of one group commit are compressed in parallel.
+// the frames of one group commit are compressed in parallel. zstd's own
+// checksum (xxhash, as costly as the compression of such repetitive JSON)
+// is neither written nor checked: every record and the payload carry a
+// CRC-32C already.
 var (
-	encoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
-	decoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderLowmem(true))
+	encoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
+	decoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderLowmem(true), zstd.IgnoreChecksum(true))
 )
 
 // tally is what a frame holds for one target: records and their size.
