@@ -37,9 +37,13 @@ import (
 func init() { harness.RegisterExplicit("peers", runPeers) }
 
 var (
-	peersOnly = flag.String("peers-systems", "", "peers: comma-separated systems to run (relay, minio, minio-sync, minio+relay, benthos); default all")
-	peersPace = flag.Float64("peers-pace", 0, "peers: offered rate in events/s for (a) when minio is not among the systems run")
+	peersOnly   = flag.String("peers-systems", "", "peers: comma-separated systems to run (relay, minio, minio-sync, minio+relay, benthos); default all")
+	peersPace   = flag.Float64("peers-pace", 0, "peers: offered rate in events/s for (a) when minio is not among the systems run")
+	peersPhases = flag.String("peers-phases", "abcd", "peers: measurements to run: a latency, b drain, c kill -9, d the relay under overload")
 )
+
+// phase reports whether measurement p (a, b, c or d) is to run.
+func phase(p string) bool { return strings.Contains(*peersPhases, p) }
 
 // newPeerReceiver returns the webhook endpoint every system delivers to,
 // not yet listening. It finds the event id in a body by the object key's
@@ -301,108 +305,120 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 		fg := &peerFigures{name: f.name}
 		figs[f.name] = fg
 
+		var s peerSystem
+		var rv *harness.Receiver
+		var done func()
 		// (a) latency at the pace.
-		fmt.Fprintf(os.Stderr, "bench: peers: %s: latency at %.0f events/s\n", f.name, pace)
-		s, rv, done, err := fresh(f.name+"-a", f.make, true)
-		if err != nil {
-			return res, err
-		}
-		next.Store(0)
-		a = &acks{at: map[int]time.Time{}}
-		t0 = time.Now()
-		publishLoad(ctx, s, workers, pace, &next, a, func() bool { return time.Since(t0) > window })
-		waitDelivered(ctx, rv, a, 15*time.Second, 60*time.Second)
-		var lat []time.Duration
-		a.mu.Lock()
-		for id, at := range a.at {
-			if got, ok := rv.FirstReceipt(id); ok {
-				lat = append(lat, max(0, got.Sub(at)))
+		if phase("a") {
+			fmt.Fprintf(os.Stderr, "bench: peers: %s: latency at %.0f events/s\n", f.name, pace)
+			s, rv, done, err = fresh(f.name+"-a", f.make, true)
+			if err != nil {
+				return res, err
 			}
+			next.Store(0)
+			a = &acks{at: map[int]time.Time{}}
+			t0 = time.Now()
+			publishLoad(ctx, s, workers, pace, &next, a, func() bool { return time.Since(t0) > window })
+			waitDelivered(ctx, rv, a, 15*time.Second, 60*time.Second)
+			var lat []time.Duration
+			a.mu.Lock()
+			for id, at := range a.at {
+				if got, ok := rv.FirstReceipt(id); ok {
+					lat = append(lat, max(0, got.Sub(at)))
+				}
+			}
+			a.mu.Unlock()
+			fg.p50, fg.p99, fg.delivered = harness.Percentile(lat, 50), harness.Percentile(lat, 99), len(lat)
+			done()
 		}
-		a.mu.Unlock()
-		fg.p50, fg.p99, fg.delivered = harness.Percentile(lat, 50), harness.Percentile(lat, 99), len(lat)
-		done()
 
 		// (b) drain after the receiver was down.
-		fmt.Fprintf(os.Stderr, "bench: peers: %s: drain of %d events\n", f.name, backlog)
-		s, rv, done, err = fresh(f.name+"-b", f.make, false)
-		if err != nil {
-			return res, err
-		}
-		next.Store(0)
-		a = &acks{at: map[int]time.Time{}}
-		t0 = time.Now()
-		publishLoad(ctx, s, workers, 0, &next, a, func() bool {
-			return a.n() >= backlog || (time.Since(t0) > 15*time.Second && a.n() == 0)
-		})
-		if n := a.n(); n == 0 {
-			fg.drainNote = "acknowledges nothing while the receiver is down (no backlog to drain)"
-		} else {
-			rv.Start()
-			fg.drainStart = time.Now()
-			missing := waitDelivered(ctx, rv, a, 30*time.Second, 5*time.Minute)
-			fg.curve = rv.Receipts()
-			// The rate once delivery resumed, from the first receipt to the
-			// last; how long the system took to resume is reported apart.
-			if n := len(fg.curve); n > 1 {
-				fg.resume = fg.curve[0].Sub(fg.drainStart).Seconds()
-				fg.drain = float64(n-1) / fg.curve[n-1].Sub(fg.curve[0]).Seconds()
+		if phase("b") {
+			fmt.Fprintf(os.Stderr, "bench: peers: %s: drain of %d events\n", f.name, backlog)
+			s, rv, done, err = fresh(f.name+"-b", f.make, false)
+			if err != nil {
+				return res, err
 			}
-			if len(missing) > 0 {
-				fg.drainNote = fmt.Sprintf("%d of %d acknowledged events not delivered when the drain stopped", len(missing), n)
+			next.Store(0)
+			a = &acks{at: map[int]time.Time{}}
+			t0 = time.Now()
+			publishLoad(ctx, s, workers, 0, &next, a, func() bool {
+				return a.n() >= backlog || (time.Since(t0) > 15*time.Second && a.n() == 0)
+			})
+			if n := a.n(); n == 0 {
+				fg.drainNote = "acknowledges nothing while the receiver is down (no backlog to drain)"
+			} else {
+				rv.Start()
+				fg.drainStart = time.Now()
+				missing := waitDelivered(ctx, rv, a, 30*time.Second, 5*time.Minute)
+				fg.curve = rv.Receipts()
+				// The rate once delivery resumed, from the first receipt to the
+				// last; how long the system took to resume is reported apart.
+				if n := len(fg.curve); n > 1 {
+					fg.resume = fg.curve[0].Sub(fg.drainStart).Seconds()
+					fg.drain = float64(n-1) / fg.curve[n-1].Sub(fg.curve[0]).Seconds()
+				}
+				if len(missing) > 0 {
+					fg.drainNote = fmt.Sprintf("%d of %d acknowledged events not delivered when the drain stopped", len(missing), n)
+				}
 			}
+			done()
 		}
-		done()
 
 		// (c) kill -9 mid-run with the receiver down.
-		fmt.Fprintf(os.Stderr, "bench: peers: %s: kill -9 with the receiver down\n", f.name)
-		s, rv, done, err = fresh(f.name+"-c", f.make, false)
-		if err != nil {
-			return res, err
+		if phase("c") {
+			fmt.Fprintf(os.Stderr, "bench: peers: %s: kill -9 with the receiver down\n", f.name)
+			s, rv, done, err = fresh(f.name+"-c", f.make, false)
+			if err != nil {
+				return res, err
+			}
+			next.Store(0)
+			a = &acks{at: map[int]time.Time{}}
+			loadCtx, stopLoad := context.WithCancel(ctx)
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				publishLoad(loadCtx, s, workers, 0, &next, a, func() bool { return false })
+			}()
+			t0 = time.Now()
+			for a.n() < backlog/2 && time.Since(t0) < 15*time.Second && ctx.Err() == nil {
+				time.Sleep(5 * time.Millisecond)
+			}
+			s.Kill()
+			stopLoad()
+			wg.Wait()
+			fg.acked = a.n()
+			if err := s.Start(ctx); err != nil {
+				fg.killNote = "restart failed: " + err.Error()
+			}
+			rv.Start()
+			missing := waitDelivered(ctx, rv, a, 20*time.Second, 3*time.Minute)
+			fg.lost = len(missing)
+			_, fg.dup = rv.Counts()
+			done()
 		}
-		next.Store(0)
-		a = &acks{at: map[int]time.Time{}}
-		loadCtx, stopLoad := context.WithCancel(ctx)
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			publishLoad(loadCtx, s, workers, 0, &next, a, func() bool { return false })
-		}()
-		t0 = time.Now()
-		for a.n() < backlog/2 && time.Since(t0) < 15*time.Second && ctx.Err() == nil {
-			time.Sleep(5 * time.Millisecond)
-		}
-		s.Kill()
-		stopLoad()
-		wg.Wait()
-		fg.acked = a.n()
-		if err := s.Start(ctx); err != nil {
-			fg.killNote = "restart failed: " + err.Error()
-		}
-		rv.Start()
-		missing := waitDelivered(ctx, rv, a, 20*time.Second, 3*time.Minute)
-		fg.lost = len(missing)
-		_, fg.dup = rv.Counts()
-		done()
 	}
 
 	// (d) the relay under overload.
-	fmt.Fprintf(os.Stderr, "bench: peers: relay under overload (%v)\n", window)
-	s, rv, done, err := fresh("relay-d", func(dir string, rv *harness.Receiver) (peerSystem, error) {
-		return newRelaySystem(relayBin, dir, rv.URL())
-	}, true)
-	if err != nil {
-		return res, err
+	var ingest, during float64
+	if phase("d") {
+		fmt.Fprintf(os.Stderr, "bench: peers: relay under overload (%v)\n", window)
+		s, rv, done, err := fresh("relay-d", func(dir string, rv *harness.Receiver) (peerSystem, error) {
+			return newRelaySystem(relayBin, dir, rv.URL())
+		}, true)
+		if err != nil {
+			return res, err
+		}
+		next.Store(0)
+		a = &acks{at: map[int]time.Time{}}
+		t0 = time.Now()
+		publishLoad(ctx, s, workers, 0, &next, a, func() bool { return time.Since(t0) > window })
+		elapsed := time.Since(t0)
+		got, _ := rv.Counts()
+		ingest, during = float64(a.n())/elapsed.Seconds(), float64(got)/elapsed.Seconds()
+		done()
 	}
-	next.Store(0)
-	a = &acks{at: map[int]time.Time{}}
-	t0 = time.Now()
-	publishLoad(ctx, s, workers, 0, &next, a, func() bool { return time.Since(t0) > window })
-	elapsed := time.Since(t0)
-	got, _ := rv.Counts()
-	ingest, during := float64(a.n())/elapsed.Seconds(), float64(got)/elapsed.Seconds()
-	done()
 
 	relay, mio := figs["relay"], figs["minio"]
 	both := relay != nil && mio != nil
@@ -414,8 +430,10 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 	}
 	for _, f := range factories {
 		fg := figs[f.name]
-		res.Add(fg.name+": (a) p50 acknowledgement → receipt", fg.p50, "ms", "")
-		res.Add(fg.name+": (a) p99 acknowledgement → receipt", fg.p99, "ms", "")
+		if phase("a") {
+			res.Add(fg.name+": (a) p50 acknowledgement → receipt", fg.p50, "ms", "")
+			res.Add(fg.name+": (a) p99 acknowledgement → receipt", fg.p99, "ms", "")
+		}
 		if fg.drain > 0 {
 			res.Add(fg.name+": (b) drain rate, first to last receipt", fg.drain, "events/s", "")
 			res.Add(fg.name+": (b) receiver up → first receipt", fg.resume, "s", "")
@@ -423,8 +441,10 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 		if fg.drainNote != "" {
 			res.Notes = append(res.Notes, fg.name+" (b): "+fg.drainNote)
 		}
-		res.Add(fg.name+": (c) acknowledged before kill -9", float64(fg.acked), "events", "")
-		res.Add(fg.name+": (c) acknowledged, never delivered", float64(fg.lost), "events", "0")
+		if phase("c") {
+			res.Add(fg.name+": (c) acknowledged before kill -9", float64(fg.acked), "events", "")
+			res.Add(fg.name+": (c) acknowledged, never delivered", float64(fg.lost), "events", "0")
+		}
 		if fg.killNote != "" {
 			res.Notes = append(res.Notes, fg.name+" (c): "+fg.killNote)
 		}
@@ -435,9 +455,12 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 	if both && mio.drain > 0 {
 		res.Add("ratio: relay drain ÷ MinIO drain", relay.drain/mio.drain, "×", "≥ 5")
 	}
-	res.Add("relay (d): ingest rate, 16 clients flat out, receiver up", ingest, "events/s", "")
-	res.Add("relay (d): delivery rate during that ingest", during, "events/s", "")
+	if phase("d") {
+		res.Add("relay (d): ingest rate, 16 clients flat out, receiver up", ingest, "events/s", "")
+		res.Add("relay (d): delivery rate during that ingest", during, "events/s", "")
+	}
 	switch {
+	case !phase("d"):
 	case during >= 0.95*ingest:
 		res.Notes = append(res.Notes, fmt.Sprintf("relay (d): delivery kept up with ingest (%.0f of %.0f events/s): no overload reached on this machine, so the overload ratio is not measured", during, ingest))
 	case relay.drain > 0:
