@@ -112,14 +112,22 @@ func appendMap(dst []byte, m map[string]string, nullable bool) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// plain8 reports whether none of the 8 bytes of s needs escaping in JSON or
-// a look at UTF-8: none is a control character, '"', '\\' or above 0x7f.
-func plain8(s string) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-	zero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
-	return (x&highs)|zero(x^(ones*'"'))|zero(x^(ones*'\\'))|((x-ones*0x20) & ^x & highs) == 0
+// plainRun returns the index after the run of 8-byte words of s from i in
+// which no byte needs escaping in JSON or a look at UTF-8: none is a control
+// character, '"', '\\' or above 0x7f (the SWAR tests for a zero byte and
+// for a byte below 0x20).
+func plainRun(s string, i int) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		q, bs := x^(lo*'"'), x^(lo*'\\')
+		if (x|(q-lo)&^q|(bs-lo)&^bs|(x-lo*0x20)&^x)&hi != 0 {
+			break
+		}
+	}
+	return i
 }
 
 // appendString appends s as a JSON string, escaping what JSON requires and
@@ -130,9 +138,8 @@ func appendString(dst []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		// Eight plain bytes at a time: most of a record is keys, names and
 		// times that need no escaping.
-		if i+8 <= len(s) && plain8(s[i:i+8]) {
-			i += 8
-			continue
+		if i = plainRun(s, i); i >= len(s) {
+			break
 		}
 		c := s[i]
 		if c < utf8.RuneSelf {
