@@ -70,13 +70,17 @@ func objID(b []byte) (int, bool) {
 
 // acks records the acknowledgement time of every published id.
 type acks struct {
-	mu sync.Mutex
-	at map[int]time.Time
+	mu   sync.Mutex
+	at   map[int]time.Time
+	sent map[int]time.Time // when the request left the client
 }
 
-func (a *acks) add(id int, t time.Time) {
+func (a *acks) add(id int, sent, t time.Time) {
 	a.mu.Lock()
 	a.at[id] = t
+	if a.sent != nil {
+		a.sent[id] = sent
+	}
 	a.mu.Unlock()
 }
 
@@ -110,6 +114,7 @@ func publishLoad(ctx context.Context, s peerSystem, workers int, rate float64, n
 					}
 				}
 				id := int(next.Add(1) - 1)
+				sent := time.Now()
 				if err := s.Publish(ctx, id); err != nil {
 					errCount.Add(1)
 					if rate == 0 {
@@ -117,7 +122,7 @@ func publishLoad(ctx context.Context, s peerSystem, workers int, rate float64, n
 					}
 					continue
 				}
-				a.add(id, time.Now())
+				a.add(id, sent, time.Now())
 			}
 		}()
 	}
@@ -154,7 +159,8 @@ func waitDelivered(ctx context.Context, rv *harness.Receiver, a *acks, quiet, li
 // peerFigures is what one system measured.
 type peerFigures struct {
 	name             string
-	p50, p99         float64 // ms, (a)
+	p50, p99         float64 // ms, (a), acknowledgement to receipt
+	e2e50, e2e99     float64 // ms, (a), request sent to receipt
 	delivered        int     // (a)
 	drain            float64 // events/s, (b), first to last receipt; 0 = not measured
 	resume           float64 // s, (b): receiver up to first receipt
@@ -316,19 +322,21 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 				return res, err
 			}
 			next.Store(0)
-			a = &acks{at: map[int]time.Time{}}
+			a = &acks{at: map[int]time.Time{}, sent: map[int]time.Time{}}
 			t0 = time.Now()
 			publishLoad(ctx, s, workers, pace, &next, a, func() bool { return time.Since(t0) > window })
 			waitDelivered(ctx, rv, a, 15*time.Second, 60*time.Second)
-			var lat []time.Duration
+			var lat, e2e []time.Duration
 			a.mu.Lock()
 			for id, at := range a.at {
 				if got, ok := rv.FirstReceipt(id); ok {
 					lat = append(lat, max(0, got.Sub(at)))
+					e2e = append(e2e, got.Sub(a.sent[id]))
 				}
 			}
 			a.mu.Unlock()
 			fg.p50, fg.p99, fg.delivered = harness.Percentile(lat, 50), harness.Percentile(lat, 99), len(lat)
+			fg.e2e50, fg.e2e99 = harness.Percentile(e2e, 50), harness.Percentile(e2e, 99)
 			done()
 		}
 
@@ -452,6 +460,8 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 		if phase("a") {
 			res.Add(fg.name+": (a) p50 acknowledgement → receipt", fg.p50, "ms", "")
 			res.Add(fg.name+": (a) p99 acknowledgement → receipt", fg.p99, "ms", "")
+			res.Add(fg.name+": (a) p50 request sent → receipt", fg.e2e50, "ms", "")
+			res.Add(fg.name+": (a) p99 request sent → receipt", fg.e2e99, "ms", "")
 		}
 		if fg.drain > 0 {
 			res.Add(fg.name+": (b) drain rate, first to last receipt", fg.drain, "events/s", "")
@@ -473,6 +483,21 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 	}
 	if both && mio.drain > 0 {
 		res.Add("ratio: relay drain ÷ MinIO drain", relay.drain/mio.drain, "×", "≥ 5")
+	}
+	// The relay against every other system, without goals: p99 from the
+	// request (comparable whether a system answers before or after it
+	// delivers) and the drain rate.
+	for _, f := range factories {
+		fg := figs[f.name]
+		if f.name == "relay" || figs["relay"] == nil {
+			continue
+		}
+		if phase("a") && fg.e2e99 > 0 {
+			res.Add(fmt.Sprintf("ratio: relay ÷ %s, p99 request sent → receipt", f.name), relay.e2e99/fg.e2e99, "×", "")
+		}
+		if fg.drain > 0 && relay.drain > 0 {
+			res.Add(fmt.Sprintf("ratio: relay ÷ %s, drain rate", f.name), relay.drain/fg.drain, "×", "")
+		}
 	}
 	if phase("d") {
 		res.Add("relay (d): ingest rate, 16 clients × 50 records/POST flat out, receiver up", ingest, "events/s", "")
