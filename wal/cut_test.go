@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // A large group commit is cut into frames compressed in parallel; every
@@ -65,4 +67,29 @@ func TestLargeGroupCommitIsCutIntoFrames(t *testing.T) {
 	l = openTest(t, path, Options{})
 	defer l.Close()
 	check(l)
+}
+
+// Frames written before zstd's own checksum was dropped (it is redundant
+// with the frame's CRC-32C) still decode.
+func TestFramesWithZstdChecksumDecode(t *testing.T) {
+	withCRC, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := encoder
+	encoder = withCRC
+	recs := []frameRecord{{seq: 5, at: 1, e: entry(5, "a")}, {seq: 6, at: 2, e: entry(6, "a")}}
+	v := encodeFrame(5, 6, recs)
+	encoder = saved
+	h, err := decodeHeader(5, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeRecords(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[1].Seq != 6 || string(got[1].Data) != string(recs[1].e.Data) {
+		t.Fatalf("got %+v, want the records of sequences 5 and 6", got)
+	}
 }
