@@ -93,3 +93,37 @@ func TestFramesWithZstdChecksumDecode(t *testing.T) {
 		t.Fatalf("got %+v, want the records of sequences 5 and 6", got)
 	}
 }
+
+// Records read back with the same targets share one slice, and records
+// with other targets, many targets or none get their own.
+func TestDecodedTargets(t *testing.T) {
+	many := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i"}
+	es := []*Entry{entry(1, "a", "b"), entry(2, "a", "b"), entry(3, "b"), entry(4), entry(5, many...), entry(6, many...), entry(7, "b")}
+	recs := make([]frameRecord, len(es))
+	for i, e := range es {
+		recs[i] = frameRecord{seq: uint64(i + 1), e: e}
+	}
+	h, err := decodeHeader(1, encodeFrame(1, uint64(len(es)), recs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeRecords(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range got {
+		if fmt.Sprint(r.Targets) != fmt.Sprint(es[i].Targets) {
+			t.Fatalf("record %d: got targets %v, want %v", i+1, r.Targets, es[i].Targets)
+		}
+	}
+	if &got[0].Targets[0] != &got[1].Targets[0] {
+		t.Errorf("records 1 and 2 have their own target slices, want one shared")
+	}
+	if cap(got[0].Targets) != len(got[0].Targets) {
+		t.Errorf("a shared target slice has room (cap %d, len %d): an append would write into it", cap(got[0].Targets), len(got[0].Targets))
+	}
+	got[0].Targets = append(got[0].Targets, "z")
+	if len(got[1].Targets) != 2 {
+		t.Errorf("appending to record 1's targets changed record 2's: %v", got[1].Targets)
+	}
+}

@@ -15,7 +15,8 @@ import (
 // Entry is what a producer appends: one event record and where it goes.
 type Entry struct {
 	// Targets lists the IDs of the targets the record is routed to. An entry
-	// with no targets is still logged (and reclaimed at once).
+	// with no targets is still logged (and reclaimed at once). The log never
+	// changes it, and records read back may share one slice: read-only.
 	Targets []string
 	// Key is the record's "bucket/object" key.
 	Key string
@@ -347,6 +348,8 @@ func decodeRecords(h *frameHeader) ([]Record, error) {
 	out := make([]Record, h.count)
 	off := 0
 	prev := uint64(0)
+	var prevT []string // the previous record's targets, and their indices
+	var prevIdx [8]uint64
 	for i := range out {
 		r := &out[i]
 		start := off
@@ -369,7 +372,10 @@ func decodeRecords(h *frameHeader) ([]Record, error) {
 		if !ok1 || !ok2 || !ok3 || nt > uint64(len(h.targets)) {
 			return nil, &corruptError{r.Seq, "bad record header"}
 		}
-		if nt > 0 {
+		switch {
+		case nt == 0:
+			prevT = nil
+		case nt > uint64(len(prevIdx)):
 			r.Targets = make([]string, nt)
 			for j := range r.Targets {
 				ti, ok := readUvarint(raw, &off)
@@ -378,6 +384,27 @@ func decodeRecords(h *frameHeader) ([]Record, error) {
 				}
 				r.Targets[j] = h.targets[ti].target
 			}
+			prevT = nil
+		default:
+			// Consecutive records mostly go to the same targets: they
+			// share one slice then (full, so an append copies it).
+			var idx [8]uint64
+			for j := range int(nt) {
+				ti, ok := readUvarint(raw, &off)
+				if !ok || ti >= uint64(len(h.targets)) {
+					return nil, &corruptError{r.Seq, "bad target index"}
+				}
+				idx[j] = ti
+			}
+			if prevT != nil && len(prevT) == int(nt) && idx == prevIdx {
+				r.Targets = prevT
+				break
+			}
+			r.Targets = make([]string, nt)
+			for j := range r.Targets {
+				r.Targets[j] = h.targets[idx[j]].target
+			}
+			prevT, prevIdx = r.Targets, idx
 		}
 		key, ok1 := readBytes(raw, &off)
 		name, ok2 := readBytes(raw, &off)
