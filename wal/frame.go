@@ -350,6 +350,7 @@ func decodeRecords(h *frameHeader) ([]Record, error) {
 	prev := uint64(0)
 	var prevT []string // the previous record's targets, and their indices
 	var prevIdx [8]uint64
+	var prevName string
 	for i := range out {
 		r := &out[i]
 		start := off
@@ -421,7 +422,10 @@ func decodeRecords(h *frameHeader) ([]Record, error) {
 			r.EventTime = time.Unix(0, et).UTC()
 		}
 		r.Key = string(key)
-		r.Name = string(name)
+		if string(name) != prevName { // event names repeat: one string
+			prevName = string(name)
+		}
+		r.Name = prevName
 		r.Data = data[:len(data):len(data)]
 	}
 	if off != len(raw) {
