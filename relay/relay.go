@@ -325,7 +325,8 @@ func (b *batch) addJSON(i int, raw []byte, f *recordFields) error {
 // add validates rec (the i-th record of the call, stored as raw) and
 // routes it.
 func (b *batch) add(i int, rec *event.Record, raw []byte) error {
-	if err := rec.Validate(); err != nil {
+	at, err := rec.ValidateTime()
+	if err != nil {
 		var fe *event.FieldError
 		if errors.As(err, &fe) {
 			return &RecordError{Index: i, Field: fe.Field, Msg: fe.Msg}
@@ -352,7 +353,7 @@ func (b *batch) add(i int, rec *event.Record, raw []byte) error {
 		Targets:   targets,
 		Key:       bucket + "/" + obj,
 		Name:      string(rec.EventName),
-		EventTime: rec.Time(),
+		EventTime: at,
 		Data:      raw,
 	})
 	b.entries = append(b.entries, &b.slab[len(b.slab)-1])
