@@ -179,7 +179,7 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 	// Set once the binaries are built, below; the factories read them.
 	var relayBin, minioBin, benthosBin string
 	var err error
-	backlog, window := 10000, o.Duration
+	backlog, window := 20000, o.Duration
 	if o.Quick {
 		backlog = 2000
 	}
