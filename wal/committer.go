@@ -36,7 +36,7 @@ const (
 // bbolt write transaction (group commit).
 type committer struct {
 	reqs    chan *appendReq
-	frames  chan *pendingFrame
+	frames  chan []*pendingFrame // the frames of one batch: one transaction
 	closing chan struct{}
 	wg      sync.WaitGroup
 	// sendMu is held for reading while an append is queued; Close takes it
@@ -147,9 +147,8 @@ func (l *Log) batch() {
 				break gather
 			}
 		}
-		for _, f := range l.cut(reqs) {
-			l.c.frames <- f
-		}
+		// A batch's frames go together, so that they share one fsync.
+		l.c.frames <- l.cut(reqs)
 	}
 }
 
@@ -238,20 +237,20 @@ func (l *Log) commit() {
 	for {
 		var frames []*pendingFrame
 		select {
-		case f, ok := <-l.c.frames:
+		case fs, ok := <-l.c.frames:
 			if !ok {
 				l.writeTx(nil) // final cursors
 				return
 			}
-			frames = append(frames, f)
+			frames = append(frames, fs...)
 		gather:
 			for {
 				select {
-				case f, ok := <-l.c.frames:
+				case fs, ok := <-l.c.frames:
 					if !ok {
 						break gather
 					}
-					frames = append(frames, f)
+					frames = append(frames, fs...)
 				default:
 					break gather
 				}
