@@ -1,7 +1,7 @@
 package event
 
 import (
-	"sort"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -93,11 +93,12 @@ func appendMap(dst []byte, m map[string]string, nullable bool) []byte {
 			dst = appendString(dst, v)
 		}
 	default:
-		keys := make([]string, 0, len(m))
+		var small [8]string // most maps of a record are this small: no allocation
+		keys := small[:0]
 		for k := range m {
 			keys = append(keys, k)
 		}
-		sort.Strings(keys)
+		slices.Sort(keys)
 		for i, k := range keys {
 			if i > 0 {
 				dst = append(dst, ',')
