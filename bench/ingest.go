@@ -69,7 +69,7 @@ func runIngest(ctx context.Context, o harness.Options) (harness.Result, error) {
 		rateGoal  string
 		p50Goal   string
 	}
-	rates := map[string]float64{}
+	rates, cpus := map[string]float64{}, map[string]float64{}
 	for _, c := range []lib{{1, 1, "", "< 2"}, {16, 1, "", ""}, {64, 1, "", ""}, {256, 1, "≥ 100000", ""}, {16, 100, "≥ 300000", ""}} {
 		lr, err := harness.ClosedLoop(ctx, c.pubs, d, func(w, i int) (int, error) {
 			k := (w*7919 + i*c.per) % (len(pool) - c.per)
@@ -80,6 +80,7 @@ func runIngest(ctx context.Context, o harness.Options) (harness.Result, error) {
 		}
 		name := fmt.Sprintf("library %d publisher(s) × %d record(s)/call", c.pubs, c.per)
 		rates[fmt.Sprintf("%d×%d", c.pubs, c.per)] = lr.Rate
+		cpus[fmt.Sprintf("%d×%d", c.pubs, c.per)] = lr.CPU
 		res.Add(name+": rate", lr.Rate, "events/s", c.rateGoal)
 		res.Add(name+": p50 ack", lr.P50, "ms", c.p50Goal)
 		res.Add(name+": p99 ack", lr.P99, "ms", "")
@@ -94,6 +95,8 @@ func runIngest(ctx context.Context, o harness.Options) (harness.Result, error) {
 			return res, fmt.Errorf("wal only: %w", err)
 		}
 		name := fmt.Sprintf("wal.Append only, %d appender(s) × %d entries/call", c.pubs, c.per)
+		rates[fmt.Sprintf("wal%d×%d", c.pubs, c.per)] = lr.Rate
+		cpus[fmt.Sprintf("wal%d×%d", c.pubs, c.per)] = lr.CPU
 		res.Add(name+": rate", lr.Rate, "events/s", "")
 		res.Add(name+": p50 ack", lr.P50, "ms", "")
 		res.Add(name+": CPU per event", lr.CPU, "µs", "")
@@ -128,7 +131,7 @@ func runIngest(ctx context.Context, o harness.Options) (harness.Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("http: %w", err)
 	}
-	rates["http"] = lr.Rate
+	rates["http"], cpus["http"] = lr.Rate, lr.CPU
 	res.Add("HTTP 16 clients × 100 records/POST: rate", lr.Rate, "events/s", "≥ 100000")
 	res.Add("HTTP 16 clients × 100 records/POST: p50 request", lr.P50, "ms", "")
 	res.Add("HTTP 16 clients × 100 records/POST: p99 request", lr.P99, "ms", "")
@@ -163,6 +166,15 @@ func runIngest(ctx context.Context, o harness.Options) (harness.Result, error) {
 		if rates[b] > 0 {
 			res.Add(name, rates[a]/rates[b], "×", "")
 		}
+	}
+	// The goals of issue 11, same run: by rate, and by CPU per event (the
+	// rate each would reach on the same cores alone, steadier when other
+	// work shares the machine).
+	ratio("ratio library 16×100 / wal.Append 16×100 (goal ≥ 0.8)", "16×100", "wal16×100")
+	ratio("ratio HTTP 16×100 / library 16×100 (goal ≥ 0.8)", "http", "16×100")
+	if cpus["16×100"] > 0 && cpus["http"] > 0 {
+		res.Add("ratio library 16×100 / wal.Append 16×100, by CPU per event", cpus["wal16×100"]/cpus["16×100"], "×", "")
+		res.Add("ratio HTTP / library 16×100, by CPU per event (HTTP's includes its clients)", cpus["16×100"]/cpus["http"], "×", "")
 	}
 	ratio("ratio library 1×1 / bbolt 1 writer", "1×1", "bolt1")
 	ratio("ratio library 1×1 / file 1 writer", "1×1", "file1")

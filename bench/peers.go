@@ -14,7 +14,7 @@ package main
 //	    out, against its drain rate without ingest.
 //
 // Figures are printed as ratios relay ÷ peer beside the raw values, and a
-// chart of (b) is written to bench/out/peers-drain.svg.
+// chart of (b) is written to bench/peers.svg.
 
 import (
 	"bytes"
@@ -37,9 +37,13 @@ import (
 func init() { harness.RegisterExplicit("peers", runPeers) }
 
 var (
-	peersOnly = flag.String("peers-systems", "", "peers: comma-separated systems to run (relay, minio, minio-sync, minio+relay, benthos); default all")
-	peersPace = flag.Float64("peers-pace", 0, "peers: offered rate in events/s for (a) when minio is not among the systems run")
+	peersOnly   = flag.String("peers-systems", "", "peers: comma-separated systems to run (relay, minio, minio-sync, minio+relay, benthos); default all")
+	peersPace   = flag.Float64("peers-pace", 0, "peers: offered rate in events/s for (a) when minio is not among the systems run")
+	peersPhases = flag.String("peers-phases", "abcd", "peers: measurements to run: a latency, b drain, c kill -9, d the relay under overload")
 )
+
+// phase reports whether measurement p (a, b, c or d) is to run.
+func phase(p string) bool { return strings.Contains(*peersPhases, p) }
 
 // newPeerReceiver returns the webhook endpoint every system delivers to,
 // not yet listening. It finds the event id in a body by the object key's
@@ -66,13 +70,17 @@ func objID(b []byte) (int, bool) {
 
 // acks records the acknowledgement time of every published id.
 type acks struct {
-	mu sync.Mutex
-	at map[int]time.Time
+	mu   sync.Mutex
+	at   map[int]time.Time
+	sent map[int]time.Time // when the request left the client
 }
 
-func (a *acks) add(id int, t time.Time) {
+func (a *acks) add(id int, sent, t time.Time) {
 	a.mu.Lock()
 	a.at[id] = t
+	if a.sent != nil {
+		a.sent[id] = sent
+	}
 	a.mu.Unlock()
 }
 
@@ -106,6 +114,7 @@ func publishLoad(ctx context.Context, s peerSystem, workers int, rate float64, n
 					}
 				}
 				id := int(next.Add(1) - 1)
+				sent := time.Now()
 				if err := s.Publish(ctx, id); err != nil {
 					errCount.Add(1)
 					if rate == 0 {
@@ -113,7 +122,7 @@ func publishLoad(ctx context.Context, s peerSystem, workers int, rate float64, n
 					}
 					continue
 				}
-				a.add(id, time.Now())
+				a.add(id, sent, time.Now())
 			}
 		}()
 	}
@@ -150,9 +159,11 @@ func waitDelivered(ctx context.Context, rv *harness.Receiver, a *acks, quiet, li
 // peerFigures is what one system measured.
 type peerFigures struct {
 	name             string
-	p50, p99         float64 // ms, (a)
+	p50, p99         float64 // ms, (a), acknowledgement to receipt
+	e2e50, e2e99     float64 // ms, (a), request sent to receipt
 	delivered        int     // (a)
-	drain            float64 // events/s, (b); 0 = not measured
+	drain            float64 // events/s, (b), first to last receipt; 0 = not measured
+	resume           float64 // s, (b): receiver up to first receipt
 	drainNote        string
 	acked, lost, dup int // (c)
 	killNote         string
@@ -168,7 +179,7 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 	// Set once the binaries are built, below; the factories read them.
 	var relayBin, minioBin, benthosBin string
 	var err error
-	backlog, window := 10000, o.Duration
+	backlog, window := 20000, o.Duration
 	if o.Quick {
 		backlog = 2000
 	}
@@ -300,105 +311,141 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 		fg := &peerFigures{name: f.name}
 		figs[f.name] = fg
 
+		var s peerSystem
+		var rv *harness.Receiver
+		var done func()
 		// (a) latency at the pace.
-		fmt.Fprintf(os.Stderr, "bench: peers: %s: latency at %.0f events/s\n", f.name, pace)
-		s, rv, done, err := fresh(f.name+"-a", f.make, true)
-		if err != nil {
-			return res, err
-		}
-		next.Store(0)
-		a = &acks{at: map[int]time.Time{}}
-		t0 = time.Now()
-		publishLoad(ctx, s, workers, pace, &next, a, func() bool { return time.Since(t0) > window })
-		waitDelivered(ctx, rv, a, 15*time.Second, 60*time.Second)
-		var lat []time.Duration
-		a.mu.Lock()
-		for id, at := range a.at {
-			if got, ok := rv.FirstReceipt(id); ok {
-				lat = append(lat, max(0, got.Sub(at)))
+		if phase("a") {
+			fmt.Fprintf(os.Stderr, "bench: peers: %s: latency at %.0f events/s\n", f.name, pace)
+			s, rv, done, err = fresh(f.name+"-a", f.make, true)
+			if err != nil {
+				return res, err
 			}
+			next.Store(0)
+			a = &acks{at: map[int]time.Time{}, sent: map[int]time.Time{}}
+			t0 = time.Now()
+			publishLoad(ctx, s, workers, pace, &next, a, func() bool { return time.Since(t0) > window })
+			waitDelivered(ctx, rv, a, 15*time.Second, 60*time.Second)
+			var lat, e2e []time.Duration
+			a.mu.Lock()
+			for id, at := range a.at {
+				if got, ok := rv.FirstReceipt(id); ok {
+					lat = append(lat, max(0, got.Sub(at)))
+					e2e = append(e2e, got.Sub(a.sent[id]))
+				}
+			}
+			a.mu.Unlock()
+			fg.p50, fg.p99, fg.delivered = harness.Percentile(lat, 50), harness.Percentile(lat, 99), len(lat)
+			fg.e2e50, fg.e2e99 = harness.Percentile(e2e, 50), harness.Percentile(e2e, 99)
+			done()
 		}
-		a.mu.Unlock()
-		fg.p50, fg.p99, fg.delivered = harness.Percentile(lat, 50), harness.Percentile(lat, 99), len(lat)
-		done()
 
 		// (b) drain after the receiver was down.
-		fmt.Fprintf(os.Stderr, "bench: peers: %s: drain of %d events\n", f.name, backlog)
-		s, rv, done, err = fresh(f.name+"-b", f.make, false)
-		if err != nil {
-			return res, err
-		}
-		next.Store(0)
-		a = &acks{at: map[int]time.Time{}}
-		t0 = time.Now()
-		publishLoad(ctx, s, workers, 0, &next, a, func() bool {
-			return a.n() >= backlog || (time.Since(t0) > 15*time.Second && a.n() == 0)
-		})
-		if n := a.n(); n == 0 {
-			fg.drainNote = "acknowledges nothing while the receiver is down (no backlog to drain)"
-		} else {
-			rv.Start()
-			fg.drainStart = time.Now()
-			missing := waitDelivered(ctx, rv, a, 30*time.Second, 5*time.Minute)
-			fg.curve = rv.Receipts()
-			if len(fg.curve) > 0 {
-				fg.drain = float64(len(fg.curve)) / fg.curve[len(fg.curve)-1].Sub(fg.drainStart).Seconds()
+		if phase("b") {
+			fmt.Fprintf(os.Stderr, "bench: peers: %s: drain of %d events\n", f.name, backlog)
+			s, rv, done, err = fresh(f.name+"-b", f.make, false)
+			if err != nil {
+				return res, err
 			}
-			if len(missing) > 0 {
-				fg.drainNote = fmt.Sprintf("%d of %d acknowledged events not delivered when the drain stopped", len(missing), n)
+			next.Store(0)
+			a = &acks{at: map[int]time.Time{}}
+			t0 = time.Now()
+			publishLoad(ctx, s, workers, 0, &next, a, func() bool {
+				return a.n() >= backlog || (time.Since(t0) > 15*time.Second && a.n() == 0)
+			})
+			if n := a.n(); n == 0 {
+				fg.drainNote = "acknowledges nothing while the receiver is down (no backlog to drain)"
+			} else {
+				rv.Start()
+				fg.drainStart = time.Now()
+				missing := waitDelivered(ctx, rv, a, 30*time.Second, 5*time.Minute)
+				fg.curve = rv.Receipts()
+				// The rate once delivery resumed, from the first receipt to the
+				// last; how long the system took to resume is reported apart.
+				if n := len(fg.curve); n > 1 {
+					fg.resume = fg.curve[0].Sub(fg.drainStart).Seconds()
+					fg.drain = float64(n-1) / fg.curve[n-1].Sub(fg.curve[0]).Seconds()
+				}
+				if len(missing) > 0 {
+					fg.drainNote = fmt.Sprintf("%d of %d acknowledged events not delivered when the drain stopped", len(missing), n)
+				}
 			}
+			done()
 		}
-		done()
 
 		// (c) kill -9 mid-run with the receiver down.
-		fmt.Fprintf(os.Stderr, "bench: peers: %s: kill -9 with the receiver down\n", f.name)
-		s, rv, done, err = fresh(f.name+"-c", f.make, false)
-		if err != nil {
-			return res, err
+		if phase("c") {
+			fmt.Fprintf(os.Stderr, "bench: peers: %s: kill -9 with the receiver down\n", f.name)
+			s, rv, done, err = fresh(f.name+"-c", f.make, false)
+			if err != nil {
+				return res, err
+			}
+			next.Store(0)
+			a = &acks{at: map[int]time.Time{}}
+			loadCtx, stopLoad := context.WithCancel(ctx)
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				publishLoad(loadCtx, s, workers, 0, &next, a, func() bool { return false })
+			}()
+			t0 = time.Now()
+			for a.n() < backlog/2 && time.Since(t0) < 15*time.Second && ctx.Err() == nil {
+				time.Sleep(5 * time.Millisecond)
+			}
+			s.Kill()
+			stopLoad()
+			wg.Wait()
+			fg.acked = a.n()
+			if err := s.Start(ctx); err != nil {
+				fg.killNote = "restart failed: " + err.Error()
+			}
+			rv.Start()
+			missing := waitDelivered(ctx, rv, a, 20*time.Second, 3*time.Minute)
+			fg.lost = len(missing)
+			_, fg.dup = rv.Counts()
+			done()
 		}
-		next.Store(0)
-		a = &acks{at: map[int]time.Time{}}
-		loadCtx, stopLoad := context.WithCancel(ctx)
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			publishLoad(loadCtx, s, workers, 0, &next, a, func() bool { return false })
-		}()
-		t0 = time.Now()
-		for a.n() < backlog/2 && time.Since(t0) < 15*time.Second && ctx.Err() == nil {
-			time.Sleep(5 * time.Millisecond)
-		}
-		s.Kill()
-		stopLoad()
-		wg.Wait()
-		fg.acked = a.n()
-		if err := s.Start(ctx); err != nil {
-			fg.killNote = "restart failed: " + err.Error()
-		}
-		rv.Start()
-		missing := waitDelivered(ctx, rv, a, 20*time.Second, 3*time.Minute)
-		fg.lost = len(missing)
-		_, fg.dup = rv.Counts()
-		done()
 	}
 
 	// (d) the relay under overload.
-	fmt.Fprintf(os.Stderr, "bench: peers: relay under overload (%v)\n", window)
-	s, rv, done, err := fresh("relay-d", func(dir string, rv *harness.Receiver) (peerSystem, error) {
-		return newRelaySystem(relayBin, dir, rv.URL())
-	}, true)
-	if err != nil {
-		return res, err
+	var ingest, during float64
+	var acked atomic.Int64
+	if phase("d") {
+		fmt.Fprintf(os.Stderr, "bench: peers: relay under overload (%v)\n", window)
+		s, rv, done, err := fresh("relay-d", func(dir string, rv *harness.Receiver) (peerSystem, error) {
+			return newRelaySystem(relayBin, dir, rv.URL())
+		}, true)
+		if err != nil {
+			return res, err
+		}
+		// Fifty records a POST: single-record POSTs wait for an fsync each
+		// and, on a slow disk, offer less than delivery can do.
+		const per = 50
+		rs := s.(*relaySystem)
+		var n atomic.Int64
+		var wg sync.WaitGroup
+		t0 = time.Now()
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil && time.Since(t0) < window {
+					id := int(n.Add(per) - per)
+					if err := postRecords(ctx, rs.eventsURL(), id, per); err != nil {
+						time.Sleep(10 * time.Millisecond)
+						continue
+					}
+					acked.Add(per)
+				}
+			}()
+		}
+		wg.Wait()
+		elapsed := time.Since(t0)
+		got, _ := rv.Counts()
+		ingest, during = float64(acked.Load())/elapsed.Seconds(), float64(got)/elapsed.Seconds()
+		done()
 	}
-	next.Store(0)
-	a = &acks{at: map[int]time.Time{}}
-	t0 = time.Now()
-	publishLoad(ctx, s, workers, 0, &next, a, func() bool { return time.Since(t0) > window })
-	elapsed := time.Since(t0)
-	got, _ := rv.Counts()
-	ingest, during := float64(a.n())/elapsed.Seconds(), float64(got)/elapsed.Seconds()
-	done()
 
 	relay, mio := figs["relay"], figs["minio"]
 	both := relay != nil && mio != nil
@@ -410,16 +457,23 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 	}
 	for _, f := range factories {
 		fg := figs[f.name]
-		res.Add(fg.name+": (a) p50 acknowledgement → receipt", fg.p50, "ms", "")
-		res.Add(fg.name+": (a) p99 acknowledgement → receipt", fg.p99, "ms", "")
+		if phase("a") {
+			res.Add(fg.name+": (a) p50 acknowledgement → receipt", fg.p50, "ms", "")
+			res.Add(fg.name+": (a) p99 acknowledgement → receipt", fg.p99, "ms", "")
+			res.Add(fg.name+": (a) p50 request sent → receipt", fg.e2e50, "ms", "")
+			res.Add(fg.name+": (a) p99 request sent → receipt", fg.e2e99, "ms", "")
+		}
 		if fg.drain > 0 {
-			res.Add(fg.name+": (b) drain rate", fg.drain, "events/s", "")
+			res.Add(fg.name+": (b) drain rate, first to last receipt", fg.drain, "events/s", "")
+			res.Add(fg.name+": (b) receiver up → first receipt", fg.resume, "s", "")
 		}
 		if fg.drainNote != "" {
 			res.Notes = append(res.Notes, fg.name+" (b): "+fg.drainNote)
 		}
-		res.Add(fg.name+": (c) acknowledged before kill -9", float64(fg.acked), "events", "")
-		res.Add(fg.name+": (c) acknowledged, never delivered", float64(fg.lost), "events", "0")
+		if phase("c") {
+			res.Add(fg.name+": (c) acknowledged before kill -9", float64(fg.acked), "events", "")
+			res.Add(fg.name+": (c) acknowledged, never delivered", float64(fg.lost), "events", "0")
+		}
 		if fg.killNote != "" {
 			res.Notes = append(res.Notes, fg.name+" (c): "+fg.killNote)
 		}
@@ -430,9 +484,27 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 	if both && mio.drain > 0 {
 		res.Add("ratio: relay drain ÷ MinIO drain", relay.drain/mio.drain, "×", "≥ 5")
 	}
-	res.Add("relay (d): ingest rate, 16 clients flat out, receiver up", ingest, "events/s", "")
-	res.Add("relay (d): delivery rate during that ingest", during, "events/s", "")
+	// The relay against every other system, without goals: p99 from the
+	// request (comparable whether a system answers before or after it
+	// delivers) and the drain rate.
+	for _, f := range factories {
+		fg := figs[f.name]
+		if f.name == "relay" || figs["relay"] == nil {
+			continue
+		}
+		if phase("a") && fg.e2e99 > 0 {
+			res.Add(fmt.Sprintf("ratio: relay ÷ %s, p99 request sent → receipt", f.name), relay.e2e99/fg.e2e99, "×", "")
+		}
+		if fg.drain > 0 && relay.drain > 0 {
+			res.Add(fmt.Sprintf("ratio: relay ÷ %s, drain rate", f.name), relay.drain/fg.drain, "×", "")
+		}
+	}
+	if phase("d") {
+		res.Add("relay (d): ingest rate, 16 clients × 50 records/POST flat out, receiver up", ingest, "events/s", "")
+		res.Add("relay (d): delivery rate during that ingest", during, "events/s", "")
+	}
 	switch {
+	case !phase("d"):
 	case during >= 0.95*ingest:
 		res.Notes = append(res.Notes, fmt.Sprintf("relay (d): delivery kept up with ingest (%.0f of %.0f events/s): no overload reached on this machine, so the overload ratio is not measured", during, ingest))
 	case relay.drain > 0:
@@ -442,7 +514,7 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 		"every system is a real process on loopback: the relay daemon built from this checkout, MinIO and Benthos built by scripts/peers.sh at pinned versions; 16 clients, one event per request (an S3 PUT of 1 KiB for MinIO, a POST of one record for the relay and Benthos)",
 		"latency is from the client's acknowledgement to the receiver's first receipt; an event delivered before it was acknowledged (Benthos answers after its output; MinIO with sync events) counts 0",
 		"MinIO's webhook uses queue_dir (its persistent queue); minio+relay is MinIO with MINIO_API_SYNC_EVENTS=on and no queue_dir posting to the relay, so a PUT returns once the relay fsynced its event; in (c) only MinIO is killed")
-	if path, err := peersChart(figs, "", []string{"relay", "minio", "minio-sync", "minio+relay", "benthos"}); err == nil {
+	if path, err := peersChart(figs, o.Dir, []string{"relay", "minio", "minio-sync", "minio+relay", "benthos"}); err == nil {
 		res.Files = append(res.Files, path)
 	} else {
 		res.Notes = append(res.Notes, "chart: "+err.Error())
@@ -452,7 +524,7 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 
 // peersChart draws the drains of (b): events delivered since the receiver
 // came up, one line per system.
-func peersChart(figs map[string]*peerFigures, _ string, order []string) (string, error) {
+func peersChart(figs map[string]*peerFigures, scratch string, order []string) (string, error) {
 	colors := []string{"#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd"}
 	c := &harness.Chart{Title: "Drain after the receiver was down: events delivered over time", YLabel: "events delivered"}
 	var end float64
@@ -483,13 +555,12 @@ func peersChart(figs map[string]*peerFigures, _ string, order []string) (string,
 		}
 		c.Lines = append(c.Lines, s)
 	}
-	root, err := harness.ModuleRoot()
-	if err != nil {
-		return "", err
+	// Beside outage.svg: into ./bench when run from the module root.
+	dir := "bench"
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		dir = scratch
 	}
-	dir := filepath.Join(root, "bench", "out")
-	os.MkdirAll(dir, 0o755)
-	path := filepath.Join(dir, "peers-drain.svg")
+	path := filepath.Join(dir, "peers.svg")
 	return path, c.Write(path)
 }
 

@@ -119,8 +119,20 @@ var postClient = &http.Client{
 
 // postRecord POSTs {"Records":[record of id]} and wants 200.
 func postRecord(ctx context.Context, url string, id int) error {
-	rec := targettest.Record(peersBucket, peerKey(id), event.ObjectCreatedPut, id)
-	body := append([]byte(`{"Records":[`), rec.AppendJSON(nil)...)
+	return postRecords(ctx, url, id, 1)
+}
+
+// postRecords POSTs the records of ids id to id+n-1 in one body and wants
+// 200.
+func postRecords(ctx context.Context, url string, id, n int) error {
+	body := []byte(`{"Records":[`)
+	for i := id; i < id+n; i++ {
+		if i > id {
+			body = append(body, ',')
+		}
+		rec := targettest.Record(peersBucket, peerKey(i), event.ObjectCreatedPut, i)
+		body = rec.AppendJSON(body)
+	}
 	body = append(body, "]}"...)
 	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
 	if err != nil {

@@ -1,7 +1,7 @@
 package event
 
 import (
-	"sort"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -93,11 +93,12 @@ func appendMap(dst []byte, m map[string]string, nullable bool) []byte {
 			dst = appendString(dst, v)
 		}
 	default:
-		keys := make([]string, 0, len(m))
+		var small [8]string // most maps of a record are this small: no allocation
+		keys := small[:0]
 		for k := range m {
 			keys = append(keys, k)
 		}
-		sort.Strings(keys)
+		slices.Sort(keys)
 		for i, k := range keys {
 			if i > 0 {
 				dst = append(dst, ',')
@@ -112,12 +113,35 @@ func appendMap(dst []byte, m map[string]string, nullable bool) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// plainRun returns the index after the run of 8-byte words of s from i in
+// which no byte needs escaping in JSON or a look at UTF-8: none is a control
+// character, '"', '\\' or above 0x7f (the SWAR tests for a zero byte and
+// for a byte below 0x20).
+func plainRun(s string, i int) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		q, bs := x^(lo*'"'), x^(lo*'\\')
+		if (x|(q-lo)&^q|(bs-lo)&^bs|(x-lo*0x20)&^x)&hi != 0 {
+			break
+		}
+	}
+	return i
+}
+
 // appendString appends s as a JSON string, escaping what JSON requires and
 // replacing invalid UTF-8 with U+FFFD, as encoding/json does.
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight plain bytes at a time: most of a record is keys, names and
+		// times that need no escaping.
+		if i = plainRun(s, i); i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {

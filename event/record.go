@@ -94,30 +94,40 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // A bad eventTime is reported too, since access-format targets store it.
 // Errors are *FieldError.
 func (r *Record) Validate() error {
+	_, err := r.ValidateTime()
+	return err
+}
+
+// ValidateTime is Validate returning also the parsed eventTime (the zero
+// time when it is empty), for callers that need both: the time is parsed
+// once.
+func (r *Record) ValidateTime() (time.Time, error) {
 	switch {
 	case r.EventName == "":
-		return &FieldError{Field: "eventName", Msg: "is empty", Err: ErrNoEventName}
+		return time.Time{}, &FieldError{Field: "eventName", Msg: "is empty", Err: ErrNoEventName}
 	case r.EventName.IsWildcard():
-		return &FieldError{Field: "eventName", Msg: fmt.Sprintf("%s is a wildcard, not an event name", Quote(string(r.EventName)))}
+		return time.Time{}, &FieldError{Field: "eventName", Msg: fmt.Sprintf("%s is a wildcard, not an event name", Quote(string(r.EventName)))}
 	case !r.EventName.Known():
-		return &FieldError{Field: "eventName", Msg: fmt.Sprintf("%s is not an S3 event name", Quote(string(r.EventName)))}
+		return time.Time{}, &FieldError{Field: "eventName", Msg: fmt.Sprintf("%s is not an S3 event name", Quote(string(r.EventName)))}
 	case r.S3.Bucket.Name == "":
-		return &FieldError{Field: "s3.bucket.name", Msg: "is empty", Err: ErrNoBucket}
+		return time.Time{}, &FieldError{Field: "s3.bucket.name", Msg: "is empty", Err: ErrNoBucket}
 	case !utf8.ValidString(r.S3.Bucket.Name):
-		return &FieldError{Field: "s3.bucket.name", Msg: "is not valid UTF-8"}
+		return time.Time{}, &FieldError{Field: "s3.bucket.name", Msg: "is not valid UTF-8"}
 	case r.S3.Object.Key == "":
-		return &FieldError{Field: "s3.object.key", Msg: "is empty", Err: ErrNoKey}
+		return time.Time{}, &FieldError{Field: "s3.object.key", Msg: "is empty", Err: ErrNoKey}
 	case !utf8.ValidString(r.S3.Object.Key):
-		return &FieldError{Field: "s3.object.key", Msg: "is not valid UTF-8"}
+		return time.Time{}, &FieldError{Field: "s3.object.key", Msg: "is not valid UTF-8"}
 	case r.S3.Object.Size < 0:
-		return &FieldError{Field: "s3.object.size", Msg: "is negative"}
+		return time.Time{}, &FieldError{Field: "s3.object.size", Msg: "is negative"}
 	}
-	if r.EventTime != "" {
-		if _, err := ParseTime(r.EventTime); err != nil {
-			return &FieldError{Field: "eventTime", Msg: fmt.Sprintf("%s is not an RFC 3339 time", Quote(r.EventTime))}
-		}
+	if r.EventTime == "" {
+		return time.Time{}, nil
 	}
-	return nil
+	t, err := ParseTime(r.EventTime)
+	if err != nil {
+		return time.Time{}, &FieldError{Field: "eventTime", Msg: fmt.Sprintf("%s is not an RFC 3339 time", Quote(r.EventTime))}
+	}
+	return t, nil
 }
 
 // Quote returns s quoted as a Go string, shortened to its first 64 bytes:

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -347,6 +348,14 @@ func (s *scanner) str() error {
 	b := s.b
 	i := s.i + 1
 	for i < len(b) {
+		// Eight plain ASCII bytes at a time: most of a record's strings
+		// need no escape and no UTF-8 decoding.
+		for i+8 <= len(b) && plainWord(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':
@@ -392,6 +401,15 @@ func (s *scanner) str() error {
 	}
 	s.i = len(b)
 	return s.eof()
+}
+
+// plainWord reports whether none of the 8 bytes of x is a control
+// character, '"', '\\' or above 0x7f (the SWAR tests for a zero byte and a
+// byte below 0x20).
+func plainWord(x uint64) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	q, bs := x^(lo*'"'), x^(lo*'\\')
+	return (x|(q-lo)&^q|(bs-lo)&^bs|(x-lo*0x20)&^x)&hi == 0
 }
 
 func (s *scanner) number() error {

@@ -332,6 +332,8 @@ type batch struct {
 	start   time.Time
 	n       int
 	entries []*wal.Entry
+	slab    []wal.Entry // entries' storage, allocated a run at a time
+	targets []string    // the last record's targets, shared while they repeat
 	match   []string
 	rec     event.Record // scratch for JSON records
 	watch   bool         // someone watches: keep every record for them
@@ -358,7 +360,8 @@ func (b *batch) addJSON(i int, raw []byte, f *recordFields) error {
 // add validates rec (the i-th record of the call, stored as raw) and
 // routes it.
 func (b *batch) add(i int, rec *event.Record, raw []byte) error {
-	if err := rec.Validate(); err != nil {
+	at, err := rec.ValidateTime()
+	if err != nil {
 		var fe *event.FieldError
 		if errors.As(err, &fe) {
 			return &RecordError{Index: i, Field: fe.Field, Msg: fe.Msg}
@@ -367,29 +370,56 @@ func (b *batch) add(i int, rec *event.Record, raw []byte) error {
 	}
 	b.n++
 	r := b.r
+	bucket, obj := rec.S3.Bucket.Name, rec.ObjectKey() // read once
 	if b.watch {
-		b.live = append(b.live, liveEvent{bucket: rec.S3.Bucket.Name, key: rec.ObjectKey(), name: rec.EventName, raw: raw})
+		b.live = append(b.live, liveEvent{bucket: bucket, key: obj, name: rec.EventName, raw: raw})
 	}
 	// Rules with object filters (size, content type, metadata, tags) read
 	// the record; the others look at the key alone.
-	b.match = r.rules.MatchRecord(b.match, rec.S3.Bucket.Name, rec.ObjectKey(), rec.EventName, raw)
+	b.match = r.rules.MatchRecord(b.match, bucket, obj, rec.EventName, raw)
+	targets := b.route()
+	if len(targets) == 0 {
+		return nil
+	}
+	if len(b.slab) == cap(b.slab) {
+		b.slab = make([]wal.Entry, 0, min(max(cap(b.entries)-len(b.entries), 16), 256))
+	}
+	b.slab = append(b.slab, wal.Entry{
+		Targets:   targets,
+		Key:       bucket + "/" + obj,
+		Name:      string(rec.EventName),
+		EventTime: at,
+		Data:      raw,
+	})
+	b.entries = append(b.entries, &b.slab[len(b.slab)-1])
+	return nil
+}
+
+// route returns the enabled targets of b.match. Records of a call mostly
+// go where the previous one went: that slice is shared then (the log never
+// changes an entry's targets).
+func (b *batch) route() []string {
+	n := 0
+	for _, a := range b.match {
+		if b.set.enabled[a] {
+			if n >= len(b.targets) || b.targets[n] != a {
+				n = -1
+				break
+			}
+			n++
+		}
+	}
+	if n == len(b.targets) && n > 0 {
+		return b.targets
+	}
 	var targets []string
 	for _, a := range b.match {
 		if b.set.enabled[a] {
 			targets = append(targets, a)
 		}
 	}
-	if len(targets) == 0 {
-		return nil
-	}
-	b.entries = append(b.entries, &wal.Entry{
-		Targets:   targets,
-		Key:       rec.Key(),
-		Name:      string(rec.EventName),
-		EventTime: rec.Time(),
-		Data:      raw,
-	})
-	return nil
+	b.targets = targets
+	return targets
 }
 
 // append appends the batch and returns how many records were accepted.

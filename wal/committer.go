@@ -36,7 +36,7 @@ const (
 // bbolt write transaction (group commit).
 type committer struct {
 	reqs    chan *appendReq
-	frames  chan *pendingFrame
+	frames  chan []*pendingFrame // the frames of one batch: one transaction
 	closing chan struct{}
 	wg      sync.WaitGroup
 	// sendMu is held for reading while an append is queued; Close takes it
@@ -58,8 +58,10 @@ type appendReq struct {
 
 type pendingFrame struct {
 	meta  *frameMeta
-	value []byte
+	value []byte // set once ready is closed
 	reqs  []*appendReq
+	recs  []frameRecord // what encode compresses
+	ready chan struct{}
 }
 
 // Append logs entries and returns the sequence of the first one once they
@@ -116,8 +118,8 @@ func (l *Log) unreserve(r *appendReq) {
 }
 
 // batch gathers queued appends into frames: the first half of the group
-// commit pipeline. It builds the next frame while the committer syncs the
-// previous one.
+// commit pipeline. It numbers the next batch while the previous frames are
+// compressed (see cut) and the committer syncs them.
 func (l *Log) batch() {
 	defer l.c.wg.Done()
 	defer close(l.c.frames)
@@ -145,32 +147,74 @@ func (l *Log) batch() {
 				break gather
 			}
 		}
-		n := 0
-		for _, r := range reqs {
-			n += len(r.entries)
+		// A batch's frames go together, so that they share one fsync.
+		l.c.frames <- l.cut(reqs)
+	}
+}
+
+// Frames are cut from a batch at request boundaries once they hold this
+// many bytes, so that a large group commit is compressed by several
+// goroutines at once; a batch smaller than encodeInline is encoded by the
+// batcher itself, sparing a lone appender a goroutine switch.
+const (
+	frameChunk   = 512 << 10
+	encodeInline = 64 << 10
+)
+
+// cut numbers the requests of one batch and cuts them into frames, in
+// sequence order. Each frame is compressed off the batcher's goroutine
+// (ready is closed once value is set), so the batcher goes on gathering
+// while the previous frames are encoded and synced.
+func (l *Log) cut(reqs []*appendReq) []*pendingFrame {
+	var total int64
+	for _, r := range reqs {
+		total += r.bytes
+	}
+	now := time.Now().UnixNano()
+	var out []*pendingFrame
+	l.ix.mu.Lock()
+	for len(reqs) > 0 {
+		k, size, n := 0, int64(0), 0
+		for k < len(reqs) && (k == 0 || size < frameChunk) {
+			size += reqs[k].bytes
+			n += len(reqs[k].entries)
+			k++
 		}
+		part := reqs[:k:k]
+		reqs = reqs[k:]
 		recs := make([]frameRecord, 0, n)
-		now := time.Now().UnixNano()
-		l.ix.mu.Lock()
 		first := l.ix.nextSeq
-		for _, r := range reqs {
+		for _, r := range part {
 			r.first = l.ix.nextSeq
 			for _, e := range r.entries {
 				recs = append(recs, frameRecord{seq: l.ix.nextSeq, at: now, e: e})
 				l.ix.nextSeq++
 			}
 		}
-		last := l.ix.nextSeq - 1
-		l.ix.mu.Unlock()
-		v := encodeFrame(first, last, recs)
-		m := &frameMeta{first: first, last: last, count: int64(n), bytes: size, at: now}
-		for _, r := range reqs {
+		m := &frameMeta{first: first, last: l.ix.nextSeq - 1, count: int64(n), bytes: size, at: now}
+		for _, r := range part {
 			for t, u := range r.res {
 				m.targets = addTally(m.targets, t, u)
 			}
 		}
-		l.c.frames <- &pendingFrame{meta: m, value: v, reqs: reqs}
+		out = append(out, &pendingFrame{meta: m, reqs: part, recs: recs, ready: make(chan struct{})})
 	}
+	l.ix.mu.Unlock()
+	for _, f := range out {
+		if total < encodeInline {
+			f.encode()
+		} else {
+			go f.encode()
+		}
+	}
+	return out
+}
+
+// encode compresses the frame's records into its value.
+func (f *pendingFrame) encode() {
+	f.value = encodeFrame(f.meta.first, f.meta.last, f.recs)
+	f.recs = nil
+	close(f.ready)
 }
 
 func addTally(ts []tally, t string, u usage) []tally {
@@ -193,20 +237,20 @@ func (l *Log) commit() {
 	for {
 		var frames []*pendingFrame
 		select {
-		case f, ok := <-l.c.frames:
+		case fs, ok := <-l.c.frames:
 			if !ok {
 				l.writeTx(nil) // final cursors
 				return
 			}
-			frames = append(frames, f)
+			frames = append(frames, fs...)
 		gather:
 			for {
 				select {
-				case f, ok := <-l.c.frames:
+				case fs, ok := <-l.c.frames:
 					if !ok {
 						break gather
 					}
-					frames = append(frames, f)
+					frames = append(frames, fs...)
 				default:
 					break gather
 				}
@@ -332,6 +376,9 @@ func (ix *index) mergeRun(m *frameMeta, view cursorView, busy map[*frameMeta]boo
 }
 
 func (l *Log) writeTx(frames []*pendingFrame) {
+	for _, f := range frames {
+		<-f.ready
+	}
 	l.c.txMu.Lock()
 	defer l.c.txMu.Unlock()
 	ix := &l.ix

@@ -12,7 +12,8 @@
 //
 // Records are numbered from 1 by a sequence that never goes back, even
 // across restarts and reclamation. Each group commit is stored as one
-// frame: a bbolt value under the big-endian first sequence of the frame,
+// frame, or as a few when it is large (cut at about 512 KiB and compressed
+// in parallel, off the goroutine that gathers appends): a bbolt value under the big-endian first sequence of the frame,
 // holding a header (records, sequence range, per-target tallies, target
 // table) with a CRC-32C of its own, and the records compressed with zstd,
 // each with its own sequence and CRC-32C, under a CRC-32C of the payload.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"runtime"
 	"sync"
 	"time"
 
@@ -14,7 +15,8 @@ import (
 // Entry is what a producer appends: one event record and where it goes.
 type Entry struct {
 	// Targets lists the IDs of the targets the record is routed to. An entry
-	// with no targets is still logged (and reclaimed at once).
+	// with no targets is still logged (and reclaimed at once). The log never
+	// changes it, and records read back may share one slice: read-only.
 	Targets []string
 	// Key is the record's "bucket/object" key.
 	Key string
@@ -50,9 +52,14 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// The encoder serves as many EncodeAll calls at once as there are CPUs:
+// the frames of one group commit are compressed in parallel. zstd's own
+// checksum (xxhash, as costly as the compression of such repetitive JSON)
+// is neither written nor checked: every record and the payload carry a
+// CRC-32C already.
 var (
-	encoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
-	decoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderLowmem(true))
+	encoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
+	decoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderLowmem(true), zstd.IgnoreChecksum(true))
 )
 
 // tally is what a frame holds for one target: records and their size.
@@ -341,6 +348,9 @@ func decodeRecords(h *frameHeader) ([]Record, error) {
 	out := make([]Record, h.count)
 	off := 0
 	prev := uint64(0)
+	var prevT []string // the previous record's targets, and their indices
+	var prevIdx [8]uint64
+	var prevName string
 	for i := range out {
 		r := &out[i]
 		start := off
@@ -363,7 +373,10 @@ func decodeRecords(h *frameHeader) ([]Record, error) {
 		if !ok1 || !ok2 || !ok3 || nt > uint64(len(h.targets)) {
 			return nil, &corruptError{r.Seq, "bad record header"}
 		}
-		if nt > 0 {
+		switch {
+		case nt == 0:
+			prevT = nil
+		case nt > uint64(len(prevIdx)):
 			r.Targets = make([]string, nt)
 			for j := range r.Targets {
 				ti, ok := readUvarint(raw, &off)
@@ -372,6 +385,27 @@ func decodeRecords(h *frameHeader) ([]Record, error) {
 				}
 				r.Targets[j] = h.targets[ti].target
 			}
+			prevT = nil
+		default:
+			// Consecutive records mostly go to the same targets: they
+			// share one slice then (full, so an append copies it).
+			var idx [8]uint64
+			for j := range int(nt) {
+				ti, ok := readUvarint(raw, &off)
+				if !ok || ti >= uint64(len(h.targets)) {
+					return nil, &corruptError{r.Seq, "bad target index"}
+				}
+				idx[j] = ti
+			}
+			if prevT != nil && len(prevT) == int(nt) && idx == prevIdx {
+				r.Targets = prevT
+				break
+			}
+			r.Targets = make([]string, nt)
+			for j := range r.Targets {
+				r.Targets[j] = h.targets[idx[j]].target
+			}
+			prevT, prevIdx = r.Targets, idx
 		}
 		key, ok1 := readBytes(raw, &off)
 		name, ok2 := readBytes(raw, &off)
@@ -388,7 +422,10 @@ func decodeRecords(h *frameHeader) ([]Record, error) {
 			r.EventTime = time.Unix(0, et).UTC()
 		}
 		r.Key = string(key)
-		r.Name = string(name)
+		if string(name) != prevName { // event names repeat: one string
+			prevName = string(name)
+		}
+		r.Name = prevName
 		r.Data = data[:len(data):len(data)]
 	}
 	if off != len(raw) {

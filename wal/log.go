@@ -230,7 +230,7 @@ func newLog(db *bolt.DB, opts Options, lg *slog.Logger, ro bool) *Log {
 	l := &Log{db: db, opts: opts, log: lg, readOnly: ro}
 	l.c = committer{
 		reqs:    make(chan *appendReq, 4096),
-		frames:  make(chan *pendingFrame, 2),
+		frames:  make(chan []*pendingFrame, 2),
 		closing: make(chan struct{}),
 	}
 	l.ix.init(Limit{MaxEvents: opts.MaxEvents, MaxBytes: opts.MaxBytes})

@@ -13,6 +13,7 @@ import (
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/internal/testenv"
+	"github.com/bucketrelay/bucketrelay/testkit/consumers"
 )
 
 // TestConcurrentSends: Send is safe for concurrent use (kit.Kind.InFlight):
@@ -45,8 +46,8 @@ func TestConcurrentSends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c collector
-	cc, err := cons.Consume(func(m jetstream.Msg) { c.add(m.Data()) })
+	var c consumers.Collector
+	cc, err := cons.Consume(func(m jetstream.Msg) { c.Add(m.Data()) })
 	if err != nil {
 		t.Fatal(err)
 	}

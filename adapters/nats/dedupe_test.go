@@ -14,6 +14,7 @@ import (
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/internal/testenv"
+	"github.com/bucketrelay/bucketrelay/testkit/consumers"
 )
 
 // TestJetStreamDropsResentEvents: a batch sent twice (a retry after a lost
@@ -23,22 +24,9 @@ func TestJetStreamDropsResentEvents(t *testing.T) {
 	testenv.Require(t, "nats", systemAddr)
 	subject := testSubject("jsdedupe")
 	stream := fmt.Sprintf("RELAYTEST_DEDUPE_%d", os.Getpid())
-	nc, err := natsgo.Connect("nats://" + systemAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := consumers.NewStream(t, systemAddr, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}, Storage: jetstream.MemoryStorage, Duplicates: time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}, Storage: jetstream.MemoryStorage, Duplicates: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer js.DeleteStream(context.Background(), stream)
 
 	tg := newTarget(t, Config{Enable: true, Address: systemAddr, Subject: subject, JetStream: JetStreamConfig{Enable: true}})
 	items := make([]delivery.Item, 5)

@@ -4,16 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	stand "github.com/nats-io/nats-streaming-server/server"
-	"github.com/nats-io/nats-streaming-server/stores"
-	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/stan.go"
 
@@ -22,34 +18,11 @@ import (
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/internal/testenv"
+	"github.com/bucketrelay/bucketrelay/testkit/consumers"
 )
 
 // systemAddr is the nats-server scripts/services.sh runs (JetStream on).
 var systemAddr = testenv.Getenv("RELAY_NATS_ADDR", "127.0.0.1:4222")
-
-// collector keeps every body a subscriber received, in arrival order.
-type collector struct {
-	mu     sync.Mutex
-	bodies [][]byte
-}
-
-func (c *collector) add(b []byte) {
-	c.mu.Lock()
-	c.bodies = append(c.bodies, append([]byte(nil), b...))
-	c.mu.Unlock()
-}
-
-func (c *collector) reset() {
-	c.mu.Lock()
-	c.bodies = nil
-	c.mu.Unlock()
-}
-
-func (c *collector) Received(testing.TB) [][]byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([][]byte(nil), c.bodies...)
-}
 
 func newTarget(t testing.TB, cfg Config) delivery.Target {
 	t.Helper()
@@ -70,18 +43,8 @@ func testSubject(kind string) string {
 func TestCoreConformance(t *testing.T) {
 	testenv.Require(t, "nats", systemAddr)
 	subject := testSubject("core")
-	nc, err := natsgo.Connect("nats://" + systemAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	var c collector
-	if _, err := nc.Subscribe(subject, func(m *natsgo.Msg) { c.add(m.Data) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	var c consumers.Collector
+	consumers.NewNATS(t, systemAddr, subject, c.Add)
 	targettest.Run(t, targettest.Harness{
 		Features: targettest.Features{Message: true, AtMostOnce: true},
 		New: func(t testing.TB) delivery.Target {
@@ -118,35 +81,10 @@ func TestJetStreamConformance(t *testing.T) {
 	}
 	subject := testSubject("js")
 	stream := fmt.Sprintf("RELAYTEST_JS_%d", os.Getpid())
-	nc, err := natsgo.Connect("nats://"+systemAddr, natsgo.MaxReconnects(-1), natsgo.ReconnectWait(200*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}, Storage: jetstream.FileStorage}); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = js.DeleteStream(ctx, stream)
-	}()
-	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c collector
-	cc, err := cons.Consume(func(m jetstream.Msg) { c.add(m.Data()) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Stop()
+	consumers.NewStream(t, systemAddr, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}, Storage: jetstream.FileStorage})
+	// An ordered consumer survives the restarts.
+	var c consumers.Collector
+	consumers.NewJetStream(t, systemAddr, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}, c.Add)
 	targettest.Run(t, targettest.Harness{
 		Features: targettest.Features{Message: true},
 		New: func(t testing.TB) delivery.Target {
@@ -177,32 +115,28 @@ func TestJetStreamNoStream(t *testing.T) {
 	}
 }
 
-// stanServer is an embedded NATS Streaming server with its own embedded
-// NATS server, on a fixed loopback port, storing in files so that what it
-// acknowledged survives a restart.
+// stanServer is the embedded NATS Streaming server of testkit/consumers
+// (file store: what it acknowledged survives a restart) with a subscriber
+// delivering all available messages, like the seed's Go example.
 type stanServer struct {
-	t       testing.TB
-	port    int
-	dir     string
-	mu      sync.Mutex
-	srv     *stand.StanServer
-	sub     stan.Conn
-	c       collector
+	*consumers.StanServer
 	subject string
+	mu      sync.Mutex
+	sub     *consumers.Streaming
+	c       consumers.Collector
 }
 
 const testCluster = "test-cluster"
 
 func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := consumers.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
-func (s *stanServer) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+func (s *stanServer) addr() string { return s.Addr() }
 
 // Start starts the server and (re)subscribes from the first message: the
 // file store has everything acknowledged, so the collector starts over.
@@ -210,29 +144,12 @@ func (s *stanServer) Start(t testing.TB) {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sopts := stand.GetDefaultOptions()
-	sopts.ID = testCluster
-	sopts.StoreType = stores.TypeFile
-	sopts.FilestoreDir = s.dir
-	nopts := stand.DefaultNatsServerOptions
-	nopts.Host = "127.0.0.1"
-	nopts.Port = s.port
-	var err error
-	for i := 0; i < 50; i++ { // the port may linger a moment after Stop
-		if s.srv, err = stand.RunServerWithOpts(sopts, &nopts); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("starting the streaming server: %v", err)
-	}
-	sub, err := stan.Connect(testCluster, fmt.Sprintf("test-sub-%d", os.Getpid()), stan.NatsURL("nats://"+s.addr()))
-	if err != nil {
+	if err := s.StanServer.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s.c.reset()
-	if _, err := sub.Subscribe(s.subject, func(m *stan.Msg) { s.c.add(m.Data) }, stan.DeliverAllAvailable()); err != nil {
+	s.c.Reset()
+	sub, err := consumers.SubscribeStreaming(s.Addr(), testCluster, fmt.Sprintf("test-sub-%d", os.Getpid()), s.subject, s.c.Add, stan.DeliverAllAvailable())
+	if err != nil {
 		t.Fatal(err)
 	}
 	s.sub = sub
@@ -246,14 +163,11 @@ func (s *stanServer) Stop(testing.TB) {
 		s.sub.Close()
 		s.sub = nil
 	}
-	if s.srv != nil {
-		s.srv.Shutdown()
-		s.srv = nil
-	}
+	s.StanServer.Stop()
 }
 
 func newStanServer(t *testing.T, subject string) *stanServer {
-	s := &stanServer{t: t, port: freePort(t), dir: t.TempDir(), subject: subject}
+	s := &stanServer{StanServer: &consumers.StanServer{Cluster: testCluster, Dir: t.TempDir()}, subject: subject}
 	s.Start(t)
 	t.Cleanup(func() { s.Stop(t) })
 	return s
@@ -407,18 +321,9 @@ func TestOversizedIsPermanent(t *testing.T) {
 	testenv.Require(t, "nats", systemAddr)
 	subject := testSubject("big")
 	stream := fmt.Sprintf("RELAYTEST_BIG_%d", os.Getpid())
-	nc, err := natsgo.Connect("nats://" + systemAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	consumers.NewStream(t, systemAddr, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}, Storage: jetstream.MemoryStorage})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}, Storage: jetstream.MemoryStorage}); err != nil {
-		t.Fatal(err)
-	}
-	defer js.DeleteStream(context.Background(), stream)
 	for _, js := range []bool{false, true} {
 		tg := newTarget(t, Config{Address: systemAddr, Subject: subject, JetStream: JetStreamConfig{Enable: js}})
 		batch := append(items(2), bigItem())

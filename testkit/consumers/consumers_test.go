@@ -122,10 +122,7 @@ func TestNATSAndJetStream(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}, Storage: jetstream.FileStorage}); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = js.DeleteStream(context.Background(), stream) }()
+	NewStream(t, addr, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}, Storage: jetstream.FileStorage})
 	var core, jsc Collector
 	NewNATS(t, addr, subject, core.Add)
 	if _, err := js.Publish(ctx, subject, []byte("before")); err != nil {

@@ -117,6 +117,36 @@ func NewJetStream(t testing.TB, addr, stream string, cfg jetstream.OrderedConsum
 	return s
 }
 
+// NewStream creates (or updates) the JetStream stream cfg on the server at
+// addr for a test and deletes it when the test ends, after the cleanups
+// registered later (the consumers of the stream). It fails t on error.
+func NewStream(t testing.TB, addr string, cfg jetstream.StreamConfig) jetstream.Stream {
+	t.Helper()
+	nc, err := natsConnect(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		nc.Close()
+		t.Fatalf("consumers: creating stream %s: %v", cfg.Name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = js.DeleteStream(ctx, cfg.Name)
+		nc.Close()
+	})
+	return s
+}
+
 // Streaming is a NATS Streaming subscription.
 type Streaming struct{ sc stan.Conn }
 
