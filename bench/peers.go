@@ -40,6 +40,7 @@ var (
 	peersOnly   = flag.String("peers-systems", "", "peers: comma-separated systems to run (relay, minio, minio-sync, minio+relay, benthos); default all")
 	peersPace   = flag.Float64("peers-pace", 0, "peers: offered rate in events/s for (a) when minio is not among the systems run")
 	peersPhases = flag.String("peers-phases", "abcd", "peers: measurements to run: a latency, b drain, c kill -9, d the relay under overload")
+	peersLanes  = flag.Int("peers-relay-lanes", 1, "peers: the relay's webhook target's lanes (1, the default configuration; more: the relay at its own maximum)")
 )
 
 // phase reports whether measurement p (a, b, c or d) is to run.

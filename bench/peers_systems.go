@@ -159,10 +159,16 @@ type relaySystem struct {
 
 func newRelaySystem(bin, dir, receiverURL string) (*relaySystem, error) {
 	addr := freePort()
+	lanes := ""
+	if *peersLanes > 1 {
+		// The relay at its own maximum: the webhook's events in lanes,
+		// each in order on its own connection.
+		lanes = fmt.Sprintf(`,"lanes":%d`, *peersLanes)
+	}
 	cfg := fmt.Sprintf(`{"relay":{"dataDir":%q,"listen":%q,"maxBackoff":"1s"},
-  "notify":{"webhook":{"1":{"enable":true,"endpoint":%q}}},
+  "notify":{"webhook":{"1":{"enable":true,"endpoint":%q%s}}},
   "buckets":{%q:[{"arn":"arn:minio:sqs::1:webhook","events":["put"]}]}}`,
-		filepath.Join(dir, "data"), addr, receiverURL, peersBucket)
+		filepath.Join(dir, "data"), addr, receiverURL, lanes, peersBucket)
 	path := filepath.Join(dir, "relay.json")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
