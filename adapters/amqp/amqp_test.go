@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/internal/testenv"
+	"github.com/bucketrelay/bucketrelay/testkit/consumers"
 )
 
 const (
@@ -26,151 +26,17 @@ const (
 	brokerURL  = "amqp://relay:relay@127.0.0.1:5672/"
 )
 
-// Consumer reads the messages of one queue bound to a fanout exchange, as
-// the seed's pika example does, and reconnects after the broker restarts.
-// Unlike the example, the queue and the exchange are durable so that
-// messages the broker confirmed survive the restart the tests make.
-//
-// Bodies returns each distinct body once and Dups counts the redeliveries:
+// NewConsumer consumes a fresh durable queue bound to the durable fanout
+// exchange, as the seed's pika example does but durably, so that messages
+// the broker confirmed survive the restarts the tests make, until the test
+// ends. The collector's Bodies and DistinctMessages count each body once:
 // the suite counts every body it gets toward the events it waits for, so a
-// duplicate would end its wait before the last events arrived.
-type Consumer struct {
-	URL, Exchange, Queue string
-
-	mu     sync.Mutex
-	bodies [][]byte
-	// messages are the distinct bodies with their application
-	// properties, and content-type and message-id as headers.
-	messages []targettest.Message
-	seen     map[string]bool
-	dups     int
-	ready    chan struct{} // closed once the queue is bound
-	stop     chan struct{}
-	done     chan struct{}
-}
-
-// NewConsumer declares the durable exchange and a fresh durable queue bound
-// to it, and consumes it until the test ends.
-func NewConsumer(t testing.TB, url, exchange, queue string) *Consumer {
+// redelivery would end its wait before the last events arrived.
+func NewConsumer(t testing.TB, url, exchange, queue string) *consumers.Collector {
 	t.Helper()
-	c := &Consumer{URL: url, Exchange: exchange, Queue: queue, seen: map[string]bool{}, ready: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
-	conn, err := amqp091.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.QueueDelete(queue, false, false, false); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close()
-	go c.run()
-	select {
-	case <-c.ready:
-	case <-time.After(20 * time.Second):
-		t.Fatal("consumer did not bind its queue")
-	}
-	t.Cleanup(func() {
-		close(c.stop)
-		<-c.done
-		if conn, err := amqp091.Dial(url); err == nil {
-			if ch, err := conn.Channel(); err == nil {
-				_, _ = ch.QueueDelete(queue, false, false, false)
-			}
-			conn.Close()
-		}
-	})
+	c := new(consumers.Collector)
+	consumers.NewAMQPMessages(t, consumers.AMQPConfig{URL: url, Exchange: exchange, Queue: queue}, c.AddMessage)
 	return c
-}
-
-func (c *Consumer) run() {
-	defer close(c.done)
-	once := sync.Once{}
-	for {
-		err := c.consume(func() { once.Do(func() { close(c.ready) }) })
-		_ = err
-		select {
-		case <-c.stop:
-			return
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-func (c *Consumer) consume(bound func()) error {
-	conn, err := amqp091.Dial(c.URL)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
-	if err := ch.ExchangeDeclare(c.Exchange, "fanout", true, false, false, false, nil); err != nil {
-		return err
-	}
-	if _, err := ch.QueueDeclare(c.Queue, true, false, false, false, nil); err != nil {
-		return err
-	}
-	if err := ch.QueueBind(c.Queue, "", c.Exchange, false, nil); err != nil {
-		return err
-	}
-	if err := ch.Qos(1000, 0, false); err != nil {
-		return err
-	}
-	msgs, err := ch.Consume(c.Queue, "", false, false, false, false, nil)
-	if err != nil {
-		return err
-	}
-	bound()
-	for {
-		select {
-		case <-c.stop:
-			return nil
-		case d, ok := <-msgs:
-			if !ok {
-				return errors.New("consumer channel closed")
-			}
-			c.mu.Lock()
-			if c.seen[string(d.Body)] {
-				c.dups++
-			} else {
-				c.seen[string(d.Body)] = true
-				c.bodies = append(c.bodies, d.Body)
-				h := map[string]string{"content-type": d.ContentType, "message-id": d.MessageId}
-				for k, v := range d.Headers {
-					h[k] = fmt.Sprint(v)
-				}
-				c.messages = append(c.messages, targettest.Message{Body: d.Body, Headers: h})
-			}
-			c.mu.Unlock()
-			_ = d.Ack(false)
-		}
-	}
-}
-
-// Dups returns how many bodies arrived more than once.
-func (c *Consumer) Dups() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.dups
-}
-
-// Messages returns the distinct messages received, in arrival order.
-func (c *Consumer) Messages(testing.TB) []targettest.Message {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]targettest.Message(nil), c.messages...)
-}
-
-// Bodies returns the distinct bodies received, in arrival order.
-func (c *Consumer) Bodies() [][]byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([][]byte(nil), c.bodies...)
 }
 
 // testConfig is the seed's example configuration with the settings that

@@ -37,14 +37,14 @@ func TestEnvelope(t *testing.T) {
 					cfg.Format, cfg.CloudEventsMode = c.cfg.Format, c.cfg.CloudEventsMode
 					return newTarget(t, cfg)
 				},
-				Received: cons.Messages,
+				Received: cons.DistinctMessages,
 			})
 			if c.env.CloudEvents {
 				want := cloudevent.DataContentType
 				if c.env.Binding == nil {
 					want = cloudevent.StructuredContentType
 				}
-				for _, m := range cons.Messages(t) {
+				for _, m := range cons.DistinctMessages(t) {
 					if m.Headers["content-type"] != want {
 						t.Fatalf("content-type %q, want %q", m.Headers["content-type"], want)
 					}

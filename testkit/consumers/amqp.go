@@ -40,6 +40,7 @@ type AMQPConfig struct {
 type AMQP struct {
 	cfg   AMQPConfig
 	sink  Sink
+	msink MessageSink // headers are built only for it
 	count atomic.Int64
 	ready chan struct{} // closed once the queue is bound
 	once  sync.Once
@@ -51,6 +52,16 @@ type AMQP struct {
 // StartAMQP deletes cfg.Queue, starts consuming it anew and returns once the
 // queue is bound to the exchange (or after 30 s, with an error).
 func StartAMQP(cfg AMQPConfig, sink Sink) (*AMQP, error) {
+	return startAMQP(cfg, sink, nil)
+}
+
+// StartAMQPMessages is StartAMQP handing each message with its headers:
+// its application properties, and content-type and message-id.
+func StartAMQPMessages(cfg AMQPConfig, sink MessageSink) (*AMQP, error) {
+	return startAMQP(cfg, nil, sink)
+}
+
+func startAMQP(cfg AMQPConfig, sink Sink, msink MessageSink) (*AMQP, error) {
 	if cfg.URL == "" || cfg.Exchange == "" || cfg.Queue == "" {
 		return nil, errors.New("consumers: AMQPConfig needs URL, Exchange and Queue")
 	}
@@ -60,7 +71,7 @@ func StartAMQP(cfg AMQPConfig, sink Sink) (*AMQP, error) {
 	if err := amqpDelete(cfg.URL, cfg.Queue, ""); err != nil {
 		return nil, fmt.Errorf("consumers: amqp: %w", err)
 	}
-	c := &AMQP{cfg: cfg, sink: sink, ready: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	c := &AMQP{cfg: cfg, sink: sink, msink: msink, ready: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	go c.run()
 	select {
 	case <-c.ready:
@@ -75,7 +86,19 @@ func StartAMQP(cfg AMQPConfig, sink Sink) (*AMQP, error) {
 // consumer when the test ends.
 func NewAMQP(t testing.TB, cfg AMQPConfig, sink Sink) *AMQP {
 	t.Helper()
-	c, err := StartAMQP(cfg, sink)
+	return newAMQP(t, cfg, sink, nil)
+}
+
+// NewAMQPMessages is StartAMQPMessages for a test: it fails t on error and
+// closes the consumer when the test ends.
+func NewAMQPMessages(t testing.TB, cfg AMQPConfig, sink MessageSink) *AMQP {
+	t.Helper()
+	return newAMQP(t, cfg, nil, sink)
+}
+
+func newAMQP(t testing.TB, cfg AMQPConfig, sink Sink, msink MessageSink) *AMQP {
+	t.Helper()
+	c, err := startAMQP(cfg, sink, msink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,6 +178,13 @@ func (c *AMQP) consume() error {
 			c.count.Add(1)
 			if c.sink != nil {
 				c.sink(d.Body)
+			}
+			if c.msink != nil {
+				h := map[string]string{"content-type": d.ContentType, "message-id": d.MessageId}
+				for k, v := range d.Headers {
+					h[k] = fmt.Sprint(v)
+				}
+				c.msink(Message{Body: d.Body, Headers: h})
 			}
 			if !c.cfg.AutoAck {
 				_ = d.Ack(false)

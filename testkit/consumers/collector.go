@@ -3,6 +3,8 @@ package consumers
 import (
 	"sync"
 	"testing"
+
+	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 )
 
 // Sink receives every message body a consumer gets, from the consumer's
@@ -19,6 +21,10 @@ type Collector struct {
 	distinct [][]byte
 	seen     map[string]bool
 	dups     int
+	// msgs, distinctMsgs and keys are kept by AddMessage only.
+	msgs         []targettest.Message
+	distinctMsgs []targettest.Message
+	keys         []string
 }
 
 // Add records one body (a copy of it). It is the Collector's Sink.
@@ -26,16 +32,23 @@ func (c *Collector) Add(body []byte) {
 	b := append([]byte(nil), body...)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.add(b)
+}
+
+// add records b, which the Collector owns, and reports whether it is new.
+// c.mu is held.
+func (c *Collector) add(b []byte) bool {
 	if c.seen == nil {
 		c.seen = map[string]bool{}
 	}
 	c.all = append(c.all, b)
 	if c.seen[string(b)] {
 		c.dups++
-		return
+		return false
 	}
 	c.seen[string(b)] = true
 	c.distinct = append(c.distinct, b)
+	return true
 }
 
 // Reset forgets everything received.
@@ -43,6 +56,7 @@ func (c *Collector) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.all, c.distinct, c.seen, c.dups = nil, nil, nil, 0
+	c.msgs, c.distinctMsgs, c.keys = nil, nil, nil
 }
 
 // All returns every body received, duplicates included, in arrival order.

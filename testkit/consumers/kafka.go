@@ -102,6 +102,22 @@ type Kafka struct {
 // StartKafka starts reading topic on the broker at addr (host:port). The
 // client connects lazily, so it starts even while the broker is down.
 func StartKafka(addr, topic string, sink KafkaRecordSink) (*Kafka, error) {
+	return startKafka(addr, topic, func(r *kgo.Record) { sink(r.Key, r.Value) })
+}
+
+// StartKafkaMessages is StartKafka handing each record as a Message: its
+// key, value and headers.
+func StartKafkaMessages(addr, topic string, sink MessageSink) (*Kafka, error) {
+	return startKafka(addr, topic, func(r *kgo.Record) {
+		h := make(map[string]string, len(r.Headers))
+		for _, rh := range r.Headers {
+			h[rh.Key] = string(rh.Value)
+		}
+		sink(Message{Key: r.Key, Body: r.Value, Headers: h})
+	})
+}
+
+func startKafka(addr, topic string, each func(*kgo.Record)) (*Kafka, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }))
@@ -113,7 +129,7 @@ func StartKafka(addr, topic string, sink KafkaRecordSink) (*Kafka, error) {
 	go func() {
 		defer close(k.done)
 		for ctx.Err() == nil {
-			cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { sink(r.Key, r.Value) })
+			cl.PollFetches(ctx).EachRecord(each)
 		}
 	}()
 	return k, nil
@@ -123,12 +139,26 @@ func StartKafka(addr, topic string, sink KafkaRecordSink) (*Kafka, error) {
 // consumer when the test ends.
 func NewKafka(t testing.TB, addr, topic string, sink KafkaRecordSink) *Kafka {
 	t.Helper()
-	k, err := StartKafka(addr, topic, sink)
-	if err != nil {
-		t.Fatal(err)
+	return kafkaTB(t)(StartKafka(addr, topic, sink))
+}
+
+// NewKafkaMessages is StartKafkaMessages for a test: it fails t on error
+// and closes the consumer when the test ends.
+func NewKafkaMessages(t testing.TB, addr, topic string, sink MessageSink) *Kafka {
+	t.Helper()
+	return kafkaTB(t)(StartKafkaMessages(addr, topic, sink))
+}
+
+// kafkaTB fails t on a start error and closes the consumer when t ends.
+func kafkaTB(t testing.TB) func(*Kafka, error) *Kafka {
+	return func(k *Kafka, err error) *Kafka {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(k.Close)
+		return k
 	}
-	t.Cleanup(k.Close)
-	return k
 }
 
 // Close stops reading and closes the client.
