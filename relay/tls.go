@@ -22,7 +22,8 @@ type TLSSettings struct {
 	Key string `json:"key"`
 	// ClientCA, if set, is a PEM file of CAs: every client must present a
 	// certificate they signed; empty means client certificates are
-	// neither asked for nor checked. It is read at start.
+	// neither asked for nor checked. It is read again after it changed,
+	// as Cert and Key are.
 	ClientCA string `json:"clientCA,omitempty"`
 }
 
@@ -69,7 +70,9 @@ func loadPool(file string) (*x509.CertPool, error) {
 // renewed certificate is served without a restart. A new pair that does
 // not load (unreadable, mismatched, half written) is logged on lg (nil:
 // slog.Default()) and the previous pair is served until the files change
-// again. With ClientCA, clients must present a certificate it verifies.
+// again. With ClientCA, clients must present a certificate it verifies;
+// the file is read again at a handshake after it changed, and a new file
+// that does not load is logged and the previous CAs kept, likewise.
 func ServerTLSConfig(s TLSSettings, lg *slog.Logger) (*tls.Config, error) {
 	if err := s.validate(); err != nil {
 		return nil, err
@@ -93,6 +96,7 @@ func ServerTLSConfig(s TLSSettings, lg *slog.Logger) (*tls.Config, error) {
 		}
 		tc.ClientCAs = pool
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
+		newCAReloader(tc, s.ClientCA, lg)
 	}
 	return tc, nil
 }

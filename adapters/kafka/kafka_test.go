@@ -5,165 +5,44 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/testkit/consumers"
 )
 
-// Broker is an in-process Kafka broker (kfake: the real wire protocol) on a
-// fixed loopback port, persisting to a directory so that what it
-// acknowledged survives Stop and Start, plus a consumer that reads the
-// topic from the start into memory. It takes testing.TB so that bench/ can
-// reuse it.
+// Broker is the shared in-process Kafka broker (kfake) with topic, plus,
+// if asked, a consumer that reads the topic from the start into the
+// Collector (values, keys and headers, redeliveries included).
 type Broker struct {
-	Addr  string
+	*consumers.KafkaBroker
+	consumers.Collector
 	Topic string
-	opts  []kfake.Opt
-
-	mu      sync.Mutex
-	cluster *kfake.Cluster
-	values  [][]byte
-	keys    []string
-	headers []map[string]string
-	cancel  context.CancelFunc
-	done    chan struct{}
-	consume bool
 }
 
 // NewBroker starts a broker with topic (3 partitions) and, if consume, its
-// consumer.
+// consumer, until the test ends.
 func NewBroker(t testing.TB, topic string, consume bool, extra ...kfake.Opt) *Broker {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	b := &Broker{KafkaBroker: consumers.NewKafkaBroker(t, []string{topic}, extra...), Topic: topic}
+	if consume {
+		consumers.NewKafkaMessages(t, b.Addr, topic, b.AddMessage)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	b := &Broker{Addr: fmt.Sprintf("127.0.0.1:%d", port), Topic: topic, consume: consume}
-	b.opts = append([]kfake.Opt{kfake.Ports(port), kfake.DataDir(t.TempDir()), kfake.SeedTopics(3, topic)}, extra...)
-	b.Start(t)
-	t.Cleanup(func() { b.Stop(t); b.stopConsumer() })
 	return b
 }
 
-// Start starts the cluster on the broker's port, and the consumer if it is
-// not running.
-func (b *Broker) Start(t testing.TB) {
-	t.Helper()
-	var c *kfake.Cluster
-	var err error
-	for i := 0; i < 50; i++ {
-		if c, err = kfake.NewCluster(b.opts...); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("starting kfake: %v", err)
-	}
-	b.mu.Lock()
-	b.cluster = c
-	running := b.cancel != nil
-	b.mu.Unlock()
-	if b.consume && !running {
-		b.startConsumer(t)
-	}
-}
+// Start starts the broker again on its port and directory.
+func (b *Broker) Start(t testing.TB) { t.Helper(); consumers.TB(b.KafkaBroker.Start)(t) }
 
-// Stop closes the cluster (it saves its data to disk first).
-func (b *Broker) Stop(testing.TB) {
-	b.mu.Lock()
-	c := b.cluster
-	b.cluster = nil
-	b.mu.Unlock()
-	if c != nil {
-		c.Close()
-	}
-}
-
-// Cluster returns the running cluster, or nil.
-func (b *Broker) Cluster() *kfake.Cluster {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.cluster
-}
-
-func (b *Broker) startConsumer(t testing.TB) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.ConsumeTopics(b.Topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b.mu.Lock()
-	b.cancel, b.done = cancel, make(chan struct{})
-	b.mu.Unlock()
-	go func() {
-		defer close(b.done)
-		defer cl.Close()
-		for ctx.Err() == nil {
-			fs := cl.PollFetches(ctx)
-			b.mu.Lock()
-			fs.EachRecord(func(r *kgo.Record) {
-				b.values = append(b.values, r.Value)
-				b.keys = append(b.keys, string(r.Key))
-				h := make(map[string]string, len(r.Headers))
-				for _, rh := range r.Headers {
-					h[rh.Key] = string(rh.Value)
-				}
-				b.headers = append(b.headers, h)
-			})
-			b.mu.Unlock()
-		}
-	}()
-}
-
-func (b *Broker) stopConsumer() {
-	b.mu.Lock()
-	cancel, done := b.cancel, b.done
-	b.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
-}
-
-// Received returns the values the consumer read, in arrival order.
-func (b *Broker) Received(testing.TB) [][]byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([][]byte(nil), b.values...)
-}
-
-// Messages returns the values the consumer read with their headers, in
-// arrival order.
-func (b *Broker) Messages(testing.TB) []targettest.Message {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := make([]targettest.Message, len(b.values))
-	for i := range b.values {
-		out[i] = targettest.Message{Body: b.values[i], Headers: b.headers[i]}
-	}
-	return out
-}
-
-// Keys returns the record keys the consumer read, in arrival order.
-func (b *Broker) Keys() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]string(nil), b.keys...)
-}
+// Stop stops the broker (it saves its data to disk first).
+func (b *Broker) Stop(testing.TB) { b.KafkaBroker.Stop() }
 
 func newTarget(t testing.TB, cfg Config) *Target {
 	t.Helper()
