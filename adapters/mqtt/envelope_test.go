@@ -19,7 +19,7 @@ import (
 func TestCloudEvents(t *testing.T) {
 	testenv.Require(t, "mosquitto", brokerAddr)
 	topic := fmt.Sprintf("minio/test-%d-cloudevents", os.Getpid())
-	sub := NewSubscriber(t, brokerURL, topic)
+	_, sub := NewSubscriber(t, brokerURL, topic)
 	targettest.RunEnvelope(t, targettest.EnvelopeHarness{
 		Envelope: targettest.Envelope{CloudEvents: true},
 		New: func(t testing.TB) delivery.Target {

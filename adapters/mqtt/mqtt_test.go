@@ -6,21 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/internal/testenv"
+	"github.com/bucketrelay/bucketrelay/testkit/consumers"
 )
 
 const (
@@ -35,159 +32,15 @@ func StopMosquitto(t testing.TB) {
 	testenv.StopService(t, "mosquitto", "mosquitto")
 }
 
-// Subscriber receives what is published on a topic, as the seed's paho
-// example does (it subscribes to "minio"), at QoS 1, and resubscribes after
-// the broker restarts.
-//
-// Bodies returns each distinct body once and Dups counts the redeliveries:
-// the suite counts every body it gets toward the events it waits for, so a
-// duplicate would end its wait before the last events arrived.
-type Subscriber struct {
-	mu     sync.Mutex
-	bodies [][]byte
-	seen   map[string]bool
-	dups   int
-	subbed chan struct{} // receives after each successful subscription
-	client paho.Client
-}
-
-// NewSubscriber subscribes to topic on broker until the test ends.
-func NewSubscriber(t testing.TB, broker, topic string) *Subscriber {
+// NewSubscriber subscribes to topic on broker at QoS 1, as the seed's paho
+// example does (it subscribes to "minio"), resubscribing after the broker
+// restarts, until the test ends. The collector's Bodies counts each body
+// once: the suite counts every body it gets toward the events it waits
+// for, so a redelivery would end its wait before the last events arrived.
+func NewSubscriber(t testing.TB, broker, topic string) (*consumers.MQTT, *consumers.Collector) {
 	t.Helper()
-	s := &Subscriber{subbed: make(chan struct{}, 16), seen: map[string]bool{}}
-	opts := paho.NewClientOptions().AddBroker(broker).
-		SetClientID(fmt.Sprintf("bucketrelay-test-sub-%d-%d", os.Getpid(), time.Now().UnixNano())).
-		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).
-		SetConnectRetryInterval(100 * time.Millisecond).SetMaxReconnectInterval(200 * time.Millisecond).
-		SetOrderMatters(true)
-	opts.SetOnConnectHandler(func(c paho.Client) {
-		go func() {
-			tok := c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) {
-				s.mu.Lock()
-				if s.seen[string(m.Payload())] {
-					s.dups++
-				} else {
-					s.seen[string(m.Payload())] = true
-					s.bodies = append(s.bodies, append([]byte(nil), m.Payload()...))
-				}
-				s.mu.Unlock()
-			})
-			if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
-				s.subbed <- struct{}{}
-			}
-		}()
-	})
-	s.client = paho.NewClient(opts)
-	s.client.Connect()
-	s.WaitSubscribed(t)
-	t.Cleanup(func() { s.client.Disconnect(100) })
-	return s
-}
-
-// WaitSubscribed waits for the next successful subscription.
-func (s *Subscriber) WaitSubscribed(t testing.TB) {
-	t.Helper()
-	select {
-	case <-s.subbed:
-	case <-time.After(30 * time.Second):
-		t.Fatal("subscriber did not subscribe")
-	}
-}
-
-// Dups returns how many bodies arrived more than once.
-func (s *Subscriber) Dups() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.dups
-}
-
-// Bodies returns the distinct bodies received, in arrival order.
-func (s *Subscriber) Bodies() [][]byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([][]byte(nil), s.bodies...)
-}
-
-// Gate is a loopback TCP proxy to the broker that the test can close. An
-// MQTT broker only hands a message to the subscriptions that exist when it
-// arrives, and Mosquitto keeps no session across a restart, so after a
-// restart the relay must not publish before the test's subscriber has
-// subscribed again: the relay connects through the gate, which the harness
-// opens only then. The broker itself is really stopped and started.
-type Gate struct {
-	ln      net.Listener
-	target  string
-	mu      sync.Mutex
-	open    bool
-	conns   map[net.Conn]bool
-	stopped chan struct{}
-}
-
-// NewGate listens on a loopback port and forwards to target while open.
-func NewGate(t testing.TB, target string) *Gate {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &Gate{ln: ln, target: target, open: true, conns: map[net.Conn]bool{}, stopped: make(chan struct{})}
-	go g.serve()
-	t.Cleanup(func() { ln.Close(); g.SetOpen(false); <-g.stopped })
-	return g
-}
-
-// URL is the broker URL through the gate.
-func (g *Gate) URL() string { return "tcp://" + g.ln.Addr().String() }
-
-// SetOpen opens or closes the gate; closing it cuts every connection.
-func (g *Gate) SetOpen(open bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.open = open
-	if !open {
-		for c := range g.conns {
-			c.Close()
-		}
-	}
-}
-
-func (g *Gate) serve() {
-	defer close(g.stopped)
-	for {
-		c, err := g.ln.Accept()
-		if err != nil {
-			return
-		}
-		g.mu.Lock()
-		open := g.open
-		if open {
-			g.conns[c] = true
-		}
-		g.mu.Unlock()
-		if !open {
-			c.Close()
-			continue
-		}
-		go g.pipe(c)
-	}
-}
-
-func (g *Gate) pipe(c net.Conn) {
-	defer func() {
-		g.mu.Lock()
-		delete(g.conns, c)
-		g.mu.Unlock()
-		c.Close()
-	}()
-	up, err := net.DialTimeout("tcp", g.target, 2*time.Second)
-	if err != nil {
-		return
-	}
-	defer up.Close()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
-	<-done
+	c := new(consumers.Collector)
+	return consumers.NewMQTT(t, consumers.MQTTConfig{Broker: broker, Topic: topic}, c.Add), c
 }
 
 func newTarget(t testing.TB, cfg Config) *Target {
@@ -209,9 +62,9 @@ func harnessWith(t *testing.T, qos int, change func(*Config)) targettest.Harness
 	if change != nil {
 		topic += "-changed"
 	}
-	sub := NewSubscriber(t, brokerURL, topic)
-	t.Cleanup(func() { t.Logf("%d duplicates (at-least-once delivery)", sub.Dups()) })
-	gate := NewGate(t, brokerAddr)
+	sub, got := NewSubscriber(t, brokerURL, topic)
+	t.Cleanup(func() { t.Logf("%d duplicates (at-least-once delivery)", got.Dups()) })
+	gate := consumers.NewGate(t, brokerAddr)
 	return targettest.Harness{
 		Features: targettest.Features{Message: true, AtMostOnce: qos == 0},
 		New: func(t testing.TB) delivery.Target {
@@ -221,17 +74,15 @@ func harnessWith(t *testing.T, qos int, change func(*Config)) targettest.Harness
 			}
 			return newTarget(t, cfg)
 		},
-		Received: func(testing.TB) [][]byte { return sub.Bodies() },
+		Received: got.Distinct,
 		Stop: func(t testing.TB) {
 			gate.SetOpen(false)
 			StopMosquitto(t)
-			for len(sub.subbed) > 0 {
-				<-sub.subbed
-			}
+			sub.ForgetSubscriptions()
 		},
 		Start: func(t testing.TB) {
 			testenv.Services(t, "start", "mosquitto")
-			sub.WaitSubscribed(t)
+			sub.RequireSubscribed(t)
 			gate.SetOpen(true)
 		},
 		Timeout: 30 * time.Second,
@@ -269,8 +120,8 @@ func items(bucket string, n int) []delivery.Item {
 func TestCutConnectionIsRetried(t *testing.T) {
 	testenv.Require(t, "mosquitto", brokerAddr)
 	topic := fmt.Sprintf("minio/cut-%d", os.Getpid())
-	sub := NewSubscriber(t, brokerURL, topic)
-	gate := NewGate(t, brokerAddr)
+	_, sub := NewSubscriber(t, brokerURL, topic)
+	gate := consumers.NewGate(t, brokerAddr)
 	tg := newTarget(t, Config{Enable: true, Broker: gate.URL(), Topic: topic, QoS: 1})
 	its := items("cut", 100)
 	if err := tg.Send(context.Background(), its[:10]); err != nil {

@@ -21,7 +21,7 @@ func TestTLS(t *testing.T) {
 	s := tlsca.New(t, "")
 	m := tlsserver.StartMosquitto(t, s, false)
 	const topic = "relay-tls"
-	sub := NewSubscriber(t, "tcp://"+m.PlainAddr(), topic)
+	_, sub := NewSubscriber(t, "tcp://"+m.PlainAddr(), topic)
 	base := Config{Broker: "tls://" + m.TLSAddr(), Topic: topic, QoS: 1, TLSFiles: kit.TLSFiles{CAFile: s.CA.File}}
 
 	if err := checker.Send(t, base, 0); err != nil {
@@ -43,7 +43,7 @@ func TestMutualTLS(t *testing.T) {
 	s := tlsca.New(t, "")
 	m := tlsserver.StartMosquitto(t, s, true)
 	const topic = "relay-mtls"
-	sub := NewSubscriber(t, "tcp://"+m.PlainAddr(), topic)
+	_, sub := NewSubscriber(t, "tcp://"+m.PlainAddr(), topic)
 	base := Config{Broker: "tls://" + m.TLSAddr(), Topic: topic, QoS: 1,
 		TLSFiles: kit.TLSFiles{CAFile: s.CA.File, ClientCert: s.Client.Cert, ClientKey: s.Client.Key}}
 	checker.MutualTLS(t, s, base, func(c *Config, cert, key string) { c.ClientCert, c.ClientKey = cert, key })
