@@ -90,9 +90,7 @@ func (r *Relay) TargetStatus() []TargetStatus {
 		if a, err := rules.ParseARN(baseTarget(s.ID)); err == nil {
 			t.Kind = a.Kind
 		}
-		if ll, ok := r.log.(limitLog); ok && t.Lag > 0 {
-			_, t.LagBytes = ll.Pending(s.ID)
-		}
+		t.LagBytes = r.lagBytes(s.ID, t.Lag)
 		if t.Buckets == nil {
 			t.Buckets = []string{}
 		}

@@ -19,8 +19,8 @@ import (
 )
 
 // The status page: GET / renders, on the server, one row per target (state,
-// lag, oldest pending age, last error, a sparkline of the lag over the last
-// minutes) and each target's quarantine with retry and drop buttons, which
+// lag in events and bytes, oldest pending age, last error, a sparkline of
+// the lag over the last minutes) and each target's quarantine with retry and drop buttons, which
 // call POST /v1/targets/{arn}/quarantine/{retry,drop}. It refreshes itself
 // every few seconds. When the relay has an access token the page asks for
 // it once and keeps a session cookie (see pageAllowed).
@@ -174,6 +174,9 @@ type pageData struct {
 type pageTarget struct {
 	ARN, State, StateClass string
 	Lag                    int64
+	// LagBytes is TargetStatus.LagBytes; LagSize is it for a reader.
+	LagBytes               int64
+	LagSize                string
 	Oldest                 string
 	LastError, LastErrorAt string
 	NextRetry              string
@@ -209,6 +212,8 @@ func (r *Relay) pageData(now time.Time) pageData {
 			Lag: max(s.Pending, 0), Oldest: "–", LastError: s.LastError,
 			Delivered: s.Delivered, Retried: s.Retried, Quarantined: s.Quarantined,
 		}
+		t.LagBytes = r.lagBytes(s.ID, t.Lag)
+		t.LagSize = formatBytes(t.LagBytes)
 		if at, ok := r.eng.OldestPending(s.ID); ok {
 			t.Oldest = formatAge(now.Sub(at))
 		}
@@ -238,6 +243,17 @@ func (r *Relay) pageData(now time.Time) pageData {
 		d.Targets = append(d.Targets, t)
 	}
 	return d
+}
+
+// lagBytes is the size of target's lag events as logged (what
+// relay.queueLimitBytes bounds); 0 without lag or on a cluster log, which
+// does not count it.
+func (r *Relay) lagBytes(target string, lag int64) int64 {
+	if ll, ok := r.log.(limitLog); ok && lag > 0 {
+		_, b := ll.Pending(target)
+		return b
+	}
+	return 0
 }
 
 // pageRefresh is how often the page reloads its figures.

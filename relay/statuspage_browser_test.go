@@ -129,8 +129,11 @@ func TestStatusPageBrowser(t *testing.T) {
 	publish(records("images", 3, 10)...)
 	waitPage("the target down with lag 10 and the error", `(() => { const r = `+row+`; return r.dataset.state === "down" && +r.dataset.lag >= 10 && r.querySelector(".lasterror").textContent.includes("connection refused") && r.querySelector(".oldest").textContent !== "–"; })()`)
 	lag1 := evalInt(`+` + row + `.dataset.lag`)
+	waitPage("the lag's size shown", `(() => { const r = `+row+`; return +r.dataset.lagBytes > 0 && /^[0-9.]+(B|KiB)$/.test(r.querySelector(".lagbytes").textContent) && r.querySelector(".lagbytes").textContent !== "0B"; })()`)
+	bytes1 := evalInt(`+` + row + `.dataset.lagBytes`)
 	publish(records("images", 13, 15)...)
 	waitPage("the lag rising", row+`.dataset.lag >= `+strconv.Itoa(lag1+15))
+	waitPage("the lag's size rising", row+`.dataset.lagBytes > `+strconv.Itoa(bytes1))
 	waitPage("the sparkline rising", `(() => {
 		const p = `+row+`.querySelector("polyline").getAttribute("points").trim().split(" ").map(s => +s.split(",")[1]);
 		return p.length >= 3 && p[p.length - 1] < p[0];
@@ -153,7 +156,7 @@ func TestStatusPageBrowser(t *testing.T) {
 	reject.Store(true)
 	rcv.Start(t)
 	waitBodies(t, rcv, 28, 20*time.Second)
-	waitPage("the target up again with no lag", `(() => { const r = `+row+`; return r.dataset.state === "up" && r.dataset.lag === "0"; })()`)
+	waitPage("the target up again with no lag", `(() => { const r = `+row+`; return r.dataset.state === "up" && r.dataset.lag === "0" && r.dataset.lagBytes === "0" && r.querySelector(".lagbytes").textContent === "0B"; })()`)
 	publish(targettest.Record("images", "poison.jpg", event.ObjectCreatedPut, 99))
 	waitPage("the quarantined event", `(() => { const q = document.querySelector("tr.quarantined"); return !!q && q.textContent.includes("poison.jpg") && q.textContent.includes("400"); })()`)
 

@@ -33,7 +33,8 @@ func TestStatusPageRenders(t *testing.T) {
 		t.Fatalf("GET / = %d %q, want 200 text/html", w.Code, w.Header().Get("Content-Type"))
 	}
 	for _, want := range []string{
-		`<tr class="target" data-arn="arn:minio:sqs::1:webhook" data-state="up" data-lag="0">`,
+		`<tr class="target" data-arn="arn:minio:sqs::1:webhook" data-state="up" data-lag="0" data-lag-bytes="0">`,
+		`<td class="num lagbytes">0B</td>`,
 		`<span class="state up">up</span>`,
 		`obj-00003.jpg`, // the quarantined event's key
 		`400`,           // and its error
