@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"strconv"
 	"time"
@@ -215,8 +216,12 @@ func (t *Target) dial(ctx context.Context) (*amqp091.Connection, error) {
 		err error
 	}
 	res := make(chan dialed, 1)
+	// amqp091 writes into Config.Properties while it dials: each dial
+	// (Probe and Send may dial at once) gets its own map.
+	cfg := t.amqpCfg
+	cfg.Properties = maps.Clone(cfg.Properties)
 	go func() {
-		c, err := amqp091.DialConfig(t.cfg.URL, t.amqpCfg)
+		c, err := amqp091.DialConfig(t.cfg.URL, cfg)
 		res <- dialed{c, err}
 	}()
 	select {
