@@ -55,15 +55,7 @@ func TestAMQP(t *testing.T) {
 	ex := fmt.Sprintf("consumers-test-%d", os.Getpid())
 	var c Collector
 	cons := NewAMQP(t, AMQPConfig{URL: url, Exchange: ex, Queue: ex, DeleteExchange: true}, c.Add)
-	conn, err := amqp091.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := amqpChannel(t, url)
 	for i := range 3 {
 		if err := ch.PublishWithContext(context.Background(), ex, "", false, false, amqp091.Publishing{Body: []byte{byte('0' + i)}}); err != nil {
 			t.Fatal(err)

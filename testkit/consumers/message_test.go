@@ -60,15 +60,7 @@ func TestAMQPMessages(t *testing.T) {
 	ex := fmt.Sprintf("consumers-test-msg-%d", os.Getpid())
 	var c Collector
 	NewAMQPMessages(t, AMQPConfig{URL: url, Exchange: ex, Queue: ex, DeleteExchange: true}, c.AddMessage)
-	conn, err := amqp091.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := amqpChannel(t, url)
 	if err := ch.PublishWithContext(context.Background(), ex, "", false, false, amqp091.Publishing{
 		Body: []byte("b"), ContentType: "application/json", MessageId: "id-1", Headers: amqp091.Table{"ce_id": "id-1", "n": int32(7)},
 	}); err != nil {
@@ -130,4 +122,19 @@ func TestMQTT5Messages(t *testing.T) {
 	if body != "p" || h["content-type"] != "application/json" || h["event-id"] != "id-1" {
 		t.Fatalf("got %q with %v", body, h)
 	}
+}
+
+// amqpChannel opens a channel to publish on, closed when the test ends.
+func amqpChannel(t *testing.T, url string) *amqp091.Channel {
+	t.Helper()
+	conn, err := amqp091.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
 }
