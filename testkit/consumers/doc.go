@@ -6,7 +6,10 @@
 //
 // Every consumer hands each message body to a Sink. Collector is the Sink
 // tests use: it keeps the bodies and counts redeliveries. bench/ passes its
-// own Sink that only marks event ids, so a long run holds no bodies.
+// own Sink that only marks event ids, so a long run holds no bodies. The
+// envelope checks need each message's headers: the AMQP, Kafka and MQTT 5
+// consumers also hand whole Messages to a MessageSink (the XMessages
+// constructors, and NewMQTT5), which Collector.AddMessage keeps.
 //
 // Each helper has two constructors: StartX returns an error and a Close
 // method (for bench/, which has no testing.TB), and NewX takes testing.TB,
