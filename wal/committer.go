@@ -383,6 +383,14 @@ func (l *Log) writeTx(frames []*pendingFrame) {
 	defer l.c.txMu.Unlock()
 	ix := &l.ix
 	ix.mu.Lock()
+	if err := ix.failErr; err != nil {
+		// Fail-stop: frames queued before the failure are refused too. A
+		// later fsync may succeed while pages an earlier one could not
+		// write were dropped; nothing is acknowledged after a failure.
+		ix.mu.Unlock()
+		l.refuse(frames, err)
+		return
+	}
 	if len(frames) == 0 && len(ix.dirty) == 0 && len(ix.quar) == 0 && len(ix.compactQ) == 0 && len(ix.mergeQ) == 0 && !l.sweepDue() {
 		ix.mu.Unlock()
 		return
@@ -531,14 +539,18 @@ func (l *Log) failTx(p *txPlan, frames []*pendingFrame, err error) {
 	ix.quar = append(p.quar, ix.quar...)
 	ix.compactQ = append(p.compact, ix.compactQ...)
 	ix.mu.Unlock()
+	l.refuse(frames, err)
+}
+
+// refuse fails the appends of frames with err: nothing of them is durable.
+func (l *Log) refuse(frames []*pendingFrame, err error) {
+	if !errors.Is(err, ErrNoSpace) && !errors.Is(err, ErrFailed) {
+		err = fmt.Errorf("wal: commit: %w", err)
+	}
 	for _, f := range frames {
 		for _, r := range f.reqs {
 			l.unreserve(r)
-			if errors.Is(err, ErrNoSpace) || errors.Is(err, ErrFailed) {
-				r.done <- err
-			} else {
-				r.done <- fmt.Errorf("wal: commit: %w", err)
-			}
+			r.done <- err
 		}
 	}
 }

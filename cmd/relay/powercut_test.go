@@ -49,7 +49,10 @@ func TestPowerCut(t *testing.T) {
 	h := newPowerHarness(t, false)
 	rdb := redisConn(t)
 	h.redisKey = fmt.Sprintf("bucketrelay-powercut-%d-%d", os.Getpid(), time.Now().UnixNano())
-	t.Cleanup(func() { rdb.Do("DEL", h.redisKey); rdb.Close() })
+	rdb.Close()
+	// Each use dials anew: other packages' tests restart the shared Redis
+	// (their outages), which closes a connection held across the run.
+	t.Cleanup(func() { c := redisConn(t); c.Do("DEL", h.redisKey); c.Close() })
 
 	n := *powerCuts
 	// A disk's fsync takes time: cuts then often land between the log's
@@ -86,7 +89,9 @@ func TestPowerCut(t *testing.T) {
 	deadline := time.Now().Add(120 * time.Second)
 	for {
 		missing, dups = h.seen.missing(ackedIDs)
-		nsErr = h.ns.check(rdb, h.redisKey)
+		c := redisConn(t)
+		nsErr = h.ns.check(c, h.redisKey)
+		c.Close()
 		if len(missing) == 0 && nsErr == nil || time.Now().After(deadline) {
 			break
 		}
