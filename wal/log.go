@@ -114,6 +114,7 @@ type Log struct {
 	c  committer // committer.go
 	ix index     // index.go
 
+	dec     decodedCache  // framecache.go
 	lastSeq atomic.Uint64 // last committed sequence
 	id      string        // the log's id (meta "id"); "" in a log that predates ids, read-only
 }
@@ -380,7 +381,7 @@ func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(Reco
 				next = f.last + 1
 				return true
 			}
-			recs, err := f.records()
+			recs, err := l.dec.records(f)
 			if err != nil {
 				damaged = append(damaged, damagedFrame{first: f.first, last: f.last, reason: reason(err), targets: f.h.targets, known: f.trustedTable()})
 				next = f.last + 1

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -96,5 +97,57 @@ func TestReadDataMayBeKept(t *testing.T) {
 		if w := want[r.Seq-1]; !bytes.Equal(r.Data, w) {
 			t.Fatalf("record %d: kept data %q, want %q", r.Seq, r.Data, w)
 		}
+	}
+}
+
+// Reads of one frame share one decode; a frame rewritten in place under
+// the same key (compaction) is decoded again.
+func TestReadSharesDecodedFrame(t *testing.T) {
+	l := openTest(t, filepath.Join(t.TempDir(), "wal.db"), Options{})
+	defer l.Close()
+	ctx := context.Background()
+	l.Register("a")
+	l.Register("b")
+	var batch []*Entry
+	for i := range 100 {
+		if i < 60 {
+			batch = append(batch, entry(i, "a"))
+		} else {
+			batch = append(batch, entry(i, "a", "b"))
+		}
+	}
+	if _, err := l.Append(ctx, batch...); err != nil {
+		t.Fatal(err)
+	}
+	a, b := readAll(t, l, 1, "a"), readAll(t, l, 1, "b")
+	if len(a) != 100 || len(b) != 40 {
+		t.Fatalf("records: a %d, b %d; want 100, 40", len(a), len(b))
+	}
+	if all := readAll(t, l, 1, ""); unsafe.SliceData(a[65].Data) != unsafe.SliceData(all[65].Data) {
+		t.Fatal("two targets' reads of one frame decoded it twice")
+	}
+	// a passes everything, b has not started: the frame is compacted to
+	// b's records, under the same key.
+	if err := l.Advance("a", 101); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := l.Append(ctx, entry(1000, "a")); err != nil { // commits, which compact
+			t.Fatal(err)
+		}
+		all := readAll(t, l, 1, "")
+		if len(all) > 0 && all[0].Seq == 61 {
+			for i, r := range all[:40] {
+				if want := fmt.Sprintf(`{"i":%d}`, 60+i); r.Seq != uint64(61+i) || string(r.Data) != want {
+					t.Fatalf("after compaction record %d: seq %d data %q, want %d %q", i, r.Seq, r.Data, 61+i, want)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the frame was not compacted (or a stale decode was read): first record %d", all[0].Seq)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
