@@ -88,11 +88,14 @@ func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(wal.
 			return next, &corruptError{Seq(m.seq, 0), fmt.Sprintf("headers say %d records, the body holds %d", m.count, f.count)}
 		}
 		stop := false
-		err = f.records(idx, func(r wal.Record) bool {
-			next = r.Seq + 1
-			if target != "" && (!contains(r.Targets, base) || (lanes > 1 && LaneOf(r.Key, lanes) != lane)) {
-				return true
+		var want func([]string, string) bool
+		if target != "" {
+			want = func(targets []string, key string) bool {
+				return contains(targets, base) && (lanes <= 1 || LaneOf(key, lanes) == lane)
 			}
+		}
+		err = f.records(idx, want, func(r wal.Record) bool {
+			next = r.Seq + 1
 			if !fn(r) {
 				stop = true
 				return false
@@ -102,7 +105,7 @@ func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(wal.
 		if err != nil {
 			return next, err
 		}
-		if _, i := SplitSeq(next); i >= f.count {
+		if _, i := SplitSeq(next); i >= f.count || !stop {
 			next = Seq(m.seq+1, 0)
 		}
 		if stop {
