@@ -21,7 +21,9 @@ import (
 // without being fetched. A damaged message returns an error wrapping
 // wal.ErrCorrupt. A fetch the stream does not answer (no leader, no
 // quorum, a server behind) is retried until ctx ends: the message is
-// stored, and an error would stop the caller's delivery for good.
+// stored, and an error would stop the caller's delivery for good. Each
+// record passed has its own copy of the data, which fn may keep (the
+// delivery.Log contract).
 func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(wal.Record) bool) (uint64, error) {
 	s, idx := SplitSeq(from)
 	next := from
