@@ -49,7 +49,13 @@ func (it *Item) Op() event.Op { return it.EventName.Op() }
 // Message returns the body webhook and queue targets send:
 // {"EventName":…,"Key":…,"Records":[record]}.
 func (it *Item) Message() []byte {
-	return event.AppendMessage(make([]byte, 0, len(it.Record)+len(it.Key)+64), string(it.EventName), it.Key, it.Record)
+	return it.AppendMessage(make([]byte, 0, len(it.Record)+len(it.Key)+64))
+}
+
+// AppendMessage appends the body Message returns to dst, for a client
+// that copies what it publishes: one buffer serves every item of a send.
+func (it *Item) AppendMessage(dst []byte) []byte {
+	return event.AppendMessage(dst, string(it.EventName), it.Key, it.Record)
 }
 
 // Target is a destination for events: a broker, a store or an endpoint.

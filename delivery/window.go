@@ -21,13 +21,13 @@ func itemSize(it *Item) int64 {
 	return int64(len(it.Key)+len(it.EventName)+len(it.Record)) + itemOverhead
 }
 
-// newItem turns r into an item with its own copy of the data: the log
-// hands out data that may alias a whole decompressed frame (megabytes),
-// which a window holding one record of it would otherwise keep alive.
+// newItem turns r into an item sharing r's data: the Log contract lets a
+// reader keep it (never reused, and never pinning much more than the
+// records read), so a batch window costs no copy per record.
 func newItem(r *wal.Record) Item {
 	return Item{
 		Seq: r.Seq, Key: r.Key, EventName: event.Name(r.Name), EventTime: r.EventTime, AppendTime: r.AppendTime,
-		Record: append(make([]byte, 0, len(r.Data)), r.Data...),
+		Record: r.Data,
 	}
 }
 
@@ -35,6 +35,15 @@ func newItem(r *wal.Record) Item {
 func (l *loop) item(r *wal.Record) Item {
 	it := newItem(r)
 	it.LogID = l.e.logID
+	return it
+}
+
+// ownItem is item with its own copy of the data, for a coalescing window:
+// it keeps one record of many, and a superseded record's data must not
+// stay alive through the frame its survivor shares.
+func (l *loop) ownItem(r *wal.Record) Item {
+	it := l.item(r)
+	it.Record = append(make([]byte, 0, len(r.Data)), r.Data...)
 	return it
 }
 
@@ -121,7 +130,7 @@ func (l *loop) readCoalesced(ctx context.Context, from uint64) ([]Item, int, uin
 			size -= old
 		}
 		byKey[r.Key] = len(items)
-		items = append(items, l.item(&r))
+		items = append(items, l.ownItem(&r))
 		size += sz
 		n++
 		if holes > 1024 && holes > len(items)/2 {

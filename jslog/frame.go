@@ -210,9 +210,11 @@ func decodeFrame(streamSeq uint64, v []byte) (*frame, error) {
 	return f, nil
 }
 
-// records calls fn for each record of f from index from on, in order,
-// until fn returns false. Record data is a fresh copy.
-func (f *frame) records(from int, fn func(wal.Record) bool) error {
+// records calls fn for each record of f from index from on that want
+// accepts (every one if want is nil), in order, until fn returns false.
+// Every record is checked; a record want refuses costs no copy of its
+// name and data. Record data is a fresh copy, which the caller may keep.
+func (f *frame) records(from int, want func(targets []string, key string) bool, fn func(wal.Record) bool) error {
 	off := 0
 	for i := 0; i < f.count; i++ {
 		seq := Seq(f.streamSeq, i)
@@ -248,11 +250,14 @@ func (f *frame) records(from int, fn func(wal.Record) bool) error {
 		if i < from {
 			continue
 		}
+		r.Key = string(key)
+		if want != nil && !want(r.Targets, r.Key) {
+			continue
+		}
 		r.AppendTime = time.Unix(0, at)
 		if et != 0 {
 			r.EventTime = time.Unix(0, et).UTC()
 		}
-		r.Key = string(key)
 		r.Name = string(name)
 		r.Data = append([]byte(nil), data...)
 		if !fn(r) {

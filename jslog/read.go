@@ -21,7 +21,9 @@ import (
 // without being fetched. A damaged message returns an error wrapping
 // wal.ErrCorrupt. A fetch the stream does not answer (no leader, no
 // quorum, a server behind) is retried until ctx ends: the message is
-// stored, and an error would stop the caller's delivery for good.
+// stored, and an error would stop the caller's delivery for good. Each
+// record passed has its own copy of the data, which fn may keep (the
+// delivery.Log contract).
 func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(wal.Record) bool) (uint64, error) {
 	s, idx := SplitSeq(from)
 	next := from
@@ -88,11 +90,14 @@ func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(wal.
 			return next, &corruptError{Seq(m.seq, 0), fmt.Sprintf("headers say %d records, the body holds %d", m.count, f.count)}
 		}
 		stop := false
-		err = f.records(idx, func(r wal.Record) bool {
-			next = r.Seq + 1
-			if target != "" && (!contains(r.Targets, base) || (lanes > 1 && LaneOf(r.Key, lanes) != lane)) {
-				return true
+		var want func([]string, string) bool
+		if target != "" {
+			want = func(targets []string, key string) bool {
+				return contains(targets, base) && (lanes <= 1 || LaneOf(key, lanes) == lane)
 			}
+		}
+		err = f.records(idx, want, func(r wal.Record) bool {
+			next = r.Seq + 1
 			if !fn(r) {
 				stop = true
 				return false
@@ -102,7 +107,7 @@ func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(wal.
 		if err != nil {
 			return next, err
 		}
-		if _, i := SplitSeq(next); i >= f.count {
+		if _, i := SplitSeq(next); i >= f.count || !stop {
 			next = Seq(m.seq+1, 0)
 		}
 		if stop {

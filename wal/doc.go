@@ -26,6 +26,17 @@
 // little (at-least-once) but never skips an event; a quarantine entry is
 // durable no later than the cursor move past its record.
 //
+// # Reading
+//
+// Read hands out records its caller may keep: their Data is never written
+// to or reused by the log, so a reader holds it without copying. It may
+// alias the frame's decompressed records; to keep a reader of a few
+// records from holding a whole frame alive, a target that owns less than
+// half of a frame's bytes gets its records' data copied into one buffer
+// per frame, so a reader keeps at most about twice the bytes of the
+// records it was given. Targets slices may be shared between records and
+// are read-only.
+//
 // # Reclamation and isolation
 //
 // Any frame, not only the oldest, is deleted once every target its

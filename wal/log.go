@@ -114,6 +114,7 @@ type Log struct {
 	c  committer // committer.go
 	ix index     // index.go
 
+	dec     decodedCache  // framecache.go
 	lastSeq atomic.Uint64 // last committed sequence
 	id      string        // the log's id (meta "id"); "" in a log that predates ids, read-only
 }
@@ -337,6 +338,9 @@ func (l *Log) Path() string { return l.db.Path() }
 // empty only records routed to it are passed. It returns the sequence after
 // the last record examined, which is where the next Read should start.
 //
+// fn may keep r and its Data after it returns: the log never writes to
+// or reuses them (see "Reading" in the package documentation).
+//
 // A damaged frame is passed over: its records are lost, the damage is
 // logged and listed by Damage, and each target that still needed them gets
 // one quarantine entry naming the reason and the sequence range (not on a
@@ -377,11 +381,15 @@ func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(Reco
 				next = f.last + 1
 				return true
 			}
-			recs, err := f.records()
+			recs, err := l.dec.records(f)
 			if err != nil {
 				damaged = append(damaged, damagedFrame{first: f.first, last: f.last, reason: reason(err), targets: f.h.targets, known: f.trustedTable()})
 				next = f.last + 1
 				return true
+			}
+			var cp *dataCopier
+			if sparseFor(&f.h, target) {
+				cp = newDataCopier(&f.h, target)
 			}
 			for i := range recs {
 				r := recs[i]
@@ -391,6 +399,9 @@ func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(Reco
 				next = r.Seq + 1
 				if target != "" && !contains(r.Targets, target) {
 					continue
+				}
+				if cp != nil {
+					r.Data = cp.copy(r.Data)
 				}
 				if !fn(r) {
 					return false

@@ -389,8 +389,9 @@ func (t *Target) sendCore(ctx context.Context, items []delivery.Item) error {
 	}
 	errs := make([]error, len(items))
 	headers := nc.HeadersSupported()
+	var reuse coreMsg
 	for i := range items {
-		msg := t.message(&items[i])
+		msg := reuse.next(t, &items[i])
 		if !headers {
 			if t.binding != nil {
 				return fmt.Errorf("nats: the server does not take headers (NATS 2.2 or later): cloudeventsMode binary needs them; set it to structured")
@@ -551,6 +552,33 @@ func (t *Target) message(it *delivery.Item) *natsgo.Msg {
 	}
 	msg.Header = h
 	return msg
+}
+
+// coreMsg builds core NATS messages in one message, header and buffer
+// reused for every item of a send: PublishMsg copies what it publishes
+// before it returns (JetStream's asynchronous publish keeps its message,
+// so it uses message instead).
+type coreMsg struct {
+	msg natsgo.Msg
+	hdr natsgo.Header
+	buf []byte
+}
+
+// next returns the message for it, valid until the next call.
+func (c *coreMsg) next(t *Target, it *delivery.Item) *natsgo.Msg {
+	if t.cfg.Format.CloudEvents() {
+		return t.message(it)
+	}
+	c.buf = it.AppendMessage(c.buf[:0])
+	c.msg = natsgo.Msg{Subject: t.cfg.Subject, Data: c.buf}
+	if id := it.EventID(); id != "" {
+		if c.hdr == nil {
+			c.hdr = natsgo.Header{natsgo.MsgIdHdr: make([]string, 1)}
+		}
+		c.hdr[natsgo.MsgIdHdr][0] = id
+		c.msg.Header = c.hdr
+	}
+	return &c.msg
 }
 
 // ackErr classifies a failed PubAck.
