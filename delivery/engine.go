@@ -58,6 +58,11 @@ type Options struct {
 	ShutdownGrace time.Duration
 	// Logger receives delivery messages; nil means slog.Default().
 	Logger *slog.Logger
+	// OnGone, if set, is called (from the target's loop, once per pause)
+	// when a destination said it is gone and the engine paused the target
+	// (see Gone), so an embedder can keep the pause across restarts. It
+	// must not call back into the Engine.
+	OnGone func(target string, err error)
 }
 
 // Spec describes a target to the engine.

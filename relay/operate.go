@@ -166,6 +166,25 @@ func (r *Relay) Pause(arn string) error { return r.setPaused(arn, true) }
 // Resume ends a Pause; the events held are delivered in order.
 func (r *Relay) Resume(arn string) error { return r.setPaused(arn, false) }
 
+// keepGonePause records in paused.json a target the engine paused because
+// its destination answered that it is gone (410), so a restart keeps it
+// paused instead of trying the endpoint again; `relay targets resume`
+// ends both. On a cluster log the pause stays the process's own (a file
+// in one data directory would not follow the target's lanes).
+func (r *Relay) keepGonePause(arn string, cause error) {
+	if r.cluster != nil {
+		return
+	}
+	r.pause.mu.Lock()
+	err := r.savePausedLocked(arn, true)
+	r.pause.mu.Unlock()
+	if err != nil {
+		r.lg.Error("the target is paused (its destination is gone) but the pause could not be kept for a restart", "target", arn, "err", err)
+		return
+	}
+	r.lg.Info("the target's pause is kept in paused.json until `relay targets resume`", "target", arn, "cause", cause)
+}
+
 func (r *Relay) setPaused(arn string, paused bool) error {
 	if !r.isEnabled(arn) {
 		return r.noTarget(arn)
@@ -177,6 +196,18 @@ func (r *Relay) setPaused(arn string, paused bool) error {
 	}
 	r.pause.mu.Lock()
 	defer r.pause.mu.Unlock()
+	if err := r.savePausedLocked(arn, paused); err != nil {
+		return err
+	}
+	if paused {
+		return r.eng.Pause(arn)
+	}
+	return r.eng.Resume(arn)
+}
+
+// savePausedLocked adds arn to paused.json or removes it; r.pause.mu is
+// held.
+func (r *Relay) savePausedLocked(arn string, paused bool) error {
 	next := slices.Clone(r.pause.paused)
 	i, found := slices.BinarySearch(next, arn)
 	switch {
@@ -192,10 +223,7 @@ func (r *Relay) setPaused(arn string, paused bool) error {
 		}
 		r.pause.paused = next
 	}
-	if paused {
-		return r.eng.Pause(arn)
-	}
-	return r.eng.Resume(arn)
+	return nil
 }
 
 func (r *Relay) noTarget(arn string) error {

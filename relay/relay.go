@@ -94,6 +94,7 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		MaxBackoff:  duration(cfg.Relay.MaxBackoff, delivery.DefaultMaxBackoff),
 		MaxAttempts: cfg.Relay.MaxAttempts,
 		Logger:      lg,
+		OnGone:      r.keepGonePause,
 	})
 	fail := func(err error) (*Relay, error) {
 		l.Close()
