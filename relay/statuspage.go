@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bucketrelay/bucketrelay/internal/human"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -201,7 +203,7 @@ func (r *Relay) pageData(now time.Time) pageData {
 		Now:       now.UTC().Format("2006-01-02 15:04:05Z"),
 		Window:    fmt.Sprintf("%d min", int(lagWindow.Minutes())),
 		LogEvents: r.log.Events(),
-		LogBytes:  formatBytes(r.log.Bytes()),
+		LogBytes:  human.Bytes(r.log.Bytes()),
 		LastSeq:   r.log.LastSeq(),
 		Watchers:  r.live.watching(),
 		HasToken:  r.cfg.Relay.AccessToken != "",
@@ -213,15 +215,15 @@ func (r *Relay) pageData(now time.Time) pageData {
 			Delivered: s.Delivered, Retried: s.Retried, Quarantined: s.Quarantined,
 		}
 		t.LagBytes = r.lagBytes(s.ID, t.Lag)
-		t.LagSize = formatBytes(t.LagBytes)
+		t.LagSize = human.Bytes(t.LagBytes)
 		if at, ok := r.eng.OldestPending(s.ID); ok {
-			t.Oldest = formatAge(now.Sub(at))
+			t.Oldest = human.Age(now.Sub(at))
 		}
 		if !s.LastErrorTime.IsZero() {
-			t.LastErrorAt = formatAge(now.Sub(s.LastErrorTime)) + " ago"
+			t.LastErrorAt = human.Age(now.Sub(s.LastErrorTime)) + " ago"
 		}
 		if !s.NextRetry.IsZero() {
-			t.NextRetry = "in " + formatAge(s.NextRetry.Sub(now))
+			t.NextRetry = "in " + human.Age(s.NextRetry.Sub(now))
 		}
 		// The sparkline ends with the lag of now, so it agrees with the
 		// number beside it.
@@ -369,41 +371,3 @@ func seeOther(w http.ResponseWriter) {
 }
 
 // Formatting.
-
-// formatAge prints a duration the way an operator reads it: 850ms, 42s,
-// 3m12s, 5h4m.
-func formatAge(d time.Duration) string {
-	switch {
-	case d < 0:
-		d = 0
-		fallthrough
-	case d < time.Second:
-		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
-	case d < time.Minute:
-		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", d/time.Minute, d%time.Minute/time.Second)
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh%02dm", d/time.Hour, d%time.Hour/time.Minute)
-	}
-	return fmt.Sprintf("%dd%02dh", d/(24*time.Hour), d%(24*time.Hour)/time.Hour)
-}
-
-// formatBytes prints a size as `mc` does: 512B, 1.0KiB, 65KiB, 3.2MiB.
-func formatBytes(n int64) string {
-	if n < 1024 {
-		return strconv.FormatInt(n, 10) + "B"
-	}
-	v, unit := float64(n), ""
-	for _, u := range []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"} {
-		v /= 1024
-		unit = u
-		if v < 1024 {
-			break
-		}
-	}
-	if v < 10 {
-		return strconv.FormatFloat(v, 'f', 1, 64) + unit
-	}
-	return strconv.FormatFloat(v, 'f', 0, 64) + unit
-}

@@ -141,19 +141,3 @@ func TestStatusPageLagHistory(t *testing.T) {
 		return len(s) > 3 && s[len(s)-1].v == 7
 	})
 }
-
-func TestStatusPageFormat(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		-time.Second: "0ms", 850 * time.Millisecond: "850ms", 42 * time.Second: "42s",
-		192 * time.Second: "3m12s", 5*time.Hour + 4*time.Minute: "5h04m", 50 * time.Hour: "2d02h",
-	} {
-		if got := formatAge(d); got != want {
-			t.Errorf("formatAge(%v) = %q, want %q", d, got, want)
-		}
-	}
-	for n, want := range map[int64]string{0: "0B", 512: "512B", 1024: "1.0KiB", 66560: "65KiB", 3355443: "3.2MiB"} {
-		if got := formatBytes(n); got != want {
-			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
-		}
-	}
-}

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bucketrelay/bucketrelay/internal/human"
+
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/relay"
@@ -196,7 +198,7 @@ func TestTargetsCommands(t *testing.T) {
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "TARGET") || !strings.Contains(lines[0], "LAST ERROR") {
 		t.Fatalf("table:\n%s", out)
 	}
-	if f := strings.Fields(lines[1]); len(f) < 13 || f[0] != hookARN || f[1] != "up" || f[2] != "3" || f[3] != "0" || f[4] != "0" || f[6] != "2" || f[11] != "images" {
+	if f := strings.Fields(lines[1]); len(f) < 13 || f[0] != hookARN || f[1] != "up" || f[2] != "3" || f[3] != "0" || f[4] != "0B" || f[6] != "2" || f[11] != "images" {
 		t.Fatalf("row %q: want the target up, cursor 3, lag 0 (0 bytes), 2 delivered, bucket images", lines[1])
 	}
 
@@ -212,8 +214,8 @@ func TestTargetsCommands(t *testing.T) {
 		t.Fatalf("--json while paused: %v\n%s", err, out)
 	}
 	out, _ = tc(context.Background())
-	if f := strings.Fields(strings.Split(out, "\n")[1]); f[3] != "1" || f[4] != sizeOf(st.LagBytes) || !strings.HasSuffix(f[4], "B") {
-		t.Fatalf("table while paused: got LAG %s LAG-BYTES %s, want 1 and %s\n%s", f[3], f[4], sizeOf(st.LagBytes), out)
+	if f := strings.Fields(strings.Split(out, "\n")[1]); f[3] != "1" || f[4] != human.Bytes(st.LagBytes) || !strings.HasSuffix(f[4], "B") {
+		t.Fatalf("table while paused: got LAG %s LAG-BYTES %s, want 1 and %s\n%s", f[3], f[4], human.Bytes(st.LagBytes), out)
 	}
 	if _, err := tc(context.Background(), "resume", hookARN); err != nil {
 		t.Fatal(err)

@@ -10,10 +10,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/bucketrelay/bucketrelay/internal/human"
 
 	"github.com/bucketrelay/bucketrelay/relay"
 	"github.com/bucketrelay/bucketrelay/rules"
@@ -187,7 +188,7 @@ func (c *targetsCommand) table(ts []relay.TargetStatus) error {
 	for _, t := range ts {
 		oldest := "-"
 		if t.OldestPending != nil {
-			oldest = ago(now.Sub(*t.OldestPending))
+			oldest = human.Age(now.Sub(*t.OldestPending))
 		}
 		buckets := strings.Join(t.Buckets, ",")
 		if buckets == "" {
@@ -197,48 +198,15 @@ func (c *targetsCommand) table(ts []relay.TargetStatus) error {
 		if t.LastError != "" {
 			last = t.LastError
 			if t.LastErrorTime != nil {
-				last += " (" + ago(now.Sub(*t.LastErrorTime)) + " ago"
+				last += " (" + human.Age(now.Sub(*t.LastErrorTime)) + " ago"
 				if t.NextRetry != nil {
-					last += ", retry in " + ago(t.NextRetry.Sub(now))
+					last += ", retry in " + human.Age(t.NextRetry.Sub(now))
 				}
 				last += ")"
 			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", t.ARN, t.State, t.Cursor, t.Lag, sizeOf(t.LagBytes), oldest,
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", t.ARN, t.State, t.Cursor, t.Lag, human.Bytes(t.LagBytes), oldest,
 			t.Delivered, t.Retried, t.Quarantined, t.InQuarantine, t.Redriven, buckets, last)
 	}
 	return w.Flush()
-}
-
-// sizeOf formats a byte count for a table: 0, 512B, 1.5KiB, 12.0MiB.
-func sizeOf(n int64) string {
-	switch {
-	case n == 0:
-		return "0"
-	case n < 1<<10:
-		return strconv.FormatInt(n, 10) + "B"
-	case n < 1<<20:
-		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
-	case n < 1<<30:
-		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))
-}
-
-// ago formats a duration for a table: 0s, 850ms, 12s, 3m4s, 2h5m, 3d4h.
-func ago(d time.Duration) string {
-	switch {
-	case d < 0:
-		d = 0
-		fallthrough
-	case d < time.Second:
-		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
-	case d < time.Minute:
-		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%ds", d/time.Minute, d%time.Minute/time.Second)
-	case d < 24*time.Hour:
-		return fmt.Sprintf("%dh%dm", d/time.Hour, d%time.Hour/time.Minute)
-	}
-	return fmt.Sprintf("%dd%dh", d/(24*time.Hour), d%(24*time.Hour)/time.Hour)
 }

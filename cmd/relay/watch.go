@@ -11,9 +11,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bucketrelay/bucketrelay/internal/human"
 
 	"github.com/bucketrelay/bucketrelay/event"
 )
@@ -173,24 +174,5 @@ func formatWatchLine(rec *event.Record) string {
 	if t, err := event.ParseTime(rec.EventTime); err == nil {
 		ts = t.UTC().Format(time.RFC3339)
 	}
-	return fmt.Sprintf("[%s] %s %s %s/%s", ts, formatSize(rec.S3.Object.Size), rec.EventName, rec.S3.Bucket.Name, rec.ObjectKey())
-}
-
-// formatSize prints a size as mc does: 0B, 512B, 1.0KiB, 65KiB, 3.2MiB.
-func formatSize(n int64) string {
-	if n < 1024 {
-		return strconv.FormatInt(n, 10) + "B"
-	}
-	v, unit := float64(n), ""
-	for _, u := range []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"} {
-		v /= 1024
-		unit = u
-		if v < 1024 {
-			break
-		}
-	}
-	if v < 10 {
-		return strconv.FormatFloat(v, 'f', 1, 64) + unit
-	}
-	return strconv.FormatFloat(v, 'f', 0, 64) + unit
+	return fmt.Sprintf("[%s] %s %s %s/%s", ts, human.Bytes(rec.S3.Object.Size), rec.EventName, rec.S3.Bucket.Name, rec.ObjectKey())
 }
