@@ -22,6 +22,21 @@ type opClient struct {
 	resolved    bool
 }
 
+// printClientUsage ends a client command's usage: how the relay is found
+// and reached, then fs's flags.
+func printClientUsage(fs *flag.FlagSet) {
+	fmt.Fprint(fs.Output(), `The relay is found at --server (or RELAY_ADDR, default http://127.0.0.1:9900)
+with the token --token (or RELAY_TOKEN). A token written in the server URL
+(http://user:TOKEN@host:port, or http://TOKEN@host:port) is sent as the
+bearer token and never printed. For a relay served over HTTPS
+(relay.tls), --cacert (or RELAY_CACERT) names the CA to trust, and
+--cert and --key (or RELAY_CERT, RELAY_KEY) a client certificate.
+
+Flags:
+`)
+	fs.PrintDefaults()
+}
+
 // clientFlags registers --server, --token and the TLS flags (--cacert,
 // --cert, --key) on fs. Their defaults come from RELAY_ADDR, RELAY_TOKEN,
 // RELAY_CACERT, RELAY_CERT and RELAY_KEY when the flags are not given;

@@ -49,16 +49,8 @@ bucket, and list then says how many it hides). With an ARN, --events,
 --prefix or --suffix it lists only the rules with that ARN, an event in
 common and that exact prefix or suffix.
 
-The relay is found at --server (or RELAY_ADDR, default http://127.0.0.1:9900)
-with the token --token (or RELAY_TOKEN). A token written in the server URL
-(http://user:TOKEN@host:port, or http://TOKEN@host:port) is sent as the
-bearer token and never printed. For a relay served over HTTPS
-(relay.tls), --cacert (or RELAY_CACERT) names the CA to trust, and
---cert and --key (or RELAY_CERT, RELAY_KEY) a client certificate.
-
-Flags:
 `)
-	fs.PrintDefaults()
+	printClientUsage(fs)
 }
 
 type eventsFlags struct {

@@ -43,14 +43,8 @@ included, as JSON lines to --out (default: standard output).
 
 --seq takes a sequence N or a range A-B, as list shows them.
 
-The relay is found at --server (or RELAY_ADDR, default http://127.0.0.1:9900)
-with the token --token (or RELAY_TOKEN). For a relay served over HTTPS
-(relay.tls), --cacert (or RELAY_CACERT) names the CA to trust, and
---cert and --key (or RELAY_CERT, RELAY_KEY) a client certificate.
-
-Flags:
 `)
-	fs.PrintDefaults()
+	printClientUsage(fs)
 }
 
 // Run runs a quarantine subcommand.

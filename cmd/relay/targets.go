@@ -72,14 +72,8 @@ given its rules, catches up).
 Exit codes: 0 done, 1 refused or failed (unknown target, a conflict, pending
 events), 2 bad input (flags, or a description the relay refused).
 
-The relay is found at --server (or RELAY_ADDR, default http://127.0.0.1:9900)
-with the token --token (or RELAY_TOKEN). For a relay served over HTTPS
-(relay.tls), --cacert (or RELAY_CACERT) names the CA to trust, and
---cert and --key (or RELAY_CERT, RELAY_KEY) a client certificate.
-
-Flags:
 `)
-	fs.PrintDefaults()
+	printClientUsage(fs)
 }
 
 // Run runs the command.

@@ -40,14 +40,8 @@ exits 1 saying so. Ctrl-C ends it (exit 0).
 wildcards (default put,delete,get). --json prints each record as JSON, one
 a line. BUCKET may be written ALIAS/BUCKET as with mc.
 
-The relay is found at --server (or RELAY_ADDR, default http://127.0.0.1:9900)
-with the token --token (or RELAY_TOKEN). For a relay served over HTTPS
-(relay.tls), --cacert (or RELAY_CACERT) names the CA to trust, and
---cert and --key (or RELAY_CERT, RELAY_KEY) a client certificate.
-
-Flags:
 `)
-	fs.PrintDefaults()
+	printClientUsage(fs)
 }
 
 // Run watches until ctx ends or the relay ends the stream.
