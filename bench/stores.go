@@ -64,14 +64,23 @@ func (sb *storeBench) run(ctx context.Context, o harness.Options) (harness.Resul
 		if err := sb.reset(ns); err != nil {
 			return res, err
 		}
+		stopProfile, err := harness.StartProfile(o, o.Scenario+"-"+f+"-relay")
+		if err != nil {
+			return res, err
+		}
 		rate, err := sb.relayRate(ctx, filepath.Join(o.Dir, f+"-rate"), ns, d)
+		stopProfile()
 		if err != nil {
 			return res, fmt.Errorf("%s relay rate: %w", f, err)
 		}
 		if err := sb.reset(ns); err != nil {
 			return res, err
 		}
+		if stopProfile, err = harness.StartProfile(o, o.Scenario+"-"+f+"-direct"); err != nil {
+			return res, err
+		}
 		direct, err := sb.directRate(ctx, ns, d)
+		stopProfile()
 		if err != nil {
 			return res, fmt.Errorf("%s direct rate: %w", f, err)
 		}
