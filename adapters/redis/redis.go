@@ -202,17 +202,10 @@ func (t *Target) connect(ctx context.Context) (*conn, error) {
 		c = nil
 	}
 	if c == nil {
-		// The timeout bounds the TLS handshake too: a plain-text port never
-		// answers a ClientHello.
-		dctx, cancel := context.WithTimeout(ctx, t.timeout)
-		c = &conn{}
-		opts := append([]redis.DialOption{redis.DialContextFunc(dialer(t.tls, &c.raw))}, t.opts...)
-		rc, err := redis.DialContext(dctx, "tcp", t.cfg.Address, opts...)
-		cancel()
-		if err != nil {
-			return nil, t.errorf("connecting to %s: %v", t.cfg.Address, err)
+		var err error
+		if c, err = t.dial(ctx); err != nil {
+			return nil, err
 		}
-		c.Conn = rc
 	}
 	if !c.checked {
 		if err := t.checkType(ctx, c); err != nil {
@@ -221,6 +214,22 @@ func (t *Target) connect(ctx context.Context) (*conn, error) {
 		}
 		c.checked = true
 	}
+	return c, nil
+}
+
+// dial makes a connection: TCP, TLS if configured, AUTH, SELECT. The
+// timeout bounds the TLS handshake too: a plain-text port never answers a
+// ClientHello.
+func (t *Target) dial(ctx context.Context) (*conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	c := &conn{}
+	opts := append([]redis.DialOption{redis.DialContextFunc(dialer(t.tls, &c.raw))}, t.opts...)
+	rc, err := redis.DialContext(dctx, "tcp", t.cfg.Address, opts...)
+	if err != nil {
+		return nil, t.errorf("connecting to %s: %v", t.cfg.Address, err)
+	}
+	c.Conn = rc
 	return c, nil
 }
 
