@@ -58,18 +58,27 @@ func nkRun(ctx context.Context, o harness.Options, s nkSpec) (harness.Result, er
 		d = min(d, time.Second)
 	}
 	pool := harness.NewPool(4096)
+	stopProfile, err := harness.StartProfile(o, o.Scenario+"-relay")
+	if err != nil {
+		return res, err
+	}
 	rate, err := nkRelayRate(ctx, filepath.Join(o.Dir, "rate"), s, pool, d)
+	stopProfile()
 	if err != nil {
 		return res, fmt.Errorf("relay rate: %w", err)
 	}
 	res.Add("relay delivered rate (wal → engine → target, backlog ≥ 20k, batches of 1000)", rate, "events/s", s.goal)
+	if stopProfile, err = harness.StartProfile(o, o.Scenario+"-direct"); err != nil {
+		return res, err
+	}
 	direct, err := s.direct(ctx, pool.Bodies, pool.Keys, d)
+	stopProfile()
 	if err != nil {
 		return res, fmt.Errorf("direct client: %w", err)
 	}
 	res.Add("direct client, same bodies, same acknowledgement", direct, "events/s", "")
 	res.Add("ratio relay / direct", rate/direct, "×", "≥ 0.8")
-	drain, err := nkDrainRate(ctx, filepath.Join(o.Dir, "drain"), s, pool, o.Quick)
+	drain, err := nkDrainRate(ctx, filepath.Join(o.Dir, "drain"), s, pool, o)
 	if err != nil {
 		return res, fmt.Errorf("relay drain rate: %w", err)
 	}
@@ -121,9 +130,9 @@ func nkRelayRate(ctx context.Context, dir string, s nkSpec, pool harness.Pool, d
 // nkDrainRate appends a backlog with the engine stopped, then runs it and
 // measures the delivered rate between 10 % and 90 % of the backlog: the
 // delivery path alone, without ingest competing for the CPU and the disk.
-func nkDrainRate(ctx context.Context, dir string, s nkSpec, pool harness.Pool, quick bool) (float64, error) {
+func nkDrainRate(ctx context.Context, dir string, s nkSpec, pool harness.Pool, o harness.Options) (float64, error) {
 	total := 200_000
-	if quick {
+	if o.Quick {
 		total = 50_000
 	}
 	p, err := nkOpen(dir, s.newTarget, s.inFlight)
@@ -141,6 +150,11 @@ func nkDrainRate(ctx context.Context, dir string, s nkSpec, pool harness.Pool, q
 			return 0, err
 		}
 	}
+	stopProfile, err := harness.StartProfile(o, o.Scenario+"-drain")
+	if err != nil {
+		return 0, err
+	}
+	defer stopProfile()
 	p.Run()
 	if !harness.WaitFor(ctx, 5*time.Minute, func() bool { return p.Stats().Delivered >= uint64(total/10) }) {
 		return 0, fmt.Errorf("10%% of the backlog not delivered in 5 minutes (last error: %s)", p.Stats().LastError)

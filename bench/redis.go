@@ -44,7 +44,10 @@ func runRedis(ctx context.Context, o harness.Options) (harness.Result, error) {
 	sb := &storeBench{
 		name:     "redis",
 		inFlight: 4,
-		rateGoal: func(float64) string { return "≥ 50000" },
+		// As many connections as the relay has batches in flight (the
+		// redis kind's default), each a batch at a time.
+		directConns: 4,
+		rateGoal:    func(float64) string { return "≥ 50000" },
 		newTarget: func(ns bool) (delivery.Target, error) {
 			f := "access"
 			if ns {

@@ -39,6 +39,9 @@ type storeBench struct {
 	// ids reads back the request ids stored: per key (namespace) or in
 	// order (access).
 	ids func(ns bool) (map[string]uint64, []uint64, error)
+	// directConns is how many connections the direct client sends on at
+	// once, each a batch at a time; 0 means one.
+	directConns int
 	// inFlight is the target's delivery.Policy.InFlight; 0 means one
 	// batch at a time. BENCH_INFLIGHT overrides it.
 	inFlight int
@@ -64,14 +67,23 @@ func (sb *storeBench) run(ctx context.Context, o harness.Options) (harness.Resul
 		if err := sb.reset(ns); err != nil {
 			return res, err
 		}
+		stopProfile, err := harness.StartProfile(o, o.Scenario+"-"+f+"-relay")
+		if err != nil {
+			return res, err
+		}
 		rate, err := sb.relayRate(ctx, filepath.Join(o.Dir, f+"-rate"), ns, d)
+		stopProfile()
 		if err != nil {
 			return res, fmt.Errorf("%s relay rate: %w", f, err)
 		}
 		if err := sb.reset(ns); err != nil {
 			return res, err
 		}
+		if stopProfile, err = harness.StartProfile(o, o.Scenario+"-"+f+"-direct"); err != nil {
+			return res, err
+		}
 		direct, err := sb.directRate(ctx, ns, d)
+		stopProfile()
 		if err != nil {
 			return res, fmt.Errorf("%s direct rate: %w", f, err)
 		}
@@ -91,7 +103,7 @@ func (sb *storeBench) run(ctx context.Context, o harness.Options) (harness.Resul
 	res.Notes = append(res.Notes,
 		fmt.Sprintf("records: ~%d B of JSON each (bench record); batches of %d items; rate runs over %d distinct keys cycled, so a coalescing window (≤ %d keys) never coalesces an event away", harness.RecordSize(), storeBatch, storeRateKeys, delivery.DefaultCoalesceKeys),
 		"rate: 2 feeders keep 20k-100k events pending in the log (fsync on) while the engine drains; events/s delivered over the measured time",
-		"direct: one connection of the same client library sending the same records in the same batches, one transaction each, in a closed loop",
+		fmt.Sprintf("direct: %d connection(s) of the same client library, each sending the same records in the same batches, one transaction each, in a closed loop (the relay: %d batch(es) in flight)", sb.directConnCount(), max(1, benchInFlight(sb.inFlight))),
 		"outage: the server is stopped, the events are appended in calls of 1,000, the server is started when the outage time has passed; engine MaxBackoff 1 s",
 		"outage writes: items of the sends the store acknowledged after the restart (a failed send writes nothing: it is one transaction)")
 	return res, nil
@@ -234,27 +246,58 @@ func (sb *storeBench) relayRate(ctx context.Context, dir string, ns bool, d time
 }
 
 // directRate sends batches of the same records with the direct client in a
-// closed loop for d.
+// closed loop for d: on directConns connections at once (at least one),
+// each sending its next batch when its previous one was answered, batches
+// on different connections never sharing a key (as the relay's batches in
+// flight).
 func (sb *storeBench) directRate(ctx context.Context, ns bool, d time.Duration) (float64, error) {
-	send, closeFn, err := sb.direct(ns)
-	if err != nil {
-		return 0, err
-	}
-	defer closeFn()
-	items := make([]delivery.Item, storeBatch)
-	var n uint64
+	conns := sb.directConnCount()
+	var batches atomic.Uint64 // batch b holds the ids b*storeBatch…
+	errs := make(chan error, conns)
 	start := time.Now()
-	for time.Since(start) < d && ctx.Err() == nil {
-		for i := range items {
-			e := storeEntry(n, int(n%storeRateKeys), "x")
-			items[i] = delivery.Item{Seq: n + 1, Key: e.Key, EventName: event.Name(e.Name), EventTime: e.EventTime, Record: e.Data}
-			n++
-		}
-		if err := send(ctx, items); err != nil {
-			return 0, err
+	for range conns {
+		go func() {
+			send, closeFn, err := sb.direct(ns)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer closeFn()
+			items := make([]delivery.Item, storeBatch)
+			for time.Since(start) < d && ctx.Err() == nil {
+				n := (batches.Add(1) - 1) * storeBatch
+				for i := range items {
+					e := storeEntry(n, int(n%storeRateKeys), "x")
+					items[i] = delivery.Item{Seq: n + 1, Key: e.Key, EventName: event.Name(e.Name), EventTime: e.EventTime, Record: e.Data}
+					n++
+				}
+				if err := send(ctx, items); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	var first error
+	for range conns {
+		if err := <-errs; err != nil && first == nil {
+			first = err
 		}
 	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	if first != nil {
+		return 0, first
+	}
+	return float64(batches.Load()*storeBatch) / time.Since(start).Seconds(), nil
+}
+
+// directConnCount is how many connections directRate sends on:
+// directConns, which BENCH_INFLIGHT overrides as it does inFlight, or one.
+func (sb *storeBench) directConnCount() int {
+	if sb.directConns > 0 {
+		return max(1, benchInFlight(sb.directConns))
+	}
+	return 1
 }
 
 // outage stops the server, appends the backlog, starts the server when

@@ -70,11 +70,12 @@ func (t *Target) sendStreaming(ctx context.Context, items []delivery.Item) error
 		return err
 	}
 	errs := make([]error, len(items))
+	var body streamingBody
 	if !t.cfg.Streaming.Async {
 		for i := range items {
 			if ctx.Err() != nil {
 				errs[i] = fmt.Errorf("nats: streaming publish: %w", ctx.Err())
-			} else if err := sc.Publish(t.cfg.Subject, t.body(&items[i])); err != nil {
+			} else if err := sc.Publish(t.cfg.Subject, body.next(t, &items[i])); err != nil {
 				errs[i] = t.stanErr(sc, err)
 			}
 			if errs[i] != nil && !delivery.IsPermanent(errs[i]) {
@@ -108,7 +109,7 @@ func (t *Target) sendStreaming(ctx context.Context, items []delivery.Item) error
 			}
 			break
 		}
-		_, err := sc.PublishAsync(t.cfg.Subject, t.body(&items[i]), func(_ string, err error) { acks <- ack{i, err} })
+		_, err := sc.PublishAsync(t.cfg.Subject, body.next(t, &items[i]), func(_ string, err error) { acks <- ack{i, err} })
 		if err != nil {
 			errs[i] = t.stanErr(sc, err)
 			for j := i + 1; j < len(items); j++ {
@@ -160,6 +161,20 @@ func (t *Target) stanErr(sc stan.Conn, err error) error {
 		t.dropStan(sc)
 	}
 	return t.publishErr(err)
+}
+
+// streamingBody builds the bodies of one send in one buffer: stan.go
+// copies a message's body (it marshals the message) before Publish or
+// PublishAsync returns, so each body may overwrite the previous one.
+type streamingBody struct{ buf []byte }
+
+// next returns it's body (body), valid until the next call.
+func (b *streamingBody) next(t *Target, it *delivery.Item) []byte {
+	if t.cfg.Format.CloudEvents() {
+		return t.body(it)
+	}
+	b.buf = it.AppendMessage(b.buf[:0])
+	return b.buf
 }
 
 // body returns it's NATS Streaming message: the guide's body or, with

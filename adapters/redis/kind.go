@@ -6,10 +6,14 @@ import "github.com/bucketrelay/bucketrelay/adapters/kit"
 // documentation: README's targets table and the parameter tables of
 // docs/targets/redis.md are generated from it (go run ./internal/gendocs).
 var Kind = kit.Define[Config](kit.Kind{
-	Name:      "redis",
-	Title:     "Redis",
-	MaxBatch:  1000,
-	InFlight:  1,
+	Name:     "redis",
+	Title:    "Redis",
+	MaxBatch: 1000,
+	// Four batches in flight, each on a connection of its own: Redis
+	// parses and applies one while the next is encoded and on the wire
+	// (README, "Delivery policy per target": why, and what it changes for
+	// the access list's order).
+	InFlight:  4,
 	Namespace: true,
 	Delivery:  "namespace: hash `HSET`/`HDEL` in one `MULTI`/`EXEC`; access: `RPUSH` of `[eventTime, {\"Records\":[…]}]`; at least once",
 	Params: []kit.Param{

@@ -16,16 +16,14 @@ var _ delivery.Prober = (*Target)(nil)
 // namespace, a list for access), so a key of the wrong type is reported
 // before the first event. Nothing is written.
 func (t *Target) Probe(ctx context.Context) error {
-	dctx, cancel := context.WithTimeout(ctx, t.timeout)
-	c, err := redis.DialContext(dctx, "tcp", t.cfg.Address, t.opts...)
-	cancel()
+	c, err := t.dial(ctx)
 	if err != nil {
-		return t.errorf("connecting to %s: %v", t.cfg.Address, err)
+		return err
 	}
 	defer c.Close()
-	if _, err := redis.DoContext(c, ctx, "PING"); err != nil {
+	if _, err := redis.DoContext(c.Conn, ctx, "PING"); err != nil {
 		return t.errorf("PING: %v", err)
 	}
-	_, err = t.keyType(ctx, c)
+	_, err = t.keyType(ctx, c.Conn)
 	return err
 }

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -100,6 +101,7 @@ type Target struct {
 	cfg      Config
 	password string
 	opts     []redis.DialOption
+	tls      *tls.Config // nil: plain TCP
 	timeout  time.Duration
 	lg       *slog.Logger
 
@@ -112,8 +114,10 @@ type Target struct {
 // conn is one connection to Redis and what goes with it.
 type conn struct {
 	redis.Conn
-	checked bool // the key's type was checked on it
-	buf     []byte
+	raw     net.Conn // under Conn (TLS included): batches are written to it
+	checked bool     // the key's type was checked on it
+	buf     []byte   // the batch's commands (resp.go)
+	scratch []byte   // a formatted time
 }
 
 var _ delivery.Target = (*Target)(nil)
@@ -135,11 +139,10 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	if password == "" {
 		password = os.Getenv(PasswordEnv)
 	}
+	// The connect timeout and keep-alive are dialer's (connect).
 	opts := []redis.DialOption{
-		redis.DialConnectTimeout(timeout),
 		redis.DialReadTimeout(timeout),
 		redis.DialWriteTimeout(timeout),
-		redis.DialKeepAlive(30 * time.Second),
 		redis.DialDatabase(cfg.DB),
 		redis.DialClientName("bucketrelay"),
 	}
@@ -149,19 +152,16 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	if cfg.User != "" {
 		opts = append(opts, redis.DialUsername(cfg.User))
 	}
+	var tc *tls.Config
 	if cfg.TLS || cfg.TLSFiles.IsSet() {
 		host, _, _ := net.SplitHostPort(cfg.Address)
-		tc, err := cfg.TLSFiles.Config("", host)
-		if err != nil {
+		var err error
+		if tc, err = cfg.TLSFiles.Config("", host); err != nil {
 			return nil, err
 		}
 		tc.InsecureSkipVerify = cfg.TLSSkipVerify
-		// The handshake is bounded by timeout too (the client's own default
-		// is 30 s): a plain-text port never answers a ClientHello.
-		opts = append(opts, redis.DialUseTLS(true), redis.DialTLSConfig(tc), redis.DialTLSSkipVerify(cfg.TLSSkipVerify),
-			redis.DialTLSHandshakeTimeout(timeout))
 	}
-	return &Target{cfg: cfg, password: password, opts: opts, timeout: timeout, lg: lg.With("key", cfg.Key)}, nil
+	return &Target{cfg: cfg, password: password, opts: opts, tls: tc, timeout: timeout, lg: lg.With("key", cfg.Key)}, nil
 }
 
 // Send applies items as one atomic batch: namespace items as HSET/HDEL in
@@ -202,13 +202,10 @@ func (t *Target) connect(ctx context.Context) (*conn, error) {
 		c = nil
 	}
 	if c == nil {
-		dctx, cancel := context.WithTimeout(ctx, t.timeout)
-		rc, err := redis.DialContext(dctx, "tcp", t.cfg.Address, t.opts...)
-		cancel()
-		if err != nil {
-			return nil, t.errorf("connecting to %s: %v", t.cfg.Address, err)
+		var err error
+		if c, err = t.dial(ctx); err != nil {
+			return nil, err
 		}
-		c = &conn{Conn: rc}
 	}
 	if !c.checked {
 		if err := t.checkType(ctx, c); err != nil {
@@ -217,6 +214,22 @@ func (t *Target) connect(ctx context.Context) (*conn, error) {
 		}
 		c.checked = true
 	}
+	return c, nil
+}
+
+// dial makes a connection: TCP, TLS if configured, AUTH, SELECT. The
+// timeout bounds the TLS handshake too: a plain-text port never answers a
+// ClientHello.
+func (t *Target) dial(ctx context.Context) (*conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	c := &conn{}
+	opts := append([]redis.DialOption{redis.DialContextFunc(dialer(t.tls, &c.raw))}, t.opts...)
+	rc, err := redis.DialContext(dctx, "tcp", t.cfg.Address, opts...)
+	if err != nil {
+		return nil, t.errorf("connecting to %s: %v", t.cfg.Address, err)
+	}
+	c.Conn = rc
 	return c, nil
 }
 
@@ -261,52 +274,84 @@ func (t *Target) keyType(ctx context.Context, c redis.Conn) (wrong bool, err err
 	return false, nil
 }
 
+// sendNamespace writes the batch's newest operation per key as HSET and
+// HDEL in one MULTI/EXEC.
 func (t *Target) sendNamespace(ctx context.Context, c *conn, items []delivery.Item) error {
-	set := make([]any, 1, 1+2*len(items))
-	del := make([]any, 1, 1+len(items))
-	set[0], del[0] = t.cfg.Key, t.cfg.Key
-	// One buffer holds every value, so a batch costs one allocation.
-	size := 0
+	// Without deletes, HSET of every item in log order leaves each field
+	// with its newest value (Redis sets the pairs in order); with deletes,
+	// only each key's newest item is applied, since HSET and HDEL are
+	// separate commands.
+	var newest []int
+	puts, dels, size := 0, 0, 0
 	for i := range items {
-		size += len(items[i].Record) + len(`{"Records":[]}`)
-	}
-	buf := c.buffer(size)
-	for _, i := range kit.Newest(items) {
-		it := &items[i]
-		switch it.Op() {
+		switch items[i].Op() {
 		case event.OpPut:
-			start := len(buf)
-			buf = event.AppendRecords(buf, it.Record)
-			set = append(set, it.Key, buf[start:len(buf):len(buf)])
+			puts++
+			size += len(items[i].Key) + len(items[i].Record) + recordsWrapLen + 32
 		case event.OpDelete:
-			del = append(del, it.Key)
+			dels++
+			size += len(items[i].Key) + 16
 		}
 	}
-	if len(set) == 1 && len(del) == 1 {
+	if dels > 0 {
+		newest = kit.Newest(items)
+		puts, dels = 0, 0
+		for _, i := range newest {
+			switch items[i].Op() {
+			case event.OpPut:
+				puts++
+			case event.OpDelete:
+				dels++
+			}
+		}
+	}
+	if puts == 0 && dels == 0 {
 		return nil // nothing to write
 	}
-	if err := c.Send("MULTI"); err != nil {
-		return t.errorf("sending MULTI: %v", err)
-	}
-	if len(set) > 1 {
-		if err := c.Send("HSET", set...); err != nil {
-			return t.errorf("sending HSET: %v", err)
+	b := c.buffer(size + 128 + 2*len(t.cfg.Key))
+	b = appendCommand(b, "MULTI")
+	replies := 2 // MULTI's and EXEC's
+	for _, op := range []event.Op{event.OpPut, event.OpDelete} {
+		n, name := 2*puts, "HSET"
+		if op == event.OpDelete {
+			n, name = dels, "HDEL"
 		}
-	}
-	if len(del) > 1 {
-		if err := c.Send("HDEL", del...); err != nil {
-			return t.errorf("sending HDEL: %v", err)
+		if n == 0 {
+			continue
 		}
+		b = appendArray(b, 2+n)
+		b = appendBulk(b, name)
+		b = appendBulk(b, t.cfg.Key)
+		for j := range len(items) {
+			i := j
+			if newest != nil {
+				if j >= len(newest) {
+					break
+				}
+				i = newest[j]
+			}
+			it := &items[i]
+			if it.Op() != op {
+				continue
+			}
+			b = appendBulk(b, it.Key)
+			if op == event.OpPut {
+				b = appendRecordsBulk(b, it.Record)
+			}
+		}
+		replies++
 	}
-	reply, err := redis.DoContext(c.Conn, ctx, "EXEC")
+	b = appendCommand(b, "EXEC")
+	c.keep(b)
+	reply, err := t.roundTrip(ctx, c, b, replies)
 	if err != nil {
 		return t.classify(c, "EXEC", err)
 	}
-	replies, ok := reply.([]any)
+	results, ok := reply.([]any)
 	if !ok {
 		return t.errorf("EXEC was aborted (reply %T)", reply)
 	}
-	for _, r := range replies {
+	for _, r := range results {
 		if e, ok := r.(redis.Error); ok {
 			return t.classify(c, "EXEC", e)
 		}
@@ -314,34 +359,65 @@ func (t *Target) sendNamespace(ctx context.Context, c *conn, items []delivery.It
 	return nil
 }
 
+// sendAccess appends the batch to the list in one RPUSH.
 func (t *Target) sendAccess(ctx context.Context, c *conn, items []delivery.Item) error {
-	args := make([]any, 1, 1+len(items))
-	args[0] = t.cfg.Key
-	size := 0
+	size := 64 + 2*len(t.cfg.Key)
 	for i := range items {
-		size += len(items[i].Record) + len(`["2006-01-02T15:04:05.999999999Z07:00",{"Records":[]}]`)
+		size += len(items[i].Record) + len(`["2006-01-02T15:04:05.999999999Z07:00",{"Records":[]}]`) + 16
 	}
-	buf := c.buffer(size)
+	b := c.buffer(size)
+	b = appendArray(b, 2+len(items))
+	b = appendBulk(b, "RPUSH")
+	b = appendBulk(b, t.cfg.Key)
 	for i := range items {
-		start := len(buf)
-		buf = AppendAccessItem(buf, &items[i])
-		args = append(args, buf[start:len(buf):len(buf)])
+		b, c.scratch = appendAccessBulk(b, c.scratch, &items[i])
 	}
-	if _, err := redis.DoContext(c.Conn, ctx, "RPUSH", args...); err != nil {
+	c.keep(b)
+	if _, err := t.roundTrip(ctx, c, b, 1); err != nil {
 		return t.classify(c, "RPUSH", err)
 	}
 	return nil
 }
 
-// buffer returns an empty buffer of at least n bytes, reused across sends
-// when it is not too large to keep.
+// roundTrip writes cmds (n commands) to c in one write and reads their n
+// replies. It returns the last reply; or, once every reply was read, the
+// first error reply; or the error that broke the connection (c is then
+// closed, and the batch may or may not have been applied).
+func (t *Target) roundTrip(ctx context.Context, c *conn, cmds []byte, n int) (any, error) {
+	if err := writeAll(ctx, c.raw, cmds, t.timeout); err != nil {
+		c.Close()
+		return nil, err
+	}
+	var last any
+	var replyErr error
+	for range n {
+		r, err := redis.ReceiveContext(c.Conn, ctx)
+		var re redis.Error
+		switch {
+		case errors.As(err, &re):
+			if replyErr == nil {
+				replyErr = err
+			}
+		case err != nil:
+			return nil, err // redigo closed c
+		}
+		last = r
+	}
+	return last, replyErr
+}
+
+// keep keeps b as the connection's buffer unless it is too large to keep.
+func (c *conn) keep(b []byte) {
+	if cap(b) <= 16<<20 {
+		c.buf = b
+	}
+}
+
+// buffer returns an empty buffer of at least n bytes: the connection's,
+// reused across sends (keep), or a new one.
 func (c *conn) buffer(n int) []byte {
 	if cap(c.buf) < n {
-		b := make([]byte, 0, n)
-		if n <= 16<<20 {
-			c.buf = b
-		}
-		return b
+		return make([]byte, 0, n)
 	}
 	return c.buf[:0]
 }

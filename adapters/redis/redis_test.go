@@ -49,6 +49,19 @@ func TestModel(t *testing.T) {
 	targettest.RunModel(t, namespaceHarness(uniqueKey(t, "model")), targettest.ModelOptions{Seed: 2026})
 }
 
+// TestModelKindInFlight runs the model test with the kind's default
+// in-flight window (Kind.InFlight, 4), as the relay runs the target: the
+// hash still equals the model through outages, and an outage's backlog is
+// still written with at most one write per key.
+func TestModelKindInFlight(t *testing.T) {
+	requireRedis(t)
+	if Kind.InFlight < 2 {
+		t.Fatalf("Kind.InFlight: got %d, want the pipelined default (4)", Kind.InFlight)
+	}
+	targettest.RunModel(t, namespaceHarness(uniqueKey(t, "model-inflight")),
+		targettest.ModelOptions{Seed: 2027, Policy: delivery.Policy{InFlight: Kind.InFlight}})
+}
+
 func TestConformanceAccess(t *testing.T) {
 	requireRedis(t)
 	key := uniqueKey(t, "access")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bucketrelay/bucketrelay/adapters/kit"
 	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/testkit/probetest"
 	"github.com/bucketrelay/bucketrelay/testkit/tlsca"
 	"github.com/bucketrelay/bucketrelay/testkit/tlsserver"
 	"github.com/bucketrelay/bucketrelay/testkit/tlstest"
@@ -59,6 +60,11 @@ func TestTLS(t *testing.T) {
 	if n := llen(t, r.PlainAddr(), key); n != 1 {
 		t.Errorf("list length: got %d, want 1 (only the first send)", n)
 	}
+	// The probe dials as Send does: over TLS, checking the certificate.
+	probetest.Up(t, newTarget(t, base), "of the server")
+	wrong := base
+	wrong.CAFile = s.WrongCA.File
+	probetest.Down(t, newTarget(t, wrong), tlsca.UnknownAuthorityText)
 }
 
 // TestMutualTLS writes through a TLS port that requires a client

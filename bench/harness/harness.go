@@ -27,6 +27,9 @@ type Options struct {
 	// CPUProfile, if set, is the prefix of the CPU profile StartProfile
 	// writes (prefix-<scenario>.prof). Empty: no profile.
 	CPUProfile string
+	// Scenario is the running scenario's name (set by Run), for the names
+	// of its profiles.
+	Scenario string
 }
 
 // Metric is one measured figure.
@@ -116,7 +119,7 @@ func Main() {
 	dir := flag.String("dir", "", "scratch directory (default: a temporary one)")
 	quick := flag.Bool("quick", false, "shrink every scenario (smoke run)")
 	list := flag.Bool("list", false, "list scenarios and exit")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of each core scenario to `prefix`-<scenario>.prof")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of each core scenario to `prefix`-<scenario>.prof (broker and store scenarios: one per phase)")
 	flag.Parse()
 	if *list {
 		for _, s := range Scenarios() {
@@ -189,6 +192,7 @@ func Run(ctx context.Context, o Options, names []string, done func(Result)) ([]R
 		}
 		so := o
 		so.Dir = sub
+		so.Scenario = s.Name
 		r, err := s.Run(ctx, so)
 		r.Scenario = s.Name
 		if err != nil {

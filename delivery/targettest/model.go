@@ -28,6 +28,10 @@ type ModelOptions struct {
 	// Seed seeds the random source. 0 means a seed from the clock, logged
 	// so a failure can be replayed.
 	Seed uint64
+	// Policy is the target's delivery policy; the zero value sends one
+	// batch at a time. Set InFlight to the kind's default to test the
+	// target as the relay runs it.
+	Policy delivery.Policy
 }
 
 // counting wraps a target and counts the items of the sends it
@@ -82,7 +86,7 @@ func RunModel(t *testing.T, h Harness, o ModelOptions) {
 	defer l.Close()
 	tg := &counting{Target: h.New(t)}
 	eng := delivery.New(l, delivery.Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, ShutdownGrace: time.Second})
-	if err := eng.Add(delivery.Spec{ID: id, Target: tg, Namespace: true, MaxBatch: 64}); err != nil {
+	if err := eng.Add(delivery.Spec{ID: id, Target: tg, Namespace: true, MaxBatch: 64, Policy: o.Policy}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
