@@ -206,7 +206,7 @@ func reencode(codec logframe.Codec, first, last uint64, recs []Record, keep func
 	return encodeTallied(codec, first, last, out)
 }
 
-var appendBytes = logframe.AppendBytes
+func appendBytes(dst, b []byte) []byte { return logframe.AppendBytes(dst, b) }
 
 // ErrCorrupt is returned when the log file is damaged: a frame or record
 // that fails its checksum or does not parse (Verify, Backlogs of a
@@ -225,11 +225,10 @@ func (e *corruptError) Error() string {
 }
 func (e *corruptError) Is(target error) bool { return target == ErrCorrupt }
 
-var (
-	readUvarint = logframe.ReadUvarint
-	readVarint  = logframe.ReadVarint
-	readBytes   = logframe.ReadBytes
-)
+// Direct calls, not function variables, so they inline in the decode loops.
+func readUvarint(b []byte, off *int) (uint64, bool) { return logframe.ReadUvarint(b, off) }
+func readVarint(b []byte, off *int) (int64, bool)   { return logframe.ReadVarint(b, off) }
+func readBytes(b []byte, off *int) ([]byte, bool)   { return logframe.ReadBytes(b, off) }
 
 // decodeHeader parses the uncompressed part of the frame stored under
 // first. A version 2 header is always checked against its own checksum,
