@@ -169,12 +169,6 @@ func AppendBytes(dst, b []byte) []byte {
 	return append(dst, b...)
 }
 
-// AppendString is AppendBytes for a string, without converting it.
-func AppendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
-}
-
 // ReadUvarint reads a uvarint from b at *off and moves *off past it; false
 // if b holds none there.
 func ReadUvarint(b []byte, off *int) (uint64, bool) {
