@@ -61,7 +61,7 @@ func FuzzDecompress(f *testing.F) {
 		if n < 0 || n > 1<<20 {
 			return
 		}
-		got, err := Codec(c % 3).Decompress(payload, n)
+		got, err := Codec(c%3).Decompress(payload, n)
 		if err == nil && len(got) != n {
 			t.Fatalf("got %d bytes, want %d", len(got), n)
 		}
