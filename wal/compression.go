@@ -17,7 +17,7 @@ type Compression string
 // ("relay.compression").
 const (
 	// CompressionS2 is S2 block compression: the least CPU per event of
-	// the codecs that compress, about twice zstd's bytes on disk.
+	// the codecs that compress, about 2.4 times zstd's bytes on disk.
 	CompressionS2 Compression = "s2"
 	// CompressionZstd is zstd at its fastest level: the fewest bytes on
 	// disk, more CPU to write and read. Its frames are version 2, readable
