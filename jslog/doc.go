@@ -10,8 +10,10 @@
 // Append returns nil only after the stream's PubAck: the stream leader
 // acknowledges once the message is committed by its Raft group, that is
 // stored by a majority of the replicas (2 of 3 with R3). Concurrent
-// appenders share one message (group commit): a compressed frame of their
-// records with a Nats-Msg-Id, so a publish retried after a timeout is
+// appenders share one message (group commit): a frame of their records,
+// compressed with Options.Compression (s2 by default; each message records
+// its codec, so every one reads whatever the setting is now), with a
+// Nats-Msg-Id, so a publish retried after a timeout is
 // stored once (within the stream's duplicate window, 2 minutes). A
 // process has at most Options.MaxInFlight messages unacknowledged; those
 // hold appends that were concurrent, whose order is not defined, so a

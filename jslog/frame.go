@@ -3,21 +3,25 @@ package jslog
 import (
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"net/url"
 	"strconv"
 	"time"
 
+	"github.com/bucketrelay/bucketrelay/internal/logframe"
 	"github.com/bucketrelay/bucketrelay/wal"
-	"github.com/klauspost/compress/zstd"
 )
 
-// A message's body is one frame, laid out like wal's (wal does not export
-// its encoder):
+// A message's body is one frame, laid out like wal's and built of the same
+// parts (internal/logframe: codecs, CRC-32C, length-prefixed fields):
 //
 //	version (1 byte) | CRC-32C of the rest (4 bytes, big-endian)
+//	[version 2: codec (1 byte, logframe.Codec)]
 //	uvarint records | uvarint targets, each a uvarint-prefixed name
-//	uvarint length of the raw records | zstd(raw records)
+//	uvarint length of the raw records | compressed raw records
+//
+// Version 1 frames are compressed with zstd, and zstd frames are still
+// written as version 1, so that a stream written with compression "zstd"
+// stays readable by releases before version 2.
 //
 // and each raw record is
 //
@@ -29,9 +33,10 @@ import (
 // record count) and hdrTargets (each target with its record count, URL
 // query encoded), so a relay can follow the stream headers-only.
 const (
-	frameVersion = 1
-	hdrCount     = "Relay-Records"
-	hdrTargets   = "Relay-Targets"
+	frameV1    = 1
+	frameV2    = 2
+	hdrCount   = "Relay-Records"
+	hdrTargets = "Relay-Targets"
 	// seqBits is how many low bits of a record's sequence hold its index
 	// in its message: seq = streamSeq<<seqBits | index.
 	seqBits = 16
@@ -49,12 +54,11 @@ func SplitSeq(seq uint64) (streamSeq uint64, i int) {
 	return seq >> seqBits, int(seq & (MaxRecordsPerMessage - 1))
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-var (
-	encoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
-	decoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderLowmem(true))
-)
+// Direct calls, not function variables, so they inline in the loops.
+func appendBytes(dst, b []byte) []byte              { return logframe.AppendBytes(dst, b) }
+func readUvarint(b []byte, off *int) (uint64, bool) { return logframe.ReadUvarint(b, off) }
+func readVarint(b []byte, off *int) (int64, bool)   { return logframe.ReadVarint(b, off) }
+func readBytes(b []byte, off *int) ([]byte, bool)   { return logframe.ReadBytes(b, off) }
 
 // entrySize estimates what e adds to a frame before compression.
 func entrySize(e *wal.Entry) int {
@@ -65,8 +69,9 @@ func entrySize(e *wal.Entry) int {
 	return n
 }
 
-// encodeFrame builds the body and index headers for entries.
-func encodeFrame(now time.Time, entries []*wal.Entry) (body []byte, count, targets string) {
+// encodeFrame builds the body, compressed with codec, and index headers for
+// entries.
+func encodeFrame(codec logframe.Codec, now time.Time, entries []*wal.Entry) (body []byte, count, targets string) {
 	idx := make(map[string]uint64)
 	var names []string
 	routed := url.Values{}
@@ -97,10 +102,18 @@ func encodeFrame(now time.Time, entries []*wal.Entry) (body []byte, count, targe
 		raw = appendBytes(raw, []byte(e.Key))
 		raw = appendBytes(raw, []byte(e.Name))
 		raw = appendBytes(raw, e.Data)
-		raw = binary.BigEndian.AppendUint32(raw, crc32.Checksum(raw[start:], castagnoli))
+		raw = binary.BigEndian.AppendUint32(raw, logframe.CRC(raw[start:]))
 	}
-	out := make([]byte, 5, 64+len(raw)/3)
-	out[0] = frameVersion
+	est := len(raw) / 3
+	if codec == logframe.None {
+		est = len(raw)
+	}
+	out := make([]byte, 5, 64+est)
+	out[0] = frameV1
+	if codec != logframe.Zstd {
+		out[0] = frameV2
+		out = append(out, byte(codec))
+	}
 	out = binary.AppendUvarint(out, uint64(len(entries)))
 	out = binary.AppendUvarint(out, uint64(len(names)))
 	for i, t := range names {
@@ -108,14 +121,9 @@ func encodeFrame(now time.Time, entries []*wal.Entry) (body []byte, count, targe
 		routed.Set(t, strconv.Itoa(perTarget[i]))
 	}
 	out = binary.AppendUvarint(out, uint64(len(raw)))
-	out = encoder.EncodeAll(raw, out)
-	binary.BigEndian.PutUint32(out[1:5], crc32.Checksum(out[5:], castagnoli))
+	out = codec.Compress(out, raw)
+	binary.BigEndian.PutUint32(out[1:5], logframe.CRC(out[5:]))
 	return out, strconv.Itoa(len(entries)), routed.Encode()
-}
-
-func appendBytes(dst, b []byte) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(b)))
-	return append(dst, b...)
 }
 
 // corruptError names the sequence of a damaged message or record; it
@@ -134,6 +142,7 @@ func (e *corruptError) Is(target error) bool { return target == wal.ErrCorrupt }
 // frame is a checked, decompressed message body.
 type frame struct {
 	streamSeq uint64
+	codec     logframe.Codec
 	count     int
 	targets   []string
 	raw       []byte
@@ -141,46 +150,25 @@ type frame struct {
 
 func (f *frame) size() int { return len(f.raw) + 64*len(f.targets) + 64 }
 
-func readUvarint(b []byte, off *int) (uint64, bool) {
-	v, n := binary.Uvarint(b[*off:])
-	if n <= 0 {
-		return 0, false
-	}
-	*off += n
-	return v, true
-}
-
-func readVarint(b []byte, off *int) (int64, bool) {
-	v, n := binary.Varint(b[*off:])
-	if n <= 0 {
-		return 0, false
-	}
-	*off += n
-	return v, true
-}
-
-func readBytes(b []byte, off *int) ([]byte, bool) {
-	n, ok := readUvarint(b, off)
-	if !ok || uint64(len(b)-*off) < n {
-		return nil, false
-	}
-	v := b[*off : *off+int(n)]
-	*off += int(n)
-	return v, true
-}
-
 // decodeFrame checks and decompresses the body of the message at
 // streamSeq.
 func decodeFrame(streamSeq uint64, v []byte) (*frame, error) {
 	first := Seq(streamSeq, 0)
-	f := &frame{streamSeq: streamSeq}
-	if len(v) < 5 || v[0] != frameVersion {
+	f := &frame{streamSeq: streamSeq, codec: logframe.Zstd}
+	if len(v) < 6 || (v[0] != frameV1 && v[0] != frameV2) {
 		return nil, &corruptError{first, "bad frame version"}
 	}
-	if binary.BigEndian.Uint32(v[1:5]) != crc32.Checksum(v[5:], castagnoli) {
+	if binary.BigEndian.Uint32(v[1:5]) != logframe.CRC(v[5:]) {
 		return nil, &corruptError{first, "frame checksum mismatch"}
 	}
 	off := 5
+	if v[0] == frameV2 {
+		f.codec = logframe.Codec(v[5])
+		if !f.codec.Known() {
+			return nil, &corruptError{first, fmt.Sprintf("unknown codec %d (written by a later release?)", v[5])}
+		}
+		off = 6
+	}
 	c, ok := readUvarint(v, &off)
 	if !ok || c == 0 || c > MaxRecordsPerMessage {
 		return nil, &corruptError{first, "bad record count"}
@@ -202,7 +190,7 @@ func decodeFrame(streamSeq uint64, v []byte) (*frame, error) {
 	if !ok || rl > 1<<30 {
 		return nil, &corruptError{first, "bad payload length"}
 	}
-	raw, err := decoder.DecodeAll(v[off:], make([]byte, 0, int(rl)))
+	raw, err := f.codec.Decompress(v[off:], int(rl))
 	if err != nil {
 		return nil, &corruptError{first, "payload does not decompress: " + err.Error()}
 	}
@@ -243,7 +231,7 @@ func (f *frame) records(from int, want func(targets []string, key string) bool, 
 		if !ok1 || !ok2 || !ok3 || len(f.raw)-off < 4 {
 			return &corruptError{seq, "truncated record"}
 		}
-		if binary.BigEndian.Uint32(f.raw[off:]) != crc32.Checksum(f.raw[start:off], castagnoli) {
+		if binary.BigEndian.Uint32(f.raw[off:]) != logframe.CRC(f.raw[start:off]) {
 			return &corruptError{seq, "record checksum mismatch"}
 		}
 		off += 4

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/internal/logframe"
 	"github.com/bucketrelay/bucketrelay/wal"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -55,6 +56,10 @@ type Options struct {
 	// Name is the connection name the servers show; "" means
 	// "bucketrelay".
 	Name string
+	// Compression is the codec new messages' records are compressed with,
+	// as in wal.Options; "" means wal.DefaultCompression (s2). Messages
+	// already stored keep theirs.
+	Compression wal.Compression
 	// Logger receives the log's messages; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -98,6 +103,7 @@ type Log struct {
 	js      jetstream.JetStream
 	stream  jetstream.Stream
 	subject string
+	codec   logframe.Codec // new messages' (Options.Compression)
 	curKV   jetstream.KeyValue
 	quarKV  jetstream.KeyValue
 
@@ -156,6 +162,9 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Log, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	if err := opts.Compression.Validate(); err != nil {
+		return nil, fmt.Errorf("jslog: %w", err)
+	}
 	if opts.CursorSyncInterval <= 0 {
 		opts.CursorSyncInterval = DefaultCursorSyncInterval
 	}
@@ -192,6 +201,7 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Log, error) {
 		durable:  map[string]kvCursor{},
 		dirty:    map[string]uint64{},
 	}
+	l.codec, _ = logframe.ParseCodec(string(opts.Compression)) // validated above
 	l.cache.init(opts.CacheBytes)
 	nopts, err := cfg.natsOptions(opts.Name)
 	if err != nil {
@@ -710,7 +720,7 @@ func (l *Log) publish(reqs []*appendReq) {
 	for _, r := range reqs {
 		entries = append(entries, r.entries...)
 	}
-	body, count, targets := encodeFrame(time.Now(), entries)
+	body, count, targets := encodeFrame(l.codec, time.Now(), entries)
 	if len(body)+len(targets)+256 > l.maxPayload {
 		if len(reqs) > 1 {
 			l.publish(reqs[:len(reqs)/2])

@@ -216,11 +216,12 @@ func openLog(cfg *Config, opts Options) (relayLog, error) {
 	lc := cfg.Relay.Log
 	if lc == nil || lc.Kind == LogWAL {
 		l, err := wal.Open(cfg.DataPath("wal.db"), wal.Options{
-			MaxEvents: cfg.Relay.QueueLimit,
-			MaxBytes:  cfg.Relay.QueueLimitBytes,
-			NoSync:    cfg.Relay.NoSync,
-			Retention: cfg.Relay.Retention.Log(),
-			Logger:    opts.Logger,
+			MaxEvents:   cfg.Relay.QueueLimit,
+			MaxBytes:    cfg.Relay.QueueLimitBytes,
+			NoSync:      cfg.Relay.NoSync,
+			Retention:   cfg.Relay.Retention.Log(),
+			Compression: cfg.Relay.compression(),
+			Logger:      opts.Logger,
 		})
 		if err != nil {
 			return nil, err
@@ -229,7 +230,7 @@ func openLog(cfg *Config, opts Options) (relayLog, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lc.openTimeout())
 	defer cancel()
-	l, err := jslog.Open(ctx, lc.JetStream, jslog.Options{Logger: opts.Logger, Name: "bucketrelay " + cfg.Relay.Listen, MaxInFlight: lc.MaxInFlight})
+	l, err := jslog.Open(ctx, lc.JetStream, jslog.Options{Logger: opts.Logger, Name: "bucketrelay " + cfg.Relay.Listen, MaxInFlight: lc.MaxInFlight, Compression: cfg.Relay.compression()})
 	if err != nil {
 		return nil, fmt.Errorf("relay: opening the cluster log: %w", err)
 	}

@@ -86,6 +86,9 @@ type Settings struct {
 	// start from the oldest retained event (retention.go); absent means
 	// delivered events are reclaimed at once.
 	Retention *RetentionConfig `json:"retention,omitempty"`
+	// Compression is the codec the log compresses new records with
+	// (compression.go): "s2", "zstd" or "none"; empty means "s2".
+	Compression string `json:"compression,omitempty"`
 	// Log chooses the log (logconfig.go): nil means the embedded one in
 	// DataDir; kind "jetstream" runs the relay as one process of a
 	// cluster on a replicated NATS JetStream stream.
@@ -320,6 +323,9 @@ func (s *Settings) validate() error {
 	case "", "debug", "info", "warn", "error":
 	default:
 		return &ConfigError{Path: "relay.logLevel", Msg: "must be debug, info, warn or error"}
+	}
+	if err := s.validateCompression(); err != nil {
+		return err
 	}
 	if err := s.Retention.validate(); err != nil {
 		return err

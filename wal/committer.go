@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bucketrelay/bucketrelay/internal/logframe"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -202,17 +203,17 @@ func (l *Log) cut(reqs []*appendReq) []*pendingFrame {
 	l.ix.mu.Unlock()
 	for _, f := range out {
 		if total < encodeInline {
-			f.encode()
+			f.encode(l.codec)
 		} else {
-			go f.encode()
+			go f.encode(l.codec)
 		}
 	}
 	return out
 }
 
 // encode compresses the frame's records into its value.
-func (f *pendingFrame) encode() {
-	f.value = encodeFrame(f.meta.first, f.meta.last, f.recs)
+func (f *pendingFrame) encode(codec logframe.Codec) {
+	f.value = encodeFrame(codec, f.meta.first, f.meta.last, f.recs)
 	f.recs = nil
 	close(f.ready)
 }
@@ -434,14 +435,14 @@ func (l *Log) writeTx(frames []*pendingFrame) {
 			}
 		}
 		for _, m := range p.compact {
-			rw, err := compactFrame(rb, []*frameMeta{m}, p.view)
+			rw, err := compactFrame(rb, l.codec, []*frameMeta{m}, p.view)
 			if err != nil {
 				return err
 			}
 			p.rewrote[m] = rw
 		}
 		for _, run := range p.merge {
-			rw, err := compactFrame(rb, run, p.view)
+			rw, err := compactFrame(rb, l.codec, run, p.view)
 			if err != nil {
 				return err
 			}
@@ -559,16 +560,12 @@ func (l *Log) refuse(frames []*pendingFrame, err error) {
 // first one's key, keeping only the records, and on each the targets, that
 // a target has not passed per view; the others are deleted. Frames that
 // turn out damaged are left as they are and reported.
-func compactFrame(rb *bolt.Bucket, run []*frameMeta, view cursorView) (rewrite, error) {
+func compactFrame(rb *bolt.Bucket, codec logframe.Codec, run []*frameMeta, view cursorView) (rewrite, error) {
 	m := run[0]
 	last := run[len(run)-1].last
 	var recs []Record
 	for _, f := range run {
-		h, err := decodeHeader(f.first, rb.Get(seqKey(f.first)))
-		var rs []Record
-		if err == nil {
-			rs, err = decodeRecords(&h)
-		}
+		rs, err := loadFrame(rb, f.first)
 		if err != nil {
 			return rewrite{damage: reason(err)}, nil
 		}
@@ -579,7 +576,7 @@ func compactFrame(rb *bolt.Bucket, run []*frameMeta, view cursorView) (rewrite, 
 			return rewrite{}, err
 		}
 	}
-	nv := reencode(m.first, last, recs, func(r *Record) []string {
+	nv, nt := reencode(codec, m.first, last, recs, func(r *Record) []string {
 		var keep []string
 		for _, t := range r.Targets {
 			if c, ok := view.get(t); !ok || c <= r.Seq {
@@ -591,14 +588,10 @@ func compactFrame(rb *bolt.Bucket, run []*frameMeta, view cursorView) (rewrite, 
 	if nv == nil {
 		return rewrite{}, rb.Delete(seqKey(m.first))
 	}
-	nh, err := decodeHeader(m.first, nv)
-	if err != nil {
-		return rewrite{}, fmt.Errorf("wal: compacting the frame at %d: %w", m.first, err)
-	}
 	if err := rb.Put(seqKey(m.first), nv); err != nil {
 		return rewrite{}, err
 	}
-	return rewrite{value: nv, targets: nh.targets, count: int64(nh.count), bytes: nh.bytes, last: last, merged: len(run) - 1}, nil
+	return rewrite{value: nv, targets: nt.targets, count: nt.count, bytes: nt.bytes, last: last, merged: len(run) - 1}, nil
 }
 
 // putQuarantine stores quarantine entries under their target and sequence.

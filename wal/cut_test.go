@@ -3,11 +3,13 @@ package wal
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
 
+	"github.com/bucketrelay/bucketrelay/internal/logframe"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -76,13 +78,21 @@ func TestFramesWithZstdChecksumDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	saved := encoder
-	encoder = withCRC
 	recs := []frameRecord{{seq: 5, at: 1, e: entry(5, "a")}, {seq: 6, at: 2, e: entry(6, "a")}}
-	v := encodeFrame(5, 6, recs)
-	encoder = saved
+	v := encodeFrame(logframe.Zstd, 5, 6, recs)
 	h, err := decodeHeader(5, v)
 	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := logframe.Zstd.Decompress(h.payload, h.rawLen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same header over the records compressed with zstd's checksum.
+	payload := withCRC.EncodeAll(raw, nil)
+	v = append(append([]byte(nil), v[:len(v)-len(h.payload)]...), payload...)
+	binary.BigEndian.PutUint32(v[5:9], logframe.CRC(payload))
+	if h, err = decodeHeader(5, v); err != nil {
 		t.Fatal(err)
 	}
 	got, err := decodeRecords(&h)
@@ -103,7 +113,7 @@ func TestDecodedTargets(t *testing.T) {
 	for i, e := range es {
 		recs[i] = frameRecord{seq: uint64(i + 1), e: e}
 	}
-	h, err := decodeHeader(1, encodeFrame(1, uint64(len(es)), recs))
+	h, err := decodeHeader(1, encodeFrame(logframe.S2, 1, uint64(len(es)), recs))
 	if err != nil {
 		t.Fatal(err)
 	}

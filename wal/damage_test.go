@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bucketrelay/bucketrelay/internal/logframe"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -269,7 +270,7 @@ func encodeFrameV1(first uint64, now time.Time, entries []*Entry) []byte {
 		out = appendBytes(out, []byte(t))
 	}
 	out = binary.AppendUvarint(out, uint64(len(raw)))
-	out = encoder.EncodeAll(raw, out)
+	out = logframe.Zstd.Compress(out, raw)
 	binary.BigEndian.PutUint32(out[1:5], crc32.Checksum(out[5:], castagnoli))
 	return out
 }

@@ -15,10 +15,13 @@
 // frame, or as a few when it is large (cut at about 512 KiB and compressed
 // in parallel, off the goroutine that gathers appends): a bbolt value under the big-endian first sequence of the frame,
 // holding a header (records, sequence range, per-target tallies, target
-// table) with a CRC-32C of its own, and the records compressed with zstd,
+// table, codec) with a CRC-32C of its own, and the records compressed with
+// the frame's codec (Options.Compression: s2 by default, zstd or none),
 // each with its own sequence and CRC-32C, under a CRC-32C of the payload.
-// Opening a log reads headers only. Frames of version 1 (earlier logs,
-// consecutive sequences, one checksum) are still read.
+// Opening a log reads headers only. Every frame records its codec, so a
+// log reads frames of every codec whatever it writes now. Frames of
+// version 1 (earlier logs, consecutive sequences, one checksum) and 2
+// (zstd, no codec byte; still what zstd writes) are still read.
 //
 // A cursor is the next sequence a target has to deliver. Cursor moves and
 // quarantine entries are written by the same committer as frames, at most

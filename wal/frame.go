@@ -4,12 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"runtime"
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
+	"github.com/bucketrelay/bucketrelay/internal/logframe"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Entry is what a producer appends: one event record and where it goes.
@@ -44,23 +43,18 @@ func (e *Entry) size() int64 { return int64(len(e.Data) + len(e.Key) + len(e.Nam
 // frame's key; version 2 stores every record's sequence, so a frame can be
 // rewritten in place (compaction, release) keeping only some records, and
 // carries a checksum of its header of its own and per-target tallies, so
-// opening a log reads headers only.
+// opening a log reads headers only. Versions 1 and 2 compress with zstd.
+// Version 3 is version 2 with one more header byte, under the header's
+// checksum: the codec of its payload (logframe.Codec). Frames compressed
+// with zstd are still written as version 2, so a log written with
+// compression "zstd" stays readable by releases that predate version 3.
 const (
 	frameV1 = 1
 	frameV2 = 2
+	frameV3 = 3
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// The encoder serves as many EncodeAll calls at once as there are CPUs:
-// the frames of one group commit are compressed in parallel. zstd's own
-// checksum (xxhash, as costly as the compression of such repetitive JSON)
-// is neither written nor checked: every record and the payload carry a
-// CRC-32C already.
-var (
-	encoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
-	decoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderLowmem(true), zstd.IgnoreChecksum(true))
-)
+var castagnoli = logframe.Castagnoli
 
 // tally is what a frame holds for one target: records and their size.
 type tally struct {
@@ -78,9 +72,11 @@ type frameHeader struct {
 	bytes   int64   // sum of Entry.size of the records (v2)
 	targets []tally // target table; n and bytes are 0 in v1 frames
 	rawLen  int
-	payload []byte // compressed records
-	crc     uint32 // checksum of what payloadCRC covers
-	crcFrom []byte // bytes the stored crc covers
+	size    int            // bytes stored: header and payload
+	codec   logframe.Codec // zstd in versions 1 and 2
+	payload []byte         // compressed records
+	crc     uint32         // checksum of what payloadCRC covers
+	crcFrom []byte         // bytes the stored crc covers
 }
 
 // frameRecord is one record given to encodeFrame.
@@ -92,10 +88,26 @@ type frameRecord struct {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
-// encodeFrame builds the bbolt value (version 2) for recs, stored under
-// first and spanning sequences up to last. recs are in sequence order,
-// within [first, last], and not empty.
-func encodeFrame(first, last uint64, recs []frameRecord) []byte {
+// encodeFrame builds the bbolt value for recs compressed with codec
+// (version 2 for zstd, 3 for the others), stored under first and spanning
+// sequences up to last. recs are in sequence order, within [first, last],
+// and not empty.
+func encodeFrame(codec logframe.Codec, first, last uint64, recs []frameRecord) []byte {
+	v, _ := encodeTallied(codec, first, last, recs)
+	return v
+}
+
+// frameTally is what a frame's header says of its records: the target
+// table with per-target tallies, the record count and their size.
+type frameTally struct {
+	targets []tally
+	count   int64
+	bytes   int64
+}
+
+// encodeTallied is encodeFrame, also returning what the header holds, so a
+// caller that rewrites a frame does not decode the header it just built.
+func encodeTallied(codec logframe.Codec, first, last uint64, recs []frameRecord) ([]byte, frameTally) {
 	idx := make(map[string]int)
 	var targets []tally
 	var total int64
@@ -131,10 +143,18 @@ func encodeFrame(first, last uint64, recs []frameRecord) []byte {
 		raw = appendBytes(raw, []byte(r.e.Key))
 		raw = appendBytes(raw, []byte(r.e.Name))
 		raw = appendBytes(raw, r.e.Data)
-		raw = binary.BigEndian.AppendUint32(raw, crc32.Checksum(raw[start:], castagnoli))
+		raw = binary.BigEndian.AppendUint32(raw, logframe.CRC(raw[start:]))
 	}
-	out := make([]byte, 9, 64+len(raw)/4)
+	est := len(raw) / 4 // zstd and s2 compress JSON much more
+	if codec == logframe.None {
+		est = len(raw)
+	}
+	out := make([]byte, 9, 64+16*len(targets)+est)
 	out[0] = frameV2
+	if codec != logframe.Zstd {
+		out[0] = frameV3
+		out = append(out, byte(codec))
+	}
 	out = binary.AppendUvarint(out, uint64(len(recs)))
 	out = binary.AppendUvarint(out, last-first)
 	out = binary.AppendUvarint(out, uint64(total))
@@ -146,18 +166,29 @@ func encodeFrame(first, last uint64, recs []frameRecord) []byte {
 	}
 	out = binary.AppendUvarint(out, uint64(len(raw)))
 	hdrEnd := len(out)
-	out = encoder.EncodeAll(raw, out)
-	binary.BigEndian.PutUint32(out[1:5], crc32.Checksum(out[9:hdrEnd], castagnoli))
-	binary.BigEndian.PutUint32(out[5:9], crc32.Checksum(out[hdrEnd:], castagnoli))
+	out = codec.Compress(out, raw)
+	binary.BigEndian.PutUint32(out[1:5], logframe.CRC(out[9:hdrEnd]))
+	binary.BigEndian.PutUint32(out[5:9], logframe.CRC(out[hdrEnd:]))
 	*rawp = raw
 	bufPool.Put(rawp)
-	return out
+	return out, frameTally{targets: targets, count: int64(len(recs)), bytes: total}
+}
+
+// loadFrame decodes the frame stored under first in rb, header and
+// records; an error (wrapping ErrCorrupt) means the frame is damaged.
+func loadFrame(rb *bolt.Bucket, first uint64) ([]Record, error) {
+	h, err := decodeHeader(first, rb.Get(seqKey(first)))
+	if err != nil {
+		return nil, err
+	}
+	return decodeRecords(&h)
 }
 
 // reencode builds a frame of the records of recs that keep accepts, with
-// each record's targets cut down to those keep leaves. It returns nil when
-// no record is left.
-func reencode(first, last uint64, recs []Record, keep func(r *Record) []string) []byte {
+// each record's targets cut down to those keep leaves (nil drops the
+// record), compressed with codec, and returns it with its header's
+// tallies. It returns a nil value when no record is left.
+func reencode(codec logframe.Codec, first, last uint64, recs []Record, keep func(r *Record) []string) ([]byte, frameTally) {
 	out := make([]frameRecord, 0, len(recs))
 	entries := make([]Entry, len(recs))
 	for i := range recs {
@@ -170,15 +201,12 @@ func reencode(first, last uint64, recs []Record, keep func(r *Record) []string) 
 		out = append(out, frameRecord{seq: recs[i].Seq, at: recs[i].AppendTime.UnixNano(), e: &entries[i]})
 	}
 	if len(out) == 0 {
-		return nil
+		return nil, frameTally{}
 	}
-	return encodeFrame(first, last, out)
+	return encodeTallied(codec, first, last, out)
 }
 
-func appendBytes(dst, b []byte) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(b)))
-	return append(dst, b...)
-}
+func appendBytes(dst, b []byte) []byte { return logframe.AppendBytes(dst, b) }
 
 // ErrCorrupt is returned when the log file is damaged: a frame or record
 // that fails its checksum or does not parse (Verify, Backlogs of a
@@ -197,34 +225,10 @@ func (e *corruptError) Error() string {
 }
 func (e *corruptError) Is(target error) bool { return target == ErrCorrupt }
 
-// readUvarint reads a uvarint from b at *off.
-func readUvarint(b []byte, off *int) (uint64, bool) {
-	v, n := binary.Uvarint(b[*off:])
-	if n <= 0 {
-		return 0, false
-	}
-	*off += n
-	return v, true
-}
-
-func readVarint(b []byte, off *int) (int64, bool) {
-	v, n := binary.Varint(b[*off:])
-	if n <= 0 {
-		return 0, false
-	}
-	*off += n
-	return v, true
-}
-
-func readBytes(b []byte, off *int) ([]byte, bool) {
-	n, ok := readUvarint(b, off)
-	if !ok || uint64(len(b)-*off) < n {
-		return nil, false
-	}
-	v := b[*off : *off+int(n)]
-	*off += int(n)
-	return v, true
-}
+// Direct calls, not function variables, so they inline in the decode loops.
+func readUvarint(b []byte, off *int) (uint64, bool) { return logframe.ReadUvarint(b, off) }
+func readVarint(b []byte, off *int) (int64, bool)   { return logframe.ReadVarint(b, off) }
+func readBytes(b []byte, off *int) ([]byte, bool)   { return logframe.ReadBytes(b, off) }
 
 // decodeHeader parses the uncompressed part of the frame stored under
 // first. A version 2 header is always checked against its own checksum,
@@ -232,23 +236,31 @@ func readBytes(b []byte, off *int) ([]byte, bool) {
 // (the whole frame's in version 1) is checked by checkPayload, which reads
 // every byte of the frame. Target names are copied; payload aliases v.
 func decodeHeader(first uint64, v []byte) (frameHeader, error) {
-	h := frameHeader{first: first}
+	h := frameHeader{first: first, size: len(v)}
 	if len(v) < 5 {
 		return h, &corruptError{first, "frame too short"}
 	}
 	h.version = int(v[0])
+	h.codec = logframe.Zstd
+	off := 9
 	switch h.version {
 	case frameV1:
 		h.crc, h.crcFrom = binary.BigEndian.Uint32(v[1:5]), v[5:]
 		return decodeHeaderV1(h, v)
 	case frameV2:
+	case frameV3:
+		off = 10
 	default:
 		return h, &corruptError{first, fmt.Sprintf("unknown frame version %d", v[0])}
 	}
-	if len(v) < 9 {
+	if len(v) < off {
 		return h, &corruptError{first, "frame too short"}
 	}
-	off := 9
+	if h.version == frameV3 {
+		// Checked with the header below; an unknown codec is damage to
+		// this build, reported only once the checksum says it was written.
+		h.codec = logframe.Codec(v[9])
+	}
 	c, ok1 := readUvarint(v, &off)
 	span, ok2 := readUvarint(v, &off)
 	total, ok3 := readUvarint(v, &off)
@@ -271,8 +283,11 @@ func decodeHeader(first uint64, v []byte) (frameHeader, error) {
 	if !ok || rl > 1<<32 {
 		return h, &corruptError{first, "bad payload length"}
 	}
-	if binary.BigEndian.Uint32(v[1:5]) != crc32.Checksum(v[9:off], castagnoli) {
+	if binary.BigEndian.Uint32(v[1:5]) != logframe.CRC(v[9:off]) {
 		return h, &corruptError{first, "frame header checksum mismatch"}
+	}
+	if !h.codec.Known() {
+		return h, &corruptError{first, fmt.Sprintf("unknown codec %d (written by a later release?)", uint8(h.codec))}
 	}
 	h.rawLen = int(rl)
 	h.payload = v[off:]
@@ -313,7 +328,7 @@ func decodeHeaderV1(h frameHeader, v []byte) (frameHeader, error) {
 // checkPayload verifies the checksum over the frame's payload (version 2)
 // or whole frame (version 1).
 func (h *frameHeader) checkPayload() error {
-	if crc32.Checksum(h.crcFrom, castagnoli) != h.crc {
+	if logframe.CRC(h.crcFrom) != h.crc {
 		return &corruptError{h.first, "frame checksum mismatch"}
 	}
 	return nil
@@ -337,11 +352,11 @@ func decodeRecords(h *frameHeader) ([]Record, error) {
 	if err := h.checkPayload(); err != nil {
 		return nil, err
 	}
-	raw, err := decoder.DecodeAll(h.payload, make([]byte, 0, min(h.rawLen, 64<<20)))
+	raw, err := h.codec.Decompress(h.payload, h.rawLen)
 	if err != nil {
 		return nil, &corruptError{h.first, "payload does not decompress: " + err.Error()}
 	}
-	if len(raw) != h.rawLen || h.count > len(raw)/10 {
+	if h.count > len(raw)/10 {
 		// Every record takes at least 10 bytes.
 		return nil, &corruptError{h.first, "payload length mismatch"}
 	}
@@ -413,7 +428,7 @@ func decodeRecords(h *frameHeader) ([]Record, error) {
 		if !ok1 || !ok2 || !ok3 || len(raw)-off < 4 {
 			return nil, &corruptError{r.Seq, "truncated record"}
 		}
-		if binary.BigEndian.Uint32(raw[off:]) != crc32.Checksum(raw[start:off], castagnoli) {
+		if binary.BigEndian.Uint32(raw[off:]) != logframe.CRC(raw[start:off]) {
 			return nil, &corruptError{r.Seq, "record checksum mismatch"}
 		}
 		off += 4

@@ -1,6 +1,10 @@
 package wal
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/bucketrelay/bucketrelay/internal/logframe"
+)
 
 // decodedCache keeps the last few frames Read decompressed, so that
 // targets reading the same frames (and a window ending inside a frame,
@@ -29,6 +33,7 @@ const (
 
 type frameID struct {
 	version      int
+	codec        logframe.Codec
 	first, last  uint64
 	count        int
 	rawLen       int
@@ -42,7 +47,7 @@ type decodedFrame struct {
 }
 
 func idOf(h *frameHeader) frameID {
-	return frameID{h.version, h.first, h.last, h.count, h.rawLen, h.crc, len(h.crcFrom)}
+	return frameID{h.version, h.codec, h.first, h.last, h.count, h.rawLen, h.crc, len(h.crcFrom)}
 }
 
 // records returns f's records, decoding them unless a cached decode of the

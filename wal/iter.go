@@ -84,7 +84,7 @@ func scanFrames(tx *bolt.Tx, from, end uint64, fn func(f *storedFrame) bool) {
 }
 
 // trustedTable reports whether the frame's target table can be trusted
-// although its records cannot: a version 2 header passed its own checksum.
+// although its records cannot: a version 2 or 3 header passed its own checksum.
 func (f *storedFrame) trustedTable() bool {
-	return f.err == nil && f.h.version == frameV2
+	return f.err == nil && f.h.version >= frameV2
 }

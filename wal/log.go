@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bucketrelay/bucketrelay/internal/logframe"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -82,6 +83,9 @@ type Options struct {
 	// Retention keeps records every target has delivered, for Rewind and
 	// Backfill; the zero value keeps nothing (see Retention, SetRetention).
 	Retention Retention
+	// Compression is the codec new frames are compressed with; ""
+	// means DefaultCompression (s2). Frames already written keep theirs.
+	Compression Compression
 	// NoSync skips fsync. For tests only: it voids the durability guarantee.
 	NoSync bool
 	// Logger receives the log's messages; nil means slog.Default().
@@ -114,9 +118,10 @@ type Log struct {
 	c  committer // committer.go
 	ix index     // index.go
 
-	dec     decodedCache  // framecache.go
-	lastSeq atomic.Uint64 // last committed sequence
-	id      string        // the log's id (meta "id"); "" in a log that predates ids, read-only
+	codec   logframe.Codec // new frames' codec (compression.go)
+	dec     decodedCache   // framecache.go
+	lastSeq atomic.Uint64  // last committed sequence
+	id      string         // the log's id (meta "id"); "" in a log that predates ids, read-only
 }
 
 // Open opens or creates the log at path. A damaged frame never makes it
@@ -134,6 +139,9 @@ func Open(path string, opts Options) (l *Log, err error) {
 	}
 	if opts.LockWait <= 0 {
 		opts.LockWait = DefaultLockWait
+	}
+	if err := opts.Compression.Validate(); err != nil {
+		return nil, err
 	}
 	lg := opts.Logger
 	if lg == nil {
@@ -229,6 +237,7 @@ func damagedFile(path string, r any) error {
 
 func newLog(db *bolt.DB, opts Options, lg *slog.Logger, ro bool) *Log {
 	l := &Log{db: db, opts: opts, log: lg, readOnly: ro}
+	l.codec, _ = opts.Compression.codec() // Open validated it
 	l.c = committer{
 		reqs:    make(chan *appendReq, 4096),
 		frames:  make(chan []*pendingFrame, 2),

@@ -106,11 +106,7 @@ func (l *Log) Release(target string, w io.Writer) (int, error) {
 	err = l.db.Update(func(tx *bolt.Tx) error {
 		rb := tx.Bucket(bucketRecords)
 		for _, m := range frames {
-			h, err := decodeHeader(m.first, rb.Get(seqKey(m.first)))
-			var recs []Record
-			if err == nil {
-				recs, err = decodeRecords(&h)
-			}
+			recs, err := loadFrame(rb, m.first)
 			if err != nil {
 				// Damaged: its records are lost for every target. The
 				// others that still needed them get their quarantine
@@ -136,7 +132,7 @@ func (l *Log) Release(target string, w io.Writer) (int, error) {
 				rewrote[m] = rewrite{}
 				continue
 			}
-			nv := reencode(m.first, m.last, recs, func(r *Record) []string {
+			nv, nt := reencode(l.codec, m.first, m.last, recs, func(r *Record) []string {
 				var keep []string
 				for _, t := range r.Targets {
 					if t != target {
@@ -147,11 +143,7 @@ func (l *Log) Release(target string, w io.Writer) (int, error) {
 			})
 			rw := rewrite{value: nv}
 			if nv != nil {
-				nh, err := decodeHeader(m.first, nv)
-				if err != nil {
-					return err
-				}
-				rw.targets, rw.count, rw.bytes = nh.targets, int64(nh.count), nh.bytes
+				rw.targets, rw.count, rw.bytes = nt.targets, nt.count, nt.bytes
 				if view.passed(&frameMeta{first: m.first, last: m.last, targets: rw.targets}) {
 					rw.value = nil
 				}

@@ -196,11 +196,7 @@ func (l *Log) notRetained(seq uint64, t time.Time) error {
 func (l *Log) frameTime(m *frameMeta) int64 {
 	at := int64(1)
 	_ = l.db.View(func(tx *bolt.Tx) error {
-		h, err := decodeHeader(m.first, tx.Bucket(bucketRecords).Get(seqKey(m.first)))
-		if err != nil {
-			return nil
-		}
-		recs, err := decodeRecords(&h)
+		recs, err := loadFrame(tx.Bucket(bucketRecords), m.first)
 		if err != nil || len(recs) == 0 {
 			return nil
 		}

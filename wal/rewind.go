@@ -161,11 +161,7 @@ func (l *Log) SeqAt(t time.Time) (uint64, error) {
 	m := frames[i-1]
 	seq := uint64(0)
 	_ = l.db.View(func(tx *bolt.Tx) error {
-		h, err := decodeHeader(m.first, tx.Bucket(bucketRecords).Get(seqKey(m.first)))
-		if err != nil {
-			return nil
-		}
-		recs, err := decodeRecords(&h)
+		recs, err := loadFrame(tx.Bucket(bucketRecords), m.first)
 		if err != nil {
 			return nil
 		}
@@ -243,23 +239,19 @@ func (l *Log) Backfill(target string, from uint64, route func(Record) bool) (int
 	// rewritten with target added to the records route accepts.
 	type rewritten struct {
 		value []byte
-		h     frameHeader
+		t     frameTally
 	}
 	out := map[*frameMeta]rewritten{}
 	n := 0
 	err = l.db.View(func(tx *bolt.Tx) error {
 		rb := tx.Bucket(bucketRecords)
 		for _, m := range frames {
-			h, err := decodeHeader(m.first, rb.Get(seqKey(m.first)))
-			var recs []Record
-			if err == nil {
-				recs, err = decodeRecords(&h)
-			}
+			recs, err := loadFrame(rb, m.first)
 			if err != nil {
 				return fmt.Errorf("frame at %d: %w", m.first, err)
 			}
 			added := 0
-			nv := reencode(m.first, m.last, recs, func(r *Record) []string {
+			nv, nt := reencode(l.codec, m.first, m.last, recs, func(r *Record) []string {
 				ts := r.Targets
 				if r.Seq >= from && r.Seq < c0 && !contains(ts, target) && route(*r) {
 					ts = append(append([]string(nil), ts...), target)
@@ -273,11 +265,7 @@ func (l *Log) Backfill(target string, from uint64, route func(Record) bool) (int
 			if added == 0 {
 				continue
 			}
-			nh, err := decodeHeader(m.first, nv)
-			if err != nil {
-				return err
-			}
-			out[m] = rewritten{nv, nh}
+			out[m] = rewritten{nv, nt}
 			n += added
 		}
 		return nil
@@ -302,7 +290,7 @@ func (l *Log) Backfill(target string, from uint64, route func(Record) bool) (int
 		delete(ix.dirty, target)
 	}
 	for m, rw := range out {
-		ix.setTallies(m, rw.h.targets, int64(rw.h.count), rw.h.bytes, m.last)
+		ix.setTallies(m, rw.t.targets, rw.t.count, rw.t.bytes, m.last)
 		ix.unkeep(m)  // target has not passed it
 		ix.unevict(m) // evicted after the backfill checked the range
 	}

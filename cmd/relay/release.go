@@ -82,7 +82,7 @@ func (c *releaseCommand) Run(ctx context.Context, args []string) error {
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("release: no relay log: %w", err)
 	}
-	l, err := wal.Open(path, wal.Options{LockWait: time.Second})
+	l, err := wal.Open(path, wal.Options{LockWait: time.Second, Compression: wal.Compression(cfg.Relay.Compression)})
 	if errors.Is(err, wal.ErrLocked) {
 		return fmt.Errorf("release: the log is in use; stop the relay first: %w", err)
 	}

@@ -27,6 +27,8 @@ type infoJSON struct {
 	Records     int64 `json:"records"`
 	RecordBytes int64 `json:"recordBytes"`
 	Frames      int   `json:"frames"`
+	// Codecs sums the frames per codec (frames.go), by codec name.
+	Codecs []codecJSON `json:"codecs"`
 	// FirstSeq and LastSeq are the oldest and the newest record held; null
 	// when the log holds none.
 	FirstSeq *uint64 `json:"firstSeq"`
@@ -107,6 +109,11 @@ func (c *InfoCommand) Run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	codecs, err := codecsOf(l)
+	if err != nil {
+		out.Problems = append(out.Problems, fmt.Sprintf("frame headers: %v", err))
+	}
+	out.Codecs = codecs
 	out.Retained = retainedOf(l)
 	// Damaged frames met while loading or reading (their records are
 	// skipped by the relay and quarantined for the targets needing them).
@@ -136,6 +143,7 @@ func (c *InfoCommand) print(out infoJSON) error {
 	fmt.Fprintf(tw, "file size\t%s (%d bytes), %s in use\n", bytesHuman(out.FileSize), out.FileSize, bytesHuman(out.UsedSize))
 	fmt.Fprintf(tw, "records\t%d in %d frames\n", out.Records, out.Frames)
 	fmt.Fprintf(tw, "record bytes\t%s (%d bytes, uncompressed)\n", bytesHuman(out.RecordBytes), out.RecordBytes)
+	fmt.Fprintf(tw, "codecs\t%s\n", codecsLine(out.Codecs))
 	seq := func(p *uint64) string {
 		if p == nil {
 			return "- (empty)"
@@ -206,7 +214,9 @@ func (c *InfoCommand) Usage() {
 	fmt.Fprint(c.g.stdout, `Usage: walinspect info [--json] <dataDir|wal.db>
 
 Prints the log file's size (on disk and in use by bbolt), the records it
-holds (count, frames, bytes of record data uncompressed), the first and the
+holds (count, frames, bytes of record data uncompressed), the frames per
+codec (s2, zstd, none) with their bytes before and after compression (see
+'walinspect frames' for each frame), the first and the
 last sequence held ("-" when the log is empty), the next sequence an append
 gets, when the oldest and the newest record held were appended, the
 retained range (the oldest sequence a target can be rewound to, when it was

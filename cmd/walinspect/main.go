@@ -3,7 +3,7 @@
 //
 //	walinspect [--json] [--progress] <command> [flags] <dataDir|wal.db>
 //
-// Commands: info, targets, dump, verify, salvage. The log is opened
+// Commands: info, targets, frames, dump, verify, salvage. The log is opened
 // read-only (a shared bbolt lock) and never written; salvage writes what is
 // intact into a new file. While a relay holds the log walinspect says so
 // and exits with code 3 instead of waiting. See docs/walinspect.md.
@@ -128,6 +128,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		cmd = &InfoCommand{g: g}
 	case "targets":
 		cmd = &TargetsCommand{g: g}
+	case "frames":
+		cmd = &FramesCommand{g: g}
 	case "dump":
 		cmd = &DumpCommand{g: g}
 	case "verify":
@@ -167,7 +169,9 @@ the log file itself.
 
 Commands:
 
-	info      size, first and last sequence, record count
+	info      size, first and last sequence, record count, codecs
+	frames    per frame: range, records, codec, sizes before and after
+	          compression
 	targets   per target: cursor, pending events, age of the oldest pending
 	          event, quarantine count, last quarantine error
 	dump      records (or a target's quarantine) as JSON lines

@@ -192,6 +192,7 @@ func TestReadOnly(t *testing.T) {
 		{"dump", dir}, {"dump", "--target", tgtA, "--from", "2", "--to", "4", file},
 		{"dump", "--quarantine", dir},
 		{"verify", dir}, {"verify", "--json", file},
+		{"frames", dir}, {"--json", "frames", file},
 	}
 	for _, args := range cmds {
 		if code, _, stderr := run(t, args...); code != 0 {
