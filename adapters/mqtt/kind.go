@@ -8,6 +8,7 @@ import "github.com/bucketrelay/bucketrelay/adapters/kit"
 var Kind = kit.Define[Config](kit.Kind{
 	Name:     "mqtt",
 	Title:    "MQTT",
+	InFlight: 4,
 	MaxBatch: 1000,
 	Delivery: "QoS 1/2: at least once (waits for PUBACK/PUBCOMP); QoS 0: at most once",
 	Params: []kit.Param{
