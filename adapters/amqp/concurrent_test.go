@@ -47,7 +47,7 @@ func TestConcurrentSendsDirect(t *testing.T) {
 	rounds := sendtest.Rounds("conc-amqp", 3, 4, 100, 10)
 	sendtest.SendAll(t, tg, rounds)
 	want := sendtest.Flatten(rounds...)
-	got := sendtest.Wait(t, func(testing.TB) [][]byte { return c.Bodies() }, len(want), 30*time.Second)
+	got := sendtest.Wait(t, func(testing.TB) [][]byte { return c.All() }, len(want), 30*time.Second)
 	sendtest.Check(t, got, want, true)
 }
 

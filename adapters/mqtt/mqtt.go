@@ -449,7 +449,10 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 		}
 		delivered++
 	}
-	if broken {
+	// A send that ends with its context leaves the connection to the
+	// sends beside it: its messages still in flight are acknowledged or
+	// lost with the connection, and retried either way.
+	if broken && ctx.Err() == nil {
 		t.reset(c)
 	}
 	if failed == nil {

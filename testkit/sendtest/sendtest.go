@@ -9,6 +9,7 @@ package sendtest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -159,6 +160,41 @@ func Flatten(rounds ...[][]delivery.Item) []delivery.Item {
 	for _, r := range rounds {
 		for _, b := range r {
 			out = append(out, b...)
+		}
+	}
+	return out
+}
+
+// Failed returns the indexes of the items of an n-item send that err
+// reports as not delivered: those a *delivery.BatchError lists, every one
+// for another error, none for nil.
+func Failed(err error, n int) map[int]bool {
+	out := map[int]bool{}
+	var be *delivery.BatchError
+	switch {
+	case err == nil:
+	case errors.As(err, &be):
+		for _, f := range be.Failed {
+			out[f.Index] = true
+		}
+	default:
+		for i := 0; i < n; i++ {
+			out[i] = true
+		}
+	}
+	return out
+}
+
+// Delivered returns the items of batches that errs (Send's answers, one
+// per batch) do not report as failed: what the target says it delivered.
+func Delivered(batches [][]delivery.Item, errs []error) []delivery.Item {
+	var out []delivery.Item
+	for b, batch := range batches {
+		failed := Failed(errs[b], len(batch))
+		for i := range batch {
+			if !failed[i] {
+				out = append(out, batch[i])
+			}
 		}
 	}
 	return out
