@@ -130,3 +130,19 @@ func TestConcurrentSendsFailOwnBatch(t *testing.T) {
 		sendtest.Check(t, got[round*399:], want, true)
 	}
 }
+
+// TestConcurrentOutage: with the kind's default window (batches in flight
+// on one channel), a broker restart mid-stream loses nothing: what the
+// broker did not confirm is sent again, each object's events in order.
+func TestConcurrentOutage(t *testing.T) {
+	testenv.Require(t, "rabbitmq", brokerAddr)
+	ex := fmt.Sprintf("bucketrelay-concoutage-%d", os.Getpid())
+	c := NewConsumer(t, brokerURL, ex, ex)
+	sendtest.RunOutage(t, sendtest.Outage{
+		New:      func(t testing.TB) delivery.Target { return newTarget(t, testConfig(ex)) },
+		Received: func(testing.TB) [][]byte { return c.All() },
+		Stop:     func(t testing.TB) { testenv.Services(t, "stop", "rabbitmq") },
+		Start:    func(t testing.TB) { testenv.Services(t, "start", "rabbitmq") },
+		Policy:   delivery.Policy{InFlight: Kind.InFlight},
+	})
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/internal/testenv"
+	"github.com/bucketrelay/bucketrelay/testkit/consumers"
 	"github.com/bucketrelay/bucketrelay/testkit/sendtest"
 )
 
@@ -124,4 +125,32 @@ func TestConcurrentSendsFailOwnBatch(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	sendtest.Check(t, got, delivered, true)
+}
+
+// TestConcurrentOutage: with the kind's default window (batches in flight
+// on one connection), a broker restart mid-stream loses nothing at QoS 1:
+// what the broker did not acknowledge is sent again, each object's events
+// in order.
+func TestConcurrentOutage(t *testing.T) {
+	testenv.Require(t, "mosquitto", brokerAddr)
+	topic := fmt.Sprintf("minio/concoutage-%d", os.Getpid())
+	sub, got := NewSubscriber(t, brokerURL, topic)
+	gate := consumers.NewGate(t, brokerAddr)
+	sendtest.RunOutage(t, sendtest.Outage{
+		New: func(t testing.TB) delivery.Target {
+			return newTarget(t, Config{Enable: true, Broker: gate.URL(), Topic: topic, QoS: 1})
+		},
+		Received: got.Received,
+		Stop: func(t testing.TB) {
+			gate.SetOpen(false)
+			StopMosquitto(t)
+			sub.ForgetSubscriptions()
+		},
+		Start: func(t testing.TB) {
+			testenv.Services(t, "start", "mosquitto")
+			sub.RequireSubscribed(t)
+			gate.SetOpen(true)
+		},
+		Policy: delivery.Policy{InFlight: Kind.InFlight},
+	})
 }

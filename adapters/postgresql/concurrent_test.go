@@ -92,3 +92,19 @@ func TestConcurrentSendsDirect(t *testing.T) {
 	want = append(want[:3*4*60+2*60+bad:3*4*60+2*60+bad], want[3*4*60+2*60+bad+1:]...)
 	sendtest.Check(t, accessByID(t, table), want, true)
 }
+
+// TestConcurrentOutage: with the kind's default window (a connection per
+// batch in flight), a server restart mid-stream loses nothing: what was
+// not committed is sent again, each object's rows in order.
+func TestConcurrentOutage(t *testing.T) {
+	requirePostgres(t)
+	table := uniqueTable(t, "conc_outage")
+	exec1(t, "CREATE TABLE "+table+" (id BIGSERIAL PRIMARY KEY, event_time TIMESTAMPTZ NOT NULL, event_data JSONB)")
+	sendtest.RunOutage(t, sendtest.Outage{
+		New:      func(t testing.TB) delivery.Target { return newTarget(t, seedConfig("access", table)) },
+		Received: func(t testing.TB) [][]byte { return accessByID(t, table) },
+		Stop:     stopPostgres,
+		Start:    startPostgres,
+		Policy:   delivery.Policy{InFlight: Kind.InFlight},
+	})
+}
