@@ -81,7 +81,7 @@ type Config struct {
 	// empty means DefaultKeepAlive.
 	KeepAlive string `json:"keepAlive,omitempty"`
 	// MaxInFlight bounds the messages published and not yet acknowledged
-	// (QoS 1 and 2). 0 means DefaultMaxInFlight for QoS 1 and
+	// (QoS 1 and 2), shared by the sends in flight. 0 means DefaultMaxInFlight for QoS 1 and
 	// DefaultMaxInFlightQoS2 for QoS 2; for QoS 2 it must not exceed the
 	// broker's limit (Mosquitto: max_inflight_messages), which the broker
 	// enforces by dropping messages it has acknowledged.
@@ -99,8 +99,9 @@ type Config struct {
 	// ProtocolVersion is 4 (MQTT 3.1.1, the default when 0) or 5 (MQTT 5,
 	// tcp:// and tls:// brokers): every message then carries the event's
 	// id as the user property event-id, and CloudEvents can travel in
-	// binary mode. MQTT 5 publishes one message at a time, each waiting
-	// for its acknowledgement (maxInFlight does not apply).
+	// binary mode. MQTT 5 publishes one message at a time per send in
+	// flight, each waiting for its acknowledgement (maxInFlight does not
+	// apply).
 	ProtocolVersion int `json:"protocolVersion,omitempty"`
 }
 
