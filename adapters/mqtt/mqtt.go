@@ -399,7 +399,7 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 			case <-ctx.Done():
 				broken = true
 			case <-deadline.C:
-				errs[acked] = errTimeout // acked < n: with none in flight, a slot comes once the others' do
+				errs[acked] = errTimeout // this send's oldest message, or its next one when none is in flight
 				broken = true
 			case <-tick.C:
 				if c.IsConnectionOpen() {
