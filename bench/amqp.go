@@ -105,6 +105,8 @@ func runAMQP(ctx context.Context, o harness.Options) (harness.Result, error) {
 		stop:  func() error { return harness.Services("stop", "rabbitmq") },
 		start: func() error { return harness.Services("start", "rabbitmq") },
 		goal:  "≥ 20000",
+		// The kind's default window (adapters/amqp/kind.go).
+		inFlight: amqpadapter.Kind.InFlight,
 		notes: []string{
 			"RabbitMQ " + rabbitVersion() + " from scripts/services.sh on loopback; publisher confirms, persistent messages, mandatory, durable fanout exchange with one durable queue consumed (auto-ack) throughout",
 			"direct client: amqp091-go PublishWithDeferredConfirm × 1000, then wait for every confirmation (the target's own scheme, without the log)",

@@ -134,6 +134,8 @@ func runMQTT(ctx context.Context, o harness.Options) (harness.Result, error) {
 			return nil
 		},
 		goal: "≥ 10000",
+		// The kind's default window (adapters/mqtt/kind.go).
+		inFlight: mqttadapter.Kind.InFlight,
 		notes: []string{
 			mosquittoVersion() + " from scripts/services.sh on loopback; QoS 1, a QoS 1 subscriber throughout",
 			"direct client: paho Publish × 1000 at QoS 1, then wait for every PUBACK; both publishers go through the same loopback gate (see bench/mqtt.go)",

@@ -59,7 +59,9 @@ func runPostgreSQL(ctx context.Context, o harness.Options) (harness.Result, erro
 		return benchPGConfig(ns).Table + " (event_time TIMESTAMPTZ NOT NULL, event_data JSONB)"
 	}
 	sb := &storeBench{
-		name:     "postgresql",
+		name: "postgresql",
+		// The kind's default window (adapters/postgresql/kind.go).
+		inFlight: postgresql.Kind.InFlight,
 		rateGoal: func(direct float64) string { return fmt.Sprintf("≥ %.0f (80%% of direct)", 0.8*direct) },
 		newTarget: func(ns bool) (delivery.Target, error) {
 			return postgresql.New(benchPGConfig(ns), harness.QuietLogger())

@@ -54,8 +54,7 @@ func TestTargetPolicyErrorsNameTheField(t *testing.T) {
 		{wh + `"inflight":0}}}}`, "notify.webhook.1.inflight", "between"},
 		{wh + `"lanes":1000}}}}`, "notify.webhook.1.lanes", "between"},
 		{wh + `"lanes":"8"}}}}`, "notify.webhook.1.lanes", "number"},
-		{pg + `"lanes":4}}}}`, "notify.postgresql.p.lanes", "one send at a time"},
-		{pg + `"inflight":2}}}}`, "notify.postgresql.p.inflight", "one send at a time"},
+		{pg + `"inflight":65}}}}`, "notify.postgresql.p.inflight", "between"},
 	} {
 		_, err := ParseConfig([]byte(c.doc))
 		var ce *ConfigError
@@ -63,9 +62,15 @@ func TestTargetPolicyErrorsNameTheField(t *testing.T) {
 			t.Errorf("ParseConfig(%s) = %v, want an error at %s saying %q", c.doc, err, c.path, c.msg)
 		}
 	}
-	// A kind that takes one send at a time accepts 1.
-	if _, err := ParseConfig([]byte(pg + `"inflight":1,"lanes":1}}}}`)); err != nil {
-		t.Errorf("inflight and lanes of 1 on postgresql: %v", err)
+	// PostgreSQL sends side by side (a connection each): its window is 4
+	// by default, and any window and lanes are accepted.
+	if c, err := ParseConfig([]byte(pg + `"maxBatch":10}}}}`)); err != nil {
+		t.Errorf("postgresql without inflight: %v", err)
+	} else if got := c.Targets[0].Policy.InFlight; got != 4 {
+		t.Errorf("postgresql without inflight: got window %d, want the kind's, 4", got)
+	}
+	if _, err := ParseConfig([]byte(pg + `"inflight":2,"lanes":4}}}}`)); err != nil {
+		t.Errorf("inflight 2 and lanes 4 on postgresql: %v", err)
 	}
 }
 

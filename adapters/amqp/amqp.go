@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -138,7 +139,11 @@ func (c *Config) Validate() error {
 	return c.CloudEventsMode.Validate(true)
 }
 
-// Target publishes events to one exchange.
+// Target publishes events to one exchange. Send is safe for concurrent
+// use: the sends in flight share one connection and one channel in
+// confirm mode, each publishing its batch in order and waiting for its own
+// messages' confirmations (and, with mandatory, returns), so the engine
+// can keep several batches in flight (kit.Kind.InFlight).
 type Target struct {
 	cfg      Config
 	lg       *slog.Logger
@@ -148,10 +153,75 @@ type Target struct {
 	// guide's body and for structured mode.
 	binding *cloudevent.Binding
 
+	mu   sync.Mutex // guards sess and connecting
+	sess *session   // nil until the first Send, and after a failure
+}
+
+// session is one connection and its channel, shared by the sends in
+// flight until it fails.
+type session struct {
 	conn    *amqp091.Connection
 	ch      *amqp091.Channel
-	returns chan amqp091.Return
-	closed  chan *amqp091.Error // the channel's or the connection's close reason
+	returns chan amqp091.Return // nil without mandatory
+	dead    chan struct{}       // closed when the channel or the connection closed
+	reason  *amqp091.Error      // why, if the broker said; set before dead is closed
+
+	mu       sync.Mutex
+	returned map[string]amqp091.Return // by message id, until the send that published it takes it
+}
+
+// alive reports whether the session's channel and connection are open.
+func (s *session) alive() bool {
+	select {
+	case <-s.dead:
+		return false
+	default:
+		return !s.ch.IsClosed() && !s.conn.IsClosed()
+	}
+}
+
+// maxReturned bounds the returns kept: without publisher confirms no send
+// waits for its returns, so nothing takes them.
+const maxReturned = 1 << 16
+
+// collect keeps a returned message until its send takes it.
+func (s *session) collect(r amqp091.Return) {
+	s.mu.Lock()
+	if len(s.returned) >= maxReturned {
+		clear(s.returned)
+	}
+	s.returned[r.MessageId] = r
+	s.mu.Unlock()
+}
+
+// drainReturns collects the returns already handed over.
+func (s *session) drainReturns() {
+	for {
+		select {
+		case r, ok := <-s.returns:
+			if !ok {
+				return
+			}
+			s.collect(r)
+		default:
+			return
+		}
+	}
+}
+
+// take removes and returns the return of it's message, if any.
+func (s *session) take(it *delivery.Item) (amqp091.Return, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.returned) == 0 {
+		return amqp091.Return{}, false // the usual case: no id to format
+	}
+	id := messageID(it)
+	r, ok := s.returned[id]
+	if ok {
+		delete(s.returned, id)
+	}
+	return r, ok
 }
 
 var _ delivery.Target = (*Target)(nil)
@@ -240,29 +310,32 @@ func (t *Target) dial(ctx context.Context) (*amqp091.Connection, error) {
 	}
 }
 
-// connect opens the connection and the channel if they are not open, puts
-// the channel in confirm mode and declares the exchange.
-func (t *Target) connect(ctx context.Context) error {
-	if t.ch != nil && !t.ch.IsClosed() && !t.conn.IsClosed() {
-		return nil
+// session returns the open session, or opens one: a connection, its
+// channel in confirm mode, and the exchange declared. Concurrent sends
+// wait for one connect rather than each opening a connection.
+func (t *Target) session(ctx context.Context) (*session, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s := t.sess; s != nil && s.alive() {
+		return s, nil
 	}
-	t.reset()
+	t.resetLocked(t.sess)
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	conn, err := t.dial(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ch, err := conn.Channel()
 	if err != nil {
 		_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
-		return t.errorf("opening a channel: %v", err)
+		return nil, t.errorf("opening a channel: %v", err)
 	}
 	if t.cfg.Confirms() {
 		if err := ch.Confirm(false); err != nil {
 			_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
-			return t.errorf("enabling publisher confirms: %v", err)
+			return nil, t.errorf("enabling publisher confirms: %v", err)
 		}
 	}
 	if t.cfg.Exchange != "" {
@@ -273,68 +346,75 @@ func (t *Target) connect(ctx context.Context) error {
 		}
 		if err != nil {
 			_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
-			return t.errorf("declaring exchange %q: %v", t.cfg.Exchange, err)
+			return nil, t.errorf("declaring exchange %q: %v", t.cfg.Exchange, err)
 		}
 	}
-	t.conn, t.ch = conn, ch
-	closed := make(chan *amqp091.Error, 2)
-	t.closed = closed
+	s := &session{conn: conn, ch: ch, dead: make(chan struct{}), returned: map[string]amqp091.Return{}}
+	var once sync.Once
 	reason := func(c chan *amqp091.Error) {
-		if e, ok := <-c; ok && e != nil {
-			select {
-			case closed <- e:
-			default:
+		e, ok := <-c
+		once.Do(func() {
+			if ok && e != nil {
+				s.reason = e
 			}
-		}
+			close(s.dead)
+		})
 	}
 	go reason(ch.NotifyClose(make(chan *amqp091.Error, 1)))
 	go reason(conn.NotifyClose(make(chan *amqp091.Error, 1)))
 	if t.cfg.Mandatory {
-		t.returns = ch.NotifyReturn(make(chan amqp091.Return, 256))
+		s.returns = ch.NotifyReturn(make(chan amqp091.Return, 256))
 	}
+	t.sess = s
 	t.lg.Debug("amqp: connected", "exchange", t.cfg.Exchange)
-	return nil
+	return s, nil
 }
 
-// reset drops the connection; the next Send reconnects.
-func (t *Target) reset() {
-	if t.conn != nil {
-		_ = t.conn.CloseDeadline(time.Now().Add(closeTimeout))
+// reset drops s if it is still the target's session; the next Send
+// reconnects. Sends still waiting on s fail their unconfirmed items.
+func (t *Target) reset(s *session) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.resetLocked(s)
+}
+
+func (t *Target) resetLocked(s *session) {
+	if s == nil || t.sess != s {
+		return
 	}
-	t.conn, t.ch, t.returns, t.closed = nil, nil, nil, nil
+	_ = s.conn.CloseDeadline(time.Now().Add(closeTimeout))
+	t.sess = nil
 }
 
 // Send publishes items in order and, with publisher confirms, waits for the
 // broker to acknowledge them all. Items that were nacked, returned or not
 // confirmed before the connection failed are reported in a
-// *delivery.BatchError; all are retryable.
+// *delivery.BatchError; all are retryable. Send is safe for concurrent
+// use: each send's errors are its own items'.
 func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 	if len(items) == 0 {
 		return nil
 	}
-	if err := t.connect(ctx); err != nil {
+	s, err := t.session(ctx)
+	if err != nil {
 		return err
 	}
-	ch := t.ch
+	ch := s.ch
 	// Writes to the socket and the waits below do not take a context:
 	// closing the connection unblocks them.
-	conn := t.conn
-	stop := context.AfterFunc(ctx, func() { _ = conn.CloseDeadline(time.Now().Add(closeTimeout)) })
+	stop := context.AfterFunc(ctx, func() { _ = s.conn.CloseDeadline(time.Now().Add(closeTimeout)) })
 	defer stop()
 
-	closed := t.closed
 	confirms := t.cfg.Confirms()
 	dcs := make([]*amqp091.DeferredConfirmation, 0, len(items))
-	var failed []delivery.ItemError
 	var pubErr error
-	for i := range items {
-		it := &items[i]
-		msg := amqp091.Publishing{
-			DeliveryMode: t.cfg.DeliveryMode,
-			MessageId:    messageID(it),
-			Timestamp:    it.EventTime,
-		}
-		msg.Body, msg.ContentType = t.cfg.Format.Encode(it, t.binding, func(k, v string) {
+	// The client writes a message out before Publish returns: one buffer
+	// holds every body of the send in turn.
+	var buf []byte
+	var header func(k, v string)
+	var msg amqp091.Publishing
+	if t.binding != nil {
+		header = func(k, v string) {
 			if k == t.binding.ContentType {
 				return // the message's content-type property, set below
 			}
@@ -342,7 +422,21 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 				msg.Headers = make(amqp091.Table, 8)
 			}
 			msg.Headers[k] = v
-		})
+		}
+	}
+	for i := range items {
+		it := &items[i]
+		msg = amqp091.Publishing{
+			DeliveryMode: t.cfg.DeliveryMode,
+			MessageId:    messageID(it),
+			Timestamp:    it.EventTime,
+		}
+		if t.cfg.Format.CloudEvents() {
+			msg.Body, msg.ContentType = t.cfg.Format.Encode(it, t.binding, header)
+		} else {
+			buf = it.AppendMessage(buf[:0])
+			msg.Body, msg.ContentType = buf, ContentType
+		}
 		dc, err := ch.PublishWithDeferredConfirm(t.cfg.Exchange, t.cfg.RoutingKey, t.cfg.Mandatory, t.cfg.Immediate, msg)
 		if err != nil {
 			pubErr = err
@@ -353,11 +447,12 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 	if ctx.Err() != nil && pubErr != nil {
 		pubErr = ctx.Err()
 	}
-	// Wait for every confirmation, collecting returned messages meanwhile:
-	// the broker sends a message's basic.return before its basic.ack, and
-	// the client hands both over in that order.
-	returned := map[string]*amqp091.Return{}
-	rets := t.returns
+	// Wait for every confirmation, collecting returned messages meanwhile
+	// (of this send or another: the session keeps them by message id).
+	// The broker sends a message's basic.return before its basic.ack, and
+	// the client hands both over in that order, so once a message is
+	// confirmed its return, if any, is collected or in the channel.
+	rets := s.returns
 	timer := time.NewTimer(DefaultConfirmTimeout)
 	defer timer.Stop()
 	timedOut := false
@@ -371,24 +466,15 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 					rets = nil
 					continue
 				}
-				returned[r.MessageId] = &r
+				s.collect(r)
 			case <-timer.C:
 				timedOut = true
 				waiting = false
 			}
 		}
 	}
-	for drained := false; !drained && rets != nil; {
-		select {
-		case r, ok := <-rets:
-			if !ok {
-				rets = nil
-				continue
-			}
-			returned[r.MessageId] = &r
-		default:
-			drained = true
-		}
+	if rets != nil {
+		s.drainReturns()
 	}
 	// connErr says why unconfirmed items failed; computed once.
 	var whyClosed error
@@ -402,20 +488,23 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 		case timedOut:
 			whyClosed = fmt.Errorf("no confirmation within %v", DefaultConfirmTimeout)
 		default:
+			whyClosed = errors.New("connection closed before the broker confirmed")
 			select {
-			case e := <-closed:
-				whyClosed = fmt.Errorf("broker closed the channel before confirming: %v", e)
+			case <-s.dead:
+				if s.reason != nil {
+					whyClosed = fmt.Errorf("broker closed the channel before confirming: %v", s.reason)
+				}
 			case <-time.After(50 * time.Millisecond):
-				whyClosed = errors.New("connection closed before the broker confirmed")
 			}
 		}
 		return whyClosed
 	}
 	bad := timedOut || pubErr != nil
-	var okItems []int
+	var failed []delivery.ItemError
+	ok := 0
 	for i, dc := range dcs {
 		var err error
-		if r := returned[messageID(&items[i])]; r != nil {
+		if r, returned := s.take(&items[i]); returned {
 			err = t.errorf("broker returned the message: %d %s (no queue is bound to exchange %q with key %q)", r.ReplyCode, r.ReplyText, t.cfg.Exchange, t.cfg.RoutingKey)
 		} else if confirms && !dc.Acked() {
 			select {
@@ -434,7 +523,7 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 		if err != nil {
 			failed = append(failed, delivery.ItemError{Index: i, Err: err})
 		} else {
-			okItems = append(okItems, i)
+			ok++
 		}
 	}
 	for i := len(dcs); i < len(items); i++ {
@@ -442,12 +531,12 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 		bad = true
 	}
 	if bad || ch.IsClosed() {
-		t.reset()
+		t.reset(s)
 	}
 	if failed == nil {
 		return nil
 	}
-	if len(okItems) == 0 && len(failed) == len(items) {
+	if ok == 0 && len(failed) == len(items) {
 		// Nothing went through: one error for the whole batch.
 		return failed[0].Err
 	}
@@ -456,7 +545,9 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 
 // Close closes the connection.
 func (t *Target) Close() error {
-	t.reset()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.resetLocked(t.sess)
 	return nil
 }
 

@@ -148,7 +148,7 @@ func TestReconnectsAfterChannelClosed(t *testing.T) {
 	if err := tg.Send(context.Background(), items("redeclare", 3)); err != nil {
 		t.Fatal(err)
 	}
-	first := tg.conn
+	first := tg.sess.conn
 	conn, err := amqp091.Dial(brokerURL)
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +166,7 @@ func TestReconnectsAfterChannelClosed(t *testing.T) {
 	if err := tg.Send(context.Background(), items("redeclare", 3)); err != nil {
 		t.Fatalf("Send after reconnecting: %v", err)
 	}
-	if tg.conn == first {
+	if tg.sess.conn == first {
 		t.Fatal("target kept the failed connection")
 	}
 	_ = ch.ExchangeDelete(ex, false, false)
@@ -213,14 +213,14 @@ func TestNackedItemsInBatchError(t *testing.T) {
 	}
 	// The channel is still good: after the consumer makes room, the retry
 	// of the failed items goes through on the same connection.
-	first := tg.conn
+	first := tg.sess.conn
 	if _, err := ch.QueuePurge(q.Name, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := tg.Send(context.Background(), items("nack", 5)[3:]); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	if tg.conn != first {
+	if tg.sess.conn != first {
 		t.Fatal("a nack dropped the connection, want it kept")
 	}
 }

@@ -34,6 +34,16 @@
 // every message carries the event's log sequence number as its message-id
 // so consumers can drop duplicates.
 //
+// # Concurrency
+//
+// Send is safe for concurrent use (the kind's default window is 4 batches
+// in flight): the sends share one connection and one channel; each
+// publishes its items in order and waits for its own confirmations, and
+// returned messages are matched to their send by message-id. The delivery
+// engine never has two sends in flight that share a key, so each object's
+// events reach the queue in order. A channel or connection failure fails
+// the unconfirmed items of every send in flight.
+//
 // # Connections
 //
 // New does no network I/O. Send connects lazily, declares the exchange once

@@ -8,6 +8,7 @@ import "github.com/bucketrelay/bucketrelay/adapters/kit"
 var Kind = kit.Define[Config](kit.Kind{
 	Name:     "amqp",
 	Title:    "AMQP (RabbitMQ)",
+	InFlight: 4,
 	MaxBatch: 1000,
 	Delivery: "at least once with publisher confirms; a nack or a returned mandatory message is retried",
 	Params: []kit.Param{

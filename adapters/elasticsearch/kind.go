@@ -9,7 +9,7 @@ var Kind = kit.Define[Config](kit.Kind{
 	Name:      "elasticsearch",
 	Title:     "Elasticsearch",
 	MaxBatch:  1000,
-	InFlight:  1,
+	InFlight:  4,
 	Namespace: true,
 	Delivery:  "namespace: document `_id` = `bucket/object`, index/delete through `_bulk`; access: generated ids; per-item results: a rejected item alone is quarantined; at least once",
 	Params: []kit.Param{

@@ -39,6 +39,17 @@
 // when a connection is lost the unacknowledged items are a tail of the
 // batch, retried in order on the next connection.
 //
+// # Concurrency
+//
+// Send is safe for concurrent use (the kind's default window is 4 batches
+// in flight): the sends share one client; each publishes its items in
+// order and waits for its own acknowledgements, and Config.MaxInFlight
+// bounds the unacknowledged messages of all of them together. The delivery
+// engine never has two sends in flight that share a key, so each object's
+// events reach subscribers in order. A lost connection fails the
+// unacknowledged items of every send in flight; a send whose context ends
+// fails its own and leaves the connection to the others.
+//
 // # Connections
 //
 // New does no network I/O. Send connects lazily, with a clean session (no

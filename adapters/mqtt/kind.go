@@ -8,6 +8,7 @@ import "github.com/bucketrelay/bucketrelay/adapters/kit"
 var Kind = kit.Define[Config](kit.Kind{
 	Name:     "mqtt",
 	Title:    "MQTT",
+	InFlight: 4,
 	MaxBatch: 1000,
 	Delivery: "QoS 1/2: at least once (waits for PUBACK/PUBCOMP); QoS 0: at most once",
 	Params: []kit.Param{
@@ -21,9 +22,9 @@ var Kind = kit.Define[Config](kit.Kind{
 		{Name: "caFile", Type: "string", Default: "`\"\"`", Doc: "PEM file of CAs to trust instead of the system's (`tls://`, `ssl://`, `wss://`)."},
 		{Name: "clientCert,clientKey", Type: "string", Default: "`\"\"`", Doc: "PEM files for TLS client authentication."},
 		{Name: "keepAlive", Type: "duration", Default: "`\"30s\"`", Doc: "The MQTT keep-alive interval."},
-		{Name: "maxInFlight", Type: "int", Default: "4096 (QoS 1), 20 (QoS 2)", Doc: "Messages published and not yet acknowledged. For QoS 2 keep it at or below the broker's limit (Mosquitto: `max_inflight_messages`, default 20): Mosquitto completes the QoS 2 handshake for, then silently drops, the messages an MQTT 3.1.1 client sends beyond it."},
+		{Name: "maxInFlight", Type: "int", Default: "4096 (QoS 1), 20 (QoS 2)", Doc: "Messages published and not yet acknowledged, shared by the batches in flight (`inflight`). For QoS 2 keep it at or below the broker's limit (Mosquitto: `max_inflight_messages`, default 20): Mosquitto completes the QoS 2 handshake for, then silently drops, the messages an MQTT 3.1.1 client sends beyond it."},
 		{Name: "format", Type: "string", Default: "", Doc: "Empty for the guide's body; `cloudevents` publishes each event as a [CloudEvent](https://cloudevents.io) 1.0 (MQTT binding), id the event's id, the record as data."},
 		{Name: "cloudeventsMode", Type: "string", Default: "`structured` (MQTT 5: `binary`)", Doc: "With `format: cloudevents`: `structured` (the JSON event format as the payload; the only mode of MQTT 3.1.1) or, with `protocolVersion: 5`, `binary` (the attributes as user properties, the record as the payload, Content Type `application/json`)."},
-		{Name: "protocolVersion", Type: "int", Default: "`4` (MQTT 3.1.1)", Doc: "`5` speaks MQTT 5 (`tcp://` and `tls://` brokers): every message carries the event's id as the user property `event-id`, and CloudEvents can travel in binary mode. Messages are then published one at a time, each waiting for its acknowledgement (`maxInFlight` does not apply)."},
+		{Name: "protocolVersion", Type: "int", Default: "`4` (MQTT 3.1.1)", Doc: "`5` speaks MQTT 5 (`tcp://` and `tls://` brokers): every message carries the event's id as the user property `event-id`, and CloudEvents can travel in binary mode. Messages are then published one at a time per batch in flight (`inflight`), each waiting for its acknowledgement (`maxInFlight` does not apply)."},
 	},
 }, New)

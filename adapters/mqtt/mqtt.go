@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -80,7 +81,7 @@ type Config struct {
 	// empty means DefaultKeepAlive.
 	KeepAlive string `json:"keepAlive,omitempty"`
 	// MaxInFlight bounds the messages published and not yet acknowledged
-	// (QoS 1 and 2). 0 means DefaultMaxInFlight for QoS 1 and
+	// (QoS 1 and 2), shared by the sends in flight. 0 means DefaultMaxInFlight for QoS 1 and
 	// DefaultMaxInFlightQoS2 for QoS 2; for QoS 2 it must not exceed the
 	// broker's limit (Mosquitto: max_inflight_messages), which the broker
 	// enforces by dropping messages it has acknowledged.
@@ -98,8 +99,9 @@ type Config struct {
 	// ProtocolVersion is 4 (MQTT 3.1.1, the default when 0) or 5 (MQTT 5,
 	// tcp:// and tls:// brokers): every message then carries the event's
 	// id as the user property event-id, and CloudEvents can travel in
-	// binary mode. MQTT 5 publishes one message at a time, each waiting
-	// for its acknowledgement (maxInFlight does not apply).
+	// binary mode. MQTT 5 publishes one message at a time per send in
+	// flight, each waiting for its acknowledgement (maxInFlight does not
+	// apply).
 	ProtocolVersion int `json:"protocolVersion,omitempty"`
 }
 
@@ -181,13 +183,22 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Target publishes events on one topic.
+// Target publishes events on one topic. Send is safe for concurrent use:
+// the sends in flight share one connection, each publishing its items in
+// order and waiting for its own acknowledgements, so the engine can keep
+// several batches in flight (kit.Kind.InFlight). maxInFlight bounds the
+// messages awaiting acknowledgement across all of them.
 type Target struct {
 	cfg      Config
 	lg       *slog.Logger
 	opts     *paho.ClientOptions
 	password string
-	client   paho.Client
+
+	mu     sync.Mutex // guards client and c5
+	client paho.Client
+	// slots holds a token per message published and not yet acknowledged
+	// (MQTT 3.1.1), up to maxInFlight, shared by the sends in flight.
+	slots chan struct{}
 
 	// MQTT 5 (ProtocolVersion 5): the connection, the TLS configuration
 	// and the keep-alive it is made with.
@@ -244,7 +255,7 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		return nil, err
 	}
 	opts.SetTLSConfig(tc)
-	t := &Target{cfg: cfg, lg: lg, opts: opts, password: pass, tls: tc, keepAlive: keepAlive}
+	t := &Target{cfg: cfg, lg: lg, opts: opts, password: pass, tls: tc, keepAlive: keepAlive, slots: make(chan struct{}, cfg.inFlight())}
 	opts.SetConnectionLostHandler(func(_ paho.Client, err error) {
 		lg.Debug("mqtt: connection lost", "err", t.redact(err.Error()))
 	})
@@ -290,35 +301,46 @@ var errConnLost = errors.New("connection lost before the broker acknowledged")
 
 var errTimeout = errors.New("timed out")
 
-// connect connects a new client unless the current one is connected.
-func (t *Target) connect(ctx context.Context) error {
+// connect returns the connected client, or connects a new one.
+// Concurrent sends wait for one connect rather than each connecting.
+func (t *Target) connect(ctx context.Context) (paho.Client, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.client != nil && t.client.IsConnectionOpen() {
-		return nil
+		return t.client, nil
 	}
-	t.reset()
+	t.resetLocked(t.client)
 	c := paho.NewClient(t.opts)
 	timer := time.NewTimer(DefaultConnectTimeout + time.Second)
 	defer timer.Stop()
 	if err := wait(ctx, nil, c.Connect(), timer.C); err != nil {
 		c.Disconnect(0)
-		return t.errorf("connecting to %s: %v", t.cfg.Broker, err)
+		return nil, t.errorf("connecting to %s: %v", t.cfg.Broker, err)
 	}
 	t.client = c
 	t.lg.Debug("mqtt: connected", "broker", kit.Redact(t.cfg.Broker))
-	return nil
+	return c, nil
 }
 
-// reset drops the client; the next Send connects a new one.
-func (t *Target) reset() {
-	if t.client != nil {
+// reset drops c if it is still the target's client; the next Send
+// connects a new one.
+func (t *Target) reset(c paho.Client) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.resetLocked(c)
+}
+
+func (t *Target) resetLocked(c paho.Client) {
+	if c != nil && t.client == c {
 		t.client.Disconnect(0)
 		t.client = nil
 	}
 }
 
-// Send publishes items in order with every message in flight, then waits
-// for the broker's acknowledgements (QoS 1 and 2). Items not acknowledged
-// are reported in a *delivery.BatchError; all are retryable.
+// Send publishes items in order, up to maxInFlight messages unacknowledged
+// (shared with the other sends in flight), then waits for the broker's
+// acknowledgements (QoS 1 and 2). Items not acknowledged are reported in
+// a *delivery.BatchError; all are retryable.
 func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 	if len(items) == 0 {
 		return nil
@@ -326,42 +348,83 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 	if t.cfg.ProtocolVersion == 5 {
 		return t.send5(ctx, items)
 	}
-	if err := t.connect(ctx); err != nil {
+	c, err := t.connect(ctx)
+	if err != nil {
 		return err
 	}
 	deadline := time.NewTimer(DefaultAckTimeout)
 	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	qos := byte(t.cfg.QoS)
 	toks := make([]paho.Token, len(items))
 	errs := make([]error, len(items))
 	broken := false
-	maxInFlight := t.cfg.inFlight()
-	n := 0 // items published
-	for ; n < len(items); n++ {
-		if ctx.Err() != nil || !t.client.IsConnectionOpen() {
+	// Messages toks[acked:n] hold a slot each; the slots are given back
+	// as their acknowledgements are taken, and all of them on return.
+	n, acked := 0, 0
+	defer func() {
+		for ; acked < n; acked++ {
+			<-t.slots
+		}
+	}()
+	// take waits for the acknowledgement of toks[acked] and gives its slot
+	// back; false when it failed.
+	take := func() bool {
+		errs[acked] = wait(ctx, c, toks[acked], deadline.C)
+		<-t.slots
+		acked++
+		return errs[acked-1] == nil
+	}
+	// The client keeps a payload until it is acknowledged: the bodies
+	// share one buffer per send, not one allocation each.
+	buf := t.payloadBuffer(items)
+	lost := 0
+	for n < len(items) && !broken {
+		if ctx.Err() != nil || !c.IsConnectionOpen() {
 			broken = true
 			break
 		}
-		if n >= maxInFlight {
-			if errs[n-maxInFlight] = wait(ctx, t.client, toks[n-maxInFlight], deadline.C); errs[n-maxInFlight] != nil {
-				broken = true
-				break
+		// A slot: free, or given back by this send's oldest message.
+		for acquired := false; !acquired && !broken; {
+			var oldest <-chan struct{}
+			if acked < n {
+				oldest = toks[acked].Done()
 			}
+			select {
+			case t.slots <- struct{}{}:
+				acquired = true
+			case <-oldest:
+				broken = !take()
+			case <-ctx.Done():
+				broken = true
+			case <-deadline.C:
+				errs[acked] = errTimeout // this send's oldest message, or its next one when none is in flight
+				broken = true
+			case <-tick.C:
+				if c.IsConnectionOpen() {
+					lost = 0
+				} else if lost++; lost >= 3 {
+					broken = true
+				}
+			}
+		}
+		if broken {
+			break
 		}
 		// Publish blocks (up to publishWriteTimeout) while the client's
 		// writer does not take the message; a token that failed at once
 		// means the connection is gone.
-		toks[n] = t.client.Publish(t.cfg.Topic, qos, false, t.payload(&items[n]))
-		if done(toks[n]) && toks[n].Error() != nil {
-			n++
+		var body []byte
+		body, buf = t.appendPayload(buf, &items[n])
+		toks[n] = c.Publish(t.cfg.Topic, qos, false, body)
+		n++
+		if done(toks[n-1]) && toks[n-1].Error() != nil {
 			broken = true
-			break
 		}
 	}
-	for i := max(0, n-maxInFlight); i < n && !broken; i++ {
-		if errs[i] = wait(ctx, t.client, toks[i], deadline.C); errs[i] != nil {
-			broken = true
-		}
+	for acked < n && !broken {
+		broken = !take()
 	}
 	var failed []delivery.ItemError
 	delivered := 0
@@ -387,8 +450,11 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 		}
 		delivered++
 	}
-	if broken {
-		t.reset()
+	// A send that ends with its context leaves the connection to the
+	// sends beside it: its messages still in flight are acknowledged or
+	// lost with the connection, and retried either way.
+	if broken && ctx.Err() == nil {
+		t.reset(c)
 	}
 	if failed == nil {
 		return nil
@@ -411,12 +477,39 @@ func done(tok paho.Token) bool {
 // Close disconnects from the broker, waiting up to 250 ms for messages in
 // flight.
 func (t *Target) Close() error {
-	t.reset5()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.reset5Locked(t.c5)
 	if t.client != nil {
 		t.client.Disconnect(250)
 		t.client = nil
 	}
 	return nil
+}
+
+// payloadBuffer returns a buffer that can hold the guide's bodies of items
+// (nil with format "cloudevents", whose bodies are made one by one).
+func (t *Target) payloadBuffer(items []delivery.Item) []byte {
+	if t.cfg.Format.CloudEvents() {
+		return nil
+	}
+	size := 0
+	for i := range items {
+		it := &items[i]
+		size += len(it.Record) + len(it.Key) + len(it.EventName) + 64
+	}
+	return make([]byte, 0, size)
+}
+
+// appendPayload returns it's payload, appended to buf when it is the
+// guide's body, and buf.
+func (t *Target) appendPayload(buf []byte, it *delivery.Item) ([]byte, []byte) {
+	if t.cfg.Format.CloudEvents() {
+		return t.payload(it), buf
+	}
+	start := len(buf)
+	buf = it.AppendMessage(buf)
+	return buf[start:len(buf):len(buf)], buf
 }
 
 // payload returns it's message: the guide's body or, with format

@@ -45,12 +45,15 @@ func (c *conn5) alive() bool {
 	}
 }
 
-// connect5 connects a new MQTT 5 client unless the current one is alive.
-func (t *Target) connect5(ctx context.Context) error {
+// connect5 returns the MQTT 5 connection, or connects a new client.
+// Concurrent sends wait for one connect rather than each connecting.
+func (t *Target) connect5(ctx context.Context) (*conn5, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.c5 != nil && t.c5.alive() {
-		return nil
+		return t.c5, nil
 	}
-	t.reset5()
+	t.reset5Locked(t.c5)
 	u, _ := url.Parse(t.cfg.Broker)
 	secure := schemes[u.Scheme]
 	host := u.Host
@@ -79,7 +82,7 @@ func (t *Target) connect5(ctx context.Context) error {
 		conn, err = d.DialContext(dctx, "tcp", host)
 	}
 	if err != nil {
-		return t.errorf("connecting to %s: %v", t.cfg.Broker, err)
+		return nil, t.errorf("connecting to %s: %v", t.cfg.Broker, err)
 	}
 	c5 := &conn5{conn: conn, dead: make(chan struct{})}
 	var once sync.Once
@@ -103,22 +106,29 @@ func (t *Target) connect5(ctx context.Context) error {
 	}
 	if _, err := c5.c.Connect(dctx, cp); err != nil {
 		conn.Close()
-		return t.errorf("connecting to %s: %v", t.cfg.Broker, err)
+		return nil, t.errorf("connecting to %s: %v", t.cfg.Broker, err)
 	}
 	t.c5 = c5
 	t.lg.Debug("mqtt: connected (MQTT 5)", "broker", kit.Redact(t.cfg.Broker))
-	return nil
+	return c5, nil
 }
 
-// reset5 drops the MQTT 5 client; the next Send connects a new one.
-func (t *Target) reset5() {
-	if t.c5 == nil {
+// reset5 drops c5 if it is still the target's MQTT 5 client; the next
+// Send connects a new one.
+func (t *Target) reset5(c5 *conn5) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.reset5Locked(c5)
+}
+
+func (t *Target) reset5Locked(c5 *conn5) {
+	if c5 == nil || t.c5 != c5 {
 		return
 	}
-	if t.c5.alive() {
-		_ = t.c5.c.Disconnect(&paho5.Disconnect{ReasonCode: 0})
+	if c5.alive() {
+		_ = c5.c.Disconnect(&paho5.Disconnect{ReasonCode: 0})
 	}
-	t.c5.conn.Close()
+	c5.conn.Close()
 	t.c5 = nil
 }
 
@@ -148,13 +158,14 @@ func (t *Target) publish5(it *delivery.Item) *paho5.Publish {
 // send5 publishes items one at a time, in order, each waiting for its
 // acknowledgement at QoS 1 and 2 (paho.golang has no pipelined publish
 // that reports each message's outcome). It stops at the first failure.
+// Concurrent sends share the connection, each with one message in flight.
 func (t *Target) send5(ctx context.Context, items []delivery.Item) error {
-	if err := t.connect5(ctx); err != nil {
+	c5, err := t.connect5(ctx)
+	if err != nil {
 		return err
 	}
 	// A publish waits for its acknowledgement until the connection dies,
 	// not for the whole packet timeout.
-	c5 := t.c5
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -192,7 +203,7 @@ func (t *Target) send5(ctx context.Context, items []delivery.Item) error {
 		for j := i + 1; j < len(items); j++ {
 			failed = append(failed, delivery.ItemError{Index: j, Err: errNotSent})
 		}
-		t.reset5()
+		t.reset5(c5)
 		break
 	}
 	if failed == nil {

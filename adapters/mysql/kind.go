@@ -9,7 +9,7 @@ var Kind = kit.Define[Config](kit.Kind{
 	Name:      "mysql",
 	Title:     "MySQL",
 	MaxBatch:  500,
-	InFlight:  1,
+	InFlight:  4,
 	Namespace: true,
 	Delivery:  "namespace: `(key_name VARBINARY(2048) PRIMARY KEY, value JSON)` by `INSERT … ON DUPLICATE KEY UPDATE` and `DELETE`; access: `(event_time DATETIME(6), event_data JSON)`; one transaction per batch; at least once",
 	Params: []kit.Param{

@@ -11,11 +11,11 @@
 //
 // access: a table (event_time TIMESTAMPTZ NOT NULL, event_data JSONB);
 // every event is inserted as a new row, never changed or deleted. The table
-// has no ordering column, as in the seed; rows of one target are inserted
-// in log order, and a freshly written, never-updated table returns them in
-// that order when read ORDER BY ctid. Add a column such as
-// "id BIGSERIAL" yourself if consumers need a stable order: extra columns
-// with defaults are accepted.
+// has no ordering column, as in the seed; each object's rows are inserted
+// in log order, but batches in flight together (kit.Kind.InFlight) insert
+// side by side, so the physical order (ctid) is no order across objects.
+// Add a column such as "id BIGSERIAL" yourself if consumers need a stable
+// order: extra columns with defaults are accepted.
 //
 // The table is created at the first send if it does not exist. A table
 // that exists without the columns the format needs is a permanent error
@@ -42,4 +42,12 @@
 // retried item by item to find it, and Send returns a *delivery.BatchError
 // listing only the bad items. The target connects lazily, in Send, and
 // reconnects by itself after a failure.
+//
+// # Concurrency
+//
+// Send is safe for concurrent use: each send in flight takes an idle
+// connection of the target's (at most 16 kept idle) or dials a new one,
+// and checks the table once per connection. The delivery engine never has
+// two sends in flight that share a key, so each object's writes stay in
+// log order.
 package postgresql

@@ -8,6 +8,7 @@ import "github.com/bucketrelay/bucketrelay/adapters/kit"
 var Kind = kit.Define[Config](kit.Kind{
 	Name:      "postgresql",
 	Title:     "PostgreSQL",
+	InFlight:  4,
 	MaxBatch:  1000,
 	Namespace: true,
 	Delivery:  "namespace: `(key VARCHAR PRIMARY KEY, value JSONB)` by `INSERT … ON CONFLICT` and `DELETE`; access: `(event_time TIMESTAMPTZ, event_data JSONB)`; one transaction per batch; at least once",

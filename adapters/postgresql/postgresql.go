@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -171,7 +172,10 @@ func quote(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
-// Target writes events to one table over one connection.
+// Target writes events to one table. Send is safe for concurrent use:
+// each send in flight has a connection of its own, taken from a small
+// pool of idle ones (a new one is dialled when none is idle), so the
+// engine can keep several batches in flight (kit.Kind.InFlight).
 type Target struct {
 	cfg      Config
 	cc       *pgx.ConnConfig
@@ -179,10 +183,22 @@ type Target struct {
 	timeout  time.Duration
 	lg       *slog.Logger
 
-	conn    *pgx.Conn // nil until the first Send, and after a failure
-	checked bool      // the table was checked (or created) on conn
+	mu   sync.Mutex
+	idle []*conn // connections no Send is using, the most recently used last
 
 	upsertSQL, deleteSQL, insertSQL string
+}
+
+// maxIdle bounds the idle connections kept: more than the engine's
+// default window, fewer than a server's default max_connections would
+// notice.
+const maxIdle = 16
+
+// conn is one connection and whether the table was checked (or created)
+// on it.
+type conn struct {
+	*pgx.Conn
+	checked bool
 }
 
 var _ delivery.Target = (*Target)(nil)
@@ -226,53 +242,80 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	}, nil
 }
 
-// Send applies items as one transaction. It returns nil when the
-// transaction committed, a *delivery.BatchError listing the items the
-// table refused for good (the others were stored), a permanent error when
-// the table has the wrong shape, and a retryable error otherwise.
+// Send applies items as one transaction, on a connection of its own
+// (Send is safe for concurrent use). It returns nil when the transaction
+// committed, a *delivery.BatchError listing the items the table refused
+// for good (the others were stored), a permanent error when the table has
+// the wrong shape, and a retryable error otherwise.
 func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 	if len(items) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	if err := t.connect(ctx); err != nil {
+	c, err := t.get(ctx)
+	if err != nil {
 		return err
 	}
-	var err error
+	defer t.put(c)
 	if t.cfg.Namespace() {
-		err = t.sendNamespace(ctx, items)
+		err = t.sendNamespace(ctx, c, items)
 	} else {
-		err = t.sendAccess(ctx, items)
+		err = t.sendAccess(ctx, c, items)
 	}
 	if err == nil {
 		return nil
 	}
 	if isDataError(err) {
-		return t.sendEach(ctx, items)
+		return t.sendEach(ctx, c, items)
 	}
-	return t.classify(err)
+	return t.classify(c, err)
 }
 
-func (t *Target) connect(ctx context.Context) error {
-	if t.conn != nil && t.conn.IsClosed() {
-		t.drop()
+// get returns an idle connection, or a new one, with the table checked.
+func (t *Target) get(ctx context.Context) (*conn, error) {
+	t.mu.Lock()
+	var c *conn
+	if n := len(t.idle); n > 0 {
+		c, t.idle = t.idle[n-1], t.idle[:n-1]
 	}
-	if t.conn == nil {
-		c, err := pgx.ConnectConfig(ctx, t.cc)
+	t.mu.Unlock()
+	if c != nil && c.IsClosed() {
+		c = nil
+	}
+	if c == nil {
+		pc, err := pgx.ConnectConfig(ctx, t.cc)
 		if err != nil {
-			return t.errorf("connecting: %v", err)
+			return nil, t.errorf("connecting: %v", err)
 		}
-		t.conn = c
-		t.checked = false
+		c = &conn{Conn: pc}
 	}
-	if !t.checked {
-		if err := t.prepareTable(ctx); err != nil {
-			return t.classify(err)
+	if !c.checked {
+		if err := t.prepareTable(ctx, c); err != nil {
+			err = t.classify(c, err)
+			t.put(c)
+			return nil, err
 		}
-		t.checked = true
+		c.checked = true
 	}
-	return nil
+	return c, nil
+}
+
+// put gives c back to the idle connections, or closes it when it broke or
+// enough are idle.
+func (t *Target) put(c *conn) {
+	if c.IsClosed() {
+		return
+	}
+	t.mu.Lock()
+	if len(t.idle) < maxIdle {
+		t.idle = append(t.idle, c)
+		c = nil
+	}
+	t.mu.Unlock()
+	if c != nil {
+		closeConn(c)
+	}
 }
 
 // schemaError is a table of the wrong shape.
@@ -281,7 +324,7 @@ type schemaError struct{ msg string }
 func (e *schemaError) Error() string { return e.msg }
 
 // prepareTable creates the table if it is missing and checks its columns.
-func (t *Target) prepareTable(ctx context.Context) error {
+func (t *Target) prepareTable(ctx context.Context, c *conn) error {
 	cols := "key VARCHAR PRIMARY KEY, value JSONB"
 	if !t.cfg.Namespace() {
 		cols = "event_time TIMESTAMPTZ NOT NULL, event_data JSONB"
@@ -290,17 +333,17 @@ func (t *Target) prepareTable(ctx context.Context) error {
 		}
 	}
 	var exists bool
-	if err := t.conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t.cfg.Table).Scan(&exists); err != nil {
+	if err := c.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t.cfg.Table).Scan(&exists); err != nil {
 		return err
 	}
 	if !exists {
-		if _, err := t.conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+t.cfg.Table+" ("+cols+")"); err != nil {
+		if _, err := c.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+t.cfg.Table+" ("+cols+")"); err != nil {
 			return err
 		}
 		t.lg.Info("created table", "columns", cols)
 		return nil
 	}
-	rows, err := t.conn.Query(ctx, `SELECT attname, format_type(atttypid, atttypmod), attnotnull, atthasdef
+	rows, err := c.Query(ctx, `SELECT attname, format_type(atttypid, atttypmod), attnotnull, atthasdef
 		FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, t.cfg.Table)
 	if err != nil {
 		return err
@@ -347,7 +390,7 @@ func (t *Target) prepareTable(ctx context.Context) error {
 	}
 	if t.cfg.Dedupe {
 		var unique bool
-		if err := t.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+		if err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
 			WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indnatts = 1 AND a.attname = 'event_id')`, t.cfg.Table).Scan(&unique); err != nil {
 			return err
 		}
@@ -379,7 +422,7 @@ func typeFits(typ, kind string) bool {
 	return false
 }
 
-func (t *Target) sendNamespace(ctx context.Context, items []delivery.Item) error {
+func (t *Target) sendNamespace(ctx context.Context, c *conn, items []delivery.Item) error {
 	var keys, dels []string
 	var vals [][]byte
 	size := 0
@@ -411,10 +454,10 @@ func (t *Target) sendNamespace(ctx context.Context, items []delivery.Item) error
 	if b.Len() == 0 {
 		return nil
 	}
-	return t.conn.SendBatch(ctx, &b).Close()
+	return c.SendBatch(ctx, &b).Close()
 }
 
-func (t *Target) sendAccess(ctx context.Context, items []delivery.Item) error {
+func (t *Target) sendAccess(ctx context.Context, c *conn, items []delivery.Item) error {
 	times := make([]time.Time, len(items))
 	vals := make([][]byte, len(items))
 	size := 0
@@ -433,31 +476,31 @@ func (t *Target) sendAccess(ctx context.Context, items []delivery.Item) error {
 		for i := range items {
 			ids[i] = kit.EventID(&items[i])
 		}
-		_, err := t.conn.Exec(ctx, t.insertSQL, times, vals, ids)
+		_, err := c.Exec(ctx, t.insertSQL, times, vals, ids)
 		return err
 	}
-	_, err := t.conn.Exec(ctx, t.insertSQL, times, vals)
+	_, err := c.Exec(ctx, t.insertSQL, times, vals)
 	return err
 }
 
 // sendEach stores items one statement at a time after their batch hit a
 // data error, and reports the items that failed.
-func (t *Target) sendEach(ctx context.Context, items []delivery.Item) error {
+func (t *Target) sendEach(ctx context.Context, c *conn, items []delivery.Item) error {
 	var failed []delivery.ItemError
 	for i := range items {
 		var err error
-		if t.conn == nil || t.conn.IsClosed() {
+		if c.IsClosed() {
 			err = t.errorf("connection lost")
 		} else if t.cfg.Namespace() {
-			err = t.sendNamespace(ctx, items[i:i+1])
+			err = t.sendNamespace(ctx, c, items[i:i+1])
 		} else {
-			err = t.sendAccess(ctx, items[i:i+1])
+			err = t.sendAccess(ctx, c, items[i:i+1])
 		}
 		if err == nil {
 			continue
 		}
 		if !isDataError(err) {
-			err = t.classify(err)
+			err = t.classify(c, err)
 			if delivery.IsPermanent(err) {
 				return err // the table itself is wrong
 			}
@@ -483,10 +526,10 @@ func isDataError(err error) bool {
 	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23"))
 }
 
-// classify turns an error into what Send returns, dropping a broken
-// connection and forgetting the table check when the table may have
-// changed.
-func (t *Target) classify(err error) error {
+// classify turns an error on c into what Send returns, closing c when it
+// broke (and the idle connections with it: they are likely broken too)
+// and forgetting c's table check when the table may have changed.
+func (t *Target) classify(c *conn, err error) error {
 	var se *schemaError
 	if errors.As(err, &se) {
 		return delivery.Permanent(se)
@@ -495,14 +538,14 @@ func (t *Target) classify(err error) error {
 	if errors.As(err, &pe) {
 		switch pe.Code {
 		case "42P01", "42703", "42804": // undefined table or column, type mismatch: check again
-			t.checked = false
+			c.checked = false
 		case "42P10":
 			return delivery.Permanent(t.errorf("table %s has no unique constraint on key, which the namespace format needs (key VARCHAR PRIMARY KEY): %v", t.cfg.Table, err))
 		case "42601": // syntax error: a reserved word as table name
 			return delivery.Permanent(t.errorf("table %s: %v", t.cfg.Table, err))
 		}
-		if t.conn != nil && t.conn.IsClosed() {
-			t.drop()
+		if c.IsClosed() {
+			t.dropIdle()
 		}
 		if strings.HasPrefix(err.Error(), "postgresql: ") {
 			return err
@@ -511,7 +554,8 @@ func (t *Target) classify(err error) error {
 	}
 	// Anything but an answer from the server leaves the connection in an
 	// unknown state.
-	t.drop()
+	closeConn(c)
+	t.dropIdle()
 	if strings.HasPrefix(err.Error(), "postgresql: ") {
 		return err
 	}
@@ -522,18 +566,26 @@ func (t *Target) errorf(format string, args ...any) error {
 	return errors.New("postgresql: " + kit.Redact(fmt.Sprintf(format, args...), t.password))
 }
 
-func (t *Target) drop() {
-	if t.conn != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		t.conn.Close(ctx)
-		cancel()
-		t.conn = nil
-	}
-	t.checked = false
+// closeConn closes c, waiting at most a second for the server.
+func closeConn(c *conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	c.Close(ctx)
+	cancel()
 }
 
-// Close closes the connection.
+// dropIdle closes the idle connections.
+func (t *Target) dropIdle() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	t.mu.Unlock()
+	for _, c := range idle {
+		closeConn(c)
+	}
+}
+
+// Close closes the connections.
 func (t *Target) Close() error {
-	t.drop()
+	t.dropIdle()
 	return nil
 }
