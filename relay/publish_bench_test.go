@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"syscall"
-	"time"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"

@@ -243,11 +243,11 @@ func (r *Relay) Stats() []delivery.Stats { return r.eng.Stats() }
 // error wrapping wal.ErrFailed.
 func (r *Relay) Publish(ctx context.Context, records ...event.Record) error {
 	b := r.newBatch(len(records))
-	buf := make([]byte, 0, 1024*len(records))
+	defer b.release()
 	for i := range records {
-		start := len(buf)
-		buf = records[i].AppendJSON(buf)
-		if err := b.add(i, &records[i], buf[start:len(buf):len(buf)]); err != nil {
+		start := len(b.buf)
+		b.buf = records[i].AppendJSON(b.buf)
+		if err := b.add(i, &records[i], b.buf[start:len(b.buf):len(b.buf)]); err != nil {
 			return err
 		}
 	}
@@ -265,6 +265,7 @@ func (r *Relay) Publish(ctx context.Context, records ...event.Record) error {
 // how many records were accepted.
 func (r *Relay) PublishJSON(ctx context.Context, raws ...json.RawMessage) (int, error) {
 	b := r.newBatch(len(raws))
+	defer b.release()
 	for i, raw := range raws {
 		_, err := scanJSON(raw, recordNode, func(_ int, raw []byte, f *recordFields) error {
 			return b.addJSON(i, raw, f)
@@ -284,6 +285,7 @@ func (r *Relay) PublishJSON(ctx context.Context, raws ...json.RawMessage) (int, 
 // pass. Errors outside any record are *scanError with record -1.
 func (r *Relay) publishBody(ctx context.Context, body []byte) (int, error) {
 	b := r.newBatch(0)
+	defer b.release()
 	seen, err := scanJSON(body, bodyNode, b.addJSON)
 	var se *scanError
 	if errors.As(err, &se) && se.record >= 0 {
@@ -327,22 +329,23 @@ func (e *RecordError) Text() string {
 func (e *RecordError) Is(target error) bool { return target == ErrInvalid }
 
 // batch gathers the validated, routed records of one call for one Append.
+// Batches are pooled (batchpool.go): their slices are reused, call after
+// call.
 type batch struct {
 	r       *Relay
 	start   time.Time
 	n       int
-	entries []*wal.Entry
-	slab    []wal.Entry // entries' storage, allocated a run at a time
-	targets []string    // the last record's targets, shared while they repeat
+	entries []*wal.Entry // pointers into slab, made by append
+	slab    []wal.Entry  // the routed records
+	keys    []byte       // the entries' "bucket/object" keys, one after the other
+	keyEnd  []int        // where each entry's key ends in keys
+	buf     []byte       // Publish's encoded records
+	targets []string     // the last record's targets, shared while they repeat
 	match   []string
 	rec     event.Record // scratch for JSON records
 	watch   bool         // someone watches: keep every record for them
 	set     *targetSet   // the targets the records were routed among
 	live    []liveEvent
-}
-
-func (r *Relay) newBatch(n int) *batch {
-	return &batch{r: r, start: time.Now(), entries: make([]*wal.Entry, 0, n), watch: r.watching(), set: r.tgt.set.Load()}
 }
 
 // addJSON adds a record scanned from JSON: its routing fields are checked
@@ -381,17 +384,14 @@ func (b *batch) add(i int, rec *event.Record, raw []byte) error {
 	if len(targets) == 0 {
 		return nil
 	}
-	if len(b.slab) == cap(b.slab) {
-		b.slab = make([]wal.Entry, 0, min(max(cap(b.entries)-len(b.entries), 16), 256))
-	}
+	b.keys = append(append(append(b.keys, bucket...), '/'), obj...)
+	b.keyEnd = append(b.keyEnd, len(b.keys))
 	b.slab = append(b.slab, wal.Entry{
 		Targets:   targets,
-		Key:       bucket + "/" + obj,
 		Name:      string(rec.EventName),
 		EventTime: at,
 		Data:      raw,
 	})
-	b.entries = append(b.entries, &b.slab[len(b.slab)-1])
 	return nil
 }
 
@@ -433,6 +433,7 @@ func (b *batch) append(ctx context.Context) (int, error) {
 	}
 	// Target changes wait for appends in flight, so a removed target gets
 	// nothing once its removal returns (runtime_targets.go).
+	b.seal()
 	r.routeMu.RLock()
 	entries := b.reroute()
 	if len(entries) > 0 {
