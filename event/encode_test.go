@@ -154,3 +154,36 @@ func TestAppendJSONAllocs(t *testing.T) {
 		t.Fatalf("AppendJSON: got %v allocations, want 0", n)
 	}
 }
+
+// Matches agrees with its definition (n's family is the pattern) on every
+// pair of names, wildcards and odd strings.
+func TestMatchesIsFamily(t *testing.T) {
+	all := []Name{"", ":*", "s3:*", "s3:x", "s3:Object:", "s3:Object:*", "s3:ObjectCreated:", "x:y:z:*", "x:y:z:w", "a:b", "s3::*", "s3::x"}
+	for n := range known {
+		all = append(all, n)
+	}
+	for _, n := range all {
+		for _, p := range all {
+			want := n == p || p.IsWildcard() && n.family() == p
+			if got := n.Matches(p); got != want {
+				t.Errorf("%q.Matches(%q): got %v, want %v", n, p, got, want)
+			}
+		}
+	}
+}
+
+// NameOf returns the package's own constant for a known name.
+func TestNameOf(t *testing.T) {
+	for n := range known {
+		b := []byte(n)
+		if got := NameOf(b); got != n {
+			t.Fatalf("NameOf(%q): got %q", b, got)
+		}
+		if n := testing.AllocsPerRun(10, func() { NameOf(b) }); n != 0 {
+			t.Fatalf("NameOf: got %v allocations, want 0", n)
+		}
+	}
+	if got := NameOf([]byte("s3:Nope")); got != "s3:Nope" {
+		t.Fatalf(`NameOf("s3:Nope"): got %q`, got)
+	}
+}

@@ -56,7 +56,7 @@ func (b *batch) release() {
 	clear(b.live)
 	*b = batch{
 		entries: b.entries[:0], slab: b.slab[:0], keys: b.keys[:0], keyEnd: b.keyEnd[:0],
-		buf: b.buf[:0], match: b.match[:0], live: b.live[:0],
+		buf: b.buf[:0], scratch: b.scratch[:0], match: b.match[:0], live: b.live[:0],
 	}
 	batchPool.Put(b)
 }

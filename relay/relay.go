@@ -282,10 +282,9 @@ func (r *Relay) PublishJSON(ctx context.Context, raws ...json.RawMessage) (int, 
 }
 
 // publishBody publishes the records of a POST /v1/events body, read in one
-// pass. Errors outside any record are *scanError with record -1.
-func (r *Relay) publishBody(ctx context.Context, body []byte) (int, error) {
-	b := r.newBatch(0)
-	defer b.release()
+// pass, as b's records. Errors outside any record are *scanError with
+// record -1.
+func (b *batch) publishBody(ctx context.Context, body []byte) (int, error) {
 	seen, err := scanJSON(body, bodyNode, b.addJSON)
 	var se *scanError
 	if errors.As(err, &se) && se.record >= 0 {
@@ -339,7 +338,8 @@ type batch struct {
 	slab    []wal.Entry  // the routed records
 	keys    []byte       // the entries' "bucket/object" keys, one after the other
 	keyEnd  []int        // where each entry's key ends in keys
-	buf     []byte       // Publish's encoded records
+	buf     []byte       // Publish's encoded records, or the POST body
+	scratch []byte       // addJSON's unquoted fields
 	targets []string     // the last record's targets, shared while they repeat
 	match   []string
 	rec     event.Record // scratch for JSON records
@@ -349,11 +349,20 @@ type batch struct {
 }
 
 // addJSON adds a record scanned from JSON: its routing fields are checked
-// by the scanner, their values by event.Record.Validate.
+// by the scanner, their values by event.Record.Validate. A known event
+// name is the event package's constant; the time, bucket and key share one
+// string: one allocation per record.
 func (b *batch) addJSON(i int, raw []byte, f *recordFields) error {
 	rec := &b.rec
-	rec.EventName, rec.EventTime = event.Name(f.str(slotEventName)), f.str(slotEventTime)
-	rec.S3.Bucket.Name, rec.S3.Object.Key = f.str(slotBucket), f.str(slotKey)
+	rec.EventName = f.name(slotEventName)
+	var ends [3]int
+	b.scratch = b.scratch[:0]
+	for k, slot := range [3]int{slotEventTime, slotBucket, slotKey} {
+		b.scratch = f.appendStr(b.scratch, slot)
+		ends[k] = len(b.scratch)
+	}
+	all := string(b.scratch)
+	rec.EventTime, rec.S3.Bucket.Name, rec.S3.Object.Key = all[:ends[0]], all[ends[0]:ends[1]], all[ends[1]:]
 	if bytes.IndexByte(raw, '\n') >= 0 {
 		raw = event.Normalize(raw)
 	}
