@@ -136,22 +136,23 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
-// plainPrefix returns the index of the first byte of s from i on that is
-// not plain, or len(s). It tests eight bytes at a time, since most of a
+// plainPrefix returns the index of the first byte of s from i on that may
+// not be plain, or len(s). It tests eight bytes at a time, since most of a
 // record is keys, names and times that need no escaping: the mask flags
-// bytes from 0x80, bytes below 0x20, and the bytes equal to '"', '\\', '&',
-// '<' or '>' (zero bytes after an XOR; '<' is 0x3c, '>' 0x3e, equal once
-// bit 1 is set). A zero-byte test may also flag bytes after a flagged one
-// (a borrow runs on), never one before it, so the lowest flag is exact.
+// bytes from 0x80, bytes below 0x20, '"' and '&' (0x22, 0x26: zero after
+// setting bit 2 and an XOR), and '<', '>' and '\\' (0x3c, 0x3e, 0x5c: zero
+// after setting bits 1, 5 and 6 and an XOR, which also flags '^', '|' and
+// '~': the caller checks the byte). A zero-byte test may also flag bytes
+// after a flagged one (a borrow runs on), never one before it, so the
+// lowest flag is exact.
 func plainPrefix(s string, i int) int {
 	const lo, hi = 0x0101010101010101, 0x8080808080808080
 	for ; i+8 <= len(s); i += 8 {
 		w := s[i : i+8]
 		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
 			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
-		q, bs, amp, ang := x^(lo*'"'), x^(lo*'\\'), x^(lo*'&'), (x|lo*0x02)^(lo*'>')
-		m := (x | (q-lo)&^q | (bs-lo)&^bs | (amp-lo)&^amp | (ang-lo)&^ang | (x-lo*0x20)&^x) & hi
-		if m != 0 {
+		qa, abs := (x|lo*0x04)^(lo*'&'), (x|lo*0x62)^(lo*0x7e)
+		if m := (x | (qa-lo)&^qa | (abs-lo)&^abs | (x-lo*0x20)&^x) & hi; m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
 	}
@@ -173,6 +174,10 @@ func appendString(dst []byte, s string) []byte {
 			break
 		}
 		c := s[i]
+		if plain[c] { // '^', '|' or '~'
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
 			dst = append(dst, s[start:i]...)
 			switch c {
