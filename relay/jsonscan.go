@@ -74,6 +74,9 @@ var recordNode, bodyNode = func() (*node, *node) {
 // absent), strings still quoted.
 type recordFields struct {
 	raw [nSlots][]byte
+	// newline is set when a newline separates the record's tokens (it is
+	// pretty-printed; strings cannot hold a raw newline).
+	newline bool
 }
 
 // str returns the string in slot i, unescaped; "" when absent.
@@ -366,8 +369,11 @@ func (s *scanner) keep(n *node, start int) {
 func (s *scanner) skipWS() {
 	for s.i < len(s.b) {
 		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
+		case ' ', '\t', '\r':
 			s.i++
+		case '\n':
+			s.i++
+			s.fields.newline = true // outside records it is reset at the next
 		default:
 			return
 		}

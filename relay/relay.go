@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -363,7 +362,7 @@ func (b *batch) addJSON(i int, raw []byte, f *recordFields) error {
 	}
 	all := string(b.scratch)
 	rec.EventTime, rec.S3.Bucket.Name, rec.S3.Object.Key = all[:ends[0]], all[ends[0]:ends[1]], all[ends[1]:]
-	if bytes.IndexByte(raw, '\n') >= 0 {
+	if f.newline {
 		raw = event.Normalize(raw)
 	}
 	return b.add(i, rec, raw)
