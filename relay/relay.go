@@ -243,6 +243,11 @@ func (r *Relay) Stats() []delivery.Stats { return r.eng.Stats() }
 func (r *Relay) Publish(ctx context.Context, records ...event.Record) error {
 	b := r.newBatch(len(records))
 	defer b.release()
+	if want := 1024 * len(records); cap(b.buf) < want {
+		// A new batch (the pool drops batches at garbage collections):
+		// room for records of about 1 KiB, rather than growing by copies.
+		b.buf = make([]byte, 0, want)
+	}
 	for i := range records {
 		start := len(b.buf)
 		b.buf = records[i].AppendJSON(b.buf)
