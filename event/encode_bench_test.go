@@ -61,5 +61,5 @@ func startCPU(b *testing.B) cpuClock {
 
 // report adds the CPU nanoseconds per op.
 func (c cpuClock) report(b *testing.B) {
-	b.ReportMetric(float64((processCPU(b) - time.Duration(c)).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64((processCPU(b)-time.Duration(c)).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }

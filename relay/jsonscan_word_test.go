@@ -45,7 +45,7 @@ func TestSpecialBytesFirst(t *testing.T) {
 	odd := []byte{0, 1, 0x1f, '"', '\\', 0x80, 0xff, 0x20, 0x21, '#', '[', ']', 0x7f}
 	rng := rand.New(rand.NewPCG(5, 6))
 	w := make([]byte, 8)
-	for range 200000 {
+	for range 50000 {
 		for i := range w {
 			if rng.IntN(3) == 0 {
 				w[i] = odd[rng.IntN(len(odd))]
