@@ -1,16 +1,16 @@
 package event
 
 import (
-	"slices"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 )
 
-// AppendJSON appends the JSON encoding of r to dst. It is what
-// json.Marshal produces for a Record (same fields, order and omissions;
-// map keys sorted), written without reflection because Publish encodes
-// every record on the ingest path. Unlike json.Marshal it does not escape
-// <, > and & for HTML.
+// AppendJSON appends the JSON encoding of r to dst: byte for byte what
+// json.Marshal produces for a Record (same fields, order and omissions, map
+// keys sorted, the same escapes, HTML characters included), written
+// without reflection and without allocating because Publish encodes every
+// record on the ingest path.
 func (r *Record) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"eventVersion":`...)
 	dst = appendString(dst, r.EventVersion)
@@ -78,7 +78,8 @@ func (r *Record) AppendJSON(dst []byte) []byte {
 }
 
 // appendMap appends m with sorted keys; a nil map is null when nullable,
-// as encoding/json writes it.
+// as encoding/json writes it. The pairs are gathered once, so sorting
+// reads no value back from the map.
 func appendMap(dst []byte, m map[string]string, nullable bool) []byte {
 	if m == nil && nullable {
 		return append(dst, "null"...)
@@ -93,65 +94,99 @@ func appendMap(dst []byte, m map[string]string, nullable bool) []byte {
 			dst = appendString(dst, v)
 		}
 	default:
-		var small [8]string // most maps of a record are this small: no allocation
-		keys := small[:0]
-		for k := range m {
-			keys = append(keys, k)
+		var small [8]pair // most maps of a record are this small: no allocation
+		kv := small[:0]
+		for k, v := range m {
+			kv = append(kv, pair{k, v})
 		}
-		slices.Sort(keys)
-		for i, k := range keys {
+		// Insertion sort: a record's maps hold a few keys.
+		for i := 1; i < len(kv); i++ {
+			for j := i; j > 0 && kv[j].k < kv[j-1].k; j-- {
+				kv[j], kv[j-1] = kv[j-1], kv[j]
+			}
+		}
+		for i := range kv {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, k)
+			dst = appendString(dst, kv[i].k)
 			dst = append(dst, ':')
-			dst = appendString(dst, m[k])
+			dst = appendString(dst, kv[i].v)
 		}
 	}
 	return append(dst, '}')
 }
 
+type pair struct{ k, v string }
+
 const hexDigits = "0123456789abcdef"
 
-// plainRun returns the index after the run of 8-byte words of s from i in
-// which no byte needs escaping in JSON or a look at UTF-8: none is a control
-// character, '"', '\\' or above 0x7f (the SWAR tests for a zero byte and
-// for a byte below 0x20).
-func plainRun(s string, i int) int {
+// plain[c] is true for the ASCII bytes encoding/json copies as they are:
+// not a control character, '"', '\\', or one of the HTML characters <, >
+// and & (it escapes those by default, and Publish stored json.Marshal's
+// bytes before AppendJSON). Bytes from 0x80 are false: they need a look
+// at UTF-8.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = true
+	}
+	for _, c := range `"\<>&` {
+		t[c] = false
+	}
+	return t
+}()
+
+// plainPrefix returns the index of the first byte of s from i on that may
+// not be plain, or len(s). It tests eight bytes at a time, since most of a
+// record is keys, names and times that need no escaping: the mask flags
+// bytes from 0x80, bytes below 0x20, '"' and '&' (0x22, 0x26: zero after
+// setting bit 2 and an XOR), and '<', '>' and '\\' (0x3c, 0x3e, 0x5c: zero
+// after setting bits 1, 5 and 6 and an XOR, which also flags '^', '|' and
+// '~': the caller checks the byte). A zero-byte test may also flag bytes
+// after a flagged one (a borrow runs on), never one before it, so the
+// lowest flag is exact.
+func plainPrefix(s string, i int) int {
 	const lo, hi = 0x0101010101010101, 0x8080808080808080
 	for ; i+8 <= len(s); i += 8 {
 		w := s[i : i+8]
 		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
 			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
-		q, bs := x^(lo*'"'), x^(lo*'\\')
-		if (x|(q-lo)&^q|(bs-lo)&^bs|(x-lo*0x20)&^x)&hi != 0 {
-			break
+		qa, abs := (x|lo*0x04)^(lo*'&'), (x|lo*0x62)^(lo*0x7e)
+		if m := (x | (qa-lo)&^qa | (abs-lo)&^abs | (x-lo*0x20)&^x) & hi; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
 		}
+	}
+	for i < len(s) && plain[s[i]] {
+		i++
 	}
 	return i
 }
 
-// appendString appends s as a JSON string, escaping what JSON requires and
-// replacing invalid UTF-8 with U+FFFD, as encoding/json does.
+// appendString appends s as a JSON string exactly as encoding/json
+// writes it (HTML escaping on): \b, \f, \n, \r, \t and \uXXXX for
+// other control characters and <, > and &, U+2028 and U+2029 escaped, and
+// each byte of invalid UTF-8 replaced with U+FFFD.
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
-	for i := 0; i < len(s); {
-		// Eight plain bytes at a time: most of a record is keys, names and
-		// times that need no escaping.
-		if i = plainRun(s, i); i >= len(s) {
+	for i := 0; ; {
+		if i = plainPrefix(s, i); i >= len(s) {
 			break
 		}
 		c := s[i]
+		if plain[c] { // '^', '|' or '~'
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch c {
 			case '"', '\\':
 				dst = append(dst, '\\', c)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
 			case '\n':
 				dst = append(dst, '\\', 'n')
 			case '\r':
@@ -166,21 +201,19 @@ func appendString(dst []byte, s string) []byte {
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
+		switch {
+		case r == utf8.RuneError && size == 1:
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
+		case r == '\u2028' || r == '\u2029':
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
 			i += size
-			start = i
 			continue
 		}
 		i += size
+		start = i
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')

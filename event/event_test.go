@@ -106,8 +106,7 @@ func normalize(r Record) Record {
 	return r
 }
 
-// FuzzAppendJSON checks that AppendJSON encodes what json.Marshal does:
-// both decode to the same record.
+// FuzzAppendJSON checks that AppendJSON writes json.Marshal's bytes.
 func FuzzAppendJSON(f *testing.F) {
 	f.Add([]byte(seedRecord))
 	f.Add([]byte(`{"eventName":"s3:ObjectCreated:Put","requestParameters":{"b":"\u2028<&>","a":"\"\\\n\t\u0001"},"s3":{"bucket":{"name":"b"},"object":{"key":"k\u00e9","userMetadata":{}}}}`))
@@ -118,16 +117,8 @@ func FuzzAppendJSON(f *testing.F) {
 			return
 		}
 		ours := r.AppendJSON(nil)
-		if !json.Valid(ours) {
-			t.Fatalf("AppendJSON wrote invalid JSON: %s", ours)
-		}
 		std, _ := json.Marshal(&r)
-		var a, b Record
-		if err := json.Unmarshal(ours, &a); err != nil {
-			t.Fatal(err)
-		}
-		json.Unmarshal(std, &b)
-		if !reflect.DeepEqual(a, b) {
+		if string(ours) != string(std) {
 			t.Fatalf("AppendJSON and json.Marshal differ:\n%s\n%s", ours, std)
 		}
 	})

@@ -87,6 +87,26 @@ var known = func() map[Name]bool {
 	return m
 }()
 
+// canonical maps each known name and wildcard to itself, so that a name
+// read from bytes is looked up without allocating (NameOf).
+var canonical = func() map[string]Name {
+	m := make(map[string]Name, len(known))
+	for n := range known {
+		m[string(n)] = n
+	}
+	return m
+}()
+
+// NameOf returns the name spelled by b: one of this package's constants
+// when it is a known name or wildcard (no allocation, as ingest reads every
+// record's name from a request body), a new string otherwise.
+func NameOf(b []byte) Name {
+	if n, ok := canonical[string(b)]; ok {
+		return n
+	}
+	return Name(b)
+}
+
 // Names returns every concrete event name, wildcards excluded.
 func Names() []Name { return append([]Name(nil), names...) }
 
@@ -113,7 +133,13 @@ func (n Name) Matches(pattern Name) bool {
 	if n == pattern {
 		return true
 	}
-	return pattern.IsWildcard() && n.family() == pattern
+	// n's family is pattern: n is pattern without its "*", then a last
+	// element without ':' (what family computes, compared in place).
+	p := string(pattern)
+	if !pattern.IsWildcard() || len(n) < len(p)-1 || len(p) <= len("s3:*") || string(n[:len(p)-1]) != p[:len(p)-1] {
+		return false
+	}
+	return strings.IndexByte(string(n[len(p)-1:]), ':') < 0
 }
 
 // Expand returns the concrete names a pattern selects.

@@ -22,7 +22,8 @@ import (
 type relayLog interface {
 	delivery.Log
 	// Append commits entries and returns once they are durable (on disk,
-	// or acknowledged by the replicated stream).
+	// or acknowledged by the replicated stream). It keeps nothing of the
+	// entries once it returns: ingest reuses them (batchpool.go).
 	Append(ctx context.Context, entries ...*wal.Entry) (uint64, error)
 	// Cursors returns every target's cursor.
 	Cursors() map[string]uint64

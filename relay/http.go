@@ -155,7 +155,14 @@ func (r *Relay) postEvents(w http.ResponseWriter, req *http.Request) {
 	if limit <= 0 {
 		limit = DefaultMaxRequestBytes
 	}
-	body, err := readBody(http.MaxBytesReader(w, req.Body, limit), req.ContentLength)
+	// The body is read into a pooled batch's buffer: the records are
+	// slices of it until the log has them.
+	b := r.newBatch(0)
+	defer b.release()
+	body, err := readBody(b.buf, http.MaxBytesReader(w, req.Body, limit), req.ContentLength)
+	if body != nil {
+		b.buf = body
+	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes (relay.maxRequestBytes)", limit))
@@ -167,7 +174,7 @@ func (r *Relay) postEvents(w http.ResponseWriter, req *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(req.Context(), duration(r.cfg.Relay.FullWait, DefaultFullWait))
 	defer cancel()
-	n, err := r.publishBody(ctx, body)
+	n, err := b.publishBody(ctx, body)
 	var re *RecordError
 	var se *scanError
 	switch {
@@ -215,22 +222,30 @@ func (r *Relay) postEvents(w http.ResponseWriter, req *http.Request) {
 	fmt.Fprintf(w, "{\"accepted\":%d}\n", n)
 }
 
-// readBody reads a body (rd enforces the size limit). The buffer starts at
-// the Content-Length, or 1 MiB for a larger one, and grows toward the
-// Content-Length as bytes arrive: a client that announces 16 MiB and sends
-// nothing does not cost 16 MiB, and a body that arrives is copied a few
-// times at most.
-func readBody(rd io.Reader, length int64) ([]byte, error) {
+// readBody reads a body (rd enforces the size limit) into dst's storage
+// when it is large enough. The buffer starts at the Content-Length, or
+// 1 MiB for a larger one, and grows toward the Content-Length as bytes
+// arrive: a client that announces 16 MiB and sends nothing does not cost
+// 16 MiB, and a body that arrives is copied a few times at most. A body
+// without a length (chunked) grows by doubling.
+func readBody(dst []byte, rd io.Reader, length int64) ([]byte, error) {
 	const eagerBody = 1 << 20
+	want := min(length, eagerBody) + 1 // +1: room to see EOF
 	if length < 0 {
-		return io.ReadAll(rd) // chunked: no size announced
+		want = 4 << 10
 	}
-	buf := make([]byte, 0, min(length, eagerBody)+1) // +1: room to see EOF
+	buf := dst[:0]
+	if int64(cap(buf)) < want {
+		buf = make([]byte, 0, want)
+	}
 	for {
 		if len(buf) == cap(buf) {
-			next := min(2*int64(cap(buf)), length+1)
-			if next <= int64(cap(buf)) {
-				next = 2 * int64(cap(buf)) // more than announced; rd's limit stops it
+			next := 2 * int64(cap(buf))
+			if length >= 0 {
+				next = min(next, length+1)
+				if next <= int64(cap(buf)) {
+					next = 2 * int64(cap(buf)) // more than announced; rd's limit stops it
+				}
 			}
 			nb := make([]byte, len(buf), next)
 			copy(nb, buf)

@@ -344,19 +344,25 @@ func TestProbesWithoutToken(t *testing.T) {
 // memory: announcing 16 MiB and sending 10 bytes costs about 1 MiB, and an
 // exact body is read into one buffer.
 func TestReadBodyGrowsAsBytesArrive(t *testing.T) {
-	b, err := readBody(strings.NewReader("0123456789"), 16<<20)
+	b, err := readBody(nil, strings.NewReader("0123456789"), 16<<20)
 	if err != nil || string(b) != "0123456789" || cap(b) > 2<<20 {
 		t.Fatalf("readBody with 16 MiB announced, 10 bytes sent: %q cap %d err %v, want the bytes in at most 2 MiB", b, cap(b), err)
 	}
 	body := strings.Repeat("x", 3<<20)
-	b, err = readBody(strings.NewReader(body), int64(len(body)))
+	b, err = readBody(nil, strings.NewReader(body), int64(len(body)))
 	if err != nil || string(b) != body {
 		t.Fatalf("readBody of 3 MiB: %d bytes, err %v", len(b), err)
 	}
-	if b, err := readBody(strings.NewReader(body), -1); err != nil || len(b) != len(body) {
+	if b, err := readBody(nil, strings.NewReader(body), -1); err != nil || len(b) != len(body) {
 		t.Fatalf("readBody without a length: %d bytes, err %v", len(b), err)
 	}
-	if b, err := readBody(strings.NewReader(body), 100); err != nil || len(b) != len(body) {
+	if b, err := readBody(nil, strings.NewReader(body), 100); err != nil || len(b) != len(body) {
 		t.Fatalf("readBody of more than announced: %d bytes, err %v", len(b), err)
+	}
+	// A pooled buffer large enough is reused, whatever was in it.
+	dst := make([]byte, 5, 64)
+	b, err = readBody(dst, strings.NewReader("abc"), 3)
+	if err != nil || string(b) != "abc" || &b[:1][0] != &dst[:1][0] {
+		t.Fatalf("readBody into a 64-byte buffer: %q err %v, want \"abc\" in that buffer", b, err)
 	}
 }

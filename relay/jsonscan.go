@@ -5,9 +5,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/bucketrelay/bucketrelay/event"
 )
 
 // MaxJSONDepth is how deeply arrays and objects may nest in a POST
@@ -71,6 +74,9 @@ var recordNode, bodyNode = func() (*node, *node) {
 // absent), strings still quoted.
 type recordFields struct {
 	raw [nSlots][]byte
+	// newline is set when a newline separates the record's tokens (it is
+	// pretty-printed; strings cannot hold a raw newline).
+	newline bool
 }
 
 // str returns the string in slot i, unescaped; "" when absent.
@@ -87,6 +93,34 @@ func (f *recordFields) str(i int) string {
 		}
 	}
 	return string(v[1 : len(v)-1])
+}
+
+// appendStr appends the string in slot i, unescaped, to dst; nothing when
+// absent.
+func (f *recordFields) appendStr(dst []byte, i int) []byte {
+	v := f.raw[i]
+	if len(v) < 2 {
+		return dst
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return append(dst, v[1:len(v)-1]...)
+	}
+	var s string
+	json.Unmarshal(v, &s) // valid: the scanner checked it
+	return append(dst, s...)
+}
+
+// name returns the event name in slot i: the event package's constant for
+// a known name, without allocating (event.NameOf).
+func (f *recordFields) name(i int) event.Name {
+	v := f.raw[i]
+	if len(v) < 2 {
+		return ""
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return event.NameOf(v[1 : len(v)-1])
+	}
+	return event.Name(f.str(i))
 }
 
 // scanError is a problem the scanner found. record is the index of the
@@ -335,8 +369,11 @@ func (s *scanner) keep(n *node, start int) {
 func (s *scanner) skipWS() {
 	for s.i < len(s.b) {
 		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
+		case ' ', '\t', '\r':
 			s.i++
+		case '\n':
+			s.i++
+			s.fields.newline = true // outside records it is reset at the next
 		default:
 			return
 		}
@@ -348,9 +385,14 @@ func (s *scanner) str() error {
 	b := s.b
 	i := s.i + 1
 	for i < len(b) {
-		// Eight plain ASCII bytes at a time: most of a record's strings
-		// need no escape and no UTF-8 decoding.
-		for i+8 <= len(b) && plainWord(binary.LittleEndian.Uint64(b[i:])) {
+		// Eight plain ASCII bytes at a time, then straight to the first
+		// byte that is not: most of a record's strings need no escape and
+		// no UTF-8 decoding.
+		for i+8 <= len(b) {
+			if m := specialBytes(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
 			i += 8
 		}
 		if i >= len(b) {
@@ -403,14 +445,19 @@ func (s *scanner) str() error {
 	return s.eof()
 }
 
-// plainWord reports whether none of the 8 bytes of x is a control
-// character, '"', '\\' or above 0x7f (the SWAR tests for a zero byte and a
-// byte below 0x20).
-func plainWord(x uint64) bool {
+// specialBytes flags (high bit) the bytes of x (little-endian) that are a
+// control character, '"', '\\' or above 0x7f: SWAR tests for a zero byte
+// and a byte below 0x20. A test may also flag bytes after a flagged one (a
+// borrow runs on), never one before it: the lowest flag is exact.
+func specialBytes(x uint64) uint64 {
 	const lo, hi = 0x0101010101010101, 0x8080808080808080
 	q, bs := x^(lo*'"'), x^(lo*'\\')
-	return (x|(q-lo)&^q|(bs-lo)&^bs|(x-lo*0x20)&^x)&hi == 0
+	return (x | (q-lo)&^q | (bs-lo)&^bs | (x-lo*0x20)&^x) & hi
 }
+
+// plainWord reports whether none of the 8 bytes of x is a control
+// character, '"', '\\' or above 0x7f.
+func plainWord(x uint64) bool { return specialBytes(x) == 0 }
 
 func (s *scanner) number() error {
 	b, i := s.b, s.i

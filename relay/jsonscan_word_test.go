@@ -2,6 +2,7 @@ package relay
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"math/rand/v2"
 	"testing"
 )
@@ -34,5 +35,34 @@ func TestPlainWord(t *testing.T) {
 			w[i] = byte(rng.IntN(256))
 		}
 		check(w)
+	}
+}
+
+// The lowest byte specialBytes flags is the first one that is not plain,
+// for words mixing plain and special bytes (later flags may be spurious).
+func TestSpecialBytesFirst(t *testing.T) {
+	plain := func(c byte) bool { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' }
+	odd := []byte{0, 1, 0x1f, '"', '\\', 0x80, 0xff, 0x20, 0x21, '#', '[', ']', 0x7f}
+	rng := rand.New(rand.NewPCG(5, 6))
+	w := make([]byte, 8)
+	for range 50000 {
+		for i := range w {
+			if rng.IntN(3) == 0 {
+				w[i] = odd[rng.IntN(len(odd))]
+			} else {
+				w[i] = byte(rng.IntN(256))
+			}
+		}
+		first := 8
+		for i, c := range w {
+			if !plain(c) {
+				first = i
+				break
+			}
+		}
+		m := specialBytes(binary.LittleEndian.Uint64(w))
+		if got := bits.TrailingZeros64(m) / 8; got != first {
+			t.Fatalf("specialBytes(%q): first flag at %d, want %d", w, got, first)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -244,11 +243,16 @@ func (r *Relay) Stats() []delivery.Stats { return r.eng.Stats() }
 // error wrapping wal.ErrFailed.
 func (r *Relay) Publish(ctx context.Context, records ...event.Record) error {
 	b := r.newBatch(len(records))
-	buf := make([]byte, 0, 1024*len(records))
+	defer b.release()
+	if want := 1024 * len(records); cap(b.buf) < want {
+		// A new batch (the pool drops batches at garbage collections):
+		// room for records of about 1 KiB, rather than growing by copies.
+		b.buf = make([]byte, 0, want)
+	}
 	for i := range records {
-		start := len(buf)
-		buf = records[i].AppendJSON(buf)
-		if err := b.add(i, &records[i], buf[start:len(buf):len(buf)]); err != nil {
+		start := len(b.buf)
+		b.buf = records[i].AppendJSON(b.buf)
+		if err := b.add(i, &records[i], b.buf[start:len(b.buf):len(b.buf)]); err != nil {
 			return err
 		}
 	}
@@ -266,6 +270,7 @@ func (r *Relay) Publish(ctx context.Context, records ...event.Record) error {
 // how many records were accepted.
 func (r *Relay) PublishJSON(ctx context.Context, raws ...json.RawMessage) (int, error) {
 	b := r.newBatch(len(raws))
+	defer b.release()
 	for i, raw := range raws {
 		_, err := scanJSON(raw, recordNode, func(_ int, raw []byte, f *recordFields) error {
 			return b.addJSON(i, raw, f)
@@ -282,9 +287,9 @@ func (r *Relay) PublishJSON(ctx context.Context, raws ...json.RawMessage) (int, 
 }
 
 // publishBody publishes the records of a POST /v1/events body, read in one
-// pass. Errors outside any record are *scanError with record -1.
-func (r *Relay) publishBody(ctx context.Context, body []byte) (int, error) {
-	b := r.newBatch(0)
+// pass, as b's records. Errors outside any record are *scanError with
+// record -1.
+func (b *batch) publishBody(ctx context.Context, body []byte) (int, error) {
 	seen, err := scanJSON(body, bodyNode, b.addJSON)
 	var se *scanError
 	if errors.As(err, &se) && se.record >= 0 {
@@ -328,13 +333,19 @@ func (e *RecordError) Text() string {
 func (e *RecordError) Is(target error) bool { return target == ErrInvalid }
 
 // batch gathers the validated, routed records of one call for one Append.
+// Batches are pooled (batchpool.go): their slices are reused, call after
+// call.
 type batch struct {
 	r       *Relay
 	start   time.Time
 	n       int
-	entries []*wal.Entry
-	slab    []wal.Entry // entries' storage, allocated a run at a time
-	targets []string    // the last record's targets, shared while they repeat
+	entries []*wal.Entry // pointers into slab, made by append
+	slab    []wal.Entry  // the routed records
+	keys    []byte       // the entries' "bucket/object" keys, one after the other
+	keyEnd  []int        // where each entry's key ends in keys
+	buf     []byte       // Publish's encoded records, or the POST body
+	scratch []byte       // addJSON's unquoted fields
+	targets []string     // the last record's targets, shared while they repeat
 	match   []string
 	rec     event.Record // scratch for JSON records
 	watch   bool         // someone watches: keep every record for them
@@ -342,17 +353,22 @@ type batch struct {
 	live    []liveEvent
 }
 
-func (r *Relay) newBatch(n int) *batch {
-	return &batch{r: r, start: time.Now(), entries: make([]*wal.Entry, 0, n), watch: r.watching(), set: r.tgt.set.Load()}
-}
-
 // addJSON adds a record scanned from JSON: its routing fields are checked
-// by the scanner, their values by event.Record.Validate.
+// by the scanner, their values by event.Record.Validate. A known event
+// name is the event package's constant; the time, bucket and key share one
+// string: one allocation per record.
 func (b *batch) addJSON(i int, raw []byte, f *recordFields) error {
 	rec := &b.rec
-	rec.EventName, rec.EventTime = event.Name(f.str(slotEventName)), f.str(slotEventTime)
-	rec.S3.Bucket.Name, rec.S3.Object.Key = f.str(slotBucket), f.str(slotKey)
-	if bytes.IndexByte(raw, '\n') >= 0 {
+	rec.EventName = f.name(slotEventName)
+	var ends [3]int
+	b.scratch = b.scratch[:0]
+	for k, slot := range [3]int{slotEventTime, slotBucket, slotKey} {
+		b.scratch = f.appendStr(b.scratch, slot)
+		ends[k] = len(b.scratch)
+	}
+	all := string(b.scratch)
+	rec.EventTime, rec.S3.Bucket.Name, rec.S3.Object.Key = all[:ends[0]], all[ends[0]:ends[1]], all[ends[1]:]
+	if f.newline {
 		raw = event.Normalize(raw)
 	}
 	return b.add(i, rec, raw)
@@ -382,17 +398,14 @@ func (b *batch) add(i int, rec *event.Record, raw []byte) error {
 	if len(targets) == 0 {
 		return nil
 	}
-	if len(b.slab) == cap(b.slab) {
-		b.slab = make([]wal.Entry, 0, min(max(cap(b.entries)-len(b.entries), 16), 256))
-	}
+	b.keys = append(append(append(b.keys, bucket...), '/'), obj...)
+	b.keyEnd = append(b.keyEnd, len(b.keys))
 	b.slab = append(b.slab, wal.Entry{
 		Targets:   targets,
-		Key:       bucket + "/" + obj,
 		Name:      string(rec.EventName),
 		EventTime: at,
 		Data:      raw,
 	})
-	b.entries = append(b.entries, &b.slab[len(b.slab)-1])
 	return nil
 }
 
@@ -434,6 +447,7 @@ func (b *batch) append(ctx context.Context) (int, error) {
 	}
 	// Target changes wait for appends in flight, so a removed target gets
 	// nothing once its removal returns (runtime_targets.go).
+	b.seal()
 	r.routeMu.RLock()
 	entries := b.reroute()
 	if len(entries) > 0 {
