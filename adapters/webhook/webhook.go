@@ -56,6 +56,11 @@ type Config struct {
 	// CloudEventsMode is "binary" (the default: ce-* headers, the record
 	// as the body) or "structured" (application/cloudevents+json).
 	CloudEventsMode kit.CloudEventsMode `json:"cloudeventsMode,omitempty"`
+	// Concurrency is how many POSTs of one send may be in flight at once,
+	// each on its own keep-alive connection; events of one object are
+	// always posted one after another, in log order. 1 posts every event
+	// in log order, one at a time; 0 means DefaultConcurrency.
+	Concurrency int `json:"concurrency,omitempty"`
 }
 
 // Validate checks the configuration. Errors are *kit.FieldError.
@@ -77,6 +82,9 @@ func (c *Config) Validate() error {
 		if d, err := time.ParseDuration(c.Timeout); err != nil || d <= 0 {
 			return kit.Fieldf("timeout", "must be a positive duration such as \"10s\"")
 		}
+	}
+	if c.Concurrency < 0 || c.Concurrency > MaxConcurrency {
+		return kit.Fieldf("concurrency", "must be between 1 and %d (0 or absent: %d)", MaxConcurrency, DefaultConcurrency)
 	}
 	if err := c.Format.ValidateMessage(); err != nil {
 		return err
@@ -103,6 +111,7 @@ type Target struct {
 	// guide's body and for structured mode.
 	binding *cloudevent.Binding
 	lg      *slog.Logger
+	conc    int // POSTs of one send in flight at once
 }
 
 var _ delivery.Target = (*Target)(nil)
@@ -119,15 +128,22 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	if cfg.Timeout != "" {
 		timeout, _ = time.ParseDuration(cfg.Timeout)
 	}
+	conc := cfg.Concurrency
+	if conc == 0 {
+		conc = DefaultConcurrency
+	}
 	tlsConf, err := cfg.TLSFiles.Config("", "")
 	if err != nil {
 		return nil, err
 	}
 	tr := &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:     tlsConf,
-		MaxIdleConnsPerHost: 256, // one per lane: a target with up to 256 "lanes" keeps its connections
+		Proxy:           http.ProxyFromEnvironment,
+		DialContext:     (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig: tlsConf,
+		// Every connection a send or a lane may use stays open between
+		// sends: lanes × concurrency, at least 256 (a target with up to 256
+		// "lanes" of one POST at a time).
+		MaxIdleConnsPerHost: max(256, 4*conc),
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   true,
 	}
@@ -145,7 +161,7 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		// a GET without the body, and the final 2xx would count as delivered.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	t := &Target{cfg: cfg, client: client, auth: auth, lg: lg}
+	t := &Target{cfg: cfg, client: client, auth: auth, lg: lg, conc: conc}
 	if cfg.Format.CloudEvents() && !cfg.CloudEventsMode.Structured(true) {
 		t.binding = &cloudevent.HTTP
 	}
@@ -156,31 +172,6 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	}
 	return t, nil
 }
-
-// Send posts items one at a time, in order. It goes on past an event the
-// endpoint rejects for good and stops at the first retryable failure.
-func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
-	var failed []delivery.ItemError
-	for i := range items {
-		err := t.post(ctx, &items[i])
-		if err == nil {
-			continue
-		}
-		failed = append(failed, delivery.ItemError{Index: i, Err: err})
-		if !delivery.IsPermanent(err) {
-			for j := i + 1; j < len(items); j++ {
-				failed = append(failed, delivery.ItemError{Index: j, Err: errNotSent})
-			}
-			break
-		}
-	}
-	if failed == nil {
-		return nil
-	}
-	return &delivery.BatchError{Failed: failed}
-}
-
-var errNotSent = fmt.Errorf("webhook: not sent: %w", delivery.ErrEarlierFailed)
 
 func (t *Target) post(ctx context.Context, it *delivery.Item) error {
 	req, err := t.request(ctx, it)
