@@ -37,13 +37,14 @@ import (
 func init() { harness.RegisterExplicit("peers", runPeers) }
 
 var (
-	peersOnly     = flag.String("peers-systems", "", "peers: comma-separated systems to run (relay, minio, minio-sync, minio+relay, benthos); default all")
-	peersPace     = flag.Float64("peers-pace", 0, "peers: offered rate in events/s for (a) when minio is not among the systems run")
-	peersPhases   = flag.String("peers-phases", "abcd", "peers: measurements to run: a latency, b drain, c kill -9, d the relay under overload")
-	peersLanes    = flag.Int("peers-relay-lanes", 8, "peers: (b) also drains with the relay's webhook in this many lanes, as system relay+lanes (the relay at its own maximum); 1: only the default configuration")
-	peersRepeat   = flag.Int("peers-repeat", 0, "peers: (b) drains of each system, alternated, whose median is reported; 0: 3, 1 with --quick")
-	peersBacklog  = flag.Int("peers-backlog", 0, "peers: events of the (b) and (c) backlogs; 0: 20000, 2000 with --quick")
-	peersRelayBin = flag.String("peers-relay-bin", "", "peers: run this relay binary (an earlier build, for a before/after comparison) instead of building the checkout's")
+	peersOnly      = flag.String("peers-systems", "", "peers: comma-separated systems to run (relay, minio, minio-sync, minio+relay, benthos); default all")
+	peersPace      = flag.Float64("peers-pace", 0, "peers: offered rate in events/s for (a) when minio is not among the systems run")
+	peersPhases    = flag.String("peers-phases", "abcd", "peers: measurements to run: a latency, b drain, c kill -9, d the relay under overload")
+	peersLanes     = flag.Int("peers-relay-lanes", 8, "peers: (b) also drains with the relay's webhook in this many lanes, as system relay+lanes (the relay at its own maximum); 1: only the default configuration")
+	peersRepeat    = flag.Int("peers-repeat", 0, "peers: (b) drains of each system, alternated, whose median is reported; 0: 3, 1 with --quick")
+	peersBacklog   = flag.Int("peers-backlog", 0, "peers: events of the (b) and (c) backlogs; 0: 20000, 2000 with --quick")
+	peersRelayHook = flag.String("peers-relay-webhook", "", `peers: JSON members added to the relay's webhook target, such as '"concurrency":4' (default: none, the default configuration)`)
+	peersRelayBin  = flag.String("peers-relay-bin", "", "peers: run this relay binary (an earlier build, for a before/after comparison) instead of building the checkout's")
 )
 
 // phase reports whether measurement p (a, b, c or d) is to run.
@@ -140,21 +141,27 @@ func waitDelivered(ctx context.Context, rv *harness.Receiver, a *acks, quiet, li
 	deadline := time.Now().Add(limit)
 	lastCount, lastChange := -1, time.Now()
 	for {
-		a.mu.Lock()
-		var missing []int
-		for id := range a.at {
-			if _, ok := rv.FirstReceipt(id); !ok {
-				missing = append(missing, id)
-			}
-		}
-		a.mu.Unlock()
 		u, _ := rv.Counts()
 		if u != lastCount {
 			lastCount, lastChange = u, time.Now()
 		}
-		if len(missing) == 0 || time.Since(lastChange) > quiet || time.Now().After(deadline) || ctx.Err() != nil {
-			sort.Ints(missing)
-			return missing
+		end := time.Since(lastChange) > quiet || time.Now().After(deadline) || ctx.Err() != nil
+		// Only look for the missing ids once as many arrived as were
+		// acknowledged (or at the end): a look takes the receiver's lock
+		// once per id, which would slow the drain it measures.
+		if u >= a.n() || end {
+			a.mu.Lock()
+			var missing []int
+			for id := range a.at {
+				if _, ok := rv.FirstReceipt(id); !ok {
+					missing = append(missing, id)
+				}
+			}
+			a.mu.Unlock()
+			if len(missing) == 0 || end {
+				sort.Ints(missing)
+				return missing
+			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -493,6 +500,15 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 		if fg.drain > 0 {
 			res.Add(fmt.Sprintf("%s: (b) drain rate, first to last receipt, median of %d", fg.name, len(rounds[f.name])), fg.drain, "events/s", "")
 			res.Add(fg.name+": (b) receiver up → first receipt, that drain", fg.resume, "s", "")
+		}
+		var cpus []float64
+		for _, d := range rounds[f.name] {
+			if d.cpu > 0 {
+				cpus = append(cpus, d.cpu)
+			}
+		}
+		if len(cpus) > 0 {
+			res.Add(fmt.Sprintf("%s: (b) CPU of its processes per event delivered, median of %d", fg.name, len(cpus)), median(cpus), "µs", "")
 		}
 		if len(rounds[f.name]) > 1 {
 			var each []string

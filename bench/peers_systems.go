@@ -166,6 +166,9 @@ func newRelaySystem(bin, dir, receiverURL string, lanes int) (*relaySystem, erro
 	if lanes > 1 {
 		lanesKey = fmt.Sprintf(`,"lanes":%d`, lanes)
 	}
+	if *peersRelayHook != "" {
+		lanesKey += "," + *peersRelayHook
+	}
 	cfg := fmt.Sprintf(`{"relay":{"dataDir":%q,"listen":%q,"maxBackoff":"1s"},
   "notify":{"webhook":{"1":{"enable":true,"endpoint":%q%s}}},
   "buckets":{%q:[{"arn":"arn:minio:sqs::1:webhook","events":["put"]}]}}`,

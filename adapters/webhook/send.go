@@ -13,7 +13,7 @@ import (
 // when Config.Concurrency is 0: each on its own keep-alive connection
 // (net/http has no HTTP/1.1 pipelining), each object's events one after
 // another.
-const DefaultConcurrency = 16
+const DefaultConcurrency = 8
 
 // MaxConcurrency bounds Config.Concurrency.
 const MaxConcurrency = 256
