@@ -105,13 +105,15 @@ func (c *Config) Validate() error {
 type Target struct {
 	cfg    Config
 	client *http.Client
-	auth   string
 	signer *stdwebhooks.Signer // nil without signing secrets
 	// binding is the CloudEvents HTTP binding in binary mode, nil for the
 	// guide's body and for structured mode.
 	binding *cloudevent.Binding
 	lg      *slog.Logger
-	conc    int // POSTs of one send in flight at once
+	conc    int      // POSTs of one send in flight at once
+	url     *url.URL // the endpoint, parsed once; requests only read it
+	authHdr []string // the Authorization header's value, nil without a token
+	host    string   // the Host header: url's host without an empty port
 }
 
 var _ delivery.Target = (*Target)(nil)
@@ -161,7 +163,14 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		// a GET without the body, and the final 2xx would count as delivered.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	t := &Target{cfg: cfg, client: client, auth: auth, lg: lg, conc: conc}
+	u, err := url.Parse(cfg.Endpoint)
+	if err != nil {
+		return nil, kit.Fieldf("endpoint", "must be an http:// or https:// URL")
+	}
+	t := &Target{cfg: cfg, client: client, lg: lg, conc: conc, url: u, host: removeEmptyPort(u.Host)}
+	if auth != "" {
+		t.authHdr = []string{auth}
+	}
 	if cfg.Format.CloudEvents() && !cfg.CloudEventsMode.Structured(true) {
 		t.binding = &cloudevent.HTTP
 	}
@@ -199,29 +208,60 @@ func (t *Target) post(ctx context.Context, it *delivery.Item) error {
 
 // request builds it's POST: the body of the target's format, its headers
 // (CloudEvents binary mode's among them), the event's id, the signature
-// and the authorization.
+// and the authorization. The endpoint is parsed once (New) and the
+// constant headers' values are shared by every request (the transport only
+// reads them).
 func (t *Target) request(ctx context.Context, it *delivery.Item) (*http.Request, error) {
-	hdr := make(http.Header, 8)
+	hdr := make(http.Header, 6)
 	body, ctype := t.cfg.Format.Encode(it, t.binding, func(k, v string) { hdr.Set(k, v) })
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.Endpoint, bytes.NewReader(body))
-	if err != nil {
-		return nil, delivery.Permanent(fmt.Errorf("webhook: %s", t.redact(err.Error())))
+	if ctype == kit.JSONContentType {
+		hdr["Content-Type"] = jsonContentType
+	} else {
+		hdr["Content-Type"] = []string{ctype}
 	}
-	req.Header = hdr
-	req.Header.Set("Content-Type", ctype)
-	req.Header.Set("User-Agent", "bucketrelay")
+	hdr["User-Agent"] = userAgent
 	// The event's id, the same on every retry: consumers drop duplicates
 	// by it. Signed, the timestamp is this attempt's.
 	if id := it.EventID(); t.signer != nil {
-		t.signer.SetHeaders(req.Header, id, time.Now(), body)
+		t.signer.SetHeaders(hdr, id, time.Now(), body)
 	} else if id != "" {
-		req.Header.Set(stdwebhooks.HeaderID, id)
+		hdr[stdwebhooks.HeaderID] = []string{id}
 	}
-	if t.auth != "" {
-		req.Header.Set("Authorization", t.auth)
+	if t.authHdr != nil {
+		hdr["Authorization"] = t.authHdr
 	}
+	// What http.NewRequestWithContext builds, without parsing the URL:
+	// GetBody lets the transport send the POST again on a fresh connection
+	// when a kept-alive one turns out closed before it was written.
+	req := (&http.Request{
+		Method:        http.MethodPost,
+		URL:           t.url,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        hdr,
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
+		ContentLength: int64(len(body)),
+		Host:          t.host,
+	}).WithContext(ctx)
 	return req, nil
 }
+
+// removeEmptyPort strips the colon of a host with an empty port
+// ("example.com:"), as http.NewRequest does.
+func removeEmptyPort(host string) string {
+	if strings.LastIndexByte(host, ':') > strings.LastIndexByte(host, ']') {
+		return strings.TrimSuffix(host, ":")
+	}
+	return host
+}
+
+// Header values every request shares.
+var (
+	jsonContentType = []string{kit.JSONContentType}
+	userAgent       = []string{"bucketrelay"}
+)
 
 // RetryAfter parses a Retry-After header, seconds ("120") or an HTTP date,
 // into the wait from now. It reports false for an empty or unreadable
