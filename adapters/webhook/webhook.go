@@ -1,6 +1,7 @@
 // Package webhook delivers events to an HTTP endpoint: one POST per event
 // with the body {"EventName":…,"Key":…,"Records":[event]}, over keep-alive
-// connections. A 2xx response is success; 3xx (redirects are never
+// connections, up to Config.Concurrency POSTs of a send at once (each
+// object's events one after another, in log order). A 2xx response is success; 3xx (redirects are never
 // followed), 408, 429, 5xx and network errors are retried (a 429 or 503
 // with Retry-After after the wait it asks for, capped by
 // delivery.MaxRetryAfter); 410 Gone pauses the target until an operator
