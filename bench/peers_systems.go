@@ -157,18 +157,22 @@ type relaySystem struct {
 	addr string
 }
 
-func newRelaySystem(bin, dir, receiverURL string) (*relaySystem, error) {
+// newRelaySystem returns the relay with its default configuration, but
+// for lanes above 1: the relay at its own maximum, the webhook's events in
+// lanes by object key, each in order.
+func newRelaySystem(bin, dir, receiverURL string, lanes int) (*relaySystem, error) {
 	addr := freePort()
-	lanes := ""
-	if *peersLanes > 1 {
-		// The relay at its own maximum: the webhook's events in lanes,
-		// each in order on its own connection.
-		lanes = fmt.Sprintf(`,"lanes":%d`, *peersLanes)
+	lanesKey := ""
+	if lanes > 1 {
+		lanesKey = fmt.Sprintf(`,"lanes":%d`, lanes)
+	}
+	if *peersRelayHook != "" {
+		lanesKey += "," + *peersRelayHook
 	}
 	cfg := fmt.Sprintf(`{"relay":{"dataDir":%q,"listen":%q,"maxBackoff":"1s"},
   "notify":{"webhook":{"1":{"enable":true,"endpoint":%q%s}}},
   "buckets":{%q:[{"arn":"arn:minio:sqs::1:webhook","events":["put"]}]}}`,
-		filepath.Join(dir, "data"), addr, receiverURL, lanes, peersBucket)
+		filepath.Join(dir, "data"), addr, receiverURL, lanesKey, peersBucket)
 	path := filepath.Join(dir, "relay.json")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -362,11 +366,15 @@ func peerBinaries(ctx context.Context, dir string, need ...string) (relayBin, mi
 	if err != nil {
 		return "", "", "", err
 	}
-	relayBin = filepath.Join(dir, "relay")
-	build := exec.CommandContext(ctx, "go", "build", "-o", relayBin, "./cmd/relay")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", "", "", fmt.Errorf("building the relay: %v: %s", err, out)
+	if relayBin = *peersRelayBin; relayBin == "" {
+		relayBin = filepath.Join(dir, "relay")
+		build := exec.CommandContext(ctx, "go", "build", "-o", relayBin, "./cmd/relay")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			return "", "", "", fmt.Errorf("building the relay: %v: %s", err, out)
+		}
+	} else if relayBin, err = filepath.Abs(relayBin); err != nil {
+		return "", "", "", err
 	}
 	// The script builds what is missing (minutes the first time) and
 	// prints its progress; the binaries are cached for later runs.

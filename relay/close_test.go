@@ -79,7 +79,7 @@ func TestCloseDeadlineHangingEndpoint(t *testing.T) {
 func testConfigTimeout(t testing.TB, dir, endpoint, timeout string) *Config {
 	t.Helper()
 	c, err := ParseConfig([]byte(`{"relay":{"dataDir":"` + dir + `","minBackoff":"10ms","maxBackoff":"200ms"},
-"notify":{"webhook":{"1":{"enable":true,"endpoint":"` + endpoint + `","timeout":"` + timeout + `"}}},
+"notify":{"webhook":{"1":{"enable":true,"endpoint":"` + endpoint + `","timeout":"` + timeout + `","concurrency":1}}},
 "buckets":{"images":[{"arn":"` + webhookARN + `","events":["put","delete"]}]}}`))
 	if err != nil {
 		t.Fatal(err)

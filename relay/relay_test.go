@@ -24,10 +24,13 @@ const webhookARN = "arn:minio:sqs::1:webhook"
 
 // testConfig returns a config with one webhook target posting to endpoint
 // and the rule images: put,delete.
+// testConfig is a relay with webhook target 1 posting to endpoint, one
+// POST at a time ("concurrency": 1): the tests check the log order across
+// objects, which the webhook's default concurrency does not keep.
 func testConfig(t testing.TB, dir, endpoint, extra string) *Config {
 	t.Helper()
 	doc := fmt.Sprintf(`{"relay":{"dataDir":%q,"minBackoff":"10ms","maxBackoff":"200ms"%s},
-"notify":{"webhook":{"1":{"enable":true,"endpoint":%q,"timeout":"2s"}}},
+"notify":{"webhook":{"1":{"enable":true,"endpoint":%q,"timeout":"2s","concurrency":1}}},
 "buckets":{"images":[{"arn":%q,"events":["put","delete"]}]}}`, dir, extra, endpoint, webhookARN)
 	c, err := ParseConfig([]byte(doc))
 	if err != nil {

@@ -179,13 +179,14 @@ func TestRewindOlderThanRetained(t *testing.T) {
 
 // startFromConfig is a config with webhook targets 1 (to rcv1) and, when
 // rcv2 and rcv3 are set, 2 (startFrom oldest) and 3 (default), every one
-// routed images: put.
+// routed images: put. Each posts one event at a time, in log order
+// across objects too ("concurrency": 1), as the tests check.
 func startFromConfig(t *testing.T, dir string, rcv1, rcv2, rcv3 *webhookrecv.Receiver) *Config {
 	t.Helper()
-	targets := fmt.Sprintf(`"1":{"enable":true,"endpoint":%q}`, rcv1.URL())
+	targets := fmt.Sprintf(`"1":{"enable":true,"endpoint":%q,"concurrency":1}`, rcv1.URL())
 	rules := `{"arn":"arn:minio:sqs::1:webhook","events":["put"]}`
 	if rcv2 != nil {
-		targets += fmt.Sprintf(`,"2":{"enable":true,"endpoint":%q,"startFrom":"oldest"},"3":{"enable":true,"endpoint":%q}`, rcv2.URL(), rcv3.URL())
+		targets += fmt.Sprintf(`,"2":{"enable":true,"endpoint":%q,"startFrom":"oldest","concurrency":1},"3":{"enable":true,"endpoint":%q,"concurrency":1}`, rcv2.URL(), rcv3.URL())
 		rules += `,{"arn":"arn:minio:sqs::2:webhook","events":["put"]},{"arn":"arn:minio:sqs::3:webhook","events":["put"]}`
 	}
 	c, err := ParseConfig([]byte(fmt.Sprintf(`{"relay":{"dataDir":%q,"minBackoff":"10ms","maxBackoff":"200ms","retention":{"age":"1h","bytes":1048576}},

@@ -10,7 +10,7 @@ var Kind = kit.Define[Config](kit.Kind{
 	Title:    "Webhook",
 	MaxBatch: 500,
 	InFlight: 1,
-	Delivery: "at least once, in order; 2xx = delivered, 3xx (never followed), 408, 429, 5xx = retried (429/503 after their `Retry-After`), 410 = target paused, other 4xx = quarantined",
+	Delivery: "at least once, in order per object; 2xx = delivered, 3xx (never followed), 408, 429, 5xx = retried (429/503 after their `Retry-After`), 410 = target paused, other 4xx = quarantined",
 	Params: []kit.Param{
 		{Name: "enable", Type: "bool", Default: "required", Doc: "Start the target. A disabled target is parsed and validated, not started.", Guide: true},
 		{Name: "endpoint", Type: "string", Default: "required", Doc: "The `http://` or `https://` URL events are POSTed to.", Guide: true},
@@ -20,6 +20,7 @@ var Kind = kit.Define[Config](kit.Kind{
 		{Name: "timeout", Type: "string", Default: "`10s`", Doc: "Bounds each POST (Go duration)."},
 		{Name: "signingSecrets", Type: "array of strings", Default: "", Doc: "Sign every POST as [Standard Webhooks](https://www.standardwebhooks.com) 1.0 does (`webhook-timestamp`, `webhook-signature` with one `v1` signature per secret, for rotation); each secret is `whsec_` and base64. Every POST carries `webhook-id`, the event's id, signed or not."},
 		{Name: "format", Type: "string", Default: "", Doc: "Empty for the guide's body; `cloudevents` POSTs each event as a [CloudEvent](https://cloudevents.io) 1.0 (HTTP binding): type `com.amazonaws.s3.<eventName>`, source `<eventSource>.<awsRegion>.<bucket>`, subject the object key, id the event's id, the record as data."},
+		{Name: "concurrency", Type: "int", Default: "`8`", Doc: "POSTs of one send in flight at once (1–256), each on its own keep-alive connection. Each object's events are posted one after another in log order; events of different objects go out side by side, so across objects the endpoint may see them out of log order (as with MinIO and S3: use `s3.object.sequencer` to order one object's events). `1` posts every event in log order, one at a time."},
 		{Name: "cloudeventsMode", Type: "string", Default: "`binary`", Doc: "With `format: cloudevents`: `binary` (`ce-*` headers, the record as the body) or `structured` (the whole event as `application/cloudevents+json`)."},
 	},
 }, New)

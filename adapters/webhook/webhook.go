@@ -1,6 +1,7 @@
 // Package webhook delivers events to an HTTP endpoint: one POST per event
 // with the body {"EventName":…,"Key":…,"Records":[event]}, over keep-alive
-// connections. A 2xx response is success; 3xx (redirects are never
+// connections, up to Config.Concurrency POSTs of a send at once (each
+// object's events one after another, in log order). A 2xx response is success; 3xx (redirects are never
 // followed), 408, 429, 5xx and network errors are retried (a 429 or 503
 // with Retry-After after the wait it asks for, capped by
 // delivery.MaxRetryAfter); 410 Gone pauses the target until an operator
@@ -56,6 +57,11 @@ type Config struct {
 	// CloudEventsMode is "binary" (the default: ce-* headers, the record
 	// as the body) or "structured" (application/cloudevents+json).
 	CloudEventsMode kit.CloudEventsMode `json:"cloudeventsMode,omitempty"`
+	// Concurrency is how many POSTs of one send may be in flight at once,
+	// each on its own keep-alive connection; events of one object are
+	// always posted one after another, in log order. 1 posts every event
+	// in log order, one at a time; 0 means DefaultConcurrency.
+	Concurrency int `json:"concurrency,omitempty"`
 }
 
 // Validate checks the configuration. Errors are *kit.FieldError.
@@ -78,6 +84,9 @@ func (c *Config) Validate() error {
 			return kit.Fieldf("timeout", "must be a positive duration such as \"10s\"")
 		}
 	}
+	if c.Concurrency < 0 || c.Concurrency > MaxConcurrency {
+		return kit.Fieldf("concurrency", "must be between 1 and %d (0 or absent: %d)", MaxConcurrency, DefaultConcurrency)
+	}
 	if err := c.Format.ValidateMessage(); err != nil {
 		return err
 	}
@@ -97,12 +106,15 @@ func (c *Config) Validate() error {
 type Target struct {
 	cfg    Config
 	client *http.Client
-	auth   string
 	signer *stdwebhooks.Signer // nil without signing secrets
 	// binding is the CloudEvents HTTP binding in binary mode, nil for the
 	// guide's body and for structured mode.
 	binding *cloudevent.Binding
 	lg      *slog.Logger
+	conc    int      // POSTs of one send in flight at once
+	url     *url.URL // the endpoint, parsed once; requests only read it
+	authHdr []string // the Authorization header's value, nil without a token
+	host    string   // the Host header: url's host without an empty port
 }
 
 var _ delivery.Target = (*Target)(nil)
@@ -119,15 +131,22 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	if cfg.Timeout != "" {
 		timeout, _ = time.ParseDuration(cfg.Timeout)
 	}
+	conc := cfg.Concurrency
+	if conc == 0 {
+		conc = DefaultConcurrency
+	}
 	tlsConf, err := cfg.TLSFiles.Config("", "")
 	if err != nil {
 		return nil, err
 	}
 	tr := &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:     tlsConf,
-		MaxIdleConnsPerHost: 256, // one per lane: a target with up to 256 "lanes" keeps its connections
+		Proxy:           http.ProxyFromEnvironment,
+		DialContext:     (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig: tlsConf,
+		// Every connection a send or a lane may use stays open between
+		// sends: lanes × concurrency, at least 256 (a target with up to 256
+		// "lanes" of one POST at a time).
+		MaxIdleConnsPerHost: max(256, 4*conc),
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   true,
 	}
@@ -145,7 +164,14 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		// a GET without the body, and the final 2xx would count as delivered.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	t := &Target{cfg: cfg, client: client, auth: auth, lg: lg}
+	u, err := url.Parse(cfg.Endpoint)
+	if err != nil {
+		return nil, kit.Fieldf("endpoint", "must be an http:// or https:// URL")
+	}
+	t := &Target{cfg: cfg, client: client, lg: lg, conc: conc, url: u, host: removeEmptyPort(u.Host)}
+	if auth != "" {
+		t.authHdr = []string{auth}
+	}
 	if cfg.Format.CloudEvents() && !cfg.CloudEventsMode.Structured(true) {
 		t.binding = &cloudevent.HTTP
 	}
@@ -156,31 +182,6 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	}
 	return t, nil
 }
-
-// Send posts items one at a time, in order. It goes on past an event the
-// endpoint rejects for good and stops at the first retryable failure.
-func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
-	var failed []delivery.ItemError
-	for i := range items {
-		err := t.post(ctx, &items[i])
-		if err == nil {
-			continue
-		}
-		failed = append(failed, delivery.ItemError{Index: i, Err: err})
-		if !delivery.IsPermanent(err) {
-			for j := i + 1; j < len(items); j++ {
-				failed = append(failed, delivery.ItemError{Index: j, Err: errNotSent})
-			}
-			break
-		}
-	}
-	if failed == nil {
-		return nil
-	}
-	return &delivery.BatchError{Failed: failed}
-}
-
-var errNotSent = fmt.Errorf("webhook: not sent: %w", delivery.ErrEarlierFailed)
 
 func (t *Target) post(ctx context.Context, it *delivery.Item) error {
 	req, err := t.request(ctx, it)
@@ -208,29 +209,60 @@ func (t *Target) post(ctx context.Context, it *delivery.Item) error {
 
 // request builds it's POST: the body of the target's format, its headers
 // (CloudEvents binary mode's among them), the event's id, the signature
-// and the authorization.
+// and the authorization. The endpoint is parsed once (New) and the
+// constant headers' values are shared by every request (the transport only
+// reads them).
 func (t *Target) request(ctx context.Context, it *delivery.Item) (*http.Request, error) {
-	hdr := make(http.Header, 8)
+	hdr := make(http.Header, 6)
 	body, ctype := t.cfg.Format.Encode(it, t.binding, func(k, v string) { hdr.Set(k, v) })
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.Endpoint, bytes.NewReader(body))
-	if err != nil {
-		return nil, delivery.Permanent(fmt.Errorf("webhook: %s", t.redact(err.Error())))
+	if ctype == kit.JSONContentType {
+		hdr["Content-Type"] = jsonContentType
+	} else {
+		hdr["Content-Type"] = []string{ctype}
 	}
-	req.Header = hdr
-	req.Header.Set("Content-Type", ctype)
-	req.Header.Set("User-Agent", "bucketrelay")
+	hdr["User-Agent"] = userAgent
 	// The event's id, the same on every retry: consumers drop duplicates
 	// by it. Signed, the timestamp is this attempt's.
 	if id := it.EventID(); t.signer != nil {
-		t.signer.SetHeaders(req.Header, id, time.Now(), body)
+		t.signer.SetHeaders(hdr, id, time.Now(), body)
 	} else if id != "" {
-		req.Header.Set(stdwebhooks.HeaderID, id)
+		hdr[stdwebhooks.HeaderID] = []string{id}
 	}
-	if t.auth != "" {
-		req.Header.Set("Authorization", t.auth)
+	if t.authHdr != nil {
+		hdr["Authorization"] = t.authHdr
 	}
+	// What http.NewRequestWithContext builds, without parsing the URL:
+	// GetBody lets the transport send the POST again on a fresh connection
+	// when a kept-alive one turns out closed before it was written.
+	req := (&http.Request{
+		Method:        http.MethodPost,
+		URL:           t.url,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        hdr,
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
+		ContentLength: int64(len(body)),
+		Host:          t.host,
+	}).WithContext(ctx)
 	return req, nil
 }
+
+// removeEmptyPort strips the colon of a host with an empty port
+// ("example.com:"), as http.NewRequest does.
+func removeEmptyPort(host string) string {
+	if strings.LastIndexByte(host, ':') > strings.LastIndexByte(host, ']') {
+		return strings.TrimSuffix(host, ":")
+	}
+	return host
+}
+
+// Header values every request shares.
+var (
+	jsonContentType = []string{kit.JSONContentType}
+	userAgent       = []string{"bucketrelay"}
+)
 
 // RetryAfter parses a Retry-After header, seconds ("120") or an HTTP date,
 // into the wait from now. It reports false for an empty or unreadable

@@ -18,12 +18,13 @@ import (
 )
 
 // serveRetaining serves a relay like serveOperate, keeping an hour of
-// delivered history (relay.retention).
+// delivered history (relay.retention), its webhook posting one event at a
+// time ("concurrency": 1): the tests check the log order across objects.
 func serveRetaining(t *testing.T, endpoint string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "relay.json")
 	os.WriteFile(path, []byte(fmt.Sprintf(`{"relay":{"dataDir":%q,"listen":"127.0.0.1:0","minBackoff":"10ms","maxBackoff":"100ms","retention":{"age":"1h"}},
-"notify":{"webhook":{"1":{"enable":true,"endpoint":%q}}},
+"notify":{"webhook":{"1":{"enable":true,"endpoint":%q,"concurrency":1}}},
 "buckets":{"images":[{"arn":%q,"events":["put"]}]}}`, t.TempDir(), endpoint, hookARN)), 0o600)
 	addr := runServe(t, "--config", path)
 	return "http://" + addr
