@@ -60,8 +60,9 @@ func (it *Item) AppendMessage(dst []byte) []byte {
 
 // Target is a destination for events: a broker, a store or an endpoint.
 //
-// Send delivers items in order and returns nil only when the target has
-// acknowledged every one of them. It returns a *BatchError when some items
+// Send delivers items, each key's items in order (items of different keys
+// may go out side by side, as the webhook's concurrent POSTs do), and
+// returns nil only when the target has acknowledged every one of them. It returns a *BatchError when some items
 // were delivered and others not, an error wrapped with Permanent when the
 // items can never be delivered, and any other error when the whole send may
 // be retried. An error wrapped with Gone (for the whole send or one item)
