@@ -89,6 +89,10 @@ func (l *loop) countQuick() bool {
 	return b.counted
 }
 
+// countPause, when set (by tests), is called before the counter takes
+// each record.
+var countPause func()
+
 // countEvery is how many records the counter reads between updates of the
 // lower bound Stats shows while it counts.
 const countEvery = 4096
@@ -122,6 +126,9 @@ func (l *loop) count(ctx context.Context) {
 			return c > expect
 		}
 		_, err := l.e.log.Read(ctx, from, l.spec.ID, func(r wal.Record) bool {
+			if countPause != nil {
+				countPause()
+			}
 			if r.Seq != expect && ahead() {
 				overtaken = true
 				return false
