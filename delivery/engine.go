@@ -171,7 +171,9 @@ func New(l Log, opts Options) *Engine {
 }
 
 // Add registers a target: it gets a cursor in the log (starting after the
-// last record if it is new) and its backlog is counted. A target added
+// last record if it is new). Its backlog is counted at once if the log is
+// a BacklogCounter, otherwise by the loop, reading it while it already
+// delivers (Stats.Counting): Add never reads the backlog. A target added
 // before Run starts with Run; one added while Run runs starts at once (a
 // target configured at runtime). Add fails once Run has returned.
 func (e *Engine) Add(s Spec) error {
