@@ -87,7 +87,12 @@ type Stats struct {
 	// Cursor is the next sequence the target has to deliver.
 	Cursor uint64
 	// Pending counts events routed to the target and not yet delivered.
+	// While Counting, it is a lower bound of at least 1.
 	Pending int64
+	// Counting reports that the backlog the target had when it was added
+	// is still being read to count it (a log without BacklogCounter, such
+	// as a lane of the JetStream log); delivery does not wait for it.
+	Counting bool
 	// Delivered counts events delivered, coalesced away or with nothing
 	// to write.
 	Delivered uint64
@@ -171,7 +176,9 @@ func New(l Log, opts Options) *Engine {
 }
 
 // Add registers a target: it gets a cursor in the log (starting after the
-// last record if it is new) and its backlog is counted. A target added
+// last record if it is new). Its backlog is counted at once if the log is
+// a BacklogCounter, otherwise by the loop, reading it while it already
+// delivers (Stats.Counting): Add never reads the backlog. A target added
 // before Run starts with Run; one added while Run runs starts at once (a
 // target configured at runtime). Add fails once Run has returned.
 func (e *Engine) Add(s Spec) error {
@@ -206,34 +213,19 @@ func (e *Engine) Add(s Spec) error {
 }
 
 // newLoop makes the drain loop of s, starting at its cursor in the log.
+// Its backlog is counted here only if that is cheap (countQuick): e.mu is
+// held, and reading a large backlog would stall the engine. Otherwise the
+// loop counts it while it delivers (backlog.go).
 func (e *Engine) newLoop(s Spec) (*loop, error) {
 	cursor := e.log.Register(s.ID)
 	lg := e.lg.With("target", s.ID)
-	// Pending is the backlog now plus what is routed later less what the
-	// loop passes: count the backlog up to a sequence the routed counter
-	// was read at.
-	routed0, last := e.log.Routed(s.ID)
-	var backlog int64
-	if _, err := e.log.Read(context.Background(), cursor, s.ID, func(r wal.Record) bool {
-		if r.Seq > last {
-			return false
-		}
-		backlog++
-		return true
-	}); err != nil {
-		if !errors.Is(err, wal.ErrCorrupt) {
-			return nil, fmt.Errorf("delivery: counting backlog of %s: %w", s.ID, err)
-		}
-		// Damage must not keep the relay from starting while intact
-		// records are pending: the loop meets it again and reports it.
-		lg.Warn("counting the backlog: the log is damaged; the pending count is a lower bound", "err", err)
-	}
 	l := &loop{
 		spec: s, e: e, lg: lg, h: newHealth(lg, e.opts.RepeatLogInterval),
-		cursor: cursor, routed0: routed0, backlog: backlog, attempts: map[uint64]int{},
+		cursor: cursor, attempts: map[uint64]int{},
 		kick: make(chan struct{}, 1), queued: map[uint64]bool{}, rattempts: map[uint64]int{},
 		done: make(chan struct{}), limiter: s.Policy.limiter(),
 	}
+	l.countQuick()
 	l.pos.Store(cursor) // Stats reads pos, never the cursor run owns
 	l.bo = &backoff.ExponentialBackOff{
 		InitialInterval:     e.opts.MinBackoff,

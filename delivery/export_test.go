@@ -9,3 +9,11 @@ func SetProbeEvery(d time.Duration) func() {
 	probeEvery = d
 	return func() { probeEvery = old }
 }
+
+// SetCountPause makes the backlog counter call f before each record it
+// takes, for tests, and returns a function restoring it.
+func SetCountPause(f func()) func() {
+	old := countPause
+	countPause = f
+	return func() { countPause = old }
+}

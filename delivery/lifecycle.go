@@ -48,12 +48,20 @@ func (e *Engine) start(l *loop) {
 		} else {
 			close(probed)
 		}
+		counted := make(chan struct{})
+		if !l.counted() {
+			// Counting reads the backlog: beside delivery, not before it.
+			go func() { defer close(counted); l.count(ctx) }()
+		} else {
+			close(counted)
+		}
 		if err := l.run(ctx); err != nil {
 			l.lg.Error("delivery stopped", "err", err)
 			rs.fail(err)
 		}
 		cancel()
-		<-probed // ends with ctx; Close must not race a probe
+		<-probed  // ends with ctx; Close must not race a probe
+		<-counted // ends with ctx; the log outlives no loop's reads
 		if l.keepTarget.Load() {
 			return
 		}

@@ -35,8 +35,10 @@ type loop struct {
 	attempts map[uint64]int
 	limiter  *rate.Limiter // Policy.RateLimit; nil without one
 
-	routed0 uint64 // the log's routed count for the target at Add
-	backlog int64  // records pending at Add
+	// The backlog count (backlog.go): cmu guards bl and pairs moves of
+	// pos with consumed, so the counter snapshots them together.
+	cmu sync.Mutex
+	bl  backlogCount
 
 	// Pause and re-drive (operate.go). kick wakes the loop when either
 	// changes; the queue is guarded by rmu. redriving holds the entries of
@@ -67,16 +69,10 @@ type loop struct {
 	keepTarget atomic.Bool
 }
 
-// pending returns the records routed to the target that its cursor has not
-// passed.
-func (l *loop) pending() int64 {
-	routed, _ := l.e.log.Routed(l.spec.ID)
-	return max(0, int64(routed-l.routed0)+l.backlog-l.consumed.Load())
-}
-
 func (l *loop) stats() Stats {
+	pending, counted := l.pending()
 	s := Stats{
-		ID: l.spec.ID, Cursor: l.pos.Load(), Pending: l.pending(),
+		ID: l.spec.ID, Cursor: l.pos.Load(), Pending: pending, Counting: !counted,
 		Delivered: l.delivered.Load(), Retried: l.retried.Load(), Quarantined: l.quarantined.Load(),
 		Sends: l.sends.Load(), Redriven: l.redriven.Load(), Resent: l.resent.Load(),
 	}
@@ -201,8 +197,7 @@ func (l *loop) run(ctx context.Context) error {
 				return l.fatal(ctx, fmt.Errorf("delivery: %s: moving the cursor: %w", l.spec.ID, err))
 			}
 			l.cursor = w.next
-			l.pos.Store(w.next)
-			l.consumed.Add(int64(w.n))
+			l.passed(w.next, w.n)
 			// Records coalesced away or with nothing to write count as
 			// delivered once the window is done.
 			l.delivered.Add(uint64(w.n - len(w.items)))

@@ -148,7 +148,8 @@ type Log struct {
 	health     error
 	warnings   []string
 
-	cache frameCache
+	cache      frameCache
+	reclaimOut outage // purges failing: logged once per outage
 }
 
 var _ delivery.Log = (*Log)(nil)
@@ -1333,12 +1334,13 @@ func (l *Log) reclaimPassed(ctx context.Context) {
 	upTo := l.index[n-1].seq + 1
 	l.mu.Unlock()
 	if err := l.stream.Purge(ctx, jetstream.WithPurgeSequence(upTo)); err != nil {
-		l.lg.Warn("jslog: reclaiming delivered messages", "upTo", upTo, "err", err)
+		l.reclaimOut.fail(l.lg, "jslog: reclaiming delivered messages failed", "upTo", upTo, "err", err)
 		l.mu.Lock()
 		l.reclaim = true
 		l.mu.Unlock()
 		return
 	}
+	l.reclaimOut.ok(l.lg, "jslog: reclaiming delivered messages works again", "upTo", upTo)
 	l.dropBelow(upTo)
 }
 

@@ -46,6 +46,10 @@ type TargetStatus struct {
 	Cursor uint64 `json:"cursor"`
 	// Lag counts events routed to the target and not yet delivered.
 	Lag int64 `json:"lag"`
+	// LagCounting reports that the target (a lane just taken over on the
+	// cluster log) is still reading its backlog to count it while it
+	// delivers: Lag is the part counted so far, at least 1.
+	LagCounting bool `json:"lagCounting,omitempty"`
 	// LagBytes is the size of those events as logged (uncompressed
 	// record bytes, what relay.queueLimitBytes bounds).
 	LagBytes int64 `json:"lagBytes"`
@@ -80,7 +84,7 @@ func (r *Relay) TargetStatus() []TargetStatus {
 	var out []TargetStatus
 	for _, s := range r.eng.Stats() {
 		t := TargetStatus{
-			ARN: s.ID, State: s.State, Cursor: s.Cursor, Lag: max(s.Pending, 0),
+			ARN: s.ID, State: s.State, Cursor: s.Cursor, Lag: max(s.Pending, 0), LagCounting: s.Counting,
 			LastError: s.LastError, Delivered: s.Delivered, Retried: s.Retried,
 			Quarantined: s.Quarantined, Redriven: s.Redriven,
 			InQuarantine: r.log.QuarantineCount(s.ID),

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -133,6 +134,7 @@ type Receiver struct {
 	maxFirst   map[string]int
 	violations []string
 	last       time.Time
+	lastAt     map[string]time.Time // by bucket/object key: its last event taken
 	bodies     int
 }
 
@@ -142,7 +144,7 @@ func NewReceiver() (*Receiver, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Receiver{Addr: ln.Addr().String(), count: map[int]int{}, maxFirst: map[string]int{}}
+	r := &Receiver{Addr: ln.Addr().String(), count: map[int]int{}, maxFirst: map[string]int{}, lastAt: map[string]time.Time{}}
 	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
 	go r.srv.Serve(ln)
 	return r, nil
@@ -181,6 +183,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		rec := &m.Records[i]
 		id := int(rec.S3.Object.Size - 1000)
 		key := rec.S3.Object.Key
+		r.lastAt[rec.S3.Bucket.Name+"/"+key] = r.last
 		r.count[id]++
 		if r.count[id] > 1 {
 			continue
@@ -201,6 +204,75 @@ func (r *Receiver) Delivered() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.count)
+}
+
+// LastDelivered returns, per bucket/object key, when the receiver last
+// took one of its events.
+func (r *Receiver) LastDelivered() map[string]time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.lastAt)
+}
+
+// WaitDelivering waits until the receiver has taken an event of each lane
+// named (lane IDs, "arn#i/n") after since, and returns how long after
+// since the last of those lanes delivered again: a failover as the
+// receiver sees it. Events taken in the first 100 ms are not counted (a
+// killed relay's last request may still be answered). keys lists the
+// bucket/object keys events were sent for; with none, lanes none of whose
+// keys was delivered yet are not waited for.
+func WaitDelivering(ctx context.Context, r *Receiver, lanes, keys []string, since time.Time) (time.Duration, error) {
+	after := since.Add(100 * time.Millisecond)
+	first := map[string]time.Time{}
+	for {
+		last := r.LastDelivered()
+		for _, k := range keys {
+			if _, ok := last[k]; !ok {
+				last[k] = time.Time{}
+			}
+		}
+		done := true
+		for _, id := range lanes {
+			if _, ok := first[id]; ok {
+				continue
+			}
+			var lane, n int
+			if i := strings.LastIndexByte(id, '#'); i < 0 {
+				n = 1
+			} else if _, err := fmt.Sscanf(id[i+1:], "%d/%d", &lane, &n); err != nil {
+				return 0, fmt.Errorf("clusterrun: lane ID %q: %w", id, err)
+			}
+			known := false
+			var at time.Time
+			for key, t := range last {
+				if event.LaneOf(key, n) != lane {
+					continue
+				}
+				known = true
+				if t.After(after) && (at.IsZero() || t.Before(at)) {
+					at = t
+				}
+			}
+			switch {
+			case !at.IsZero():
+				first[id] = at
+			case known:
+				done = false
+			}
+		}
+		if done {
+			var d time.Duration
+			for _, t := range first {
+				d = max(d, t.Sub(since))
+			}
+			return d, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("clusterrun: lanes %v not delivering again: %w", lanes, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // Has reports whether every id was delivered at least once.
