@@ -58,18 +58,33 @@ func nkRun(ctx context.Context, o harness.Options, s nkSpec) (harness.Result, er
 		d = min(d, time.Second)
 	}
 	pool := harness.NewPool(4096)
+	// With --cpuprofile, one profile per phase, so that the relay's CPU
+	// per event can be set beside the direct client's.
+	profile := func(phase string) func() {
+		stop, err := harness.StartProfile(o, filepath.Base(o.Dir)+"-"+phase)
+		if err != nil {
+			return func() {}
+		}
+		return stop
+	}
+	stopProfile := profile("relay")
 	rate, err := nkRelayRate(ctx, filepath.Join(o.Dir, "rate"), s, pool, d)
+	stopProfile()
 	if err != nil {
 		return res, fmt.Errorf("relay rate: %w", err)
 	}
 	res.Add("relay delivered rate (wal → engine → target, backlog ≥ 20k, batches of 1000)", rate, "events/s", s.goal)
+	stopProfile = profile("direct")
 	direct, err := s.direct(ctx, pool.Bodies, pool.Keys, d)
+	stopProfile()
 	if err != nil {
 		return res, fmt.Errorf("direct client: %w", err)
 	}
 	res.Add("direct client, same bodies, same acknowledgement", direct, "events/s", "")
 	res.Add("ratio relay / direct", rate/direct, "×", "≥ 0.8")
+	stopProfile = profile("drain")
 	drain, err := nkDrainRate(ctx, filepath.Join(o.Dir, "drain"), s, pool, o.Quick)
+	stopProfile()
 	if err != nil {
 		return res, fmt.Errorf("relay drain rate: %w", err)
 	}
