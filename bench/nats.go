@@ -239,7 +239,9 @@ func runJetStream(ctx context.Context, o harness.Options) (harness.Result, error
 			}
 			n, start := 0, time.Now()
 			for time.Since(start) < d && ctx.Err() == nil {
-				if _, err := djs.PublishAsync(subject, bodies[n%len(bodies)]); err != nil {
+				// A long stall wait: on a loaded machine the default
+				// 200 ms fails the run instead of slowing it.
+				if _, err := djs.PublishAsync(subject, bodies[n%len(bodies)], jetstream.WithStallWait(30*time.Second)); err != nil {
 					return 0, err
 				}
 				n++
