@@ -233,7 +233,7 @@ func (t *Target) saramaConfig() (*sarama.Config, error) {
 	sc.Producer.Return.Errors = true
 	sc.Producer.Compression = codecs[strings.ToLower(cfg.Compression)]
 	sc.Producer.Partitioner = sarama.NewHashPartitioner
-	// Gather what SendMessages hands over into few produce requests rather
+	// Gather what the sends hand over into few produce requests rather
 	// than sending the first message of a batch alone.
 	sc.Producer.Flush.Frequency = time.Millisecond
 	if cfg.TLS.Enable {
