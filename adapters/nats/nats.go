@@ -473,10 +473,10 @@ func (t *Target) message(it *delivery.Item) *natsgo.Msg {
 	return msg
 }
 
-// coreMsg builds core NATS messages in one message, header and buffer
-// reused for every item of a send: PublishMsg copies what it publishes
-// before it returns (JetStream's asynchronous publish keeps its message,
-// so it uses message instead).
+// coreMsg builds core NATS and JetStream messages in one message, header
+// and buffer reused for every item of a send: PublishMsg copies what it
+// publishes before it returns (JetStream sends publish with PublishMsg and
+// a reply subject of their own, jetstream.go, and keep no message).
 type coreMsg struct {
 	msg natsgo.Msg
 	hdr natsgo.Header
