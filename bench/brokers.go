@@ -11,7 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/bench/harness"
@@ -58,32 +60,42 @@ func nkRun(ctx context.Context, o harness.Options, s nkSpec) (harness.Result, er
 		d = min(d, time.Second)
 	}
 	pool := harness.NewPool(4096)
-	stopProfile, err := harness.StartProfile(o, o.Scenario+"-relay")
-	if err != nil {
-		return res, err
+	// With --cpuprofile, one profile per phase, so that the relay's CPU
+	// per event can be set beside the direct client's.
+	profile := func(phase string) func() {
+		stop, err := harness.StartProfile(o, filepath.Base(o.Dir)+"-"+phase)
+		if err != nil {
+			return func() {}
+		}
+		return stop
 	}
+	stopProfile := profile("relay")
 	rate, err := nkRelayRate(ctx, filepath.Join(o.Dir, "rate"), s, pool, d)
 	stopProfile()
 	if err != nil {
 		return res, fmt.Errorf("relay rate: %w", err)
 	}
 	res.Add("relay delivered rate (wal → engine → target, backlog ≥ 20k, batches of 1000)", rate, "events/s", s.goal)
-	if stopProfile, err = harness.StartProfile(o, o.Scenario+"-direct"); err != nil {
-		return res, err
-	}
+	stopProfile = profile("direct")
+	cpu0, t0 := processCPU(), time.Now()
 	direct, err := s.direct(ctx, pool.Bodies, pool.Keys, d)
+	directCPU := (processCPU() - cpu0).Seconds() / (direct * time.Since(t0).Seconds())
 	stopProfile()
 	if err != nil {
 		return res, fmt.Errorf("direct client: %w", err)
 	}
 	res.Add("direct client, same bodies, same acknowledgement", direct, "events/s", "")
 	res.Add("ratio relay / direct", rate/direct, "×", "≥ 0.8")
-	drain, err := nkDrainRate(ctx, filepath.Join(o.Dir, "drain"), s, pool, o)
+	drain, drainCPU, err := nkDrainRate(ctx, filepath.Join(o.Dir, "drain"), s, pool, o.Quick, profile)
 	if err != nil {
 		return res, fmt.Errorf("relay drain rate: %w", err)
 	}
 	res.Add("relay drain rate of a prefilled backlog (no appends meanwhile)", drain, "events/s", s.goal)
 	res.Add("ratio relay drain / direct", drain/direct, "×", "≥ 0.8")
+	// CPU of this process (an out-of-process server's is not counted):
+	// steadier than the rates on a shared machine.
+	res.Add("process CPU per event, direct client", directCPU*1e6, "µs", "")
+	res.Add("process CPU per event, relay drain", drainCPU*1e6, "µs", "")
 	if err := nkOutage(ctx, &res, filepath.Join(o.Dir, "outage"), s, o); err != nil {
 		return res, fmt.Errorf("outage: %w", err)
 	}
@@ -130,14 +142,16 @@ func nkRelayRate(ctx context.Context, dir string, s nkSpec, pool harness.Pool, d
 // nkDrainRate appends a backlog with the engine stopped, then runs it and
 // measures the delivered rate between 10 % and 90 % of the backlog: the
 // delivery path alone, without ingest competing for the CPU and the disk.
-func nkDrainRate(ctx context.Context, dir string, s nkSpec, pool harness.Pool, o harness.Options) (float64, error) {
+// It also returns the process's CPU seconds per event over that span, and
+// profiles it (profile starts a CPU profile and returns its stop).
+func nkDrainRate(ctx context.Context, dir string, s nkSpec, pool harness.Pool, quick bool, profile func(string) func()) (rate, cpu float64, err error) {
 	total := 200_000
-	if o.Quick {
+	if quick {
 		total = 50_000
 	}
 	p, err := nkOpen(dir, s.newTarget, s.inFlight)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer p.Close()
 	for n := 0; n < total; n += 5000 {
@@ -147,27 +161,26 @@ func nkDrainRate(ctx context.Context, dir string, s nkSpec, pool harness.Pool, o
 			es[i] = &wal.Entry{Targets: []string{p.ID}, Key: pool.Keys[k], Name: string(event.ObjectCreatedPut), Data: pool.Raws[k]}
 		}
 		if err := p.Append(ctx, es...); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
-	stopProfile, err := harness.StartProfile(o, o.Scenario+"-drain")
-	if err != nil {
-		return 0, err
-	}
-	defer stopProfile()
 	p.Run()
 	if !harness.WaitFor(ctx, 5*time.Minute, func() bool { return p.Stats().Delivered >= uint64(total/10) }) {
-		return 0, fmt.Errorf("10%% of the backlog not delivered in 5 minutes (last error: %s)", p.Stats().LastError)
+		return 0, 0, fmt.Errorf("10%% of the backlog not delivered in 5 minutes (last error: %s)", p.Stats().LastError)
 	}
-	d0, t0 := p.Stats().Delivered, time.Now()
+	d0, t0, cpu0 := p.Stats().Delivered, time.Now(), processCPU()
+	stopProfile := sync.OnceFunc(profile("drain"))
+	defer stopProfile()
 	if !harness.WaitFor(ctx, 5*time.Minute, func() bool { return p.Stats().Delivered >= uint64(total*9/10) }) {
-		return 0, fmt.Errorf("90%% of the backlog not delivered in 5 minutes (last error: %s)", p.Stats().LastError)
+		return 0, 0, fmt.Errorf("90%% of the backlog not delivered in 5 minutes (last error: %s)", p.Stats().LastError)
 	}
-	st := p.Stats()
+	st, cpu1 := p.Stats(), processCPU()
+	stopProfile()
 	if st.Quarantined > 0 {
-		return 0, fmt.Errorf("%d events quarantined: %s", st.Quarantined, st.LastError)
+		return 0, 0, fmt.Errorf("%d events quarantined: %s", st.Quarantined, st.LastError)
 	}
-	return float64(st.Delivered-d0) / time.Since(t0).Seconds(), nil
+	n := float64(st.Delivered - d0)
+	return n / time.Since(t0).Seconds(), (cpu1 - cpu0).Seconds() / n, nil
 }
 
 // nkOutage appends a steady 5,000 events/s, stops the broker for o.Outage,
@@ -305,6 +318,15 @@ func nkOutage(ctx context.Context, res *harness.Result, dir string, s nkSpec, o 
 		return fmt.Errorf("%d events quarantined: %s", st.Quarantined, st.LastError)
 	}
 	return nil
+}
+
+// processCPU returns the CPU time (user and system) this process used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // benchInFlight returns BENCH_INFLIGHT if set (to compare one batch at a

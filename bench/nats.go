@@ -190,6 +190,10 @@ func natsServerVersion() string {
 	return string(bytes.TrimSpace(out))
 }
 
+// jsDirectWindow bounds the direct JetStream client's publishes awaiting
+// a PubAck: about the relay's window in this scenario (4 batches of 1000).
+const jsDirectWindow = 4096
+
 func runJetStream(ctx context.Context, o harness.Options) (harness.Result, error) {
 	srv, err := newBenchNATS(filepath.Join(o.Dir, "nats"))
 	if err != nil {
@@ -236,14 +240,16 @@ func runJetStream(ctx context.Context, o harness.Options) (harness.Result, error
 		newTarget: newNATSTarget(natsadapter.Config{Enable: true, Address: addr, Subject: subject, JetStream: natsadapter.JetStreamConfig{Enable: true}}),
 		direct: func(ctx context.Context, bodies [][]byte, _ []string, d time.Duration) (float64, error) {
 			var failed atomic.Int64
-			djs, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(natsadapter.DefaultMaxPending),
+			djs, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(jsDirectWindow),
 				jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *natsgo.Msg, error) { failed.Add(1) }))
 			if err != nil {
 				return 0, err
 			}
 			n, start := 0, time.Now()
 			for time.Since(start) < d && ctx.Err() == nil {
-				if _, err := djs.PublishAsync(subject, bodies[n%len(bodies)]); err != nil {
+				// A long stall wait: on a loaded machine the default
+				// 200 ms fails the run instead of slowing it.
+				if _, err := djs.PublishAsync(subject, bodies[n%len(bodies)], jetstream.WithStallWait(30*time.Second)); err != nil {
 					return 0, err
 				}
 				n++

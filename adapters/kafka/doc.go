@@ -5,10 +5,11 @@
 //
 // # Guarantees
 //
-// Send hands the whole batch to a synchronous producer (one SendMessages
-// call: the batch goes out as one round of produce requests per broker) and
-// returns once every record is acknowledged with acks=all, that is written
-// to every in-sync replica. Delivery is at-least-once. The producer is
+// Send hands the whole batch to the target's one asynchronous producer,
+// which several sends in flight share (the kind's window, 4 batches by
+// default, never two sharing an object), and returns once every record of
+// the batch is acknowledged with acks=all, that is written to every in-sync
+// replica. Delivery is at-least-once. The producer is
 // idempotent (Kafka 0.11 or later) and keeps one request in flight per
 // broker, so its own retries neither duplicate nor reorder records; a batch
 // the relay has to send again after a failure may duplicate records the

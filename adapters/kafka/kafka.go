@@ -171,7 +171,7 @@ type Target struct {
 	binding *cloudevent.Binding
 
 	mu       sync.Mutex // guards producer against Close
-	producer sarama.SyncProducer
+	producer *producer
 	closed   bool
 }
 
@@ -233,7 +233,7 @@ func (t *Target) saramaConfig() (*sarama.Config, error) {
 	sc.Producer.Return.Errors = true
 	sc.Producer.Compression = codecs[strings.ToLower(cfg.Compression)]
 	sc.Producer.Partitioner = sarama.NewHashPartitioner
-	// Gather what SendMessages hands over into few produce requests rather
+	// Gather what the sends hand over into few produce requests rather
 	// than sending the first message of a batch alone.
 	sc.Producer.Flush.Frequency = time.Millisecond
 	if cfg.TLS.Enable {
@@ -276,7 +276,7 @@ var (
 
 // conn returns the producer, creating it (and dialling the brokers) on
 // first use and after a failure.
-func (t *Target) conn() (sarama.SyncProducer, error) {
+func (t *Target) conn() (*producer, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -285,18 +285,19 @@ func (t *Target) conn() (sarama.SyncProducer, error) {
 	if t.producer != nil {
 		return t.producer, nil
 	}
-	p, err := sarama.NewSyncProducer(t.cfg.Brokers, t.sc)
+	p, err := sarama.NewAsyncProducer(t.cfg.Brokers, t.sc)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: connecting to %s: %s", strings.Join(t.cfg.Brokers, ","), t.redact(err.Error()))
 	}
 	t.lg.Info("kafka: connected")
-	t.producer = p
-	return p, nil
+	t.producer = newProducer(p)
+	return t.producer, nil
 }
 
 // drop closes p, if it is still the producer, so the next Send makes a new
 // one: after a failure the producer's idempotence state may be stale.
-func (t *Target) drop(p sarama.SyncProducer) {
+// Sends still in flight on p get their answers first.
+func (t *Target) drop(p *producer) {
 	t.mu.Lock()
 	if t.producer == p {
 		t.producer = nil
@@ -305,12 +306,17 @@ func (t *Target) drop(p sarama.SyncProducer) {
 	}
 	t.mu.Unlock()
 	if p != nil {
-		go p.Close() // may wait for in-flight requests; nobody waits for it
+		go p.close() // waits for the sends in flight; nobody waits for it
 	}
 }
 
-// Send produces items, keyed by object, in one SendMessages call, and
-// returns when every broker acknowledged them with acks=all.
+// eventIDKey is the key of every event-id header; sarama only reads it.
+var eventIDKey = []byte(EventIDHeader)
+
+// Send produces items, keyed by object, and returns when every broker
+// acknowledged them with acks=all. Several sends may be in flight at once
+// (the kind's window): they share one producer, whose requests carry
+// messages of every send.
 func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 	if len(items) == 0 {
 		return nil
@@ -319,55 +325,84 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 	if err != nil {
 		return err
 	}
-	msgs := make([]*sarama.ProducerMessage, len(items))
-	for i := range items {
-		var hdrs []sarama.RecordHeader
-		add := func(k, v string) { hdrs = append(hdrs, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)}) }
-		value, ctype := t.cfg.Format.Encode(&items[i], t.binding, add)
-		if t.cfg.Format.CloudEvents() && t.binding == nil {
-			add("content-type", ctype) // structured mode, as the binding says
-		}
-		// The event's id as a record header, for consumers that drop
-		// duplicates (headers need Kafka 0.11; older brokers go without).
-		if id := items[i].EventID(); id != "" && t.headers {
-			add(EventIDHeader, id)
-		}
-		msgs[i] = &sarama.ProducerMessage{
-			Topic:    t.cfg.Topic,
-			Key:      sarama.StringEncoder(items[i].Key),
-			Value:    sarama.ByteEncoder(value),
-			Headers:  hdrs,
-			Metadata: i,
-		}
+	f, err := p.send(ctx, t.messages(items))
+	if errors.Is(err, errClosed) {
+		// Dropped after another send's failure between conn and send.
+		return errors.New("kafka: producing: the producer was closed after a failed send")
 	}
-	done := make(chan error, 1)
-	go func() { done <- p.SendMessages(msgs) }()
+	if err != nil {
+		t.drop(p)
+		return fmt.Errorf("kafka: producing: %w", err)
+	}
 	select {
-	case err = <-done:
+	case <-f.done:
 	case <-ctx.Done():
 		t.drop(p)
 		return fmt.Errorf("kafka: producing: %w", ctx.Err())
 	}
-	if err == nil {
+	errs := make([]error, len(items))
+	failed := false
+	for i, e := range f.errs {
+		if e != nil {
+			errs[i] = t.itemErr(e)
+			failed = true
+		}
+	}
+	if !failed {
 		return nil
 	}
 	t.drop(p)
-	var perrs sarama.ProducerErrors
-	if !errors.As(err, &perrs) {
-		return fmt.Errorf("kafka: producing: %s", t.redact(err.Error()))
+	return keyOrdered(items, errs)
+}
+
+// messages builds the batch's messages. The guide's values, the event ids
+// and the headers of a batch share a few allocations (sarama only reads
+// them, and they live until Send returns).
+func (t *Target) messages(items []delivery.Item) []sarama.ProducerMessage {
+	msgs := make([]sarama.ProducerMessage, len(items))
+	keys := make([]sarama.StringEncoder, len(items))
+	vals := make([]sarama.ByteEncoder, len(items))
+	if t.cfg.Format.CloudEvents() {
+		for i := range items {
+			var hdrs []sarama.RecordHeader
+			add := func(k, v string) { hdrs = append(hdrs, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)}) }
+			value, ctype := t.cfg.Format.Encode(&items[i], t.binding, add)
+			if t.binding == nil {
+				add("content-type", ctype) // structured mode, as the binding says
+			}
+			if id := items[i].EventID(); id != "" && t.headers {
+				add(EventIDHeader, id)
+			}
+			keys[i], vals[i] = sarama.StringEncoder(items[i].Key), value
+			msgs[i] = sarama.ProducerMessage{Topic: t.cfg.Topic, Key: &keys[i], Value: &vals[i], Headers: hdrs}
+		}
+		return msgs
 	}
-	errs := make([]error, len(items))
-	mapped := 0
-	for _, pe := range perrs {
-		if i, ok := pe.Msg.Metadata.(int); ok && i >= 0 && i < len(items) && errs[i] == nil {
-			errs[i] = t.itemErr(pe.Err)
-			mapped++
+	size := 0
+	for i := range items {
+		size += len(items[i].Record) + len(items[i].Key) + len(items[i].EventName) + 64 + len(items[i].LogID) + 21
+	}
+	buf := make([]byte, 0, size)
+	var hdrs []sarama.RecordHeader
+	if t.headers {
+		hdrs = make([]sarama.RecordHeader, len(items))
+	}
+	for i := range items {
+		it := &items[i]
+		start := len(buf)
+		buf = it.AppendMessage(buf)
+		keys[i], vals[i] = sarama.StringEncoder(it.Key), buf[start:len(buf):len(buf)]
+		msgs[i] = sarama.ProducerMessage{Topic: t.cfg.Topic, Key: &keys[i], Value: &vals[i]}
+		// The event's id as a record header, for consumers that drop
+		// duplicates (headers need Kafka 0.11; older brokers go without).
+		if hdrs != nil && it.LogID != "" {
+			start = len(buf)
+			buf = it.AppendEventID(buf)
+			hdrs[i] = sarama.RecordHeader{Key: eventIDKey, Value: buf[start:len(buf):len(buf)]}
+			msgs[i].Headers = hdrs[i : i+1 : i+1]
 		}
 	}
-	if mapped != len(perrs) {
-		return fmt.Errorf("kafka: producing: %s", t.redact(err.Error()))
-	}
-	return keyOrdered(items, errs)
+	return msgs
 }
 
 // itemErr classifies the failure of one message.
@@ -413,15 +448,12 @@ func (t *Target) redact(s string) string { return kit.Redact(s, t.password) }
 // flight when Close is called.
 func (t *Target) Close() error {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	t.closed = true
-	if t.producer == nil {
-		return nil
-	}
-	err := t.producer.Close()
+	p := t.producer
 	t.producer = nil
-	if err != nil {
-		return fmt.Errorf("kafka: closing: %s", t.redact(err.Error()))
+	t.mu.Unlock()
+	if p != nil {
+		p.close()
 	}
 	return nil
 }

@@ -9,7 +9,7 @@ var Kind = kit.Define[Config](kit.Kind{
 	Name:     "kafka",
 	Title:    "Kafka",
 	MaxBatch: 1000,
-	InFlight: 1,
+	InFlight: 4, // see README "Delivery policy per target": the client pipelines
 	Delivery: "at least once: idempotent producer, acks from all in-sync replicas; key `bucket/object`, so one object's events stay in one partition, in order",
 	Params: []kit.Param{
 		{Name: "enable", Type: "bool", Default: "false", Doc: "Start the target.", Guide: true},

@@ -9,7 +9,7 @@ var Kind = kit.Define[Config](kit.Kind{
 	Name:     "nats",
 	Title:    "NATS",
 	MaxBatch: 1000,
-	InFlight: 1,
+	InFlight: 4, // see README "Delivery policy per target": the client pipelines
 	Delivery: "JetStream and Streaming: at least once (PubAck); core NATS: at most once (flushed, not stored)",
 	Params: []kit.Param{
 		{Name: "enable", Type: "bool", Default: "false", Doc: "Start the target.", Guide: true},

@@ -31,8 +31,6 @@ const (
 	// DefaultAckTimeout bounds the wait for a JetStream PubAck, a streaming
 	// ack or a core flush.
 	DefaultAckTimeout = 10 * time.Second
-	// DefaultMaxPending bounds the JetStream publishes awaiting a PubAck.
-	DefaultMaxPending = 4096
 	// DefaultStreamingPingInterval is the streaming ping interval in
 	// seconds; the connection is dropped after DefaultStreamingPingMaxOut
 	// unanswered pings.
@@ -234,7 +232,7 @@ type Target struct {
 
 	mu     sync.Mutex // guards the connections against Close and lost-connection callbacks
 	nc     *natsgo.Conn
-	js     jetstream.JetStream
+	jsp    *jsPublisher // JetStream mode: the connection's publisher
 	sc     stan.Conn
 	scLost bool
 	closed bool
@@ -341,7 +339,7 @@ func (t *Target) conn() (*natsgo.Conn, error) {
 	if t.nc != nil && !t.nc.IsClosed() {
 		return t.nc, nil
 	}
-	t.nc, t.js = nil, nil
+	t.nc = nil
 	nc, err := natsgo.Connect(t.url, t.options()...)
 	if err != nil {
 		return nil, fmt.Errorf("nats: connecting to %s: %s", t.redact(t.cfg.Address), t.redact(err.Error()))
@@ -453,85 +451,6 @@ func ordered(errs []error) error {
 	return &delivery.BatchError{Failed: failed}
 }
 
-// jetStream returns the JetStream context, connecting on first use.
-func (t *Target) jetStream() (jetstream.JetStream, *natsgo.Conn, error) {
-	nc, err := t.conn()
-	if err != nil {
-		return nil, nil, err
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.js == nil {
-		js, err := jetstream.New(nc,
-			jetstream.WithPublishAsyncMaxPending(DefaultMaxPending),
-			jetstream.WithPublishAsyncTimeout(DefaultAckTimeout))
-		if err != nil {
-			return nil, nil, fmt.Errorf("nats: jetstream: %s", t.redact(err.Error()))
-		}
-		t.js = js
-	}
-	return t.js, nc, nil
-}
-
-// sendJetStream publishes the batch asynchronously and waits for every
-// PubAck.
-func (t *Target) sendJetStream(ctx context.Context, items []delivery.Item) error {
-	js, nc, err := t.jetStream()
-	if err != nil {
-		return err
-	}
-	if err := t.connected(nc); err != nil {
-		return err
-	}
-	errs := make([]error, len(items))
-	futs := make([]jetstream.PubAckFuture, len(items))
-	reconnects := reconnectCount(nc)
-	for i := range items {
-		if reconnectCount(nc) != reconnects {
-			for j := i; j < len(items); j++ {
-				errs[j] = errReconnected
-			}
-			break
-		}
-		f, err := js.PublishMsgAsync(t.message(&items[i]))
-		if err != nil {
-			errs[i] = t.publishErr(err)
-			if !delivery.IsPermanent(errs[i]) {
-				for j := i + 1; j < len(items); j++ {
-					errs[j] = errNotSent
-				}
-				break
-			}
-			continue
-		}
-		futs[i] = f
-	}
-	timer := time.NewTimer(DefaultAckTimeout + time.Second)
-	defer timer.Stop()
-	var stop error
-	for i, f := range futs {
-		if f == nil {
-			continue
-		}
-		if stop != nil {
-			errs[i] = stop
-			continue
-		}
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			errs[i] = t.ackErr(err)
-		case <-ctx.Done():
-			stop = fmt.Errorf("nats: waiting for PubAck: %w", ctx.Err())
-			errs[i] = stop
-		case <-timer.C:
-			stop = errors.New("nats: waiting for PubAck: timed out")
-			errs[i] = stop
-		}
-	}
-	return ordered(errs)
-}
-
 // message returns it's message: the body of the target's format, the
 // CloudEvents headers in binary mode, and the event's id as Nats-Msg-Id,
 // by which JetStream drops a re-send of the same event within the
@@ -554,10 +473,10 @@ func (t *Target) message(it *delivery.Item) *natsgo.Msg {
 	return msg
 }
 
-// coreMsg builds core NATS messages in one message, header and buffer
-// reused for every item of a send: PublishMsg copies what it publishes
-// before it returns (JetStream's asynchronous publish keeps its message,
-// so it uses message instead).
+// coreMsg builds core NATS and JetStream messages in one message, header
+// and buffer reused for every item of a send: PublishMsg copies what it
+// publishes before it returns (JetStream sends publish with PublishMsg and
+// a reply subject of their own, jetstream.go, and keep no message).
 type coreMsg struct {
 	msg natsgo.Msg
 	hdr natsgo.Header
@@ -604,9 +523,13 @@ func (t *Target) Close() error {
 		}
 		t.sc = nil
 	}
+	if t.jsp != nil {
+		t.jsp.close()
+		t.jsp = nil
+	}
 	if t.nc != nil {
 		t.nc.Close()
-		t.nc, t.js = nil, nil
+		t.nc = nil
 	}
 	return err
 }
