@@ -2,8 +2,9 @@ package main
 
 // Scenario "amqp": the AMQP target with publisher confirms against the
 // RabbitMQ of scripts/services.sh (127.0.0.1:5672), beside a direct
-// amqp091-go client publishing the same bodies with confirms outstanding,
-// and the drain after the broker was stopped (scripts/services.sh stop
+// amqp091-go client publishing the same bodies with confirms outstanding
+// and as many batches unconfirmed as the relay has in flight (and, as an
+// extra row, one batch at a time), and the drain after the broker was stopped (scripts/services.sh stop
 // rabbitmq) and started again. It uses the broker harness (nkRun, brokers.go).
 //
 // Topology: a durable fanout exchange with one durable queue bound to it,
@@ -35,9 +36,12 @@ const (
 	amqpBenchQueue    = "bucketrelay-bench"
 )
 
-// amqpDirect publishes bodies (cycling) in batches of nkBatch with every
-// confirmation outstanding, waits for them, and returns the confirmed rate.
-func amqpDirect(ctx context.Context, bodies [][]byte, _ []string, d time.Duration) (float64, error) {
+// amqpDirect publishes bodies (cycling) on one channel in confirm mode, in
+// batches of nkBatch with every confirmation of a batch outstanding, and up
+// to window batches unconfirmed at once: when window batches are out, it
+// waits for every confirmation of the oldest before publishing the next.
+// It returns the confirmed rate.
+func amqpDirect(ctx context.Context, bodies [][]byte, _ []string, window int, d time.Duration) (float64, error) {
 	conn, err := amqp091.Dial(amqpBenchURL)
 	if err != nil {
 		return 0, err
@@ -53,26 +57,49 @@ func amqpDirect(ctx context.Context, bodies [][]byte, _ []string, d time.Duratio
 	if err := ch.ExchangeDeclare(amqpBenchExchange, "fanout", true, false, false, false, nil); err != nil {
 		return 0, err
 	}
-	dcs := make([]*amqp091.DeferredConfirmation, nkBatch)
-	n, start := 0, time.Now()
-	for time.Since(start) < d && ctx.Err() == nil {
+	// out[k%window] holds batch k's confirmations; batches k-window+1…k
+	// are unconfirmed.
+	window = max(1, window)
+	out := make([][]*amqp091.DeferredConfirmation, window)
+	for i := range out {
+		out[i] = make([]*amqp091.DeferredConfirmation, nkBatch)
+	}
+	wait := func(dcs []*amqp091.DeferredConfirmation) error {
+		for _, dc := range dcs {
+			if !dc.Wait() {
+				return errors.New("direct client: message nacked")
+			}
+		}
+		return nil
+	}
+	sent, confirmed, start := 0, 0, time.Now()
+	for k := 0; time.Since(start) < d && ctx.Err() == nil; k++ {
+		if k >= window {
+			if err := wait(out[k%window]); err != nil {
+				return 0, err
+			}
+			confirmed += nkBatch
+		}
+		dcs := out[k%window]
 		for i := range dcs {
 			dc, err := ch.PublishWithDeferredConfirm(amqpBenchExchange, "bucketlogs", true, false, amqp091.Publishing{
-				ContentType: "application/json", DeliveryMode: 2, Body: bodies[(n+i)%len(bodies)],
+				ContentType: "application/json", DeliveryMode: 2, Body: bodies[(sent+i)%len(bodies)],
 			})
 			if err != nil {
 				return 0, err
 			}
 			dcs[i] = dc
 		}
-		for _, dc := range dcs {
-			if !dc.Wait() {
-				return 0, errors.New("direct client: message nacked")
-			}
-		}
-		n += len(dcs)
+		sent += nkBatch
 	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	// The batches still out count once confirmed.
+	for k := confirmed / nkBatch; k < sent/nkBatch; k++ {
+		if err := wait(out[k%window]); err != nil {
+			return 0, err
+		}
+		confirmed += nkBatch
+	}
+	return float64(confirmed) / time.Since(start).Seconds(), nil
 }
 
 func rabbitVersion() string { return harness.Version("rabbitmqctl", "-q", "version") }
@@ -96,8 +123,8 @@ func runAMQP(ctx context.Context, o harness.Options) (harness.Result, error) {
 		DeliveryMode: 2, Durable: true, Mandatory: true,
 	}
 	return nkRun(ctx, o, nkSpec{
-		newTarget: func() (delivery.Target, error) { return amqpadapter.New(cfg, harness.QuietLogger()) },
-		direct:    amqpDirect,
+		newTarget:    func() (delivery.Target, error) { return amqpadapter.New(cfg, harness.QuietLogger()) },
+		directWindow: amqpDirect,
 		consume: func(sink consumers.Sink) (func(), error) {
 			seen.Store(&sink)
 			return func() { seen.Store(nil) }, nil
@@ -109,7 +136,7 @@ func runAMQP(ctx context.Context, o harness.Options) (harness.Result, error) {
 		inFlight: amqpadapter.Kind.InFlight,
 		notes: []string{
 			"RabbitMQ " + rabbitVersion() + " from scripts/services.sh on loopback; publisher confirms, persistent messages, mandatory, durable fanout exchange with one durable queue consumed (auto-ack) throughout",
-			"direct client: amqp091-go PublishWithDeferredConfirm × 1000, then wait for every confirmation (the target's own scheme, without the log)",
+			"direct client: amqp091-go on one channel in confirm mode, PublishWithDeferredConfirm in batches of 1000 with as many batches unconfirmed as the relay has in flight: when that many are out, wait for every confirmation of the oldest, then publish the next (the target's own scheme, without the log); \"one batch at a time\": publish 1000, wait for every confirmation",
 			"outage: a real broker stop/start (scripts/services.sh stop/start rabbitmq); the durable queue keeps what the broker confirmed",
 		},
 	})

@@ -62,8 +62,11 @@ func runMySQL(ctx context.Context, o harness.Options) (harness.Result, error) {
 		return "relaybench_access (event_time DATETIME(6) NOT NULL, event_data JSON)"
 	}
 	sb := &storeBench{
-		name:     "mysql",
-		inFlight: 4,
+		name:   "mysql",
+		client: "go-sql-driver/mysql, one transaction of 500-row INSERTs (namespace: ON DUPLICATE KEY UPDATE) per batch,",
+		// The kind's default window (adapters/mysql/kind.go); the direct
+		// client writes on as many connections, each a batch at a time.
+		inFlight: mysql.Kind.InFlight,
 		rateGoal: func(direct float64) string { return fmt.Sprintf("≥ %.0f (80%% of direct)", 0.8*direct) },
 		newTarget: func(ns bool) (delivery.Target, error) {
 			return mysql.New(benchMySQLConfig(ns), harness.QuietLogger())

@@ -59,8 +59,11 @@ func runPostgreSQL(ctx context.Context, o harness.Options) (harness.Result, erro
 		return benchPGConfig(ns).Table + " (event_time TIMESTAMPTZ NOT NULL, event_data JSONB)"
 	}
 	sb := &storeBench{
-		name: "postgresql",
-		// The kind's default window (adapters/postgresql/kind.go).
+		name:   "postgresql",
+		client: "pgx, one INSERT … SELECT FROM unnest (access) or upsert (namespace) per batch,",
+		// The kind's default window (adapters/postgresql/kind.go); the
+		// direct client writes on as many connections, each a batch at a
+		// time.
 		inFlight: postgresql.Kind.InFlight,
 		rateGoal: func(direct float64) string { return fmt.Sprintf("≥ %.0f (80%% of direct)", 0.8*direct) },
 		newTarget: func(ns bool) (delivery.Target, error) {

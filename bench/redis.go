@@ -42,12 +42,12 @@ func runRedis(ctx context.Context, o harness.Options) (harness.Result, error) {
 		return c.Do(cmd, args...)
 	}
 	sb := &storeBench{
-		name:     "redis",
-		inFlight: 4,
-		// As many connections as the relay has batches in flight (the
-		// redis kind's default), each a batch at a time.
-		directConns: 4,
-		rateGoal:    func(float64) string { return "≥ 50000" },
+		name:   "redis",
+		client: "redigo, RPUSH (access) or MULTI/HSET/EXEC (namespace) per batch,",
+		// The kind's default window (adapters/redis/kind.go); the direct
+		// client sends on as many connections, each a batch at a time.
+		inFlight: redis.Kind.InFlight,
+		rateGoal: func(float64) string { return "≥ 50000" },
 		newTarget: func(ns bool) (delivery.Target, error) {
 			f := "access"
 			if ns {
