@@ -1,8 +1,11 @@
 package main
 
 // Scenario "webhook-lanes": a webhook whose endpoint takes 2 ms per
-// request, drained with 1 lane and with 8 (delivery.Policy.Lanes); the
-// receiver checks that each object's events arrive in log order.
+// request, drained with 1 lane and with 8 (delivery.Policy.Lanes), each
+// first with the webhook posting one event at a time (concurrency 1: what
+// lanes add over one ordered sender) and then with its default
+// concurrency; the receiver checks that each object's events arrive in
+// log order.
 
 import (
 	"context"
@@ -40,27 +43,34 @@ func runWebhookLanes(ctx context.Context, o harness.Options) (harness.Result, er
 		return res, err
 	}
 	defer rv.close()
-	rates := map[int]float64{}
-	for _, lanes := range []int{1, 8} {
-		rate, err := lanesRate(ctx, filepath.Join(o.Dir, fmt.Sprintf("lanes-%d", lanes)), rv, lanes, d)
+	type setup struct{ lanes, concurrency int }
+	rates := map[setup]float64{}
+	for _, c := range []setup{{1, 1}, {8, 1}, {1, 0}, {8, 0}} {
+		rate, err := lanesRate(ctx, filepath.Join(o.Dir, fmt.Sprintf("lanes-%d-c%d", c.lanes, c.concurrency)), rv, c.lanes, c.concurrency, d)
 		if err != nil {
-			return res, fmt.Errorf("%d lanes: %w", lanes, err)
+			return res, fmt.Errorf("%d lanes, concurrency %d: %w", c.lanes, c.concurrency, err)
 		}
-		rates[lanes] = rate
-		res.Add(fmt.Sprintf("delivered rate, %d lane(s)", lanes), rate, "events/s", "")
+		rates[c] = rate
+		conc := "concurrency 1"
+		if c.concurrency == 0 {
+			conc = fmt.Sprintf("default concurrency (%d)", webhook.DefaultConcurrency)
+		}
+		res.Add(fmt.Sprintf("delivered rate, %d lane(s), %s", c.lanes, conc), rate, "events/s", "")
 	}
-	res.Add("ratio 8 lanes / 1 lane", rates[8]/rates[1], "×", "≥ 3")
+	res.Add("ratio 8 lanes / 1 lane, concurrency 1", rates[setup{8, 1}]/rates[setup{1, 1}], "×", "≥ 3")
+	res.Add("ratio 1 lane default concurrency / concurrency 1", rates[setup{1, 0}]/rates[setup{1, 1}], "×", "")
+	res.Add("ratio 8 lanes / 1 lane, default concurrency", rates[setup{8, 0}]/rates[setup{1, 0}], "×", "")
 	res.Add("events out of order per key (receiver's check)", float64(rv.outOfOrder()), "events", "0")
 	res.Notes = append(res.Notes,
 		fmt.Sprintf("receiver answers each POST after %v; one webhook target (keep-alive, one POST per event), backlog prefilled, rate over %v of the drain", lanesLatency, d),
-		"lanes split events by FNV-1a of bucket/object; each lane sends in order on its own goroutine and connection")
+		"lanes split events by FNV-1a of bucket/object; each lane sends in order on its own goroutine; the webhook's concurrency posts a batch's objects side by side, each object's events one after another")
 	return res, nil
 }
 
 // lanesRate prefills a backlog, drains it into a webhook target with the
 // given lanes, and returns the delivered rate over d.
-func lanesRate(ctx context.Context, dir string, rv *orderReceiver, lanes int, d time.Duration) (float64, error) {
-	tg, err := webhook.New(webhook.Config{Enable: true, Endpoint: rv.url()}, harness.QuietLogger())
+func lanesRate(ctx context.Context, dir string, rv *orderReceiver, lanes, concurrency int, d time.Duration) (float64, error) {
+	tg, err := webhook.New(webhook.Config{Enable: true, Endpoint: rv.url(), Concurrency: concurrency}, harness.QuietLogger())
 	if err != nil {
 		return 0, err
 	}
@@ -73,7 +83,11 @@ func lanesRate(ctx context.Context, dir string, rv *orderReceiver, lanes int, d 
 	defer p.Close()
 	// Enough for d at 8 lanes' ideal rate, with room: the drain must not
 	// run dry while measured.
-	total := int(d.Seconds()*float64(lanes)*float64(time.Second/lanesLatency)*1.5) + 5000
+	senders := lanes * max(1, concurrency)
+	if concurrency == 0 {
+		senders = lanes * webhook.DefaultConcurrency
+	}
+	total := int(d.Seconds()*float64(senders)*float64(time.Second/lanesLatency)*1.5) + 5000
 	pool := harness.NewPool(4096)
 	for n := 0; n < total; n += 5000 {
 		es := make([]*wal.Entry, min(5000, total-n))
