@@ -101,11 +101,21 @@ func (l *loop) maxAttempts() int {
 }
 
 // windowItems bounds the items of one window of a target that is not a
-// namespace one: a batch for each send that may be in flight in each
-// lane.
+// namespace one: with one send at a time, a batch for each lane; with
+// several in flight, windowFlights batches for each send that may be in
+// flight in each lane, because a window's pipeline empties before the
+// next window starts: the longer the window, the rarer that pause.
 func (l *loop) windowItems() int {
-	return l.spec.MaxBatch * max(1, l.spec.InFlight) * max(1, l.spec.Lanes)
+	n := l.spec.MaxBatch * max(1, l.spec.Lanes)
+	if l.spec.InFlight > 1 {
+		n *= l.spec.InFlight * windowFlights
+	}
+	return n
 }
+
+// windowFlights is how many times a pipelined window holds its in-flight
+// batches.
+const windowFlights = 4
 
 // takeTokens waits until the rate limit lets n events go, and reports
 // false if ctx ended first.
