@@ -194,8 +194,13 @@ type Target struct {
 	opts     *paho.ClientOptions
 	password string
 
-	mu     sync.Mutex // guards client and c5
+	mu     sync.Mutex // guards client, c5 and abandoned
 	client paho.Client
+	// abandoned, when set, is closed once a connect that a send gave up
+	// half way has ended and its client is closed: the next connect waits
+	// for it, because that connect could still complete at the broker
+	// under the same client id and take the new client's session.
+	abandoned chan struct{}
 	// slots holds a token per message published and not yet acknowledged
 	// (MQTT 3.1.1), up to maxInFlight, shared by the sends in flight.
 	slots chan struct{}
@@ -309,12 +314,38 @@ func (t *Target) connect(ctx context.Context) (paho.Client, error) {
 	if t.client != nil && t.client.IsConnectionOpen() {
 		return t.client, nil
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, t.errorf("connecting to %s: %v", t.cfg.Broker, err)
+	}
 	t.resetLocked(t.client)
-	c := paho.NewClient(t.opts)
 	timer := time.NewTimer(DefaultConnectTimeout + time.Second)
 	defer timer.Stop()
-	if err := wait(ctx, nil, c.Connect(), timer.C); err != nil {
-		c.Disconnect(0)
+	if t.abandoned != nil {
+		select {
+		case <-t.abandoned:
+			t.abandoned = nil
+		case <-ctx.Done():
+			return nil, t.errorf("connecting to %s: %v", t.cfg.Broker, ctx.Err())
+		case <-timer.C:
+			return nil, t.errorf("connecting to %s: an earlier connect given up is still open", t.cfg.Broker)
+		}
+	}
+	c := paho.NewClient(t.opts)
+	tok := c.Connect()
+	if err := wait(ctx, nil, tok, timer.C); err != nil {
+		if ctx.Err() == nil {
+			c.Disconnect(0)
+			return nil, t.errorf("connecting to %s: %v", t.cfg.Broker, err)
+		}
+		// Given up half way: close the client once its connect ended,
+		// without holding this send back.
+		ch := make(chan struct{})
+		t.abandoned = ch
+		go func() {
+			defer close(ch)
+			tok.WaitTimeout(DefaultConnectTimeout + time.Second)
+			c.Disconnect(0)
+		}()
 		return nil, t.errorf("connecting to %s: %v", t.cfg.Broker, err)
 	}
 	t.client = c
