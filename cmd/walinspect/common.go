@@ -131,6 +131,21 @@ func logArg(cmd string, pos []string) (string, error) {
 	}
 }
 
+// openLogArgs parses args (flags and the single <dataDir|wal.db>
+// argument) and opens that log read-only: the start of every command that
+// takes nothing else.
+func openLogArgs(cmd string, fs *flag.FlagSet, usage func(), args []string) (*wal.Log, error) {
+	pos, err := parseArgs(cmd, fs, usage, args)
+	if err != nil {
+		return nil, err
+	}
+	arg, err := logArg(cmd, pos)
+	if err != nil {
+		return nil, err
+	}
+	return openLog(arg)
+}
+
 // openLog opens the log named by arg (a data directory or the file)
 // read-only.
 func openLog(arg string) (*wal.Log, error) {

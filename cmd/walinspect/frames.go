@@ -44,15 +44,7 @@ type codecJSON struct {
 func (c *FramesCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("walinspect frames", flag.ContinueOnError)
 	c.g.register(fs)
-	pos, err := parseArgs("frames", fs, c.Usage, args)
-	if err != nil {
-		return err
-	}
-	arg, err := logArg("frames", pos)
-	if err != nil {
-		return err
-	}
-	l, err := openLog(arg)
+	l, err := openLogArgs("frames", fs, c.Usage, args)
 	if err != nil {
 		return err
 	}

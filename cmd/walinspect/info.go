@@ -54,15 +54,7 @@ type infoJSON struct {
 func (c *InfoCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("walinspect info", flag.ContinueOnError)
 	c.g.register(fs)
-	pos, err := parseArgs("info", fs, c.Usage, args)
-	if err != nil {
-		return err
-	}
-	arg, err := logArg("info", pos)
-	if err != nil {
-		return err
-	}
-	l, err := openLog(arg)
+	l, err := openLogArgs("info", fs, c.Usage, args)
 	if err != nil {
 		return err
 	}

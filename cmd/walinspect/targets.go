@@ -40,15 +40,7 @@ type targetJSON struct {
 func (c *TargetsCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("walinspect targets", flag.ContinueOnError)
 	c.g.register(fs)
-	pos, err := parseArgs("targets", fs, c.Usage, args)
-	if err != nil {
-		return err
-	}
-	arg, err := logArg("targets", pos)
-	if err != nil {
-		return err
-	}
-	l, err := openLog(arg)
+	l, err := openLogArgs("targets", fs, c.Usage, args)
 	if err != nil {
 		return err
 	}
