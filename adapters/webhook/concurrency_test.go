@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/testkit/webhookrecv"
-	"github.com/bucketrelay/bucketrelay/wal"
 )
 
 // inFlight counts the requests an endpoint is answering at once, from
@@ -65,38 +63,7 @@ func TestDefaultConcurrencyOrderPerKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := wal.Open(filepath.Join(t.TempDir(), "wal.db"), wal.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	const id = "arn:minio:sqs::1:webhook"
-	e := delivery.New(l, delivery.Options{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
-	if err := e.Add(delivery.Spec{ID: id, Target: tg, MaxBatch: Kind.MaxBatch, Policy: delivery.Policy{InFlight: Kind.InFlight}}); err != nil {
-		t.Fatal(err)
-	}
-	entries := make([]*wal.Entry, n)
-	for i := range entries {
-		entries[i] = targettest.Entry(targettest.Record("b", fmt.Sprintf("k%d", i%keys), event.ObjectCreatedPut, i), id)
-	}
-	if _, err := l.Append(context.Background(), entries...); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { e.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-
-	deadline := time.Now().Add(60 * time.Second)
-	for len(rcv.Accepted()) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("got %d of %d events in 60 s", len(rcv.Accepted()), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := rcv.CheckKeyOrder(); err != nil {
-		t.Fatal(err)
-	}
+	e := deliverKeyed(t, rcv, delivery.Spec{Target: tg, MaxBatch: Kind.MaxBatch, Policy: delivery.Policy{InFlight: Kind.InFlight}}, n, keys)
 	st := e.Stats()[0]
 	dups := 0
 	for _, c := range rcv.Accepted() {

@@ -2,18 +2,14 @@ package webhook
 
 import (
 	"context"
-	"fmt"
 	"math/rand"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
-	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/testkit/webhookrecv"
-	"github.com/bucketrelay/bucketrelay/wal"
 )
 
 // TestLanesOrderPerKey: a webhook with 8 lanes, against an endpoint that
@@ -43,38 +39,7 @@ func TestLanesOrderPerKey(t *testing.T) {
 	}
 	counting := &concurrency{Target: tg, conc: &conc, most: &most}
 
-	l, err := wal.Open(filepath.Join(t.TempDir(), "wal.db"), wal.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	const id = "arn:minio:sqs::1:webhook"
-	e := delivery.New(l, delivery.Options{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
-	if err := e.Add(delivery.Spec{ID: id, Target: counting, MaxBatch: 25, Policy: delivery.Policy{Lanes: 8}}); err != nil {
-		t.Fatal(err)
-	}
-	entries := make([]*wal.Entry, n)
-	for i := range entries {
-		entries[i] = targettest.Entry(targettest.Record("b", fmt.Sprintf("k%d", i%keys), event.ObjectCreatedPut, i), id)
-	}
-	if _, err := l.Append(context.Background(), entries...); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { e.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-
-	deadline := time.Now().Add(60 * time.Second)
-	for len(rcv.Accepted()) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("got %d of %d events in 60 s", len(rcv.Accepted()), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := rcv.CheckKeyOrder(); err != nil {
-		t.Fatal(err)
-	}
+	e := deliverKeyed(t, rcv, delivery.Spec{Target: counting, MaxBatch: 25, Policy: delivery.Policy{Lanes: 8}}, n, keys)
 	counting.mu.Lock()
 	defer counting.mu.Unlock()
 	if most < 2 {
