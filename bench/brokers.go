@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/bench/harness"
@@ -91,9 +90,9 @@ func nkRun(ctx context.Context, o harness.Options, s nkSpec) (harness.Result, er
 		return s.direct(ctx, pool.Bodies, pool.Keys, d)
 	}
 	stopProfile = profile("direct")
-	cpu0, t0 := processCPU(), time.Now()
+	cpu0, t0 := harness.CPUTime(), time.Now()
 	direct, err := directAt(window)
-	directCPU := (processCPU() - cpu0).Seconds() / (direct * time.Since(t0).Seconds())
+	directCPU := (harness.CPUTime() - cpu0).Seconds() / (direct * time.Since(t0).Seconds())
 	stopProfile()
 	if err != nil {
 		return res, fmt.Errorf("direct client: %w", err)
@@ -197,13 +196,13 @@ func nkDrainRate(ctx context.Context, dir string, s nkSpec, pool harness.Pool, q
 	if !harness.WaitFor(ctx, 5*time.Minute, func() bool { return p.Stats().Delivered >= uint64(total/10) }) {
 		return 0, 0, fmt.Errorf("10%% of the backlog not delivered in 5 minutes (last error: %s)", p.Stats().LastError)
 	}
-	d0, t0, cpu0 := p.Stats().Delivered, time.Now(), processCPU()
+	d0, t0, cpu0 := p.Stats().Delivered, time.Now(), harness.CPUTime()
 	stopProfile := sync.OnceFunc(profile("drain"))
 	defer stopProfile()
 	if !harness.WaitFor(ctx, 5*time.Minute, func() bool { return p.Stats().Delivered >= uint64(total*9/10) }) {
 		return 0, 0, fmt.Errorf("90%% of the backlog not delivered in 5 minutes (last error: %s)", p.Stats().LastError)
 	}
-	st, cpu1 := p.Stats(), processCPU()
+	st, cpu1 := p.Stats(), harness.CPUTime()
 	stopProfile()
 	if st.Quarantined > 0 {
 		return 0, 0, fmt.Errorf("%d events quarantined: %s", st.Quarantined, st.LastError)
@@ -347,15 +346,6 @@ func nkOutage(ctx context.Context, res *harness.Result, dir string, s nkSpec, o 
 		return fmt.Errorf("%d events quarantined: %s", st.Quarantined, st.LastError)
 	}
 	return nil
-}
-
-// processCPU returns the CPU time (user and system) this process used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // benchInFlight returns BENCH_INFLIGHT if set (to compare one batch at a

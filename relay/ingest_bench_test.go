@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/rules"
+	"github.com/bucketrelay/bucketrelay/testkit/benchrec"
 )
 
 type ackAll struct{}
@@ -19,6 +19,19 @@ type ackAll struct{}
 func (ackAll) Send(context.Context, []delivery.Item) error { return nil }
 func (ackAll) Close() error                                { return nil }
 
+// noteRecords returns n records of about 800 bytes of JSON (a 150-byte
+// note as user metadata): the body of the scan and POST benchmarks.
+func noteRecords(n int) []event.Record {
+	recs := make([]event.Record, n)
+	for i := range recs {
+		recs[i] = targettest.Record("images", fmt.Sprintf("photos/%d.jpg", i), event.ObjectCreatedPut, i)
+		recs[i].S3.Object.UserMetadata = map[string]string{"x-amz-meta-note": strings.Repeat("x", 150)}
+	}
+	return recs
+}
+
+// benchRelay opens a relay whose one target acknowledges at once, with
+// the rule images: put.
 func benchRelay(b *testing.B) *Relay {
 	c, err := ParseConfig([]byte(`{"relay":{"dataDir":"` + b.TempDir() + `"}}`))
 	if err != nil {
@@ -40,14 +53,7 @@ func benchRelay(b *testing.B) *Relay {
 func BenchmarkPostEvents(b *testing.B) {
 	r := benchRelay(b)
 	h := r.Handler()
-	var parts []string
-	for i := 0; i < 100; i++ {
-		rec := targettest.Record("images", fmt.Sprintf("photos/%d.jpg", i), event.ObjectCreatedPut, i)
-		rec.S3.Object.UserMetadata = map[string]string{"x-amz-meta-note": strings.Repeat("x", 150)}
-		raw, _ := json.Marshal(rec)
-		parts = append(parts, string(raw))
-	}
-	body := `{"Records":[` + strings.Join(parts, ",") + `]}`
+	body := string(benchrec.Body(noteRecords(100)))
 	b.SetBytes(int64(len(body)))
 	b.SetParallelism(8)
 	b.ResetTimer()
@@ -67,11 +73,7 @@ func BenchmarkPostEvents(b *testing.B) {
 // a time.
 func BenchmarkPublish100(b *testing.B) {
 	r := benchRelay(b)
-	recs := make([]event.Record, 100)
-	for i := range recs {
-		recs[i] = targettest.Record("images", fmt.Sprintf("photos/%d.jpg", i), event.ObjectCreatedPut, i)
-		recs[i].S3.Object.UserMetadata = map[string]string{"x-amz-meta-note": strings.Repeat("x", 150)}
-	}
+	recs := noteRecords(100)
 	b.SetParallelism(8)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

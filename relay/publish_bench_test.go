@@ -11,30 +11,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
-	"github.com/bucketrelay/bucketrelay/delivery/targettest"
-	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/testkit/benchrec"
+	"github.com/bucketrelay/bucketrelay/testkit/cpuclock"
 	"github.com/bucketrelay/bucketrelay/wal"
 )
-
-// benchRecords returns n records like the ingest scenario's: about 1 KiB
-// of JSON each, three maps, the metadata padding.
-func benchRecords(n int) []event.Record {
-	recs := make([]event.Record, n)
-	for i := range recs {
-		recs[i] = targettest.Record("images", fmt.Sprintf("photos/2026/11/25/IMG_%08d.jpg", i), event.ObjectCreatedPut, i)
-		recs[i].S3.Object.UserMetadata = map[string]string{
-			"X-Amz-Meta-Camera":   "NIKON D850 / AF-S NIKKOR 24-70mm f/2.8E ED VR",
-			"X-Amz-Meta-Uploader": "ingest-pipeline-07.eu-west.example.internal",
-			"X-Amz-Meta-Checksum": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-		}
-	}
-	return recs
-}
 
 // noAppend makes r's appends return at once without logging: what is left
 // of Publish is the relay's own work (encoding, validation, routing).
@@ -47,15 +30,15 @@ func noAppend(r *Relay) {
 func BenchmarkPublishOverhead(b *testing.B) {
 	r := benchRelay(b)
 	noAppend(r)
-	recs := benchRecords(100)
+	recs := benchrec.Pool(100)
 	b.ReportAllocs()
-	cpu := startCPU(b)
+	cpu := cpuclock.Start(b)
 	for i := 0; i < b.N; i++ {
 		if err := r.Publish(context.Background(), recs...); err != nil {
 			b.Fatal(err)
 		}
 	}
-	cpu.report(b, 100)
+	cpu.Report(b, 100, "record")
 }
 
 // BenchmarkPostOverhead measures the server side of POST /v1/events with
@@ -63,16 +46,11 @@ func BenchmarkPublishOverhead(b *testing.B) {
 func BenchmarkPostOverhead(b *testing.B) {
 	r := benchRelay(b)
 	noAppend(r)
-	var parts []string
-	for _, rec := range benchRecords(100) {
-		raw, _ := json.Marshal(rec)
-		parts = append(parts, string(raw))
-	}
-	body := `{"Records":[` + strings.Join(parts, ",") + `]}`
+	body := string(benchrec.Body(benchrec.Pool(100)))
 	h := r.Handler()
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
-	cpu := startCPU(b)
+	cpu := cpuclock.Start(b)
 	for i := 0; i < b.N; i++ {
 		w := discardWriter{}
 		req := newBenchRequest(body)
@@ -81,7 +59,7 @@ func BenchmarkPostOverhead(b *testing.B) {
 			b.Fatalf("POST: %d", w.code)
 		}
 	}
-	cpu.report(b, 100)
+	cpu.Report(b, 100, "record")
 }
 
 // discardWriter is a ResponseWriter that keeps only the status code.
@@ -104,30 +82,6 @@ func newBenchRequest(body string) *http.Request {
 	return req
 }
 
-// cpuClock measures the process's CPU time (user and system) over a
-// benchmark: steadier than wall time on a shared machine.
-type cpuClock time.Duration
-
-func processCPU(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// startCPU resets b's timer and starts a CPU clock.
-func startCPU(b *testing.B) cpuClock {
-	b.ResetTimer()
-	return cpuClock(processCPU(b))
-}
-
-// report adds the CPU nanoseconds per record, per records-record op.
-func (c cpuClock) report(b *testing.B, records int) {
-	used := processCPU(b) - time.Duration(c)
-	b.ReportMetric(float64(used.Nanoseconds())/float64(b.N*records), "cpu-ns/record")
-}
-
 // BenchmarkIngest compares, in one process and on fresh logs, the three
 // rows of the ingest scenario's goal: Publish of 100 records from 16
 // goroutines, the same records appended to a bare wal.Log pre-encoded, and
@@ -136,9 +90,9 @@ func (c cpuClock) report(b *testing.B, records int) {
 // cpu-ns/record is the figure to compare (the HTTP one includes the
 // clients).
 func BenchmarkIngest(b *testing.B) {
-	recs := benchRecords(1000)
+	recs := benchrec.Pool(1000)
 	parallel := func(b *testing.B, fn func(i int) error) {
-		cpu := startCPU(b)
+		cpu := cpuclock.Start(b)
 		var n atomic.Int64
 		b.SetParallelism(8) // 16 goroutines on 2 cores
 		b.RunParallel(func(pb *testing.PB) {
@@ -149,7 +103,7 @@ func BenchmarkIngest(b *testing.B) {
 				}
 			}
 		})
-		cpu.report(b, 100)
+		cpu.Report(b, 100, "record")
 	}
 	b.Run("library", func(b *testing.B) {
 		r := benchRelay(b)
@@ -189,11 +143,7 @@ func BenchmarkIngest(b *testing.B) {
 		defer srv.Close()
 		bodies := make([][]byte, len(recs)/100)
 		for i := range bodies {
-			raws := make([]json.RawMessage, 100)
-			for j := range raws {
-				raws[j], _ = json.Marshal(recs[i*100+j])
-			}
-			bodies[i], _ = json.Marshal(map[string]any{"Records": raws})
+			bodies[i] = benchrec.Body(recs[i*100 : (i+1)*100])
 		}
 		client := &http.Client{Transport: &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64}}
 		defer client.CloseIdleConnections()

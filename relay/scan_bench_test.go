@@ -1,27 +1,15 @@
 package relay
 
 import (
-	"encoding/json"
-	"fmt"
-	"strings"
 	"testing"
 
+	"github.com/bucketrelay/bucketrelay/testkit/benchrec"
 	"github.com/tidwall/gjson"
-
-	"github.com/bucketrelay/bucketrelay/delivery/targettest"
-	"github.com/bucketrelay/bucketrelay/event"
 )
 
 // BenchmarkScanBody measures the one-pass read of a 100-record body.
 func BenchmarkScanBody(b *testing.B) {
-	var parts []string
-	for i := 0; i < 100; i++ {
-		rec := targettest.Record("images", fmt.Sprintf("photos/%d.jpg", i), event.ObjectCreatedPut, i)
-		rec.S3.Object.UserMetadata = map[string]string{"x-amz-meta-note": strings.Repeat("x", 150)}
-		raw, _ := json.Marshal(rec)
-		parts = append(parts, string(raw))
-	}
-	body := []byte(`{"Records":[` + strings.Join(parts, ",") + `]}`)
+	body := benchrec.Body(noteRecords(100))
 	b.SetBytes(int64(len(body)))
 	for i := 0; i < b.N; i++ {
 		n := 0
@@ -32,14 +20,7 @@ func BenchmarkScanBody(b *testing.B) {
 }
 
 func BenchmarkGjsonValid(b *testing.B) {
-	var parts []string
-	for i := 0; i < 100; i++ {
-		rec := targettest.Record("images", fmt.Sprintf("photos/%d.jpg", i), event.ObjectCreatedPut, i)
-		rec.S3.Object.UserMetadata = map[string]string{"x-amz-meta-note": strings.Repeat("x", 150)}
-		raw, _ := json.Marshal(rec)
-		parts = append(parts, string(raw))
-	}
-	body := []byte(`{"Records":[` + strings.Join(parts, ",") + `]}`)
+	body := benchrec.Body(noteRecords(100))
 	b.SetBytes(int64(len(body)))
 	for i := 0; i < b.N; i++ {
 		if !gjson.ValidBytes(body) {

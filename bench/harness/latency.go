@@ -5,8 +5,9 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/bucketrelay/bucketrelay/testkit/cpuclock"
 )
 
 // Latencies collects per-call latencies from many goroutines. Its zero
@@ -42,14 +43,9 @@ func Percentile(d []time.Duration, p float64) float64 {
 	return float64(d[i]) / float64(time.Millisecond)
 }
 
-// CPUTime returns the process's user+sys CPU time.
-func CPUTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+// CPUTime returns the process's user+sys CPU time (cpuclock.Process, the
+// clock the micro-benchmarks use).
+func CPUTime() time.Duration { return cpuclock.Process() }
 
 // Load is what one closed-loop load measured.
 type Load struct {

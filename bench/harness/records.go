@@ -2,18 +2,17 @@ package harness
 
 import (
 	"bytes"
-	"encoding/json"
-	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/testkit/benchrec"
 )
 
 // Bucket is the bucket every core scenario publishes to.
-const Bucket = "images"
+const Bucket = benchrec.Bucket
 
 // Record fields the scenarios use to carry an event's identity and publish
 // time to the receiver or consumer, in the record's requestParameters.
@@ -29,20 +28,10 @@ var epoch = time.Now()
 // publish stamp of FieldTime.
 func Since() int64 { return int64(time.Since(epoch)) }
 
-// padding is user metadata that brings a record's JSON to about 1 KiB.
-var padding = map[string]string{
-	"X-Amz-Meta-Camera":   "NIKON D850 / AF-S NIKKOR 24-70mm f/2.8E ED VR",
-	"X-Amz-Meta-Uploader": "ingest-pipeline-07.eu-west.example.internal",
-	"X-Amz-Meta-Checksum": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-}
-
 // Record returns a realistic record of about 1 KiB of JSON for the i-th
-// object of Bucket.
-func Record(i int) event.Record {
-	r := targettest.Record(Bucket, fmt.Sprintf("photos/2026/11/25/IMG_%08d.jpg", i), event.ObjectCreatedPut, i)
-	r.S3.Object.UserMetadata = padding
-	return r
-}
+// object of Bucket: testkit/benchrec's generator, which the relay's
+// micro-benchmarks use too.
+func Record(i int) event.Record { return benchrec.Record(i) }
 
 // IDRecord returns Record(id) carrying id in FieldID.
 func IDRecord(id int) event.Record {
@@ -60,19 +49,10 @@ func Stamped(id int) event.Record {
 }
 
 // RecordPool returns n distinct records, to be published over and over.
-func RecordPool(n int) []event.Record {
-	out := make([]event.Record, n)
-	for i := range out {
-		out[i] = Record(i)
-	}
-	return out
-}
+func RecordPool(n int) []event.Record { return benchrec.Pool(n) }
 
 // RecordSize returns the JSON size of a bench record.
-func RecordSize() int {
-	b, _ := json.Marshal(Record(123456))
-	return len(b)
-}
+func RecordSize() int { return benchrec.Size() }
 
 // Field finds "name":"digits" in a JSON body.
 func Field(b []byte, name string) (int64, bool) {
