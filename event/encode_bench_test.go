@@ -2,30 +2,30 @@ package event
 
 import (
 	"encoding/json"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/bucketrelay/bucketrelay/testkit/cpuclock"
 )
 
 func BenchmarkAppendJSON(b *testing.B) {
 	r := benchRecord()
 	buf := make([]byte, 0, 4096)
 	b.SetBytes(int64(len(r.AppendJSON(nil))))
-	c := startCPU(b)
+	c := cpuclock.Start(b)
 	for b.Loop() {
 		buf = r.AppendJSON(buf[:0])
 	}
-	c.report(b)
+	c.Report(b, 1, "op")
 }
 
 func BenchmarkMarshal(b *testing.B) {
 	r := benchRecord()
 	b.SetBytes(int64(len(r.AppendJSON(nil))))
-	c := startCPU(b)
+	c := cpuclock.Start(b)
 	for b.Loop() {
 		json.Marshal(&r)
 	}
-	c.report(b)
+	c.Report(b, 1, "op")
 }
 
 // benchRecord is like the ingest scenario's records: about 1 KiB of JSON.
@@ -40,26 +40,4 @@ func benchRecord() Record {
 	}
 	r.Source = &Source{Host: "127.0.0.1", Port: "38062", UserAgent: "MinIO (linux; amd64) minio-go/v7.0.0 mc/RELEASE"}
 	return r
-}
-
-// cpuClock is the process's CPU time (user and system) at a benchmark's
-// start: CPU per op is steadier than wall time on a shared machine.
-type cpuClock time.Duration
-
-func processCPU(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func startCPU(b *testing.B) cpuClock {
-	b.ResetTimer()
-	return cpuClock(processCPU(b))
-}
-
-// report adds the CPU nanoseconds per op.
-func (c cpuClock) report(b *testing.B) {
-	b.ReportMetric(float64((processCPU(b)-time.Duration(c)).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
