@@ -1,43 +1,23 @@
 package jslog_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/jslog"
 	"github.com/bucketrelay/bucketrelay/testkit/natscluster"
+	"github.com/bucketrelay/bucketrelay/testkit/syncbuf"
 	"github.com/bucketrelay/bucketrelay/wal"
 )
-
-// lockedBuffer is a log destination safe for the log's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *lockedBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedBuffer) count(s string) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return strings.Count(w.b.String(), s)
-}
 
 // TestReclaimFailureLoggedOncePerOutage: while purging delivered messages
 // fails (the stream has no leader), the log retries at every cursor flush
 // but warns once, and says once when purging works again.
 func TestReclaimFailureLoggedOncePerOutage(t *testing.T) {
 	c := natscluster.Start(t, natscluster.Options{})
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	l, err := jslog.Open(ctx, jslog.Config{Servers: c.URLs(), Stream: "RECLAIMQ"}, jslog.Options{CursorSyncInterval: 5 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&out, nil))})
@@ -69,12 +49,12 @@ func TestReclaimFailureLoggedOncePerOutage(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	const warn, back = "reclaiming delivered messages failed", "reclaiming delivered messages works again"
-	if n := out.count(warn); n != 1 {
+	if n := out.Count(warn); n != 1 {
 		t.Fatalf("%d purges failed: got %d warnings, want 1", calls(), n)
 	}
 	stop()
 	deadline := time.Now().Add(30 * time.Second)
-	for out.count(back) == 0 {
+	for out.Count(back) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no %q line 30 s after purges work again", back)
 		}
@@ -83,7 +63,7 @@ func TestReclaimFailureLoggedOncePerOutage(t *testing.T) {
 	}
 	advance()
 	time.Sleep(100 * time.Millisecond)
-	if w, b := out.count(warn), out.count(back); w != 1 || b != 1 {
+	if w, b := out.Count(warn), out.Count(back); w != 1 || b != 1 {
 		t.Fatalf("got %d warnings and %d recoveries, want 1 and 1", w, b)
 	}
 }

@@ -8,10 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/bucketrelay/bucketrelay/rules"
+	"github.com/bucketrelay/bucketrelay/testkit/syncbuf"
 )
 
 // TestAPIRulesOverrideLogged: rules set through the API replace the
@@ -34,7 +34,7 @@ func TestAPIRulesOverrideLogged(t *testing.T) {
 	}
 	r.Close(context.Background())
 
-	logs := &lockedLog{}
+	logs := &syncbuf.Buffer{}
 	c, _ = ParseConfig([]byte(doc))
 	r, err = Open(c, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
@@ -59,25 +59,6 @@ func TestAPIRulesOverrideLogged(t *testing.T) {
 			t.Errorf("%s: got source %q overriding %q, want %q overriding %q", c.bucket, got, n, c.source, c.overridden)
 		}
 	}
-}
-
-// lockedLog is a log destination the test may read while the relay
-// writes to it.
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestBucketNamesAndDuplicatesChecked: a bucket name S3 would refuse, or

@@ -6,18 +6,13 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-
-	"github.com/bucketrelay/bucketrelay/relay"
 )
 
 // TestServeEmptyConfigSaysNoTargets: a configuration without targets
 // starts, and its "SQS ARNs:" line says there are none instead of ending
 // in nothing.
 func TestServeEmptyConfigSaysNoTargets(t *testing.T) {
-	cfg, err := relay.ParseConfig([]byte(fmt.Sprintf(`{"relay":{"dataDir":%q,"listen":"127.0.0.1:0"}}`, t.TempDir())))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseConfig(t, fmt.Sprintf(`{"relay":{"dataDir":%q,"listen":"127.0.0.1:0"}}`, t.TempDir()))
 	ctx, cancel := context.WithCancel(context.Background())
 	var out bytes.Buffer
 	ready := make(chan struct{})

@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/bucketrelay/bucketrelay/event"
-	"github.com/bucketrelay/bucketrelay/relay"
 	"github.com/bucketrelay/bucketrelay/rules"
 )
 
@@ -41,18 +40,10 @@ func TestDemo(t *testing.T) {
 }
 
 func TestEventsCommands(t *testing.T) {
-	cfg, err := relay.ParseConfig([]byte(`{"relay":{"dataDir":"` + t.TempDir() + `","listen":"127.0.0.1:0"},
-"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://127.0.0.1:1/"}}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	var sqs bytes.Buffer
-	go func() { done <- serve(ctx, cfg, &sqs, func(a string) { addrc <- a }) }()
-	server := "http://" + <-addrc
-	defer func() { cancel(); <-done }()
+	cfg := parseConfig(t, `{"relay":{"dataDir":"`+t.TempDir()+`","listen":"127.0.0.1:0"},
+"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://127.0.0.1:1/"}}}}`)
+	addr, _ := serveInProcess(t, cfg, io.Discard)
+	server := "http://" + addr
 
 	run := func(args ...string) (string, error) {
 		var out bytes.Buffer

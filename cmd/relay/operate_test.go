@@ -280,16 +280,8 @@ Rules:
 // token while the API keeps asking for it; /healthz needs no token.
 func TestMetricsListen(t *testing.T) {
 	maddr := freePort(t)
-	cfg, err := relay.ParseConfig([]byte(fmt.Sprintf(`{"relay":{"dataDir":%q,"listen":"127.0.0.1:0","accessToken":"tok-123","metricsListen":%q}}`, t.TempDir(), maddr)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, io.Discard, func(a string) { addrc <- a }) }()
-	addr := <-addrc
-	defer func() { cancel(); <-done }()
+	cfg := parseConfig(t, fmt.Sprintf(`{"relay":{"dataDir":%q,"listen":"127.0.0.1:0","accessToken":"tok-123","metricsListen":%q}}`, t.TempDir(), maddr))
+	addr, _ := serveInProcess(t, cfg, io.Discard)
 	get := func(url string) (int, string) {
 		resp, err := http.Get(url)
 		if err != nil {

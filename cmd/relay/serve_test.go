@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/relay"
+	"github.com/bucketrelay/bucketrelay/testkit/syncbuf"
 	"github.com/bucketrelay/bucketrelay/testkit/walfault"
 	"github.com/bucketrelay/bucketrelay/wal"
 )
@@ -55,7 +55,7 @@ func init() {
 
 // serveChild runs the test binary as `relay serve` with the config doc; it
 // returns the process, its combined output and the API's address.
-func serveChild(t *testing.T, doc func(dataDir, listen string) string, env ...string) (*exec.Cmd, *lockedBuffer, string) {
+func serveChild(t *testing.T, doc func(dataDir, listen string) string, env ...string) (*exec.Cmd, *syncbuf.Buffer, string) {
 	t.Helper()
 	dir := t.TempDir()
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -65,32 +65,13 @@ func serveChild(t *testing.T, doc func(dataDir, listen string) string, env ...st
 	os.WriteFile(cfg, []byte(doc(filepath.Join(dir, "data"), addr)), 0o600)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(append(os.Environ(), "RELAY_TEST_SERVE="+cfg), env...)
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
 	return cmd, out, addr
-}
-
-// lockedBuffer is a bytes.Buffer a child process writes while the test
-// reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func waitExit(t *testing.T, cmd *exec.Cmd, within time.Duration) int {
@@ -234,20 +215,12 @@ func TestServeDamagedLogExitsOne(t *testing.T) {
 func TestServeTimeouts(t *testing.T) {
 	defer func(h time.Duration, r int64) { headerTimeout, minBodyRate = h, r }(headerTimeout, minBodyRate)
 	headerTimeout, minBodyRate = 300*time.Millisecond, 64<<10
-	cfg, err := relay.ParseConfig([]byte(`{"relay":{"dataDir":"` + t.TempDir() + `","listen":"127.0.0.1:0","maxRequestBytes":32768}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseConfig(t, `{"relay":{"dataDir":"`+t.TempDir()+`","listen":"127.0.0.1:0","maxRequestBytes":32768}}`)
 	srv := newServer(cfg, http.NotFoundHandler())
 	if srv.ReadHeaderTimeout == 0 || srv.ReadTimeout == 0 || srv.WriteTimeout == 0 || srv.IdleTimeout == 0 {
 		t.Fatalf("server timeouts: %+v", srv)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, io.Discard, func(a string) { addrc <- a }) }()
-	addr := <-addrc
-	defer func() { cancel(); <-done }()
+	addr, _ := serveInProcess(t, cfg, io.Discard)
 
 	// trickle writes a byte every 50ms until the server closes the
 	// connection; it returns how long that took.
@@ -286,17 +259,9 @@ func TestServeTimeouts(t *testing.T) {
 // flag default); errors say "relay:" once.
 func TestEventsHideToken(t *testing.T) {
 	const secret = "S3cretT0ken"
-	cfg, err := relay.ParseConfig([]byte(`{"relay":{"dataDir":"` + t.TempDir() + `","listen":"127.0.0.1:0","accessToken":"` + secret + `"},
-"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://127.0.0.1:1/"}}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, io.Discard, func(a string) { addrc <- a }) }()
-	addr := <-addrc
-	defer func() { cancel(); <-done }()
+	cfg := parseConfig(t, `{"relay":{"dataDir":"`+t.TempDir()+`","listen":"127.0.0.1:0","accessToken":"`+secret+`"},
+"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://127.0.0.1:1/"}}}}`)
+	addr, _ := serveInProcess(t, cfg, io.Discard)
 
 	events := func(args ...string) (string, error) {
 		var out, errOut bytes.Buffer

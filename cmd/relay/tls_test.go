@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bucketrelay/bucketrelay/testkit/syncbuf"
 	"github.com/bucketrelay/bucketrelay/testkit/tlsca"
 )
 
@@ -204,7 +205,7 @@ func TestCLIOverHTTPS(t *testing.T) {
 	// watch streams over HTTPS.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	wout := &lockedBuffer{}
+	wout := &syncbuf.Buffer{}
 	wdone := make(chan error, 1)
 	go func() { wdone <- (&watchCommand{out: wout}).Run(ctx, []string{"images", "--server", tr.url}) }()
 	eventually(t, "the watch printing an event", func() bool {

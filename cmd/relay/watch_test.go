@@ -12,7 +12,7 @@ import (
 
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
-	"github.com/bucketrelay/bucketrelay/relay"
+	"github.com/bucketrelay/bucketrelay/testkit/syncbuf"
 )
 
 // apiCall makes one request to the relay with the token and returns the
@@ -41,19 +41,12 @@ func apiCall(t *testing.T, method, url, token, body string) string {
 // says so when the relay ends the stream.
 func TestWatchCommand(t *testing.T) {
 	const token = "watch-token"
-	cfg, err := relay.ParseConfig([]byte(`{"relay":{"dataDir":"` + t.TempDir() + `","listen":"127.0.0.1:0","accessToken":"` + token + `"},
-"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://127.0.0.1:1/"}}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stopServer := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	served := make(chan error, 1)
-	go func() { served <- serve(sctx, cfg, io.Discard, func(a string) { addrc <- a }) }()
-	server := "http://" + <-addrc
-	defer func() { stopServer(); <-served }()
+	cfg := parseConfig(t, `{"relay":{"dataDir":"`+t.TempDir()+`","listen":"127.0.0.1:0","accessToken":"`+token+`"},
+"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://127.0.0.1:1/"}}}}`)
+	addr, stopServer := serveInProcess(t, cfg, io.Discard)
+	server := "http://" + addr
 
-	var out, outJSON lockedBuffer
+	var out, outJSON syncbuf.Buffer
 	wctx, interrupt := context.WithCancel(context.Background())
 	defer interrupt()
 	done := make(chan error, 1)
@@ -116,17 +109,10 @@ func TestWatchCommand(t *testing.T) {
 // TestWatchCommandErrors: bad input is a usage error before any request;
 // the relay's refusal is reported with its reason.
 func TestWatchCommandErrors(t *testing.T) {
-	cfg, err := relay.ParseConfig([]byte(`{"relay":{"dataDir":"` + t.TempDir() + `","listen":"127.0.0.1:0","accessToken":"right"},
-"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://127.0.0.1:1/"}}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	served := make(chan error, 1)
-	go func() { served <- serve(ctx, cfg, io.Discard, func(a string) { addrc <- a }) }()
-	server := "http://" + <-addrc
-	defer func() { cancel(); <-served }()
+	cfg := parseConfig(t, `{"relay":{"dataDir":"`+t.TempDir()+`","listen":"127.0.0.1:0","accessToken":"right"},
+"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://127.0.0.1:1/"}}}}`)
+	addr, _ := serveInProcess(t, cfg, io.Discard)
+	server := "http://" + addr
 
 	w := func(args ...string) error {
 		return (&watchCommand{out: io.Discard}).Run(context.Background(), append(args, "--server", server))

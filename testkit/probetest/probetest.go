@@ -5,17 +5,16 @@
 package probetest
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
+	"github.com/bucketrelay/bucketrelay/testkit/syncbuf"
 	"github.com/bucketrelay/bucketrelay/wal"
 )
 
@@ -108,7 +107,7 @@ func FreeAddr(t testing.TB) string {
 // message.
 func Serve(t testing.TB, cmd *exec.Cmd, addr string) {
 	t.Helper()
-	var out lockedBuf
+	var out syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -126,22 +125,4 @@ func Serve(t testing.TB, cmd *exec.Cmd, addr string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// lockedBuf collects a child's output.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
