@@ -23,12 +23,9 @@ const (
 )
 
 func TestTargetBoundsConfig(t *testing.T) {
-	c, err := ParseConfig([]byte(`{"notify":{"webhook":{
+	c := parseConfig(t, `{"notify":{"webhook":{
 "1":{"enable":true,"endpoint":"http://x/","maxPending":5,"maxPendingBytes":4096,"whenFull":"drop"},
-"2":{"enable":true,"endpoint":"http://y/"}}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+"2":{"enable":true,"endpoint":"http://y/"}}}}`)
 	got := map[string]TargetConfig{}
 	for _, tc := range c.Targets {
 		got[tc.ID] = tc
@@ -67,10 +64,7 @@ func boundsRelay(t *testing.T, whenFull string) (*Relay, *webhookrecv.Receiver) 
  "2":{"enable":true,"endpoint":%q}}},
 "buckets":{"both":[{"arn":%q,"events":["put"]},{"arn":%q,"events":["put"]}],
  "live":[{"arn":%q,"events":["put"]}]}}`, t.TempDir(), dead.URL(), whenFull, live.URL(), deadARN, liveARN, liveARN)
-	c, err := ParseConfig([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, doc)
 	return openRelay(t, c), live
 }
 

@@ -78,13 +78,9 @@ func TestCloseDeadlineHangingEndpoint(t *testing.T) {
 
 func testConfigTimeout(t testing.TB, dir, endpoint, timeout string) *Config {
 	t.Helper()
-	c, err := ParseConfig([]byte(`{"relay":{"dataDir":"` + dir + `","minBackoff":"10ms","maxBackoff":"200ms"},
-"notify":{"webhook":{"1":{"enable":true,"endpoint":"` + endpoint + `","timeout":"` + timeout + `","concurrency":1}}},
-"buckets":{"images":[{"arn":"` + webhookARN + `","events":["put","delete"]}]}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return parseConfig(t, `{"relay":{"dataDir":"`+dir+`","minBackoff":"10ms","maxBackoff":"200ms"},
+"notify":{"webhook":{"1":{"enable":true,"endpoint":"`+endpoint+`","timeout":"`+timeout+`","concurrency":1}}},
+"buckets":{"images":[{"arn":"`+webhookARN+`","events":["put","delete"]}]}}`)
 }
 
 // funcTarget is a delivery.Target built from a function.
@@ -103,10 +99,7 @@ func (f *funcTarget) Close() error { return nil }
 func TestCloseDeadlineTargetIgnoresContext(t *testing.T) {
 	const arn = "arn:minio:sqs::embed:sink"
 	dir := t.TempDir()
-	cfg, err := ParseConfig([]byte(`{"relay":{"dataDir":"` + dir + `","minBackoff":"10ms"}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseConfig(t, `{"relay":{"dataDir":"`+dir+`","minBackoff":"10ms"}}`)
 	entered := make(chan struct{}, 1)
 	stuck := make(chan struct{})
 	defer close(stuck)
@@ -171,10 +164,7 @@ func TestCloseDeadlineTargetIgnoresContext(t *testing.T) {
 func TestCloseWaitsForSendsInFlight(t *testing.T) {
 	const arn = "arn:minio:sqs::embed:sink"
 	dir := t.TempDir()
-	cfg, err := ParseConfig([]byte(`{"relay":{"dataDir":"` + dir + `"}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseConfig(t, `{"relay":{"dataDir":"`+dir+`"}}`)
 	var n atomic.Int64
 	entered := make(chan struct{}, 1)
 	slow := &funcTarget{send: func(_ context.Context, items []delivery.Item) error {
@@ -222,10 +212,7 @@ func TestCloseWaitsForSendsInFlight(t *testing.T) {
 func TestCloseDuringPublish(t *testing.T) {
 	const arn = "arn:minio:sqs::embed:sink"
 	dir := t.TempDir()
-	cfg, err := ParseConfig([]byte(`{"relay":{"dataDir":"` + dir + `","minBackoff":"10ms"}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseConfig(t, `{"relay":{"dataDir":"`+dir+`","minBackoff":"10ms"}}`)
 	slow := &funcTarget{send: func(ctx context.Context, _ []delivery.Item) error {
 		select {
 		case <-ctx.Done():

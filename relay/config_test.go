@@ -105,10 +105,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 }
 
 func TestDisabledTargetsParsedNotStarted(t *testing.T) {
-	c, err := ParseConfig([]byte(`{"relay":{"dataDir":"` + t.TempDir() + `"},"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://127.0.0.1:1/"},"2":{"enable":false,"endpoint":"http://127.0.0.1:2/"}}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, `{"relay":{"dataDir":"`+t.TempDir()+`"},"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://127.0.0.1:1/"},"2":{"enable":false,"endpoint":"http://127.0.0.1:2/"}}}}`)
 	if len(c.Targets) != 2 {
 		t.Fatalf("parsed %d targets, want 2", len(c.Targets))
 	}
@@ -174,12 +171,9 @@ func TestExampleConfig(t *testing.T) {
 // SetBucketRules gets the same events as the same rule from the file.
 func TestGoRuleDefaultsMatchFileRules(t *testing.T) {
 	dir := t.TempDir()
-	c, err := ParseConfig([]byte(`{"relay":{"dataDir":"` + dir + `"},
+	c := parseConfig(t, `{"relay":{"dataDir":"`+dir+`"},
 "notify":{"webhook":{"1":{"enable":true,"endpoint":"http://127.0.0.1:1/"}}},
-"buckets":{"images":[{"arn":"arn:minio:sqs::1:webhook","suffix":".jpg"}]}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+"buckets":{"images":[{"arn":"arn:minio:sqs::1:webhook","suffix":".jpg"}]}}`)
 	file := c.Buckets["images"]
 	r, err := Open(c, Options{})
 	if err != nil {
@@ -225,10 +219,7 @@ func TestConfigRefusedNotIgnored(t *testing.T) {
 // TestEmptyConfigWarns: {} starts a relay (it takes and drops events) and
 // says at start that no target is enabled.
 func TestEmptyConfigWarns(t *testing.T) {
-	c, err := ParseConfig([]byte(`{}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, `{}`)
 	c.Relay.DataDir = t.TempDir()
 	var logs strings.Builder
 	r, err := Open(c, Options{Logger: newTestLogger(&logs)})

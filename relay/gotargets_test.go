@@ -22,10 +22,7 @@ import (
 // is validated like the file's (the same field path) and delivers.
 func TestAddTargetTyped(t *testing.T) {
 	rcv := webhookrecv.New(t, "")
-	c, err := ParseConfig([]byte(fmt.Sprintf(`{"relay":{"dataDir":%q}}`, t.TempDir())))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, fmt.Sprintf(`{"relay":{"dataDir":%q}}`, t.TempDir()))
 	// The same mistake in Go and in the file: one error, one path.
 	_, goErr := c.AddTarget("1", &webhook.Config{Enable: true})
 	_, fileErr := ParseConfig([]byte(`{"notify":{"webhook":{"1":{"enable":true}}}}`))
@@ -70,10 +67,7 @@ func TestFileRuleObjectFilters(t *testing.T) {
 	doc := fmt.Sprintf(`{"relay":{"dataDir":%q},
 "notify":{"webhook":{"1":{"enable":true,"endpoint":%q}}},
 "buckets":{"images":[{"arn":%q,"events":["put"],"minSize":1024,"contentTypes":["image/*"],"keyRegex":"^raw/"}]}}`, t.TempDir(), rcv.URL(), webhookARN)
-	c, err := ParseConfig([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, doc)
 	if _, err := ParseConfig([]byte(strings.Replace(doc, `"minSize":1024`, `"minSize":-1`, 1))); err == nil || !strings.Contains(err.Error(), "buckets.images.0") || !strings.Contains(err.Error(), "minSize") {
 		t.Fatalf("a negative minSize: %v, want an error naming buckets.images.0 and minSize", err)
 	}

@@ -10,10 +10,7 @@ func TestLogConfig(t *testing.T) {
 	doc := func(log, extra string) string {
 		return `{"relay":{"log":` + log + `},` + strings.Replace(hook, "%s", extra, 1) + `}`
 	}
-	c, err := ParseConfig([]byte(doc(`{"kind":"jetstream","servers":["nats://a:4222","nats://b:4222"],"stream":"EV","replicas":3,"leaseTTL":"2s","owner":"r1"}`, `,"lanes":4`)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, doc(`{"kind":"jetstream","servers":["nats://a:4222","nats://b:4222"],"stream":"EV","replicas":3,"leaseTTL":"2s","owner":"r1"}`, `,"lanes":4`))
 	lc := c.Relay.Log
 	if !lc.Cluster() || lc.JetStream.Stream != "EV" || len(lc.JetStream.Servers) != 2 || lc.Owner != "r1" || lc.leaseTTL().Seconds() != 2 {
 		t.Fatalf("got %+v, want the jetstream log as written", lc)

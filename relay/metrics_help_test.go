@@ -18,11 +18,8 @@ import (
 // delivered and 1 send.
 func TestSendsTotalCountsBatches(t *testing.T) {
 	rcv := newTestReceiver(t)
-	c, err := ParseConfig([]byte(fmt.Sprintf(`{"relay":{"dataDir":%q},"notify":{"webhook":{"1":{"enable":true,"endpoint":%q}}},
-"buckets":{"images":[{"arn":"arn:minio:sqs::1:webhook"}]}}`, t.TempDir(), rcv.URL())))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, fmt.Sprintf(`{"relay":{"dataDir":%q},"notify":{"webhook":{"1":{"enable":true,"endpoint":%q}}},
+"buckets":{"images":[{"arn":"arn:minio:sqs::1:webhook"}]}}`, t.TempDir(), rcv.URL()))
 	r := openRelay(t, c)
 	r.Pause("arn:minio:sqs::1:webhook") // the 3 events wait, then go as one batch
 	if err := r.Publish(context.Background(), records("images", 1, 3)...); err != nil {

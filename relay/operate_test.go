@@ -191,10 +191,7 @@ func TestTargetStatusAndProbe(t *testing.T) {
 "notify":{"webhook":{"1":{"enable":true,"endpoint":%q},"2":{"enable":true,"endpoint":"http://127.0.0.1:1/"}}},
 "buckets":{"images":[{"arn":"arn:minio:sqs::1:webhook","events":["put"]},{"arn":"arn:minio:sqs::2:webhook","events":["put"]}],
 "logs":[{"arn":"arn:minio:sqs::2:webhook","events":["put"]}]}}`, t.TempDir(), rcv.URL())
-	c, err := ParseConfig([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, doc)
 	start := time.Now()
 	r := openRelay(t, c)
 	if d := time.Since(start); d > 2*time.Second {
@@ -283,12 +280,9 @@ func TestRedisWrongTypeRedrive(t *testing.T) {
 		t.Fatal(err)
 	}
 	const arn = "arn:minio:sqs::1:redis"
-	c, err := ParseConfig([]byte(fmt.Sprintf(`{"relay":{"dataDir":%q,"minBackoff":"10ms","maxBackoff":"100ms"},
+	c := parseConfig(t, fmt.Sprintf(`{"relay":{"dataDir":%q,"minBackoff":"10ms","maxBackoff":"100ms"},
 "notify":{"redis":{"1":{"enable":true,"format":"namespace","address":%q,"key":%q}}},
-"buckets":{"images":[{"arn":%q,"events":["put"]}]}}`, t.TempDir(), addr, key, arn)))
-	if err != nil {
-		t.Fatal(err)
-	}
+"buckets":{"images":[{"arn":%q,"events":["put"]}]}}`, t.TempDir(), addr, key, arn))
 	r := openRelay(t, c)
 	srv := httptest.NewServer(r.Handler())
 	defer srv.Close()
@@ -323,10 +317,7 @@ func TestRedisWrongTypeRedrive(t *testing.T) {
 // token "tok123"; srv is closed when the test ends.
 func tokenRelay(t *testing.T) (*Relay, *httptest.Server) {
 	t.Helper()
-	c, err := ParseConfig([]byte(`{"relay":{"dataDir":"` + t.TempDir() + `","listen":"0.0.0.0:0","accessToken":"tok123"}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, `{"relay":{"dataDir":"`+t.TempDir()+`","listen":"0.0.0.0:0","accessToken":"tok123"}}`)
 	r := openRelay(t, c)
 	srv := httptest.NewServer(r.Handler())
 	t.Cleanup(srv.Close)

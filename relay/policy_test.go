@@ -17,13 +17,10 @@ import (
 // TestTargetPolicyParsed: the policy keys beside a target's own become its
 // delivery policy; absent ones keep the defaults.
 func TestTargetPolicyParsed(t *testing.T) {
-	c, err := ParseConfig([]byte(`{"relay":{"dataDir":"x","maxAttempts":5},"notify":{"webhook":{
+	c := parseConfig(t, `{"relay":{"dataDir":"x","maxAttempts":5},"notify":{"webhook":{
 		"1":{"enable":true,"endpoint":"http://127.0.0.1:1/","maxAttempts":10,"maxAge":"24h","rateLimit":250.5,"maxBatch":100,"inflight":2,"lanes":8},
 		"2":{"enable":true,"endpoint":"http://127.0.0.1:2/","maxAttempts":0},
-		"3":{"enable":true,"endpoint":"http://127.0.0.1:3/"}}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+		"3":{"enable":true,"endpoint":"http://127.0.0.1:3/"}}}}`)
 	want := map[string]struct {
 		p     delivery.Policy
 		batch int
@@ -90,10 +87,7 @@ func TestPolicyREADMEExample(t *testing.T) {
 	if !strings.Contains(string(readme), strings.TrimSpace(example)) {
 		t.Fatalf("README no longer holds the example:\n%s", example)
 	}
-	c, err := ParseConfig([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, doc)
 	if len(c.Targets) != 2 || c.Targets[1].Policy.Lanes != 8 || c.Targets[0].Policy.InFlight != 4 {
 		t.Fatalf("targets %+v, want kafka with inflight 4 and webhook with 8 lanes", c.Targets)
 	}
@@ -109,10 +103,7 @@ func TestTargetPolicyReachesEngine(t *testing.T) {
 	doc := fmt.Sprintf(`{"relay":{"dataDir":%q,"minBackoff":"10ms","maxBackoff":"50ms"},
 "notify":{"webhook":{"1":{"enable":true,"endpoint":%q,"timeout":"1s","maxAge":"300ms","lanes":4}}},
 "buckets":{"images":[{"arn":%q,"events":["put","delete"]}]}}`, dir, rcv.URL(), webhookARN)
-	c, err := ParseConfig([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, doc)
 	r, err := Open(c, Options{})
 	if err != nil {
 		t.Fatal(err)

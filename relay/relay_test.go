@@ -32,11 +32,7 @@ func testConfig(t testing.TB, dir, endpoint, extra string) *Config {
 	doc := fmt.Sprintf(`{"relay":{"dataDir":%q,"minBackoff":"10ms","maxBackoff":"200ms"%s},
 "notify":{"webhook":{"1":{"enable":true,"endpoint":%q,"timeout":"2s","concurrency":1}}},
 "buckets":{"images":[{"arn":%q,"events":["put","delete"]}]}}`, dir, extra, endpoint, webhookARN)
-	c, err := ParseConfig([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return parseConfig(t, doc)
 }
 
 func openRelay(t testing.TB, c *Config) *Relay {
@@ -264,10 +260,7 @@ func TestHTTPAPI(t *testing.T) {
 }
 
 func TestAccessToken(t *testing.T) {
-	c, err := ParseConfig([]byte(`{"relay":{"dataDir":"` + t.TempDir() + `","listen":"0.0.0.0:0","accessToken":"tok123"}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, `{"relay":{"dataDir":"`+t.TempDir()+`","listen":"0.0.0.0:0","accessToken":"tok123"}}`)
 	h := openRelay(t, c).Handler()
 	if w := do(t, h, "GET", "/v1/targets", ""); w.Code != 401 {
 		t.Fatalf("without token: %d, want 401", w.Code)
@@ -321,10 +314,7 @@ func TestSecretsNotLogged(t *testing.T) {
 	rcv := webhookrecv.New(t, "")
 	rcv.Stop()
 	doc := fmt.Sprintf(`{"relay":{"dataDir":%q,"minBackoff":"10ms","maxBackoff":"20ms"},"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://admin:pa55word@%s/","authToken":"tok-s3cret"}}},"buckets":{"images":[{"arn":%q,"events":["put"]}]}}`, t.TempDir(), rcv.Addr, webhookARN)
-	c, err := ParseConfig([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, doc)
 	r, err := Open(c, Options{Logger: newTestLogger(&logs)})
 	if err != nil {
 		t.Fatal(err)
@@ -363,4 +353,14 @@ func TestPostEventsBodyShapes(t *testing.T) {
 			t.Errorf("POST %.40q: %d %s, want %d", c.body, w.Code, w.Body, c.code)
 		}
 	}
+}
+
+// parseConfig parses a configuration document or fails the test.
+func parseConfig(t testing.TB, doc string) *Config {
+	t.Helper()
+	c, err := ParseConfig([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

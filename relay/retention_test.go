@@ -189,11 +189,8 @@ func startFromConfig(t *testing.T, dir string, rcv1, rcv2, rcv3 *webhookrecv.Rec
 		targets += fmt.Sprintf(`,"2":{"enable":true,"endpoint":%q,"startFrom":"oldest","concurrency":1},"3":{"enable":true,"endpoint":%q,"concurrency":1}`, rcv2.URL(), rcv3.URL())
 		rules += `,{"arn":"arn:minio:sqs::2:webhook","events":["put"]},{"arn":"arn:minio:sqs::3:webhook","events":["put"]}`
 	}
-	c, err := ParseConfig([]byte(fmt.Sprintf(`{"relay":{"dataDir":%q,"minBackoff":"10ms","maxBackoff":"200ms","retention":{"age":"1h","bytes":1048576}},
-"notify":{"webhook":{%s}},"buckets":{"images":[%s]}}`, dir, targets, rules)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, fmt.Sprintf(`{"relay":{"dataDir":%q,"minBackoff":"10ms","maxBackoff":"200ms","retention":{"age":"1h","bytes":1048576}},
+"notify":{"webhook":{%s}},"buckets":{"images":[%s]}}`, dir, targets, rules))
 	return c
 }
 
@@ -245,10 +242,7 @@ func TestRetentionConfigErrors(t *testing.T) {
 			t.Errorf("ParseConfig(%s): %v, want an error naming %q", c.doc, err, c.want)
 		}
 	}
-	c, err := ParseConfig([]byte(`{"relay":{"retention":{"age":"24h","bytes":1073741824}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, `{"relay":{"retention":{"age":"24h","bytes":1073741824}}}`)
 	if got := c.Relay.Retention.Log(); got.Age != 24*time.Hour || got.Bytes != 1<<30 {
 		t.Fatalf("retention = %+v, want 24h and 1 GiB", got)
 	}

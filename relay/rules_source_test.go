@@ -21,10 +21,7 @@ func TestAPIRulesOverrideLogged(t *testing.T) {
 	dir := t.TempDir()
 	doc := fmt.Sprintf(`{"relay":{"dataDir":%q},"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://127.0.0.1:1/"}}},
 "buckets":{"images":[{"arn":"arn:minio:sqs::1:webhook","suffix":".jpg"},{"arn":"arn:minio:sqs::1:webhook","suffix":".png"}],"logs":[{"arn":"arn:minio:sqs::1:webhook"}]}}`, dir)
-	c, err := ParseConfig([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, doc)
 	r, err := Open(c, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -65,10 +62,7 @@ func TestAPIRulesOverrideLogged(t *testing.T) {
 // a rule repeated, is refused by the API (400 naming it) and by the
 // configuration file (the field named).
 func TestBucketNamesAndDuplicatesChecked(t *testing.T) {
-	c, err := ParseConfig([]byte(fmt.Sprintf(`{"relay":{"dataDir":%q},"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://127.0.0.1:1/"}}}}`, t.TempDir())))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, fmt.Sprintf(`{"relay":{"dataDir":%q},"notify":{"webhook":{"1":{"enable":true,"endpoint":"http://127.0.0.1:1/"}}}}`, t.TempDir()))
 	r := openRelay(t, c)
 	srv := httptest.NewServer(r.Handler())
 	defer srv.Close()

@@ -46,10 +46,7 @@ func TestStatusPageScreenshot(t *testing.T) {
  "archive":{"enable":true,"endpoint":%q,"timeout":"2s"}}},
 "buckets":{"images":[{"arn":%q,"events":["put"]},{"arn":%q,"events":["put"]},{"arn":%q,"events":["put"]}]}}`,
 		t.TempDir(), up.URL(), down.URL(), paused.URL(), upARN, downARN, pausedARN)
-	c, err := ParseConfig([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, doc)
 	r := openRelay(t, c)
 	r.live.sampleEvery = 250 * time.Millisecond
 	srv := serveRelay(t, r)

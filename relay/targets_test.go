@@ -36,10 +36,7 @@ func TestEveryKindOpensWithoutWaiting(t *testing.T) {
 		frags = append(frags, frag)
 	}
 	doc := `{"relay":{"dataDir":"` + t.TempDir() + `"},"notify":{` + strings.Join(frags, ",") + `}}`
-	c, err := ParseConfig([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, doc)
 	start := time.Now()
 	r, err := Open(c, Options{})
 	if err != nil {
@@ -68,13 +65,10 @@ func TestRedisThroughTheRelay(t *testing.T) {
 	doc := fmt.Sprintf(`{"relay":{"dataDir":%q},
 "notify":{"redis":{"1":{"enable":true,"format":"namespace","address":%q,"key":%q}}},
 "buckets":{"images":[{"arn":"arn:minio:sqs::1:redis","events":["put","delete"],"suffix":".jpg"}]}}`, t.TempDir(), addr, key)
-	c, err := ParseConfig([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, doc)
 	r := openRelay(t, c)
 	ctx := context.Background()
-	err = r.Publish(ctx,
+	err := r.Publish(ctx,
 		targettest.Record("images", "a.jpg", event.ObjectCreatedPut, 0),
 		targettest.Record("images", "b.jpg", event.ObjectCreatedPut, 1),
 		targettest.Record("images", "notes.txt", event.ObjectCreatedPut, 2),
