@@ -21,25 +21,6 @@ import (
 	"github.com/bucketrelay/bucketrelay/testkit/webhookrecv"
 )
 
-// relayBinDir holds the relay binary built for the tests; TestMain
-// removes it.
-var relayBinDir string
-
-// buildRelay builds the relay binary once per test binary.
-var buildRelay = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "relay-bin-")
-	if err != nil {
-		return "", err
-	}
-	relayBinDir = dir
-	bin := filepath.Join(dir, "relay")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
 func freePort(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -93,10 +74,7 @@ func (c *child) kill9() {
 // event it acknowledged is delivered at least once. SIGKILL keeps the page
 // cache, so this cannot see a missing fsync: TestPowerCut cuts power.
 func TestCrash(t *testing.T) {
-	bin, err := buildRelay()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := relayBinary(t)
 	var mu sync.Mutex
 	seen := map[int]int{}
 	rcv := webhookrecv.New(t, "")

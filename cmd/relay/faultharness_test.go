@@ -194,15 +194,6 @@ func uncommitted(path string) bool {
 	return empty
 }
 
-func relayBinary(t testing.TB) string {
-	t.Helper()
-	bin, err := buildRelay()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
 func logTail(path string, n int) string {
 	b, _ := os.ReadFile(path)
 	return string(tail(b, n))

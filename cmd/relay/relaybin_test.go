@@ -3,14 +3,20 @@ package main
 import (
 	"os"
 	"testing"
+
+	"github.com/bucketrelay/bucketrelay/testkit/gobuild"
 )
 
-// TestMain removes the relay binary that buildRelay built for the tests
-// running the real process (crash, power-cut and storage-fault tests).
+// relayBinary returns the relay binary, built once for the tests that run
+// the real process (crash, power-cut, storage-fault and SIGHUP tests).
+func relayBinary(t testing.TB) string {
+	t.Helper()
+	return gobuild.Binary(t, ".")
+}
+
+// TestMain removes the relay binary the tests built.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if relayBinDir != "" {
-		os.RemoveAll(relayBinDir)
-	}
+	gobuild.Clean()
 	os.Exit(code)
 }

@@ -143,10 +143,7 @@ func TestTargetsManageCommands(t *testing.T) {
 // target added with its rule, and its events delivered), and refuses an
 // invalid one, logging its error, with the running configuration kept.
 func TestServeSIGHUP(t *testing.T) {
-	bin, err := buildRelay()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := relayBinary(t)
 	rcv1, rcv2 := newTestReceiver(t), newTestReceiver(t)
 	dir := t.TempDir()
 	addr := freePort(t)

@@ -14,10 +14,10 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/bucketrelay/bucketrelay/testkit/gobuild"
 	"github.com/bucketrelay/bucketrelay/wal"
 	bolt "go.etcd.io/bbolt"
 )
@@ -93,38 +93,16 @@ func run(t testing.TB, args ...string) (code int, stdout, stderr string) {
 	return code, o.String(), e.String()
 }
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// walinspectBin builds walinspect once per test run.
+// walinspectBin returns the walinspect binary, built once per test run.
 func walinspectBin(t testing.TB) string {
 	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "walinspect-test")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "walinspect")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
+	return gobuild.Binary(t, ".")
 }
 
+// TestMain removes the binary the tests built.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	gobuild.Clean()
 	os.Exit(code)
 }
 
