@@ -109,11 +109,7 @@ func TestDisabledTargetsParsedNotStarted(t *testing.T) {
 	if len(c.Targets) != 2 {
 		t.Fatalf("parsed %d targets, want 2", len(c.Targets))
 	}
-	r, err := Open(c, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close(context.Background())
+	r := openRelay(t, c)
 	if got := r.ARNs(); len(got) != 1 || got[0] != "arn:minio:sqs::1:webhook" {
 		t.Fatalf("ARNs = %v, want only the enabled target", got)
 	}
@@ -175,11 +171,7 @@ func TestGoRuleDefaultsMatchFileRules(t *testing.T) {
 "notify":{"webhook":{"1":{"enable":true,"endpoint":"http://127.0.0.1:1/"}}},
 "buckets":{"images":[{"arn":"arn:minio:sqs::1:webhook","suffix":".jpg"}]}}`)
 	file := c.Buckets["images"]
-	r, err := Open(c, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close(context.Background())
+	r := openRelay(t, c)
 	if err := r.SetBucketRules("docs", []rules.Rule{{ARN: "arn:minio:sqs::1:webhook", Suffix: ".jpg"}}); err != nil {
 		t.Fatalf("SetBucketRules of a rule without events: %v", err)
 	}

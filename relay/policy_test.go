@@ -104,11 +104,7 @@ func TestTargetPolicyReachesEngine(t *testing.T) {
 "notify":{"webhook":{"1":{"enable":true,"endpoint":%q,"timeout":"1s","maxAge":"300ms","lanes":4}}},
 "buckets":{"images":[{"arn":%q,"events":["put","delete"]}]}}`, dir, rcv.URL(), webhookARN)
 	c := parseConfig(t, doc)
-	r, err := Open(c, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close(context.Background())
+	r := openRelay(t, c)
 	if err := r.Publish(context.Background(), records("images", 0, 5)...); err != nil {
 		t.Fatal(err)
 	}

@@ -38,11 +38,7 @@ func TestEveryKindOpensWithoutWaiting(t *testing.T) {
 	doc := `{"relay":{"dataDir":"` + t.TempDir() + `"},"notify":{` + strings.Join(frags, ",") + `}}`
 	c := parseConfig(t, doc)
 	start := time.Now()
-	r, err := Open(c, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close(context.Background())
+	r := openRelay(t, c)
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("Open took %v with every server down", d)
 	}
