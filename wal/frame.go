@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -361,6 +362,10 @@ func decodeRecords(h *frameHeader) ([]Record, error) {
 		return nil, &corruptError{h.first, "payload length mismatch"}
 	}
 	out := make([]Record, h.count)
+	// The records' keys share one string, built once the records are
+	// decoded: one allocation per frame instead of one per record.
+	keyAt := make([]int, h.count+1)
+	var keys strings.Builder
 	off := 0
 	prev := uint64(0)
 	var prevT []string // the previous record's targets, and their indices
@@ -436,7 +441,8 @@ func decodeRecords(h *frameHeader) ([]Record, error) {
 		if et != 0 {
 			r.EventTime = time.Unix(0, et).UTC()
 		}
-		r.Key = string(key)
+		keys.Write(key)
+		keyAt[i+1] = keyAt[i] + len(key)
 		if string(name) != prevName { // event names repeat: one string
 			prevName = string(name)
 		}
@@ -445,6 +451,10 @@ func decodeRecords(h *frameHeader) ([]Record, error) {
 	}
 	if off != len(raw) {
 		return nil, &corruptError{h.first, "trailing bytes after the records"}
+	}
+	ks := keys.String()
+	for i := range out {
+		out[i].Key = ks[keyAt[i]:keyAt[i+1]]
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -410,7 +411,7 @@ func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(Reco
 					continue
 				}
 				if cp != nil {
-					r.Data = cp.copy(r.Data)
+					r.Key, r.Data = strings.Clone(r.Key), cp.copy(r.Data)
 				}
 				if !fn(r) {
 					return false
