@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"strings"
 
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/wal"
@@ -38,11 +39,13 @@ func (l *loop) item(r *wal.Record) Item {
 	return it
 }
 
-// ownItem is item with its own copy of the data, for a coalescing window:
-// it keeps one record of many, and a superseded record's data must not
-// stay alive through the frame its survivor shares.
+// ownItem is item with its own copy of the key and data, for a coalescing
+// window: it keeps one record of many, and a superseded record's data must
+// not stay alive through the frame its survivor shares (wal's records of a
+// frame share their data's buffer, and their keys' string).
 func (l *loop) ownItem(r *wal.Record) Item {
 	it := l.item(r)
+	it.Key = strings.Clone(r.Key)
 	it.Record = append(make([]byte, 0, len(r.Data)), r.Data...)
 	return it
 }
