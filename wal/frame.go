@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/bucketrelay/bucketrelay/internal/logframe"
 	bolt "go.etcd.io/bbolt"
@@ -369,7 +369,7 @@ func decodeRecords(h *frameHeader) ([]Record, error) {
 // collector to scan. Everything in it is read-only once built.
 type frameRecords struct {
 	raw   []byte     // the decompressed payload: records' Data alias it
-	keys  string     // the records' keys, one after another
+	keys  string     // raw as a string: records' Key alias it
 	names []string   // event names, each once per run of records sharing it
 	sets  [][]string // target lists, each once per run of records sharing it; full
 	recs  []recordAt // in sequence order
@@ -378,11 +378,11 @@ type frameRecords struct {
 // recordAt is one record of a frameRecords.
 type recordAt struct {
 	seq            uint64
-	at, et         int64  // append and event time, Unix ns (et 0: none)
-	data, dataEnd  int    // the record's data: raw[data:dataEnd]
-	keyOff, keyEnd uint32 // its key: keys[keyOff:keyEnd]
-	name           int32  // index in names
-	set            int32  // index in sets; -1: no targets
+	at, et         int64 // append and event time, Unix ns (et 0: none)
+	data, dataEnd  int   // the record's data: raw[data:dataEnd]
+	keyOff, keyEnd int   // its key: keys[keyOff:keyEnd]
+	name           int32 // index in names
+	set            int32 // index in sets; -1: no targets
 }
 
 // record returns the i-th record. Its Data is full (an append copies it),
@@ -421,10 +421,12 @@ func decodeFrameRecords(h *frameHeader) (*frameRecords, error) {
 		// Every record takes at least 10 bytes.
 		return nil, &corruptError{h.first, "payload length mismatch"}
 	}
-	f := &frameRecords{raw: raw, recs: make([]recordAt, h.count)}
-	// The records' keys share one string, built once the records are
-	// decoded: one allocation per frame instead of one per record.
-	var keys strings.Builder
+	// Keys are strings aliasing raw, which nothing writes to once it is
+	// decoded (records' Data, handed out as bytes, lie elsewhere in it):
+	// no allocation or copy per record. A reader keeping keys of a few
+	// records of a frame copies them, as it does their data (Read for a
+	// sparse target, a coalescing window).
+	f := &frameRecords{raw: raw, keys: unsafe.String(unsafe.SliceData(raw), len(raw)), recs: make([]recordAt, h.count)}
 	off := 0
 	prev := uint64(0)
 	prevSet := int32(-1) // the previous record's targets, and their indices
@@ -489,6 +491,7 @@ func decodeFrameRecords(h *frameHeader) (*frameRecords, error) {
 			f.sets = append(f.sets, ts)
 		}
 		key, ok1 := readBytes(raw, &off)
+		r.keyOff, r.keyEnd = off-len(key), off
 		name, ok2 := readBytes(raw, &off)
 		data, ok3 := readBytes(raw, &off)
 		if !ok1 || !ok2 || !ok3 || len(raw)-off < 4 {
@@ -500,9 +503,6 @@ func decodeFrameRecords(h *frameHeader) (*frameRecords, error) {
 		r.dataEnd = off
 		r.data = off - len(data)
 		off += 4
-		r.keyOff = uint32(keys.Len())
-		keys.Write(key)
-		r.keyEnd = uint32(keys.Len())
 		if n := len(f.names); n == 0 || string(name) != f.names[n-1] { // event names repeat: one string
 			f.names = append(f.names, string(name))
 		}
@@ -511,7 +511,6 @@ func decodeFrameRecords(h *frameHeader) (*frameRecords, error) {
 	if off != len(raw) {
 		return nil, &corruptError{h.first, "trailing bytes after the records"}
 	}
-	f.keys = keys.String()
 	return f, nil
 }
 
