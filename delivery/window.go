@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"strings"
 
 	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/wal"
@@ -38,11 +39,13 @@ func (l *loop) item(r *wal.Record) Item {
 	return it
 }
 
-// ownItem is item with its own copy of the data, for a coalescing window:
-// it keeps one record of many, and a superseded record's data must not
-// stay alive through the frame its survivor shares.
+// ownItem is item with its own copy of the key and data, for a coalescing
+// window: it keeps one record of many, and a superseded record's data must
+// not stay alive through the frame its survivor shares (wal's records of a
+// frame share their data's buffer, and their keys' string).
 func (l *loop) ownItem(r *wal.Record) Item {
 	it := l.item(r)
+	it.Key = strings.Clone(r.Key)
 	it.Record = append(make([]byte, 0, len(r.Data)), r.Data...)
 	return it
 }
@@ -73,19 +76,21 @@ func (l *loop) readAt(ctx context.Context, from uint64) window {
 // readBatch reads up to windowItems records and WindowBytes bytes (at least
 // one record) from from on.
 func (l *loop) readBatch(ctx context.Context, from uint64) ([]Item, int, uint64, error) {
-	limit := l.e.opts.WindowBytes
-	var items []Item
+	limit, most := l.e.opts.WindowBytes, l.windowItems()
+	items := make([]Item, 0, l.windowCap(from, most))
 	var size int64
 	cut, stop := false, uint64(0) // the record that did not fit
+	logID := l.e.logID
 	next, err := l.e.log.Read(ctx, from, l.spec.ID, func(r wal.Record) bool {
 		sz := recordSize(&r)
 		if len(items) > 0 && size+sz > limit {
 			cut, stop = true, r.Seq
 			return false
 		}
-		items = append(items, l.item(&r))
+		items = append(items, newItem(&r))
+		items[len(items)-1].LogID = logID
 		size += sz
-		return len(items) < l.windowItems()
+		return len(items) < most
 	})
 	if err != nil {
 		return nil, 0, from, err
@@ -94,6 +99,21 @@ func (l *loop) readBatch(ctx context.Context, from uint64) ([]Item, int, uint64,
 		next = stop
 	}
 	return items, len(items), next, nil
+}
+
+// windowCap is the capacity a window read from from starts with: as many
+// items as it may hold (most, and no more than WindowBytes of the smallest
+// items), but no more than the records committed from from on, so that a
+// loop keeping up with appends does not allocate a full window for the few
+// records each read finds. Sized up front, a window of thousands of items
+// is built without growing (and copying) its slice a dozen times.
+func (l *loop) windowCap(from uint64, most int) int {
+	_, last := l.e.log.Routed(l.spec.ID)
+	if last < from {
+		return 0
+	}
+	n := min(most, int(min(l.e.opts.WindowBytes/itemOverhead, 1<<20)))
+	return int(min(uint64(n), last-from+1))
 }
 
 // readCoalesced reads a namespace target's coalescing window from from on:

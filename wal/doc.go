@@ -32,13 +32,14 @@
 // # Reading
 //
 // Read hands out records its caller may keep: their Data is never written
-// to or reused by the log, so a reader holds it without copying. It may
-// alias the frame's decompressed records; to keep a reader of a few
-// records from holding a whole frame alive, a target that owns less than
-// half of a frame's bytes gets its records' data copied into one buffer
-// per frame, so a reader keeps at most about twice the bytes of the
-// records it was given. Targets slices may be shared between records and
-// are read-only.
+// to or reused by the log, so a reader holds it without copying. Data and
+// Key may alias the frame's decompressed records; to keep a reader of a
+// few records from holding a whole frame alive, a target that owns less
+// than half of a frame's bytes gets its records' data copied into one
+// buffer per frame (and its keys copied), so a reader keeps at most about
+// twice the bytes of the records it was given. Targets slices may be
+// shared between records and are read-only. A reader keeping a key longer
+// than the record's data should copy it (strings.Clone).
 //
 // # Reclamation and isolation
 //

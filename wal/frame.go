@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/bucketrelay/bucketrelay/internal/logframe"
 	bolt "go.etcd.io/bbolt"
@@ -349,6 +351,65 @@ func (h *frameHeader) hasTarget(t string) bool {
 // that is damaged anywhere, so a caller never acts on half a frame. Record
 // data is owned by the caller (a fresh buffer per frame).
 func decodeRecords(h *frameHeader) ([]Record, error) {
+	f, err := decodeFrameRecords(h)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Record, len(f.recs))
+	for i := range out {
+		out[i] = f.record(i)
+	}
+	return out, nil
+}
+
+// frameRecords is a frame's records as decoded once, checksums checked:
+// the decompressed payload and, per record, where its fields lie. Read
+// keeps it in the decoded-frame cache and builds each Record as it hands
+// it out, so a cached frame holds no pointer per record for the garbage
+// collector to scan. Everything in it is read-only once built.
+type frameRecords struct {
+	raw   []byte     // the decompressed payload: records' Data alias it
+	keys  string     // raw as a string: records' Key alias it
+	names []string   // event names, each once per run of records sharing it
+	sets  [][]string // target lists, each once per run of records sharing it; full
+	recs  []recordAt // in sequence order
+}
+
+// recordAt is one record of a frameRecords.
+type recordAt struct {
+	seq            uint64
+	at, et         int64 // append and event time, Unix ns (et 0: none)
+	data, dataEnd  int   // the record's data: raw[data:dataEnd]
+	keyOff, keyEnd int   // its key: keys[keyOff:keyEnd]
+	name           int32 // index in names
+	set            int32 // index in sets; -1: no targets
+}
+
+// record returns the i-th record. Its Data is full (an append copies it),
+// and records sharing a target list share one slice, also full.
+func (f *frameRecords) record(i int) Record {
+	x := &f.recs[i]
+	r := Record{Seq: x.seq, AppendTime: time.Unix(0, x.at)}
+	if x.et != 0 {
+		r.EventTime = time.Unix(0, x.et).UTC()
+	}
+	if x.set >= 0 {
+		r.Targets = f.sets[x.set]
+	}
+	r.Key = f.keys[x.keyOff:x.keyEnd]
+	r.Name = f.names[x.name]
+	r.Data = f.raw[x.data:x.dataEnd:x.dataEnd]
+	return r
+}
+
+// from returns the index of the first record of sequence seq or later.
+func (f *frameRecords) from(seq uint64) int {
+	return sort.Search(len(f.recs), func(i int) bool { return f.recs[i].seq >= seq })
+}
+
+// decodeFrameRecords is decodeRecords without building the Records: the
+// one parser of a frame's payload, so every reader meets damage alike.
+func decodeFrameRecords(h *frameHeader) (*frameRecords, error) {
 	if err := h.checkPayload(); err != nil {
 		return nil, err
 	}
@@ -360,47 +421,53 @@ func decodeRecords(h *frameHeader) ([]Record, error) {
 		// Every record takes at least 10 bytes.
 		return nil, &corruptError{h.first, "payload length mismatch"}
 	}
-	out := make([]Record, h.count)
+	// Keys are strings aliasing raw, which nothing writes to once it is
+	// decoded (records' Data, handed out as bytes, lie elsewhere in it):
+	// no allocation or copy per record. A reader keeping keys of a few
+	// records of a frame copies them, as it does their data (Read for a
+	// sparse target, a coalescing window).
+	f := &frameRecords{raw: raw, keys: unsafe.String(unsafe.SliceData(raw), len(raw)), recs: make([]recordAt, h.count)}
 	off := 0
 	prev := uint64(0)
-	var prevT []string // the previous record's targets, and their indices
+	prevSet := int32(-1) // the previous record's targets, and their indices
 	var prevIdx [8]uint64
-	var prevName string
-	for i := range out {
-		r := &out[i]
+	for i := range f.recs {
+		r := &f.recs[i]
 		start := off
 		if h.version == frameV1 {
-			r.Seq = h.first + uint64(i)
+			r.seq = h.first + uint64(i)
 		} else {
 			d, ok := readUvarint(raw, &off)
 			if !ok {
 				return nil, &corruptError{h.first, "bad record sequence"}
 			}
-			r.Seq = h.first + d
+			r.seq = h.first + d
 		}
-		if r.Seq > h.last || (i > 0 && r.Seq <= prev) {
+		if r.seq > h.last || (i > 0 && r.seq <= prev) {
 			return nil, &corruptError{h.first, "record sequence out of order"}
 		}
-		prev = r.Seq
+		prev = r.seq
 		at, ok1 := readVarint(raw, &off)
 		et, ok2 := readVarint(raw, &off)
 		nt, ok3 := readUvarint(raw, &off)
 		if !ok1 || !ok2 || !ok3 || nt > uint64(len(h.targets)) {
-			return nil, &corruptError{r.Seq, "bad record header"}
+			return nil, &corruptError{r.seq, "bad record header"}
 		}
+		r.at, r.et = at, et
 		switch {
 		case nt == 0:
-			prevT = nil
+			r.set, prevSet = -1, -1
 		case nt > uint64(len(prevIdx)):
-			r.Targets = make([]string, nt)
-			for j := range r.Targets {
+			ts := make([]string, nt)
+			for j := range ts {
 				ti, ok := readUvarint(raw, &off)
 				if !ok || ti >= uint64(len(h.targets)) {
-					return nil, &corruptError{r.Seq, "bad target index"}
+					return nil, &corruptError{r.seq, "bad target index"}
 				}
-				r.Targets[j] = h.targets[ti].target
+				ts[j] = h.targets[ti].target
 			}
-			prevT = nil
+			r.set, prevSet = int32(len(f.sets)), -1
+			f.sets = append(f.sets, ts)
 		default:
 			// Consecutive records mostly go to the same targets: they
 			// share one slice then (full, so an append copies it).
@@ -408,45 +475,43 @@ func decodeRecords(h *frameHeader) ([]Record, error) {
 			for j := range int(nt) {
 				ti, ok := readUvarint(raw, &off)
 				if !ok || ti >= uint64(len(h.targets)) {
-					return nil, &corruptError{r.Seq, "bad target index"}
+					return nil, &corruptError{r.seq, "bad target index"}
 				}
 				idx[j] = ti
 			}
-			if prevT != nil && len(prevT) == int(nt) && idx == prevIdx {
-				r.Targets = prevT
+			if prevSet >= 0 && len(f.sets[prevSet]) == int(nt) && idx == prevIdx {
+				r.set = prevSet
 				break
 			}
-			r.Targets = make([]string, nt)
-			for j := range r.Targets {
-				r.Targets[j] = h.targets[idx[j]].target
+			ts := make([]string, nt)
+			for j := range ts {
+				ts[j] = h.targets[idx[j]].target
 			}
-			prevT, prevIdx = r.Targets, idx
+			r.set, prevSet, prevIdx = int32(len(f.sets)), int32(len(f.sets)), idx
+			f.sets = append(f.sets, ts)
 		}
 		key, ok1 := readBytes(raw, &off)
+		r.keyOff, r.keyEnd = off-len(key), off
 		name, ok2 := readBytes(raw, &off)
 		data, ok3 := readBytes(raw, &off)
 		if !ok1 || !ok2 || !ok3 || len(raw)-off < 4 {
-			return nil, &corruptError{r.Seq, "truncated record"}
+			return nil, &corruptError{r.seq, "truncated record"}
 		}
 		if binary.BigEndian.Uint32(raw[off:]) != logframe.CRC(raw[start:off]) {
-			return nil, &corruptError{r.Seq, "record checksum mismatch"}
+			return nil, &corruptError{r.seq, "record checksum mismatch"}
 		}
+		r.dataEnd = off
+		r.data = off - len(data)
 		off += 4
-		r.AppendTime = time.Unix(0, at)
-		if et != 0 {
-			r.EventTime = time.Unix(0, et).UTC()
+		if n := len(f.names); n == 0 || string(name) != f.names[n-1] { // event names repeat: one string
+			f.names = append(f.names, string(name))
 		}
-		r.Key = string(key)
-		if string(name) != prevName { // event names repeat: one string
-			prevName = string(name)
-		}
-		r.Name = prevName
-		r.Data = data[:len(data):len(data)]
+		r.name = int32(len(f.names) - 1)
 	}
 	if off != len(raw) {
 		return nil, &corruptError{h.first, "trailing bytes after the records"}
 	}
-	return out, nil
+	return f, nil
 }
 
 // tallies counts records per target, for frames whose header does not

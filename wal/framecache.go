@@ -43,7 +43,7 @@ type frameID struct {
 
 type decodedFrame struct {
 	id   frameID
-	recs []Record
+	recs *frameRecords
 }
 
 func idOf(h *frameHeader) frameID {
@@ -51,8 +51,8 @@ func idOf(h *frameHeader) frameID {
 }
 
 // records returns f's records, decoding them unless a cached decode of the
-// same frame exists. The slice and its records are shared: read-only.
-func (c *decodedCache) records(f *storedFrame) ([]Record, error) {
+// same frame exists. They are shared: read-only.
+func (c *decodedCache) records(f *storedFrame) (*frameRecords, error) {
 	if f.err != nil {
 		return nil, f.err
 	}
@@ -66,7 +66,7 @@ func (c *decodedCache) records(f *storedFrame) ([]Record, error) {
 		}
 	}
 	c.mu.Unlock()
-	recs, err := f.records()
+	recs, err := decodeFrameRecords(&f.h)
 	if err != nil || f.h.rawLen > decodedMaxRaw {
 		return recs, err
 	}

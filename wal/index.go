@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -445,7 +446,7 @@ func (l *Log) Quarantine(target string, r Record, reason string, attempts int) e
 	}
 	l.ix.quar = append(l.ix.quar, QuarantineEntry{
 		Target: target, Seq: r.Seq, Error: reason, Attempts: attempts, Time: time.Now().UTC(),
-		Key: r.Key, Name: r.Name, Data: append(json.RawMessage(nil), r.Data...),
+		Key: strings.Clone(r.Key), Name: r.Name, Data: append(json.RawMessage(nil), r.Data...), // r's may alias its frame
 	})
 	return nil
 }

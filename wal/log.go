@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -400,17 +401,23 @@ func (l *Log) Read(ctx context.Context, from uint64, target string, fn func(Reco
 			if sparseFor(&f.h, target) {
 				cp = newDataCopier(&f.h, target)
 			}
-			for i := range recs {
-				r := recs[i]
-				if r.Seq < next {
-					continue
+			// Whether a target list holds target is asked once per run of
+			// records sharing it, not once per record.
+			set, in := int32(-2), false
+			for i := recs.from(next); i < len(recs.recs); i++ {
+				x := &recs.recs[i]
+				next = x.seq + 1
+				if target != "" {
+					if x.set != set {
+						set, in = x.set, x.set >= 0 && contains(recs.sets[x.set], target)
+					}
+					if !in {
+						continue
+					}
 				}
-				next = r.Seq + 1
-				if target != "" && !contains(r.Targets, target) {
-					continue
-				}
+				r := recs.record(i)
 				if cp != nil {
-					r.Data = cp.copy(r.Data)
+					r.Key, r.Data = strings.Clone(r.Key), cp.copy(r.Data)
 				}
 				if !fn(r) {
 					return false

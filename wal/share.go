@@ -1,13 +1,13 @@
 package wal
 
 // This file holds Read's promise about the data it hands out: a record's
-// Data may alias the frame's decompressed records, which the log never
-// writes to or reuses, so a reader may keep it without copying (the
+// Data and Key may alias the frame's decompressed records, which the log
+// never writes to or reuses, so a reader may keep them without copying (the
 // delivery engine does). A reader keeping a few records of a large frame
 // would then keep the whole frame alive: for a target that owns less than
 // half of a frame's bytes, Read copies its records' data into one buffer
-// per frame instead, so what a reader keeps is at most about twice the
-// bytes of the records it was given.
+// per frame (and each key) instead, so what a reader keeps is at most about
+// twice the bytes of the records it was given.
 
 // sparseFor reports whether target owns so little of the frame h that its
 // records' data should be copied out rather than alias the frame. Version 1

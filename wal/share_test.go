@@ -53,6 +53,33 @@ func TestReadCopiesSparseTargetData(t *testing.T) {
 	if adjacent(dense[0].Data, dense[1].Data) {
 		t.Fatal("a dense target's records were copied: they should share the frame's bytes")
 	}
+	// Keys alias the frame too (dense), or are copied out (sparse).
+	// The frame's records lie from the first key to the last data: a live
+	// copy cannot lie there.
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(dense[0].Key)))
+	hi := uintptr(unsafe.Pointer(unsafe.SliceData(dense[99].Data))) + uintptr(len(dense[99].Data))
+	within := func(s string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		return p >= lo && p < hi
+	}
+	for i, r := range sparse {
+		if want := fmt.Sprintf("images/%d.jpg", []int{10, 50}[i]); r.Key != want {
+			t.Fatalf("sparse record %d: key %q, want %q", i, r.Key, want)
+		}
+		if within(r.Key) {
+			t.Fatalf("sparse record %d: its key aliases the frame, want a copy", i)
+		}
+	}
+	for i, r := range dense {
+		if want := fmt.Sprintf("images/%d.jpg", i); r.Key != want {
+			t.Fatalf("dense record %d: key %q, want %q", i, r.Key, want)
+		}
+	}
+	if prev, next := dense[49].Data, dense[50].Data; !within(dense[50].Key) ||
+		uintptr(unsafe.Pointer(unsafe.StringData(dense[50].Key))) < uintptr(unsafe.Pointer(unsafe.SliceData(prev))) ||
+		uintptr(unsafe.Pointer(unsafe.StringData(dense[50].Key))) > uintptr(unsafe.Pointer(unsafe.SliceData(next))) {
+		t.Fatal("a dense target's key was copied: it should share the frame's bytes")
+	}
 }
 
 // Read's records may be kept: later reads, appends and the reclamation of
@@ -96,6 +123,9 @@ func TestReadDataMayBeKept(t *testing.T) {
 	for _, r := range kept {
 		if w := want[r.Seq-1]; !bytes.Equal(r.Data, w) {
 			t.Fatalf("record %d: kept data %q, want %q", r.Seq, r.Data, w)
+		}
+		if w := fmt.Sprintf("images/%d.jpg", r.Seq-1); r.Key != w {
+			t.Fatalf("record %d: kept key %q, want %q", r.Seq, r.Key, w)
 		}
 	}
 }

@@ -132,7 +132,9 @@ func (c Codec) Decompress(payload []byte, rawLen int) ([]byte, error) {
 		}
 		return bytes.Clone(payload), nil // append zeroes nothing it copies
 	case Zstd:
-		raw, err := zDecoder.DecodeAll(payload, make([]byte, 0, min(rawLen, 64<<20)))
+		// zstd appends: the buffer's bytes past what it wrote are never
+		// handed out (the length is checked below).
+		raw, err := zDecoder.DecodeAll(payload, makeNoZero(min(rawLen, 64<<20))[:0])
 		if err != nil {
 			return nil, fmt.Errorf("logframe: zstd: %w", err)
 		}
@@ -148,7 +150,9 @@ func (c Codec) Decompress(payload []byte, rawLen int) ([]byte, error) {
 		if n != rawLen {
 			return nil, fmt.Errorf("logframe: s2 block holds %d bytes, want %d", n, rawLen)
 		}
-		raw, err := s2.Decode(make([]byte, rawLen), payload)
+		// s2 fails unless it wrote every byte of the buffer: see
+		// makeNoZero.
+		raw, err := s2.Decode(makeNoZero(rawLen), payload)
 		if err != nil {
 			return nil, fmt.Errorf("logframe: s2: %w", err)
 		}

@@ -3,6 +3,7 @@ package logframe
 import (
 	"bytes"
 	"errors"
+	"runtime"
 	"testing"
 )
 
@@ -66,4 +67,50 @@ func FuzzDecompress(f *testing.F) {
 			t.Fatalf("got %d bytes, want %d", len(got), n)
 		}
 	})
+}
+
+// Decompress allocates without clearing (makeNoZero): what it returns must
+// still be exactly the records, whatever the reused memory held before,
+// and a payload that fails must not hand out a buffer.
+func TestDecompressReusedMemory(t *testing.T) {
+	raws := [][]byte{
+		bytes.Repeat([]byte(`{"eventName":"s3:ObjectCreated:Put","key":"photos/a.jpg"}`), 3000),
+		bytes.Repeat([]byte{0}, 200<<10),
+		bytes.Repeat([]byte("0123456789abcdef"), 10000),
+	}
+	for _, c := range []Codec{None, Zstd, S2} {
+		for round := range 20 {
+			// Leave garbage behind for the allocator to hand out again.
+			for range 8 {
+				junk := bytes.Repeat([]byte{0xa5}, 256<<10)
+				_ = junk
+			}
+			if round%5 == 0 {
+				runtime.GC()
+			}
+			raw := raws[round%len(raws)]
+			v := c.Compress(nil, raw)
+			got, err := c.Decompress(v, len(raw))
+			if err != nil || !bytes.Equal(got, raw) {
+				t.Fatalf("%v round %d: got %d bytes (equal %v), %v, want the %d bytes compressed", c, round, len(got), bytes.Equal(got, raw), err, len(raw))
+			}
+			if c != None {
+				if got, err := c.Decompress(v[:len(v)/2], len(raw)); err == nil || got != nil {
+					t.Fatalf("%v: half a payload: got %d bytes, %v, want no bytes and an error", c, len(got), err)
+				}
+			}
+		}
+	}
+}
+
+func TestMakeNoZero(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 4096, 1 << 20} {
+		b := makeNoZero(n)
+		if len(b) != n || cap(b) != n {
+			t.Fatalf("makeNoZero(%d): len %d cap %d, want both %d", n, len(b), cap(b), n)
+		}
+		for i := range b {
+			b[i] = byte(i)
+		}
+	}
 }
