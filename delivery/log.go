@@ -27,8 +27,9 @@ type Log interface {
 	// A damaged frame is passed over: the log quarantines its records for
 	// the targets that still needed them. An error means the log cannot be
 	// read at all (or ctx ended); one wrapping wal.ErrCorrupt is retried.
-	// fn may keep the record and its Data after it returns (delivery items
-	// share them, without a copy): the log never writes to or reuses them,
+	// fn may keep the record, its Key and its Data after it returns
+	// (delivery items share them, without a copy): the log never writes to
+	// or reuses them,
 	// and keeps alive no more than about twice the bytes of the records it
 	// passed (wal copies a sparse target's records out of a large frame;
 	// jslog hands out a fresh copy of each).
