@@ -29,10 +29,9 @@ type Log interface {
 	// read at all (or ctx ended); one wrapping wal.ErrCorrupt is retried.
 	// fn may keep the record, its Key and its Data after it returns
 	// (delivery items share them, without a copy): the log never writes to
-	// or reuses them,
-	// and keeps alive no more than about twice the bytes of the records it
-	// passed (wal copies a sparse target's records out of a large frame;
-	// jslog hands out a fresh copy of each).
+	// or reuses them, and keeps alive no more than about twice the bytes
+	// of the records it passed (wal copies a sparse target's records out
+	// of a large frame; jslog hands out a fresh copy of each).
 	Read(ctx context.Context, from uint64, target string, fn func(wal.Record) bool) (uint64, error)
 	// Appended returns a channel closed at the next commit of new records.
 	Appended() <-chan struct{}
