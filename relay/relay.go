@@ -40,7 +40,8 @@ type Relay struct {
 	file    map[string][]rules.Rule // rules from the config file
 	tgt     targetState             // the running targets and where they come from (runtime_targets.go)
 	metrics *metrics
-	pause   pauseState // paused targets (operate.go)
+	pause   pauseState  // paused targets (operate.go)
+	gate    *ingestGate // bounds ingest's CPU work at once (ingestgate.go)
 
 	rulesMu sync.Mutex              // serializes rule changes
 	routeMu sync.RWMutex            // held for reading by appends, for writing by target changes
@@ -170,6 +171,7 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 	if len(r.ARNs()) == 0 {
 		lg.Warn("no target is enabled: events are accepted and dropped until a target is enabled in the notify section")
 	}
+	r.gate = newIngestGate(cfg.Relay.IngestConcurrency)
 	r.metrics = newMetrics(r)
 	r.metrics.reg.MustRegister(newRetainedCollector(r)) // retention.go
 	ctx, cancel := context.WithCancel(context.Background())
@@ -249,13 +251,19 @@ func (r *Relay) Publish(ctx context.Context, records ...event.Record) error {
 		// room for records of about 1 KiB, rather than growing by copies.
 		b.buf = make([]byte, 0, want)
 	}
+	if err := r.gate.enter(ctx); err != nil {
+		return err
+	}
 	for i := range records {
+		r.gate.pace(i)
 		start := len(b.buf)
 		b.buf = records[i].AppendJSON(b.buf)
 		if err := b.add(i, &records[i], b.buf[start:len(b.buf):len(b.buf)]); err != nil {
+			r.gate.leave()
 			return err
 		}
 	}
+	r.gate.leave() // the wait for the fsync is outside the gate
 	_, err := b.append(ctx)
 	return err
 }
@@ -271,18 +279,25 @@ func (r *Relay) Publish(ctx context.Context, records ...event.Record) error {
 func (r *Relay) PublishJSON(ctx context.Context, raws ...json.RawMessage) (int, error) {
 	b := r.newBatch(len(raws))
 	defer b.release()
+	if err := r.gate.enter(ctx); err != nil {
+		return 0, err
+	}
 	for i, raw := range raws {
+		r.gate.pace(i)
 		_, err := scanJSON(raw, recordNode, func(_ int, raw []byte, f *recordFields) error {
 			return b.addJSON(i, raw, f)
 		})
 		var se *scanError
 		if errors.As(err, &se) {
+			r.gate.leave()
 			return 0, &RecordError{Index: i, Field: se.field, Msg: se.msg}
 		}
 		if err != nil {
+			r.gate.leave()
 			return 0, err
 		}
 	}
+	r.gate.leave() // the wait for the fsync is outside the gate
 	return b.append(ctx)
 }
 
@@ -290,7 +305,15 @@ func (r *Relay) PublishJSON(ctx context.Context, raws ...json.RawMessage) (int, 
 // pass, as b's records. Errors outside any record are *scanError with
 // record -1.
 func (b *batch) publishBody(ctx context.Context, body []byte) (int, error) {
-	seen, err := scanJSON(body, bodyNode, b.addJSON)
+	g := b.r.gate
+	if err := g.enter(ctx); err != nil {
+		return 0, err
+	}
+	seen, err := scanJSON(body, bodyNode, func(i int, raw []byte, f *recordFields) error {
+		g.pace(i)
+		return b.addJSON(i, raw, f)
+	})
+	g.leave() // the wait for the fsync is outside the gate
 	var se *scanError
 	if errors.As(err, &se) && se.record >= 0 {
 		return 0, &RecordError{Index: se.record, Field: se.field, Msg: se.msg}
