@@ -80,7 +80,8 @@ type Settings struct {
 	FullWait string `json:"fullWait,omitempty"`
 	// IngestConcurrency bounds the ingest requests parsing and encoding
 	// records at once, so that delivery keeps its share of the CPU under
-	// overload (ingestgate.go); 0 means GOMAXPROCS, -1 no bound.
+	// overload (ingestgate.go); 0 means GOMAXPROCS, -1 no bound (and no
+	// holding back while a target falls behind).
 	IngestConcurrency int `json:"ingestConcurrency,omitempty"`
 	// LogLevel is debug, info, warn or error; empty means info.
 	LogLevel string `json:"logLevel,omitempty"`

@@ -180,6 +180,7 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		defer close(r.done)
 		r.eng.Run(ctx)
 	}()
+	go r.governIngest(ctx) // ingestgate.go
 	if r.cluster != nil {
 		r.cluster.start(ctx)
 	}
@@ -255,7 +256,6 @@ func (r *Relay) Publish(ctx context.Context, records ...event.Record) error {
 		return err
 	}
 	for i := range records {
-		r.gate.pace(i)
 		start := len(b.buf)
 		b.buf = records[i].AppendJSON(b.buf)
 		if err := b.add(i, &records[i], b.buf[start:len(b.buf):len(b.buf)]); err != nil {
@@ -283,7 +283,6 @@ func (r *Relay) PublishJSON(ctx context.Context, raws ...json.RawMessage) (int, 
 		return 0, err
 	}
 	for i, raw := range raws {
-		r.gate.pace(i)
 		_, err := scanJSON(raw, recordNode, func(_ int, raw []byte, f *recordFields) error {
 			return b.addJSON(i, raw, f)
 		})
@@ -309,10 +308,7 @@ func (b *batch) publishBody(ctx context.Context, body []byte) (int, error) {
 	if err := g.enter(ctx); err != nil {
 		return 0, err
 	}
-	seen, err := scanJSON(body, bodyNode, func(i int, raw []byte, f *recordFields) error {
-		g.pace(i)
-		return b.addJSON(i, raw, f)
-	})
+	seen, err := scanJSON(body, bodyNode, b.addJSON)
 	g.leave() // the wait for the fsync is outside the gate
 	var se *scanError
 	if errors.As(err, &se) && se.record >= 0 {
