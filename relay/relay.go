@@ -243,7 +243,9 @@ func (r *Relay) Stats() []delivery.Stats { return r.eng.Stats() }
 // notification configuration). A record that cannot be routed fails the
 // whole call with a *RecordError (wrapping ErrInvalid) and nothing is
 // appended. Once the log has failed (see Done) every call fails with an
-// error wrapping wal.ErrFailed.
+// error wrapping wal.ErrFailed. A call waits its turn among
+// relay.ingestConcurrency (ingestgate.go) before it encodes; if ctx ends
+// first, nothing is appended and the error wraps ctx's.
 func (r *Relay) Publish(ctx context.Context, records ...event.Record) error {
 	b := r.newBatch(len(records))
 	defer b.release()
