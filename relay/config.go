@@ -78,6 +78,11 @@ type Settings struct {
 	// FullWait is how long a POST waits for room in a full log before it is
 	// answered 503; empty means 5s.
 	FullWait string `json:"fullWait,omitempty"`
+	// IngestConcurrency bounds the ingest requests parsing and encoding
+	// records at once, so that delivery keeps its share of the CPU under
+	// overload (ingestgate.go); 0 means GOMAXPROCS, -1 no bound (and no
+	// holding back while a target falls behind).
+	IngestConcurrency int `json:"ingestConcurrency,omitempty"`
 	// LogLevel is debug, info, warn or error; empty means info.
 	LogLevel string `json:"logLevel,omitempty"`
 	// NoSync skips fsync. It voids the durability guarantee; for tests.
@@ -318,6 +323,9 @@ func (s *Settings) validate() error {
 	}
 	if s.QueueLimit < 0 || s.QueueLimitBytes < 0 || s.MaxRequestBytes < 0 || s.MaxAttempts < 0 {
 		return &ConfigError{Path: "relay", Msg: "limits must not be negative"}
+	}
+	if s.IngestConcurrency < -1 {
+		return &ConfigError{Path: "relay.ingestConcurrency", Msg: "must be -1 (no bound), 0 (GOMAXPROCS) or a number of requests"}
 	}
 	switch s.LogLevel {
 	case "", "debug", "info", "warn", "error":

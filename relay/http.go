@@ -185,6 +185,10 @@ func (r *Relay) postEvents(w http.ResponseWriter, req *http.Request) {
 	case errors.As(err, &se):
 		httpError(w, http.StatusBadRequest, se.msg)
 		return
+	case errors.Is(err, errIngestBusy):
+		w.Header().Set("Retry-After", "1")
+		httpError(w, http.StatusServiceUnavailable, "the relay is busy: every ingest slot stayed taken for fullWait (relay.ingestConcurrency); nothing was logged; retry later")
+		return
 	case errors.Is(err, jslog.ErrUnavailable), r.cluster != nil && errors.Is(err, context.DeadlineExceeded):
 		// No quorum, an election, or no connection: not acknowledged by
 		// the stream, so never 200.

@@ -63,7 +63,18 @@ func newMetrics(r *Relay) *metrics {
 	m.walMaxEvents = prometheus.NewDesc("relay_wal_limit_events", "The log's bound on events (relay.queueLimit).", nil, nil)
 	m.walMaxBytes = prometheus.NewDesc("relay_wal_limit_bytes", "The log's bound on record bytes (relay.queueLimitBytes).", nil, nil)
 	m.walDamaged = prometheus.NewDesc("relay_wal_damaged_frames", "Damaged frames met in the log since it was opened; their records are quarantined for the targets that needed them.", nil, nil)
-	m.reg.MustRegister(m.ingested, m.latency, m,
+	// The ingest gate's parked requests (ingestgate.go): read at scrape
+	// time, so the hot path only adds to an atomic.
+	waits := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "relay_ingest_waits_total", Help: "Ingest requests (POST /v1/events, Publish) that waited for a free slot of relay.ingestConcurrency before parsing their records.",
+	}, func() float64 { return float64(r.gate.waits()) })
+	slots := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "relay_ingest_slots", Help: "Ingest requests that may parse records at once now: relay.ingestConcurrency, one less while a target that is up falls behind (0: no bound).",
+	}, func() float64 { return float64(r.gate.width()) })
+	heldBack := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "relay_ingest_held_back_total", Help: "Times ingest was narrowed by one slot because a target that is up fell behind.",
+	}, func() float64 { return float64(r.gate.heldBack()) })
+	m.reg.MustRegister(m.ingested, m.latency, waits, slots, heldBack, m,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -40,7 +40,8 @@ type Relay struct {
 	file    map[string][]rules.Rule // rules from the config file
 	tgt     targetState             // the running targets and where they come from (runtime_targets.go)
 	metrics *metrics
-	pause   pauseState // paused targets (operate.go)
+	pause   pauseState  // paused targets (operate.go)
+	gate    *ingestGate // bounds ingest's CPU work at once (ingestgate.go)
 
 	rulesMu sync.Mutex              // serializes rule changes
 	routeMu sync.RWMutex            // held for reading by appends, for writing by target changes
@@ -170,6 +171,7 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 	if len(r.ARNs()) == 0 {
 		lg.Warn("no target is enabled: events are accepted and dropped until a target is enabled in the notify section")
 	}
+	r.gate = newIngestGate(cfg.Relay.IngestConcurrency)
 	r.metrics = newMetrics(r)
 	r.metrics.reg.MustRegister(newRetainedCollector(r)) // retention.go
 	ctx, cancel := context.WithCancel(context.Background())
@@ -178,6 +180,7 @@ func Open(cfg *Config, opts Options) (*Relay, error) {
 		defer close(r.done)
 		r.eng.Run(ctx)
 	}()
+	go r.governIngest(ctx) // ingestgate.go
 	if r.cluster != nil {
 		r.cluster.start(ctx)
 	}
@@ -240,7 +243,9 @@ func (r *Relay) Stats() []delivery.Stats { return r.eng.Stats() }
 // notification configuration). A record that cannot be routed fails the
 // whole call with a *RecordError (wrapping ErrInvalid) and nothing is
 // appended. Once the log has failed (see Done) every call fails with an
-// error wrapping wal.ErrFailed.
+// error wrapping wal.ErrFailed. A call waits its turn among
+// relay.ingestConcurrency (ingestgate.go) before it encodes; if ctx ends
+// first, nothing is appended and the error wraps ctx's.
 func (r *Relay) Publish(ctx context.Context, records ...event.Record) error {
 	b := r.newBatch(len(records))
 	defer b.release()
@@ -249,13 +254,18 @@ func (r *Relay) Publish(ctx context.Context, records ...event.Record) error {
 		// room for records of about 1 KiB, rather than growing by copies.
 		b.buf = make([]byte, 0, want)
 	}
+	if err := r.gate.enter(ctx); err != nil {
+		return err
+	}
 	for i := range records {
 		start := len(b.buf)
 		b.buf = records[i].AppendJSON(b.buf)
 		if err := b.add(i, &records[i], b.buf[start:len(b.buf):len(b.buf)]); err != nil {
+			r.gate.leave()
 			return err
 		}
 	}
+	r.gate.leave() // the wait for the fsync is outside the gate
 	_, err := b.append(ctx)
 	return err
 }
@@ -271,18 +281,24 @@ func (r *Relay) Publish(ctx context.Context, records ...event.Record) error {
 func (r *Relay) PublishJSON(ctx context.Context, raws ...json.RawMessage) (int, error) {
 	b := r.newBatch(len(raws))
 	defer b.release()
+	if err := r.gate.enter(ctx); err != nil {
+		return 0, err
+	}
 	for i, raw := range raws {
 		_, err := scanJSON(raw, recordNode, func(_ int, raw []byte, f *recordFields) error {
 			return b.addJSON(i, raw, f)
 		})
 		var se *scanError
 		if errors.As(err, &se) {
+			r.gate.leave()
 			return 0, &RecordError{Index: i, Field: se.field, Msg: se.msg}
 		}
 		if err != nil {
+			r.gate.leave()
 			return 0, err
 		}
 	}
+	r.gate.leave() // the wait for the fsync is outside the gate
 	return b.append(ctx)
 }
 
@@ -290,7 +306,12 @@ func (r *Relay) PublishJSON(ctx context.Context, raws ...json.RawMessage) (int, 
 // pass, as b's records. Errors outside any record are *scanError with
 // record -1.
 func (b *batch) publishBody(ctx context.Context, body []byte) (int, error) {
+	g := b.r.gate
+	if err := g.enter(ctx); err != nil {
+		return 0, err
+	}
 	seen, err := scanJSON(body, bodyNode, b.addJSON)
+	g.leave() // the wait for the fsync is outside the gate
 	var se *scanError
 	if errors.As(err, &se) && se.record >= 0 {
 		return 0, &RecordError{Index: se.record, Field: se.field, Msg: se.msg}
