@@ -2,16 +2,15 @@ package relay
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/bucketrelay/bucketrelay/testkit/benchrec"
 	"github.com/bucketrelay/bucketrelay/wal"
 )
 
@@ -46,12 +45,7 @@ func handoffUnderIngest(b *testing.B, slots int, narrowed bool) {
 		time.Sleep(time.Millisecond) // the fsync: parked, outside the gate
 		return 1, nil
 	}
-	var parts []string
-	for _, rec := range benchRecords(50) {
-		raw, _ := json.Marshal(rec)
-		parts = append(parts, string(raw))
-	}
-	body := `{"Records":[` + strings.Join(parts, ",") + `]}`
+	body := string(benchrec.Body(benchrec.Pool(50)))
 	h := r.Handler()
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
