@@ -1,6 +1,7 @@
 package event
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"strconv"
 	"unicode/utf8"
@@ -12,67 +13,73 @@ import (
 // without reflection and without allocating because Publish encodes every
 // record on the ingest path.
 func (r *Record) AppendJSON(dst []byte) []byte {
-	dst = append(dst, `{"eventVersion":`...)
-	dst = appendString(dst, r.EventVersion)
-	dst = append(dst, `,"eventSource":`...)
-	dst = appendString(dst, r.EventSource)
-	dst = append(dst, `,"awsRegion":`...)
-	dst = appendString(dst, r.AwsRegion)
-	dst = append(dst, `,"eventTime":`...)
-	dst = appendString(dst, r.EventTime)
-	dst = append(dst, `,"eventName":`...)
-	dst = appendString(dst, string(r.EventName))
-	dst = append(dst, `,"userIdentity":{"principalId":`...)
-	dst = appendString(dst, r.UserIdentity.PrincipalID)
-	dst = append(dst, `},"requestParameters":`...)
+	// Each constant carries the quotes around the strings beside it, so a
+	// string costs one escape check and one copy (appendBody).
+	dst = append(dst, `{"eventVersion":"`...)
+	dst = appendBody(dst, r.EventVersion)
+	dst = append(dst, `","eventSource":"`...)
+	dst = appendBody(dst, r.EventSource)
+	dst = append(dst, `","awsRegion":"`...)
+	dst = appendBody(dst, r.AwsRegion)
+	dst = append(dst, `","eventTime":"`...)
+	dst = appendBody(dst, r.EventTime)
+	dst = append(dst, `","eventName":"`...)
+	dst = appendBody(dst, string(r.EventName))
+	dst = append(dst, `","userIdentity":{"principalId":"`...)
+	dst = appendBody(dst, r.UserIdentity.PrincipalID)
+	dst = append(dst, `"},"requestParameters":`...)
 	dst = appendMap(dst, r.RequestParameters, true)
 	dst = append(dst, `,"responseElements":`...)
 	dst = appendMap(dst, r.ResponseElements, true)
 	s := &r.S3
-	dst = append(dst, `,"s3":{"s3SchemaVersion":`...)
-	dst = appendString(dst, s.SchemaVersion)
-	dst = append(dst, `,"configurationId":`...)
-	dst = appendString(dst, s.ConfigurationID)
-	dst = append(dst, `,"bucket":{"name":`...)
-	dst = appendString(dst, s.Bucket.Name)
-	dst = append(dst, `,"ownerIdentity":{"principalId":`...)
-	dst = appendString(dst, s.Bucket.OwnerIdentity.PrincipalID)
-	dst = append(dst, `},"arn":`...)
-	dst = appendString(dst, s.Bucket.ARN)
+	dst = append(dst, `,"s3":{"s3SchemaVersion":"`...)
+	dst = appendBody(dst, s.SchemaVersion)
+	dst = append(dst, `","configurationId":"`...)
+	dst = appendBody(dst, s.ConfigurationID)
+	dst = append(dst, `","bucket":{"name":"`...)
+	dst = appendBody(dst, s.Bucket.Name)
+	dst = append(dst, `","ownerIdentity":{"principalId":"`...)
+	dst = appendBody(dst, s.Bucket.OwnerIdentity.PrincipalID)
+	dst = append(dst, `"},"arn":"`...)
+	dst = appendBody(dst, s.Bucket.ARN)
 	o := &s.Object
-	dst = append(dst, `},"object":{"key":`...)
-	dst = appendString(dst, o.Key)
+	dst = append(dst, `"},"object":{"key":"`...)
+	dst = appendBody(dst, o.Key)
+	dst = append(dst, '"')
 	if o.Size != 0 {
 		dst = append(dst, `,"size":`...)
 		dst = strconv.AppendInt(dst, o.Size, 10)
 	}
 	if o.ETag != "" {
-		dst = append(dst, `,"eTag":`...)
-		dst = appendString(dst, o.ETag)
+		dst = append(dst, `,"eTag":"`...)
+		dst = appendBody(dst, o.ETag)
+		dst = append(dst, '"')
 	}
 	if o.ContentType != "" {
-		dst = append(dst, `,"contentType":`...)
-		dst = appendString(dst, o.ContentType)
+		dst = append(dst, `,"contentType":"`...)
+		dst = appendBody(dst, o.ContentType)
+		dst = append(dst, '"')
 	}
 	if len(o.UserMetadata) > 0 {
 		dst = append(dst, `,"userMetadata":`...)
 		dst = appendMap(dst, o.UserMetadata, false)
 	}
 	if o.VersionID != "" {
-		dst = append(dst, `,"versionId":`...)
-		dst = appendString(dst, o.VersionID)
+		dst = append(dst, `,"versionId":"`...)
+		dst = appendBody(dst, o.VersionID)
+		dst = append(dst, '"')
 	}
-	dst = append(dst, `,"sequencer":`...)
-	dst = appendString(dst, o.Sequencer)
-	dst = append(dst, "}}"...)
+	dst = append(dst, `,"sequencer":"`...)
+	dst = appendBody(dst, o.Sequencer)
+	dst = append(dst, `"}}`...)
 	if r.Source != nil {
-		dst = append(dst, `,"source":{"host":`...)
-		dst = appendString(dst, r.Source.Host)
-		dst = append(dst, `,"port":`...)
-		dst = appendString(dst, r.Source.Port)
-		dst = append(dst, `,"userAgent":`...)
-		dst = appendString(dst, r.Source.UserAgent)
-		dst = append(dst, '}')
+		dst = append(dst, `,"source":{"host":"`...)
+		dst = appendBody(dst, r.Source.Host)
+		dst = append(dst, `","port":"`...)
+		dst = appendBody(dst, r.Source.Port)
+		dst = append(dst, `","userAgent":"`...)
+		dst = appendBody(dst, r.Source.UserAgent)
+		dst = append(dst, `"}`...)
 	}
 	return append(dst, '}')
 }
@@ -89,9 +96,11 @@ func appendMap(dst []byte, m map[string]string, nullable bool) []byte {
 	case 0:
 	case 1:
 		for k, v := range m {
-			dst = appendString(dst, k)
-			dst = append(dst, ':')
-			dst = appendString(dst, v)
+			dst = append(dst, '"')
+			dst = appendBody(dst, k)
+			dst = append(dst, '"', ':', '"')
+			dst = appendBody(dst, v)
+			dst = append(dst, '"')
 		}
 	default:
 		var small [8]pair // most maps of a record are this small: no allocation
@@ -109,9 +118,11 @@ func appendMap(dst []byte, m map[string]string, nullable bool) []byte {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, kv[i].k)
-			dst = append(dst, ':')
-			dst = appendString(dst, kv[i].v)
+			dst = append(dst, '"')
+			dst = appendBody(dst, kv[i].k)
+			dst = append(dst, '"', ':', '"')
+			dst = appendBody(dst, kv[i].v)
+			dst = append(dst, '"')
 		}
 	}
 	return append(dst, '}')
@@ -156,6 +167,14 @@ func plainPrefix(s string, i int) int {
 			return i + bits.TrailingZeros64(m)/8
 		}
 	}
+	if i < len(s) && len(s) >= 8 {
+		// The tail, as the last eight bytes: those before i were checked.
+		x := binary.LittleEndian.Uint64([]byte(s[len(s)-8:]))
+		qa, abs := (x|lo*0x04)^(lo*'&'), (x|lo*0x62)^(lo*0x7e)
+		if (x|(qa-lo)&^qa|(abs-lo)&^abs|(x-lo*0x20)&^x)&hi == 0 {
+			return len(s)
+		}
+	}
 	for i < len(s) && plain[s[i]] {
 		i++
 	}
@@ -168,9 +187,25 @@ func plainPrefix(s string, i int) int {
 // each byte of invalid UTF-8 replaced with U+FFFD.
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
+	dst = appendBody(dst, s)
+	return append(dst, '"')
+}
+
+// appendBody appends s escaped as appendString does, without the quotes.
+// Most strings of a record need no escape: one check and one copy.
+func appendBody(dst []byte, s string) []byte {
+	if i := plainPrefix(s, 0); i < len(s) {
+		return appendEscaped(dst, s, i)
+	}
+	return append(dst, s...)
+}
+
+// appendEscaped is appendBody's slow path, for s whose bytes before i are
+// plain.
+func appendEscaped(dst []byte, s string, i int) []byte {
 	start := 0
-	for i := 0; ; {
-		if i = plainPrefix(s, i); i >= len(s) {
+	for ; ; i = plainPrefix(s, i) {
+		if i >= len(s) {
 			break
 		}
 		c := s[i]
@@ -215,6 +250,5 @@ func appendString(dst []byte, s string) []byte {
 		i += size
 		start = i
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, s[start:]...)
 }

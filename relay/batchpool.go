@@ -3,6 +3,7 @@ package relay
 import (
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/bucketrelay/bucketrelay/wal"
 )
@@ -24,6 +25,9 @@ const (
 
 func (r *Relay) newBatch(n int) *batch {
 	b := batchPool.Get().(*batch)
+	if b.onJSON == nil {
+		b.onJSON = b.addJSON // a method value allocates: once per batch
+	}
 	b.r, b.start, b.watch, b.set = r, time.Now(), r.watching(), r.tgt.set.Load()
 	if cap(b.slab) < n {
 		b.slab = make([]wal.Entry, 0, n)
@@ -35,7 +39,10 @@ func (r *Relay) newBatch(n int) *batch {
 // string, each entry's key a slice of it, and entries points into slab
 // (which no longer grows).
 func (b *batch) seal() {
-	keys := string(b.keys)
+	// The keys are a string over b.keys, not a copy: the log encodes the
+	// entries before Append returns, and b.keys is written over only by
+	// the batch's next call.
+	keys := unsafe.String(unsafe.SliceData(b.keys), len(b.keys))
 	start := 0
 	b.entries = b.entries[:0]
 	for i := range b.slab {
@@ -57,6 +64,7 @@ func (b *batch) release() {
 	*b = batch{
 		entries: b.entries[:0], slab: b.slab[:0], keys: b.keys[:0], keyEnd: b.keyEnd[:0],
 		buf: b.buf[:0], scratch: b.scratch[:0], match: b.match[:0], live: b.live[:0],
+		onJSON: b.onJSON,
 	}
 	batchPool.Put(b)
 }

@@ -172,7 +172,11 @@ func (r *Relay) postEvents(w http.ResponseWriter, req *http.Request) {
 		httpError(w, http.StatusBadRequest, "reading the body failed")
 		return
 	}
-	ctx, cancel := context.WithTimeout(req.Context(), duration(r.cfg.Relay.FullWait, DefaultFullWait))
+	wait := DefaultFullWait
+	if r.cfg.Relay.FullWait != "" { // parsing "" fails, and its error allocates
+		wait = duration(r.cfg.Relay.FullWait, DefaultFullWait)
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), wait)
 	defer cancel()
 	n, err := b.publishBody(ctx, body)
 	var re *RecordError
@@ -223,7 +227,8 @@ func (r *Relay) postEvents(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	fmt.Fprintf(w, "{\"accepted\":%d}\n", n)
+	var out [32]byte
+	w.Write(append(strconv.AppendInt(append(out[:0], `{"accepted":`...), int64(n), 10), "}\n"...))
 }
 
 // readBody reads a body (rd enforces the size limit) into dst's storage

@@ -162,8 +162,17 @@ type scanner struct {
 // level's seen bits (which routing members were present) and the first
 // error, a *scanError or one returned by onRecord.
 func scanJSON(b []byte, root *node, onRecord func(int, []byte, *recordFields) error) (uint32, error) {
-	s := &scanner{b: b, onRecord: onRecord}
+	return new(scanner).scan(b, root, onRecord)
+}
+
+// scan is scanJSON in s's storage: a pooled batch keeps one scanner, whose
+// stack (a few KiB) is then not allocated per body or per record.
+func (s *scanner) scan(b []byte, root *node, onRecord func(int, []byte, *recordFields) error) (uint32, error) {
+	s.b, s.i, s.depth, s.onRecord = b, 0, 0, onRecord
+	s.recDepth, s.recStart, s.recIndex, s.fields = 0, 0, 0, recordFields{}
+	s.stack[1].seen = 0 // read when the root is no container
 	err := s.run(root)
+	s.b, s.onRecord = nil, nil
 	return s.stack[1].seen, err
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
@@ -285,7 +286,7 @@ func (r *Relay) PublishJSON(ctx context.Context, raws ...json.RawMessage) (int, 
 		return 0, err
 	}
 	for i, raw := range raws {
-		_, err := scanJSON(raw, recordNode, func(_ int, raw []byte, f *recordFields) error {
+		_, err := b.sc.scan(raw, recordNode, func(_ int, raw []byte, f *recordFields) error {
 			return b.addJSON(i, raw, f)
 		})
 		var se *scanError
@@ -310,7 +311,7 @@ func (b *batch) publishBody(ctx context.Context, body []byte) (int, error) {
 	if err := g.enter(ctx); err != nil {
 		return 0, err
 	}
-	seen, err := scanJSON(body, bodyNode, b.addJSON)
+	seen, err := b.sc.scan(body, bodyNode, b.onJSON)
 	g.leave() // the wait for the fsync is outside the gate
 	var se *scanError
 	if errors.As(err, &se) && se.record >= 0 {
@@ -368,9 +369,11 @@ type batch struct {
 	scratch []byte       // addJSON's unquoted fields
 	targets []string     // the last record's targets, shared while they repeat
 	match   []string
-	rec     event.Record // scratch for JSON records
-	watch   bool         // someone watches: keep every record for them
-	set     *targetSet   // the targets the records were routed among
+	rec     event.Record                           // scratch for JSON records
+	sc      scanner                                // reads POST bodies and PublishJSON's records
+	onJSON  func(int, []byte, *recordFields) error // addJSON, bound once per pooled batch
+	watch   bool                                   // someone watches: keep every record for them
+	set     *targetSet                             // the targets the records were routed among
 	live    []liveEvent
 }
 
@@ -387,7 +390,10 @@ func (b *batch) addJSON(i int, raw []byte, f *recordFields) error {
 		b.scratch = f.appendStr(b.scratch, slot)
 		ends[k] = len(b.scratch)
 	}
-	all := string(b.scratch)
+	// The fields are strings over scratch, which the next record writes
+	// over: nothing keeps them past add (it copies what watchers keep, and
+	// the entry's key goes to b.keys), so a record allocates nothing.
+	all := unsafe.String(unsafe.SliceData(b.scratch), len(b.scratch))
 	rec.EventTime, rec.S3.Bucket.Name, rec.S3.Object.Key = all[:ends[0]], all[ends[0]:ends[1]], all[ends[1]:]
 	if f.newline {
 		raw = event.Normalize(raw)
@@ -410,7 +416,8 @@ func (b *batch) add(i int, rec *event.Record, raw []byte) error {
 	r := b.r
 	bucket, obj := rec.S3.Bucket.Name, rec.ObjectKey() // read once
 	if b.watch {
-		b.live = append(b.live, liveEvent{bucket: bucket, key: obj, name: rec.EventName, raw: raw})
+		// Copies: addJSON's strings are reused by the next record.
+		b.live = append(b.live, liveEvent{bucket: strings.Clone(bucket), key: strings.Clone(obj), name: rec.EventName, raw: raw})
 	}
 	// Rules with object filters (size, content type, metadata, tags) read
 	// the record; the others look at the key alone.
