@@ -108,7 +108,9 @@ func (f *flight) shares(batch []Item) bool {
 // alone (deliverBatch: backoff, attempts, quarantine), and the pipeline
 // goes on from the first item after it, sending again what was in flight
 // behind it: the cursor never passes an item the target did not
-// acknowledge, and a re-sent item may arrive twice.
+// acknowledge, and a re-sent item may arrive twice. It delivers one lane's
+// share of a window; a target in one lane slides over windows instead
+// (slide.go), with the same rules.
 func (l *loop) pipeline(ctx context.Context, items []Item) (outcome, error) {
 	var q []*flight
 	defer func() {

@@ -25,8 +25,8 @@ type concTarget struct {
 	l  *wal.Log
 	mu sync.Mutex
 	// fail, if set, decides the answer to a send (nil delivers it all).
-	fail     func(items []delivery.Item) error
-	delay    func() time.Duration
+	fail  func(items []delivery.Item) error
+	delay func() time.Duration
 	// passable, if set, names the sequences the cursor may pass without
 	// an acknowledgement: the ones quarantined.
 	passable func(seq uint64) bool
