@@ -3,7 +3,9 @@ package delivery_test
 import (
 	"context"
 	"fmt"
+	"math/rand"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +21,26 @@ import (
 // 1000 objects, so batches do not wait for each other's keys: the
 // relay's own cost per event in a sliding pipeline.
 func BenchmarkDrainInFlight(b *testing.B) {
+	benchDrainInFlight(b, 1000, func() {})
+}
+
+// BenchmarkDrainInFlightJitter drains through 4 batches of 10 in flight
+// into a target that answers each after 0–10 ms: how much of the target's
+// parallelism the pipeline uses when answers take uneven times, as a
+// broker's do (ns/op: the wall time per event; a pipeline that empties at
+// each window's end waits for its slowest last batch there).
+func BenchmarkDrainInFlightJitter(b *testing.B) {
+	var mu sync.Mutex
+	rng := rand.New(rand.NewSource(1))
+	benchDrainInFlight(b, 10, func() {
+		mu.Lock()
+		d := time.Duration(rng.Intn(10000)) * time.Microsecond
+		mu.Unlock()
+		time.Sleep(d)
+	})
+}
+
+func benchDrainInFlight(b *testing.B, maxBatch int, answer func()) {
 	l, err := wal.Open(filepath.Join(b.TempDir(), "wal.db"), wal.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -36,7 +58,8 @@ func BenchmarkDrainInFlight(b *testing.B) {
 	}
 	var got atomic.Int64
 	e := delivery.New(l, delivery.Options{})
-	err = e.Add(delivery.Spec{ID: id, Policy: delivery.Policy{InFlight: 4}, Target: &fakeTarget{send: func(items []delivery.Item) error {
+	err = e.Add(delivery.Spec{ID: id, MaxBatch: maxBatch, Policy: delivery.Policy{InFlight: 4}, Target: &fakeTarget{send: func(items []delivery.Item) error {
+		answer()
 		got.Add(int64(len(items)))
 		return nil
 	}}})
