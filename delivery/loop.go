@@ -176,7 +176,7 @@ func (l *loop) run(ctx context.Context) error {
 			case err != nil:
 				return l.fatal(ctx, err)
 			case o == stopped:
-				return nil // shutting down; the cursor stays before the window unsent
+				return nil // shutting down; the cursor stays after the last window passed
 			case o == reread, o == held:
 				w = l.readAt(ctx, l.cursor)
 			default:

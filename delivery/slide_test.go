@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -423,5 +424,62 @@ func TestSlideRedrive(t *testing.T) {
 	waitFor(t, "every event", func() bool { return r.delivered() == first+more })
 	if st := e.Stats()[0]; st.Redriven != uint64(len(q)) {
 		t.Errorf("Redriven %d, want %d", st.Redriven, len(q))
+	}
+}
+
+// TestSlideMemoryIsBounded: a backlog of 2 KB records far larger than a
+// window drains through a sliding pipeline with a live heap of a few
+// windows (WindowBytes 4 MiB), not of the backlog: windows passed by the
+// cursor are let go, and no more than two are held.
+//
+// The bound: two windows of 4 MiB, and what the log and the reads hold
+// besides (about 18 MiB, whatever the window: the frames being read and
+// decompressed); 40 MiB leaves room for garbage not yet collected on a
+// loaded machine, below the 60-120 MB of the backlog.
+func TestSlideMemoryIsBounded(t *testing.T) {
+	records := 60_000
+	if raceEnabled {
+		records = 30_000
+	}
+	const size, bound = 2 << 10, 40 << 20
+	l := openLog(t)
+	l.Register(id)
+	pad := make([]byte, size-64)
+	for i := range pad {
+		pad[i] = 'a' + byte(i%26)
+	}
+	for i := 0; i < records; i += 1000 {
+		entries := make([]*wal.Entry, 1000)
+		for j := range entries {
+			n := i + j
+			entries[j] = &wal.Entry{
+				Targets: []string{id}, Key: fmt.Sprintf("b/k%d", n), Name: string(event.ObjectCreatedPut),
+				Data: fmt.Appendf(nil, `{"n":%d,"pad":"%s"}`, n, pad),
+			}
+		}
+		if _, err := l.Append(context.Background(), entries...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got atomic.Int64
+	base := heapPeak()()
+	peak := heapPeak()
+	e, _ := runEngine(t, l, delivery.Options{WindowBytes: 4 << 20},
+		delivery.Spec{ID: id, MaxBatch: 1000, Policy: delivery.Policy{InFlight: 4}, Target: &fakeTarget{send: func(items []delivery.Item) error {
+			got.Add(int64(len(items)))
+			return nil
+		}}})
+	for deadline := time.Now().Add(2 * time.Minute); e.Stats()[0].Pending != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d records still pending after 2 minutes", e.Stats()[0].Pending)
+		}
+	}
+	p := peak()
+	t.Logf("heap peak %.1f MiB while draining %d records of %d B, %.1f MiB before", float64(p)/(1<<20), records, size, float64(base)/(1<<20))
+	if p > bound {
+		t.Fatalf("heap peaked at %.1f MiB, want under %d MiB", float64(p)/(1<<20), bound>>20)
+	}
+	if n := got.Load(); n != int64(records) {
+		t.Fatalf("%d events sent, want %d", n, records)
 	}
 }
