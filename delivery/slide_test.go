@@ -483,3 +483,74 @@ func TestSlideMemoryIsBounded(t *testing.T) {
 		t.Fatalf("%d events sent, want %d", n, records)
 	}
 }
+
+// TestSlideMaxAge: a sliding pipeline quarantines what is past MaxAge
+// when its window is taken, without sending it, and delivers the rest.
+func TestSlideMaxAge(t *testing.T) {
+	const old, fresh, maxAge = 300, 1200, 2 * time.Second
+	l := openLog(t)
+	l.Register(id)
+	appendN(t, l, old, old)
+	time.Sleep(maxAge + 100*time.Millisecond) // the first events age past MaxAge before the engine starts
+	var mu sync.Mutex
+	var sent []uint64
+	e, _ := runEngine(t, l, delivery.Options{}, delivery.Spec{ID: id, MaxBatch: 50,
+		Policy: delivery.Policy{InFlight: 4, MaxAge: maxAge},
+		Target: &fakeTarget{send: func(items []delivery.Item) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, it := range items {
+				sent = append(sent, it.Seq)
+			}
+			return nil
+		}}})
+	appendN(t, l, fresh, old)
+	waitFor(t, "the cursor past the last", func() bool { c, _ := l.Cursor(id); return c == old+fresh+1 })
+	if st := e.Stats()[0]; st.Quarantined != old || st.Delivered != fresh {
+		t.Errorf("Quarantined %d, Delivered %d, want %d and %d", st.Quarantined, st.Delivered, old, fresh)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range sent {
+		if s <= old {
+			t.Fatalf("seq %d sent, want every event past MaxAge quarantined unsent", s)
+		}
+	}
+	if len(sent) < fresh {
+		t.Fatalf("%d events sent, want %d", len(sent), fresh)
+	}
+}
+
+// TestSlideRateLimit: batches in flight across windows share the rate
+// limit: no more events go in a span than the bucket holds plus the rate
+// over the span.
+func TestSlideRateLimit(t *testing.T) {
+	const n, rate = 1200, 400.0
+	var mu sync.Mutex
+	var stamps []time.Time
+	l, _ := run(t, delivery.Spec{ID: id, MaxBatch: 50, Policy: delivery.Policy{InFlight: 4, RateLimit: rate},
+		Target: &fakeTarget{send: func(items []delivery.Item) error {
+			now := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			for range items {
+				stamps = append(stamps, now)
+			}
+			return nil
+		}}}, delivery.Options{})
+	appendN(t, l, n, n)
+	waitFor(t, "the cursor past the last", func() bool { c, _ := l.Cursor(id); return c == n+1 })
+	mu.Lock()
+	defer mu.Unlock()
+	// The bucket holds half a second's worth; each span from the first
+	// send on may see that much plus the rate over the span.
+	burst := rate / 2
+	for i := range stamps {
+		for j := i; j < len(stamps); j += 25 {
+			span := stamps[j].Sub(stamps[i]).Seconds()
+			if got := float64(j - i + 1); got > burst+rate*span+1 {
+				t.Fatalf("%.0f events sent in %.3f s, want at most %.0f (rate %v/s)", got, span, burst+rate*span, rate)
+			}
+		}
+	}
+}
