@@ -19,8 +19,11 @@ import (
 
 // gateTarget holds every send until the test releases it.
 type gateTarget struct {
-	mu    sync.Mutex
-	sends []*gatedSend // in the order they started
+	mu      sync.Mutex
+	sends   []*gatedSend // in the order they started
+	running int
+	// closed is set by Close; early, if a Send was still running then.
+	closed, early bool
 }
 
 type gatedSend struct {
@@ -32,7 +35,13 @@ func (g *gateTarget) Send(ctx context.Context, items []delivery.Item) error {
 	s := &gatedSend{items: items, release: make(chan struct{})}
 	g.mu.Lock()
 	g.sends = append(g.sends, s)
+	g.running++
 	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.running--
+		g.mu.Unlock()
+	}()
 	select {
 	case <-s.release:
 		return nil
@@ -41,7 +50,12 @@ func (g *gateTarget) Send(ctx context.Context, items []delivery.Item) error {
 	}
 }
 
-func (g *gateTarget) Close() error { return nil }
+func (g *gateTarget) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed, g.early = true, g.running > 0
+	return nil
+}
 
 func (g *gateTarget) started() int {
 	g.mu.Lock()
@@ -552,5 +566,43 @@ func TestSlideRateLimit(t *testing.T) {
 				t.Fatalf("%.0f events sent in %.3f s, want at most %.0f (rate %v/s)", got, span, burst+rate*span, rate)
 			}
 		}
+	}
+}
+
+// TestSlideRemoveWaitsForSends: Remove of a target whose pipeline has
+// sends of two windows in flight returns only once they ended, then
+// closes the target, and nothing is sent after.
+func TestSlideRemoveWaitsForSends(t *testing.T) {
+	const maxBatch = 2
+	g := &gateTarget{}
+	l, e := run(t, delivery.Spec{ID: id, Target: g, MaxBatch: maxBatch, Policy: delivery.Policy{InFlight: 4}},
+		delivery.Options{WindowBytes: smallWindows(4 * maxBatch), ShutdownGrace: time.Minute})
+	appendN(t, l, 80, 80)
+	waitFor(t, "4 sends", func() bool { return g.started() == 4 })
+	for i := range 2 {
+		close(g.at(uint64(i*maxBatch + 1)).release)
+	}
+	waitFor(t, "6 sends", func() bool { return g.started() == 6 })
+	removed := make(chan error, 1)
+	go func() { removed <- e.Remove(context.Background(), id) }()
+	time.Sleep(100 * time.Millisecond) // a wrong Remove returns meanwhile
+	select {
+	case err := <-removed:
+		t.Fatalf("Remove returned %v with 4 sends in flight, want it to wait for them", err)
+	default:
+	}
+	for i := 2; i < 6; i++ {
+		close(g.at(uint64(i*maxBatch + 1)).release)
+	}
+	if err := <-removed; err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.running != 0 || !g.closed || g.early {
+		t.Fatalf("after Remove: %d sends running, closed %v (while sending: %v); want none running, closed after", g.running, g.closed, g.early)
+	}
+	if len(g.sends) != 6 {
+		t.Fatalf("%d sends, want the 6 started before Remove", len(g.sends))
 	}
 }
