@@ -51,9 +51,9 @@
 //
 // A loop holds at most two windows: the one being sent and the next, read
 // ahead (or, in a pipeline, the one whose last batches are awaited and
-// the next, being sent). Each is bounded by Options.WindowBytes (64 MiB by default) as well
-// as by its count limits, and holds its own copies of the records, never
-// the log's decompressed frames.
+// the next, being sent). Each is bounded by Options.WindowBytes (64 MiB
+// by default) as well as by its count limits, and holds its own copies of
+// the records, never the log's decompressed frames.
 //
 // # Namespace targets
 //
