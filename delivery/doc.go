@@ -38,17 +38,22 @@
 // order, the cursor never passes an unacknowledged item, a failed batch is
 // retried alone and everything sent behind it is sent again (at least
 // once; Stats.Resent), and a batch that shares a key with one in flight
-// waits for it. With Policy.Lanes above 1 a window is split by key
-// (event.LaneOf) into lanes delivered side by side, each in order; the
-// cursor moves past the window once every lane is done. Both call Send
-// concurrently, so they are for targets whose Send allows it.
+// waits for it. The pipeline does not empty at a window's end: the next
+// window's batches go while the last ones of the window before are still
+// awaited, and the cursor moves past each window once it and every window
+// before it are acknowledged. With Policy.Lanes above 1 a window is split
+// by key (event.LaneOf) into lanes delivered side by side, each in order
+// (and each pipelined with InFlight above 1); the cursor moves past the
+// window once every lane is done, and the next window starts then. Both
+// call Send concurrently, so they are for targets whose Send allows it.
 //
 // # Memory
 //
 // A loop holds at most two windows: the one being sent and the next, read
-// ahead. Each is bounded by Options.WindowBytes (64 MiB by default) as well
-// as by its count limits, and holds its own copies of the records, never
-// the log's decompressed frames.
+// ahead (or, in a pipeline, the one whose last batches are awaited and
+// the next, being sent). Each is bounded by Options.WindowBytes (64 MiB
+// by default) as well as by its count limits, and holds its own copies of
+// the records, never the log's decompressed frames.
 //
 // # Namespace targets
 //

@@ -170,6 +170,20 @@ func (l *loop) run(ctx context.Context) error {
 			l.h.recovered(true)
 		}
 		var prefetch chan window
+		if len(w.items) > 0 && l.sliding() {
+			o, next, err := l.slide(ctx, w)
+			switch {
+			case err != nil:
+				return l.fatal(ctx, err)
+			case o == stopped:
+				return nil // shutting down; the cursor stays after the last window passed
+			case o == reread, o == held:
+				w = l.readAt(ctx, l.cursor)
+			default:
+				w = next // read from the cursor: every window before it is passed
+			}
+			continue
+		}
 		if len(w.items) > 0 {
 			// Read the next window while this one is being sent: one at
 			// most, so a loop holds two windows at most.
@@ -189,23 +203,11 @@ func (l *loop) run(ctx context.Context) error {
 				continue
 			}
 		}
-		if w.next > l.cursor {
-			if err := l.e.log.Advance(l.spec.ID, w.next); err != nil {
-				if prefetch != nil {
-					<-prefetch
-				}
-				return l.fatal(ctx, fmt.Errorf("delivery: %s: moving the cursor: %w", l.spec.ID, err))
+		if err := l.passWindow(w); err != nil {
+			if prefetch != nil {
+				<-prefetch
 			}
-			l.cursor = w.next
-			l.passed(w.next, w.n)
-			// Records coalesced away or with nothing to write count as
-			// delivered once the window is done.
-			l.delivered.Add(uint64(w.n - len(w.items)))
-			for seq := range l.attempts {
-				if seq < l.cursor {
-					delete(l.attempts, seq)
-				}
-			}
+			return l.fatal(ctx, err)
 		}
 		if prefetch != nil {
 			w = <-prefetch
@@ -218,6 +220,28 @@ func (l *loop) run(ctx context.Context) error {
 			return nil
 		}
 		w = l.readAt(ctx, l.cursor)
+	}
+	return nil
+}
+
+// passWindow moves the cursor past w, each of whose items is delivered or
+// quarantined. An error is the log's.
+func (l *loop) passWindow(w window) error {
+	if w.next <= l.cursor {
+		return nil
+	}
+	if err := l.e.log.Advance(l.spec.ID, w.next); err != nil {
+		return fmt.Errorf("delivery: %s: moving the cursor: %w", l.spec.ID, err)
+	}
+	l.cursor = w.next
+	l.passed(w.next, w.n)
+	// Records coalesced away or with nothing to write count as delivered
+	// once the window is done.
+	l.delivered.Add(uint64(w.n - len(w.items)))
+	for seq := range l.attempts {
+		if seq < l.cursor {
+			delete(l.attempts, seq)
+		}
 	}
 	return nil
 }

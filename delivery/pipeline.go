@@ -61,8 +61,33 @@ func (l *loop) deliverWindow(ctx context.Context, items []Item) (outcome, error)
 type flight struct {
 	batch []Item
 	keys  map[string]struct{}
+	span  *span // the window it belongs to, in a sliding pipeline (slide.go)
 	err   error
 	done  chan struct{} // closed when Send returned
+}
+
+// fly sends batch in the background.
+func (l *loop) fly(ctx context.Context, batch []Item) *flight {
+	f := &flight{batch: batch, keys: make(map[string]struct{}, len(batch)), done: make(chan struct{})}
+	for i := range batch {
+		f.keys[batch[i].Key] = struct{}{}
+	}
+	go func() {
+		defer close(f.done)
+		f.err = l.send(ctx, f.batch)
+	}()
+	return f
+}
+
+// blocked reports whether batch shares a key with a flight of q: it must
+// wait for that one's answer, so that one object's events arrive in order.
+func blocked(q []*flight, batch []Item) bool {
+	for _, f := range q {
+		if f.shares(batch) {
+			return true
+		}
+	}
+	return false
 }
 
 // shares reports whether a batch with keys shares a key with f.
@@ -83,7 +108,9 @@ func (f *flight) shares(batch []Item) bool {
 // alone (deliverBatch: backoff, attempts, quarantine), and the pipeline
 // goes on from the first item after it, sending again what was in flight
 // behind it: the cursor never passes an item the target did not
-// acknowledge, and a re-sent item may arrive twice.
+// acknowledge, and a re-sent item may arrive twice. It delivers one lane's
+// share of a window; a target in one lane slides over windows instead
+// (slide.go), with the same rules.
 func (l *loop) pipeline(ctx context.Context, items []Item) (outcome, error) {
 	var q []*flight
 	defer func() {
@@ -96,26 +123,11 @@ func (l *loop) pipeline(ctx context.Context, items []Item) (outcome, error) {
 	for {
 		for len(q) < l.spec.InFlight && len(rest) > 0 && ctx.Err() == nil && !l.paused.Load() {
 			n := min(len(rest), l.spec.MaxBatch)
-			blocked := false
-			for _, f := range q {
-				if f.shares(rest[:n]) {
-					blocked = true
-					break
-				}
-			}
-			if blocked || !l.takeTokens(ctx, n) {
+			if blocked(q, rest[:n]) || !l.takeTokens(ctx, n) {
 				break
 			}
-			f := &flight{batch: rest[:n], keys: make(map[string]struct{}, n), done: make(chan struct{})}
-			for i := range f.batch {
-				f.keys[f.batch[i].Key] = struct{}{}
-			}
+			q = append(q, l.fly(ctx, rest[:n]))
 			rest = rest[n:]
-			go func() {
-				defer close(f.done)
-				f.err = l.send(ctx, f.batch)
-			}()
-			q = append(q, f)
 		}
 		if len(q) == 0 {
 			switch {

@@ -103,8 +103,10 @@ func (l *loop) maxAttempts() int {
 // windowItems bounds the items of one window of a target that is not a
 // namespace one: with one send at a time, a batch for each lane; with
 // several in flight, windowFlights batches for each send that may be in
-// flight in each lane, because a window's pipeline empties before the
-// next window starts: the longer the window, the rarer that pause.
+// flight in each lane: lanes empty their pipelines at each window's end,
+// and the longer the window, the rarer that pause; one lane slides over
+// windows (slide.go), where a longer window means fewer reads and cursor
+// moves, and time to read the next window while this one is sent.
 func (l *loop) windowItems() int {
 	n := l.spec.MaxBatch * max(1, l.spec.Lanes)
 	if l.spec.InFlight > 1 {

@@ -73,7 +73,16 @@ func (c *child) kill9() {
 // moments during ingest and delivery, restarts it, and checks that every
 // event it acknowledged is delivered at least once. SIGKILL keeps the page
 // cache, so this cannot see a missing fsync: TestPowerCut cuts power.
-func TestCrash(t *testing.T) {
+func TestCrash(t *testing.T) { crashRounds(t, "") }
+
+// TestCrashInFlight is TestCrash with 4 batches of 20 events in flight, so
+// that kills land while the pipeline slides from one window into the next:
+// the cursor must never have passed an event the receiver did not take.
+func TestCrashInFlight(t *testing.T) { crashRounds(t, `"inflight": 4, "maxBatch": 20, `) }
+
+// crashRounds runs TestCrash with target, JSON members, added to the
+// webhook target's configuration.
+func crashRounds(t *testing.T, target string) {
 	bin := relayBinary(t)
 	var mu sync.Mutex
 	seen := map[int]int{}
@@ -91,9 +100,9 @@ func TestCrash(t *testing.T) {
 	cfg := filepath.Join(dir, "relay.json")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`{
   "relay": {"dataDir": %q, "listen": %q, "minBackoff": "10ms", "maxBackoff": "200ms"},
-  "notify": {"webhook": {"1": {"enable": true, "endpoint": %q}}},
+  "notify": {"webhook": {"1": {%s"enable": true, "endpoint": %q}}},
   "buckets": {"images": [{"arn": "arn:minio:sqs::1:webhook", "events": ["put"]}]}
-}`, filepath.Join(dir, "data"), addr, rcv.URL())), 0o600)
+}`, filepath.Join(dir, "data"), addr, target, rcv.URL())), 0o600)
 
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	var ackMu sync.Mutex
