@@ -213,6 +213,12 @@ func (l *loop) run(ctx context.Context) error {
 			w = <-prefetch
 			continue
 		}
+		if w.n > 0 {
+			// A window of records with nothing to send (a namespace
+			// target's reads) may have been cut short: read on.
+			w = l.readAt(ctx, l.cursor)
+			continue
+		}
 		select {
 		case <-w.wake:
 		case <-l.kick:
