@@ -260,6 +260,11 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		return nil, err
 	}
 	opts.SetTLSConfig(tc)
+	if u, err := url.Parse(broker); err == nil {
+		if dial := bufferedDial(u.Scheme); dial != nil {
+			opts.SetCustomOpenConnectionFn(dial)
+		}
+	}
 	t := &Target{cfg: cfg, lg: lg, opts: opts, password: pass, tls: tc, keepAlive: keepAlive, slots: make(chan struct{}, cfg.inFlight())}
 	opts.SetConnectionLostHandler(func(_ paho.Client, err error) {
 		lg.Debug("mqtt: connection lost", "err", t.redact(err.Error()))
