@@ -28,6 +28,7 @@ import (
 	"github.com/bucketrelay/bucketrelay/bench/harness"
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/wal"
 )
 
 func init() { harness.Register("elasticsearch", runElasticsearch) }
@@ -92,7 +93,10 @@ func runElasticsearch(ctx context.Context, o harness.Options) (harness.Result, e
 						b.WriteByte('\n')
 						continue
 					}
-					b.WriteString(`{"index":{}}` + "\n")
+					// The event's id as the document's, as the target
+					// sends it (an id of the same length: log id and
+					// sequence).
+					b.WriteString(`{"index":{"_id":"` + wal.EventID("3f9a0c1d2e4b5a69", 1_000_000+items[i].Seq) + "\"}}\n")
 					b.WriteString(`{"Records":[`)
 					b.Write(items[i].Record)
 					b.WriteString(`],"eventTime":"` + items[i].EventTime.UTC().Format(time.RFC3339Nano) + "\"}\n")

@@ -278,9 +278,9 @@ func (t *Target) appendOp(body []byte, it *delivery.Item) ([]byte, error) {
 	if !t.namespace {
 		// The event's id as the document's: a re-sent batch (at-least-once)
 		// overwrites the same documents instead of adding copies.
-		if id := it.EventID(); id != "" {
+		if it.LogID != "" {
 			body = append(body, `{"index":{"_id":"`...)
-			body = append(body, id...) // hex digits, '-' and a decimal: no escaping
+			body = it.AppendEventID(body) // hex digits, '-' and a decimal: no escaping
 			body = append(body, "\"}}\n"...)
 		} else {
 			body = append(body, `{"index":{}}`+"\n"...)
@@ -297,14 +297,13 @@ func (t *Target) appendOp(body []byte, it *delivery.Item) ([]byte, error) {
 	if len(it.Key) > MaxIDBytes {
 		return body, t.errorf("key %.64s… is %d bytes; Elasticsearch ids are at most %d", it.Key, len(it.Key), MaxIDBytes)
 	}
-	id, _ := json.Marshal(it.Key)
 	if it.Op() == event.OpDelete {
 		body = append(body, `{"delete":{"_id":`...)
-		body = append(body, id...)
+		body = appendJSONString(body, it.Key)
 		return append(body, "}}\n"...), nil
 	}
 	body = append(body, `{"index":{"_id":`...)
-	body = append(body, id...)
+	body = appendJSONString(body, it.Key)
 	body = append(body, "}}\n"...)
 	body = append(body, `{"Records":[`...)
 	body, err := appendRecord(body, it.Record)
@@ -312,6 +311,22 @@ func (t *Target) appendOp(body []byte, it *delivery.Item) ([]byte, error) {
 		return body, t.errorf("%s: %v", it.Key, err)
 	}
 	return append(body, "]}\n"...), nil
+}
+
+// appendJSONString appends s as a JSON string: as it is between quotes
+// when it has nothing to escape (the usual object key), else as
+// encoding/json writes it. The id of every namespace operation goes
+// through it: json.Marshal took an allocation and a reflection each.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // appendRecord appends the record on one line: a record that spans lines

@@ -260,6 +260,11 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 		return nil, err
 	}
 	opts.SetTLSConfig(tc)
+	if u, err := url.Parse(broker); err == nil {
+		if dial := bufferedDial(u.Scheme); dial != nil {
+			opts.SetCustomOpenConnectionFn(dial)
+		}
+	}
 	t := &Target{cfg: cfg, lg: lg, opts: opts, password: pass, tls: tc, keepAlive: keepAlive, slots: make(chan struct{}, cfg.inFlight())}
 	opts.SetConnectionLostHandler(func(_ paho.Client, err error) {
 		lg.Debug("mqtt: connection lost", "err", t.redact(err.Error()))
@@ -282,6 +287,17 @@ func wait(ctx context.Context, c paho.Client, tok paho.Token, deadline <-chan ti
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		tick = t.C
+	}
+	return waitTick(ctx, c, tok, deadline, tick)
+}
+
+// waitTick is wait with the ticker of a send (nil without a client): an
+// acknowledgement that has come is taken without a select or a timer, and
+// one still to come is waited for without a ticker of its own, so a
+// send's 1,000 waits make no timer each.
+func waitTick(ctx context.Context, c paho.Client, tok paho.Token, deadline, tick <-chan time.Time) error {
+	if done(tok) {
+		return tok.Error()
 	}
 	lost := 0
 	for {
@@ -402,7 +418,7 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 	// take waits for the acknowledgement of toks[acked] and gives its slot
 	// back; false when it failed.
 	take := func() bool {
-		errs[acked] = wait(ctx, c, toks[acked], deadline.C)
+		errs[acked] = waitTick(ctx, c, toks[acked], deadline.C, tick.C)
 		<-t.slots
 		acked++
 		return errs[acked-1] == nil
@@ -416,8 +432,15 @@ func (t *Target) Send(ctx context.Context, items []delivery.Item) error {
 			broken = true
 			break
 		}
-		// A slot: free, or given back by this send's oldest message.
-		for acquired := false; !acquired && !broken; {
+		// A slot: free, or given back by this send's oldest message. The
+		// usual case, a free slot, is taken without the select below.
+		acquired := false
+		select {
+		case t.slots <- struct{}{}:
+			acquired = true
+		default:
+		}
+		for !acquired && !broken {
 			var oldest <-chan struct{}
 			if acked < n {
 				oldest = toks[acked].Done()

@@ -224,7 +224,10 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	}
 	db := sql.OpenDB(conn)
 	db.SetMaxOpenConns(MaxOpenConns)
-	db.SetMaxIdleConns(2)
+	// As many idle as open: the sends in flight (kind.go InFlight, up to
+	// MaxOpenConns at once) each keep their connection between batches
+	// rather than dialling and authenticating again.
+	db.SetMaxIdleConns(MaxOpenConns)
 	db.SetConnMaxLifetime(10 * time.Minute)
 	db.SetConnMaxIdleTime(2 * time.Minute)
 	return &Target{
@@ -373,6 +376,21 @@ func (t *Target) writeBatch(ctx context.Context, items []delivery.Item) (err err
 			case event.OpPut:
 				puts = append(puts, &items[i])
 			} // OpNone (access events) changes nothing
+		}
+		if len(dels) > 0 {
+			// The puts go before the deletes: with both, only each key's
+			// newest item may be applied, or a key deleted and then put
+			// again in the batch would end deleted. (Puts alone need no
+			// care: the rows of an upsert are applied in order.)
+			puts, dels = puts[:0], dels[:0]
+			for _, i := range kit.Newest(items) {
+				switch items[i].Op() {
+				case event.OpDelete:
+					dels = append(dels, &items[i])
+				case event.OpPut:
+					puts = append(puts, &items[i])
+				}
+			}
 		}
 		for len(puts) > 0 {
 			n := min(len(puts), RowsPerStatement)

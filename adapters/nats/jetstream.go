@@ -267,7 +267,7 @@ func (t *Target) sendJetStream(ctx context.Context, items []delivery.Item) error
 			sent = i
 			break
 		}
-		msg := reuse.next(t, &items[i])
+		msg := reuse.next(t, items, i)
 		msg.Reply = replies[i]
 		if err := nc.PublishMsg(msg); err != nil {
 			errs[i] = t.publishErr(err)
