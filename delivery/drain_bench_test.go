@@ -4,13 +4,13 @@ import (
 	"context"
 	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/testkit/cpuclock"
 	"github.com/bucketrelay/bucketrelay/wal"
 )
 
@@ -36,7 +36,7 @@ func BenchmarkDrain(b *testing.B) {
 	e := delivery.New(l, delivery.Options{})
 	e.Add(delivery.Spec{ID: id, Target: &fakeTarget{send: func(items []delivery.Item) error { got.Add(int64(len(items))); return nil }}})
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := cpuclock.Process()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { e.Run(ctx); close(done) }()
@@ -46,16 +46,7 @@ func BenchmarkDrain(b *testing.B) {
 	}
 	b.StopTimer()
 	// CPU per event stays steady on a loaded machine, where ns/op does not.
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(want), "cpu-ns/event")
+	b.ReportMetric(float64(cpuclock.Process()-cpu0)/float64(want), "cpu-ns/event")
 	cancel()
 	<-done
-}
-
-// cpuTime returns the process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

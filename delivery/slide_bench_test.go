@@ -13,6 +13,7 @@ import (
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/testkit/cpuclock"
 	"github.com/bucketrelay/bucketrelay/wal"
 )
 
@@ -67,7 +68,7 @@ func benchDrainInFlight(b *testing.B, maxBatch int, answer func()) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := cpuclock.Process()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { e.Run(ctx); close(done) }()
@@ -76,7 +77,7 @@ func benchDrainInFlight(b *testing.B, maxBatch int, answer func()) {
 		time.Sleep(time.Millisecond)
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(want), "cpu-ns/event")
+	b.ReportMetric(float64(cpuclock.Process()-cpu0)/float64(want), "cpu-ns/event")
 	cancel()
 	<-done
 }

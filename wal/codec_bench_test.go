@@ -6,11 +6,10 @@
 package wal_test
 
 import (
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/bucketrelay/bucketrelay/bench/harness"
+	"github.com/bucketrelay/bucketrelay/testkit/cpuclock"
 	"github.com/bucketrelay/bucketrelay/wal"
 )
 
@@ -36,34 +35,25 @@ func BenchmarkCodec(b *testing.B) {
 		ratio := float64(raw) / float64(len(v))
 		b.Run("encode/"+string(c), func(b *testing.B) {
 			b.SetBytes(int64(raw))
-			cpu0 := cpuTime()
+			cpu0 := cpuclock.Process()
 			for b.Loop() {
 				wal.EncodeFrameForBench(c, entries)
 			}
-			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*len(entries)), "cpu-ns/event")
+			b.ReportMetric(float64(cpuclock.Process()-cpu0)/float64(b.N*len(entries)), "cpu-ns/event")
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(entries)), "ns/event")
 			b.ReportMetric(ratio, "ratio")
 		})
 		b.Run("decode/"+string(c), func(b *testing.B) {
 			b.SetBytes(int64(raw))
-			cpu0 := cpuTime()
+			cpu0 := cpuclock.Process()
 			for b.Loop() {
 				if _, err := wal.DecodeFrameForBench(v); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*len(entries)), "cpu-ns/event")
+			b.ReportMetric(float64(cpuclock.Process()-cpu0)/float64(b.N*len(entries)), "cpu-ns/event")
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(entries)), "ns/event")
 			b.ReportMetric(ratio, "ratio")
 		})
 	}
-}
-
-// cpuTime returns the process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -2,9 +2,9 @@ package sendtest
 
 import (
 	"sync"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/bucketrelay/bucketrelay/testkit/cpuclock"
 )
 
 // Measure runs send b.N times in all, from senders goroutines at once (as
@@ -21,7 +21,7 @@ func Measure(b *testing.B, events, senders int, send func() error) {
 	close(work)
 	errs := make(chan error, max(1, senders))
 	var wg sync.WaitGroup
-	cpu0 := ProcessCPU()
+	cpu0 := cpuclock.Process()
 	b.ResetTimer()
 	for range max(1, senders) {
 		wg.Add(1)
@@ -43,14 +43,5 @@ func Measure(b *testing.B, events, senders int, send func() error) {
 	}
 	n := float64(b.N * events)
 	b.ReportMetric(n/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric(float64((ProcessCPU()-cpu0).Nanoseconds())/n, "cpu-ns/event")
-}
-
-// ProcessCPU returns the CPU time (user and system) this process used.
-func ProcessCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64((cpuclock.Process()-cpu0).Nanoseconds())/n, "cpu-ns/event")
 }
