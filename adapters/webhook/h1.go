@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,6 +107,10 @@ func newH1Client(u *url.URL, proxy func(*http.Request) (*url.URL, error), dialer
 // answer arrived: the server had closed it.
 var errStale = errors.New("webhook: the endpoint closed the connection before answering")
 
+// errTimeout is a POST that got no whole answer within the target's
+// timeout.
+var errTimeout = errors.New("webhook: no answer within the timeout")
+
 // post sends one POST of body with hdr and reads its answer. On a
 // kept-alive connection the endpoint closed before answering it posts once
 // more on a new connection, as a browser would (at least once: the event
@@ -117,6 +122,9 @@ func (c *h1Client) post(ctx context.Context, hdr http.Header, body []byte, timeo
 			return h1Answer{}, err
 		}
 		a, keep, err := cn.roundTrip(ctx, c, hdr, body, timeout)
+		if err != nil && ctx.Err() == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("%w (%v): %w", errTimeout, timeout, err)
+		}
 		if err == nil && keep {
 			c.put(cn)
 		} else {
@@ -207,6 +215,9 @@ func (cn *h1Conn) roundTrip(ctx context.Context, c *h1Client, hdr http.Header, b
 		}()
 	}
 	if _, err := cn.nc.Write(b); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return a, false, err
+		}
 		return a, false, fmt.Errorf("%w: %w", errStale, err)
 	}
 	return cn.readAnswer()
