@@ -214,11 +214,16 @@ func (cn *h1Conn) roundTrip(ctx context.Context, c *h1Client, hdr http.Header, b
 			}
 		}()
 	}
-	if _, err := cn.nc.Write(b); err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return a, false, err
+	if _, werr := cn.nc.Write(b); werr != nil {
+		if errors.Is(werr, os.ErrDeadlineExceeded) {
+			return a, false, werr
 		}
-		return a, false, fmt.Errorf("%w: %w", errStale, err)
+		// An endpoint may answer (413, say) and hang up before it read
+		// the whole body: its answer counts.
+		if a, _, err := cn.readAnswer(); err == nil {
+			return a, false, nil
+		}
+		return a, false, fmt.Errorf("%w: %w", errStale, werr)
 	}
 	return cn.readAnswer()
 }

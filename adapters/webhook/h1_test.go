@@ -367,3 +367,46 @@ func TestH1RejectsLineBreaks(t *testing.T) {
 		t.Errorf("got %q, %v, want the header, the length and the body", b, err)
 	}
 }
+
+// TestH1EarlyAnswer: an endpoint that answers before it read the whole
+// body and hangs up (a 413 for an event too large) is heard: the answer
+// counts, not the failed write.
+func TestH1EarlyAnswer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				// Read the request's head only, answer, hang up.
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil || line == "\r\n" {
+						break
+					}
+				}
+				io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+				c.(*net.TCPConn).CloseWrite()
+				time.Sleep(100 * time.Millisecond)
+			}()
+		}
+	}()
+	tg, err := New(Config{Enable: true, Endpoint: "http://" + ln.Addr().String() + "/hook"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	it := oneItem("big")
+	it[0].Record = []byte(`{"pad":"` + strings.Repeat("p", 32<<20) + `"}`)
+	if err := tg.Send(context.Background(), it); classify(err) != "permanent" || !strings.Contains(err.Error(), "413") {
+		t.Fatalf("got %v, want the endpoint's 413: a permanent rejection", err)
+	}
+}
