@@ -208,11 +208,18 @@ func TestH1Request(t *testing.T) {
 }
 
 // TestConnectionsReused: every POST after the first ones travels on a
-// kept-alive connection: two sends of 200 events with concurrency 8 dial
-// at most 8 connections, over http:// (h1) and over https (net/http).
+// kept-alive connection: sends of 200 events with concurrency 8 dial
+// connections in the first send only, over http:// (h1) and over https
+// (net/http); and no POST asks for a compressed answer.
 func TestConnectionsReused(t *testing.T) {
 	var conns atomic.Int64
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) })
+	var gzip atomic.Int64 // requests asking for a compressed answer
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept-Encoding") != "" {
+			gzip.Add(1)
+		}
+		io.Copy(io.Discard, r.Body)
+	})
 	for _, tls := range []bool{false, true} {
 		conns.Store(0)
 		srv := httptest.NewUnstartedServer(h)
@@ -256,6 +263,9 @@ func TestConnectionsReused(t *testing.T) {
 		// only when none is idle. Either way, later sends dial none.
 		if after[0] < 1 || after[0] > 16 || after[2] != after[0] || conns.Load() != after[0] {
 			t.Errorf("tls %v: got %v connections dialled after each send of 200 POSTs (%d accepted), want 1 to 16 and none after the first send", tls, after, conns.Load())
+		}
+		if n := gzip.Swap(0); n > 0 {
+			t.Errorf("tls %v: %d POSTs asked for a compressed answer, whose body is discarded; want none", tls, n)
 		}
 		if tg.h1 != nil && after[0] > 8 {
 			t.Errorf("h1 dialled %d connections, want at most concurrency 8", after[0])
