@@ -166,6 +166,12 @@ func (c *h1Client) put(cn *h1Conn) {
 	}
 	cn.usedAt = time.Now()
 	c.mu.Lock()
+	// The least recently used connection is closed once idle too long:
+	// after a burst, the connections it needed do not stay open for good.
+	for len(c.idle) > 0 && cn.usedAt.Sub(c.idle[0].usedAt) > h1IdleTimeout {
+		c.idle[0].nc.Close()
+		c.idle = c.idle[1:]
+	}
 	if c.closed || len(c.idle) >= c.maxIdle {
 		c.mu.Unlock()
 		cn.nc.Close()

@@ -420,3 +420,93 @@ func TestH1EarlyAnswer(t *testing.T) {
 		t.Fatalf("got %v, want the endpoint's 413: a permanent rejection", err)
 	}
 }
+
+// TestManyLanesKeepTheirConnections: 40 sends at once (a target with 40
+// lanes) of 8 POSTs each keep their 320 connections between rounds:
+// the second round dials none (the idle cap was 256 connections, so 64
+// were closed after each round and dialled again in the next).
+func TestManyLanesKeepTheirConnections(t *testing.T) {
+	const posts = 40 * 8
+	var arrived atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		// Answer once every POST of the round arrived: all in flight at
+		// once (10 s at most, if some never come).
+		n := arrived.Add(1)
+		round := (n - 1) / posts
+		for deadline := time.Now().Add(10 * time.Second); arrived.Load() < (round+1)*posts && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+	}))
+	defer srv.Close()
+	for _, client := range []string{"h1", "net/http"} {
+		arrived.Store(0)
+		tg, err := New(Config{Enable: true, Endpoint: srv.URL + "/hook", Concurrency: 8}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dials := &tg.dials
+		if client == "h1" {
+			dials = &tg.h1.dials
+		} else {
+			tg.h1 = nil
+		}
+		var rounds []int64
+		for round := range 2 {
+			var wg sync.WaitGroup
+			for lane := range 40 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					items := make([]delivery.Item, 8)
+					for i := range items {
+						items[i] = delivery.Item{Key: fmt.Sprintf("b/%d-%d-%d", round, lane, i), EventName: event.ObjectCreatedPut, Record: []byte(`{}`)}
+					}
+					if err := tg.Send(context.Background(), items); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			rounds = append(rounds, dials.Load())
+		}
+		if rounds[0] < posts || rounds[0] > 2*posts || rounds[1] != rounds[0] {
+			t.Errorf("%s: got %v connections dialled after each round of 320 POSTs at once, want no more after the first", client, rounds)
+		}
+		tg.Close()
+	}
+}
+
+// TestH1IdleConnectionsClosed: a connection idle longer than
+// h1IdleTimeout is closed, not reused: when the next one is taken, and
+// when another goes idle (what a burst opened does not stay open).
+func TestH1IdleConnectionsClosed(t *testing.T) {
+	u, _ := url.Parse("http://127.0.0.1:9/hook")
+	c := newH1Client(u, nil, net.Dialer{}, 8)
+	pipe := func() (*h1Conn, net.Conn) {
+		a, b := net.Pipe()
+		return &h1Conn{nc: a, br: bufio.NewReader(a)}, b
+	}
+	closed := func(peer net.Conn) bool {
+		peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := peer.Read(make([]byte, 1))
+		return errors.Is(err, io.EOF)
+	}
+	old, oldPeer := pipe()
+	fresh, freshPeer := pipe()
+	c.idle = []*h1Conn{old}
+	old.usedAt = time.Now().Add(-2 * h1IdleTimeout)
+	c.put(fresh)
+	if len(c.idle) != 1 || c.idle[0] != fresh || !closed(oldPeer) {
+		t.Errorf("put beside a connection idle for %v: got %d idle, want only the fresh one and the old one closed", 2*h1IdleTimeout, len(c.idle))
+	}
+	fresh.usedAt = time.Now().Add(-2 * h1IdleTimeout)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // get must not dial: only the stale one is there, and it is dropped
+	if cn, reused, err := c.get(ctx); err == nil || reused || cn != nil {
+		t.Errorf("get with only a stale connection idle: got %v, reused %v, %v; want it dropped and a dial (cancelled)", cn, reused, err)
+	}
+	if len(c.idle) != 0 || !closed(freshPeer) {
+		t.Errorf("got %d idle connections, want 0 and the stale one closed", len(c.idle))
+	}
+}

@@ -30,6 +30,11 @@ import (
 	"github.com/bucketrelay/bucketrelay/event/cloudevent"
 )
 
+// maxPOSTs is the most POSTs a target with concurrency conc may have in
+// flight: the relay's "lanes" (at most 256) times its "inflight" (at most
+// 64) sends at once, each posting conc at once.
+func maxPOSTs(conc int) int { return 256 * 64 * conc }
+
 // DefaultTimeout bounds one POST when Config.Timeout is empty.
 const DefaultTimeout = 10 * time.Second
 
@@ -156,10 +161,11 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 			return dialer.DialContext(ctx, network, addr)
 		},
 		TLSClientConfig: tlsConf,
-		// Every connection a send or a lane may use stays open between
-		// sends: lanes × concurrency, at least 256 (a target with up to 256
-		// "lanes" of one POST at a time).
-		MaxIdleConnsPerHost: max(256, 4*conc),
+		// Every connection the target's sends may use at once stays open
+		// between sends: lanes × inflight × concurrency. Only connections
+		// that were in use at once are ever idle, so the cap opens none;
+		// IdleConnTimeout closes those a burst left.
+		MaxIdleConnsPerHost: maxPOSTs(conc),
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   true,
 		// The answer's body is discarded: no Accept-Encoding, nothing to
