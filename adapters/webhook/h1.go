@@ -117,7 +117,7 @@ var errTimeout = errors.New("webhook: no answer within the timeout")
 // may arrive twice, with the same webhook-id).
 func (c *h1Client) post(ctx context.Context, hdr http.Header, body []byte, timeout time.Duration) (h1Answer, error) {
 	for attempt := 0; ; attempt++ {
-		cn, reused, err := c.get(ctx)
+		cn, reused, err := c.get(ctx, attempt > 0)
 		if err != nil {
 			return h1Answer{}, err
 		}
@@ -137,10 +137,11 @@ func (c *h1Client) post(ctx context.Context, hdr http.Header, body []byte, timeo
 	}
 }
 
-// get returns an idle connection (reused true) or dials one.
-func (c *h1Client) get(ctx context.Context) (*h1Conn, bool, error) {
+// get returns an idle connection (reused true) or, with fresh or none
+// idle, dials one.
+func (c *h1Client) get(ctx context.Context, fresh bool) (*h1Conn, bool, error) {
 	c.mu.Lock()
-	for len(c.idle) > 0 {
+	for !fresh && len(c.idle) > 0 {
 		cn := c.idle[len(c.idle)-1]
 		c.idle = c.idle[:len(c.idle)-1]
 		if time.Since(cn.usedAt) < h1IdleTimeout {

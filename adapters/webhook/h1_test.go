@@ -503,10 +503,48 @@ func TestH1IdleConnectionsClosed(t *testing.T) {
 	fresh.usedAt = time.Now().Add(-2 * h1IdleTimeout)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // get must not dial: only the stale one is there, and it is dropped
-	if cn, reused, err := c.get(ctx); err == nil || reused || cn != nil {
+	if cn, reused, err := c.get(ctx, false); err == nil || reused || cn != nil {
 		t.Errorf("get with only a stale connection idle: got %v, reused %v, %v; want it dropped and a dial (cancelled)", cn, reused, err)
 	}
 	if len(c.idle) != 0 || !closed(freshPeer) {
 		t.Errorf("got %d idle connections, want 0 and the stale one closed", len(c.idle))
+	}
+}
+
+// TestH1AllIdleStale: when the endpoint closed every idle connection (it
+// restarted), a POST that finds one of them closed is sent again on a
+// newly dialled connection, not on the next stale one.
+func TestH1AllIdleStale(t *testing.T) {
+	e := newRawEndpoint(t, func(int) (string, bool) { return "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false })
+	tg, err := New(Config{Enable: true, Endpoint: e.url()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	ctx := context.Background()
+	var conns []*h1Conn
+	for range 3 {
+		cn, _, err := tg.h1.get(ctx, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, cn)
+	}
+	for _, cn := range conns {
+		tg.h1.put(cn)
+	}
+	for deadline := time.Now().Add(10 * time.Second); e.conns.Load() < 3 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	e.mu.Lock()
+	for _, c := range e.open {
+		c.Close()
+	}
+	e.mu.Unlock()
+	if err := tg.Send(ctx, oneItem("k1")); err != nil {
+		t.Fatalf("POST with every idle connection closed by the endpoint: %v", err)
+	}
+	if n := tg.h1.dials.Load(); n != 4 {
+		t.Errorf("got %d connections dialled, want 4 (3 stale, then a new one)", n)
 	}
 }
