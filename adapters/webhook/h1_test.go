@@ -346,6 +346,8 @@ func TestH1OnlyWherePlain(t *testing.T) {
 		{"http://example.com/hook", proxy, false},
 		{"https://example.com/hook", noProxy, false},
 		{"http://bücher.example/hook", noProxy, false},
+		{"http://[fe80::1%25eth0]:8080/hook", noProxy, false},
+		{"http://[::1]:8080/hook", noProxy, true},
 	} {
 		u, err := url.Parse(c.endpoint)
 		if err != nil {
