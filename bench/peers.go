@@ -483,6 +483,15 @@ func runPeers(ctx context.Context, o harness.Options) (harness.Result, error) {
 		if len(cpus) > 0 {
 			res.Add(fmt.Sprintf("%s: (b) CPU of its processes per event delivered, median of %d", fg.name, len(cpus)), median(cpus), "µs", "")
 		}
+		var rcpus []float64
+		for _, d := range rounds[f.name] {
+			if d.rcpu > 0 {
+				rcpus = append(rcpus, d.rcpu)
+			}
+		}
+		if len(rcpus) > 0 {
+			res.Add(fmt.Sprintf("%s: (b) CPU of the receiver (the bench process) per event delivered, median of %d", fg.name, len(rcpus)), median(rcpus), "µs", "")
+		}
 		if len(rounds[f.name]) > 1 {
 			var each []string
 			for _, d := range rounds[f.name] {

@@ -28,6 +28,7 @@ type drainRun struct {
 	curve  []time.Time // first receipts
 	start  time.Time   // receiver up
 	cpu    float64     // µs of the system's processes' CPU per event delivered; 0: unknown
+	rcpu   float64     // µs of the bench process's CPU (the receiver) per event delivered
 }
 
 // drainOnce starts a fresh system with its receiver down, has it
@@ -57,11 +58,18 @@ func drainOnce(ctx context.Context, fresh freshFunc, name string, mk systemFacto
 	}
 	d.start = time.Now()
 	cpu0, cpuOK := systemCPU(s)
+	rcpu0 := harness.CPUTime()
 	missing := waitDelivered(ctx, rv, a, 30*time.Second, 5*time.Minute)
 	cpu1, _ := systemCPU(s)
+	rcpu1 := harness.CPUTime()
 	d.curve = rv.Receipts()
 	if cpuOK && len(d.curve) > 0 {
 		d.cpu = float64(cpu1-cpu0) / float64(time.Microsecond) / float64(len(d.curve))
+	}
+	if len(d.curve) > 0 {
+		// The publishers are done: the bench process is the receiver
+		// (and its polling) now, the same for every system.
+		d.rcpu = float64(rcpu1-rcpu0) / float64(time.Microsecond) / float64(len(d.curve))
 	}
 	if k := len(d.curve); k > 1 {
 		d.resume = d.curve[0].Sub(d.start).Seconds()

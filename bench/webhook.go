@@ -126,6 +126,7 @@ func runWebhook(ctx context.Context, o harness.Options) (harness.Result, error) 
 	}
 	res.Notes = append(res.Notes,
 		"relay built from a config (notify.webhook.1 → the bench's own net/http receiver on loopback, keep-alive); default relay settings, fsync on",
+		"the relay posts to an http:// endpoint with the webhook's own HTTP/1.1 client (adapters/webhook/h1.go), the direct row with net/http's: a ratio above 1 is the clients' difference (BenchmarkSend in adapters/webhook compares them alone)",
 		fmt.Sprintf("paced run: a 1 ms ticker hands calls of up to 10 stamped records to 32 publisher goroutines for %v; latency = receipt time − time stamped into the record just before Publish (so it includes the fsync wait), over the last %v", d+d/5, d))
 	return res, nil
 }

@@ -80,7 +80,9 @@ func cpuTime() time.Duration {
 // BenchmarkSend measures a whole Send of 500 events to a loopback endpoint
 // that reads each body and answers 200: request building, the HTTP
 // exchange (both sides: the endpoint runs in this process) and the
-// answer. cpu-µs/event is the process's CPU per event; events/s the rate.
+// answer, with h1 (plain http://) and with net/http's client (https, or
+// a proxy). cpu-µs/event is the process's CPU per event; events/s the
+// rate.
 //
 //	go test -run '^$' -bench Send -benchtime 3x ./adapters/webhook
 func BenchmarkSend(b *testing.B) {
@@ -93,13 +95,19 @@ func BenchmarkSend(b *testing.B) {
 	for i := range items {
 		items[i] = targettest.Item("images", fmt.Sprintf("2026/11/photo %d.jpg", i), event.ObjectCreatedPut, i)
 	}
-	for _, conc := range []int{1, 4, 16} {
-		b.Run(fmt.Sprintf("concurrency-%d", conc), func(b *testing.B) {
-			tg, err := New(Config{Enable: true, Endpoint: srv.URL + "/hook", Concurrency: conc}, nil)
+	for _, c := range []struct {
+		client string
+		conc   int
+	}{{"h1", 1}, {"h1", 4}, {"h1", 16}, {"net-http", 4}} {
+		b.Run(fmt.Sprintf("%s-concurrency-%d", c.client, c.conc), func(b *testing.B) {
+			tg, err := New(Config{Enable: true, Endpoint: srv.URL + "/hook", Concurrency: c.conc}, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer tg.Close()
+			if c.client == "net-http" {
+				tg.h1 = nil // what an https endpoint or a proxy uses
+			}
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -20,6 +20,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bucketrelay/bucketrelay/adapters/kit"
@@ -27,6 +29,11 @@ import (
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/event/cloudevent"
 )
+
+// maxPOSTs is the most POSTs a target with concurrency conc may have in
+// flight: the relay's "lanes" (at most 256) times its "inflight" (at most
+// 64) sends at once, each posting conc at once.
+func maxPOSTs(conc int) int { return 256 * 64 * conc }
 
 // DefaultTimeout bounds one POST when Config.Timeout is empty.
 const DefaultTimeout = 10 * time.Second
@@ -115,6 +122,12 @@ type Target struct {
 	url     *url.URL // the endpoint, parsed once; requests only read it
 	authHdr []string // the Authorization header's value, nil without a token
 	host    string   // the Host header: url's host without an empty port
+	timeout time.Duration
+	// h1 posts to a plain http:// endpoint without a proxy (h1.go); nil:
+	// client does.
+	h1 *h1Client
+	// dials counts the connections client dialled, for tests.
+	dials atomic.Int64
 }
 
 var _ delivery.Target = (*Target)(nil)
@@ -139,16 +152,25 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	if err != nil {
 		return nil, err
 	}
+	dialer := net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	t := &Target{cfg: cfg, lg: lg, conc: conc, timeout: timeout}
 	tr := &http.Transport{
-		Proxy:           http.ProxyFromEnvironment,
-		DialContext:     (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			t.dials.Add(1)
+			return dialer.DialContext(ctx, network, addr)
+		},
 		TLSClientConfig: tlsConf,
-		// Every connection a send or a lane may use stays open between
-		// sends: lanes × concurrency, at least 256 (a target with up to 256
-		// "lanes" of one POST at a time).
-		MaxIdleConnsPerHost: max(256, 4*conc),
+		// Every connection the target's sends may use at once stays open
+		// between sends: lanes × inflight × concurrency. Only connections
+		// that were in use at once are ever idle, so the cap opens none;
+		// IdleConnTimeout closes those a burst left.
+		MaxIdleConnsPerHost: maxPOSTs(conc),
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   true,
+		// The answer's body is discarded: no Accept-Encoding, nothing to
+		// decompress.
+		DisableCompression: true,
 	}
 	auth := ""
 	if cfg.AuthToken != "" {
@@ -168,7 +190,8 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 	if err != nil {
 		return nil, kit.Fieldf("endpoint", "must be an http:// or https:// URL")
 	}
-	t := &Target{cfg: cfg, client: client, lg: lg, conc: conc, url: u, host: removeEmptyPort(u.Host)}
+	t.client, t.url, t.host = client, u, removeEmptyPort(u.Host)
+	t.h1 = newH1Client(u, tr.Proxy, dialer, tr.MaxIdleConnsPerHost)
 	if auth != "" {
 		t.authHdr = []string{auth}
 	}
@@ -184,6 +207,9 @@ func New(cfg Config, lg *slog.Logger) (*Target, error) {
 }
 
 func (t *Target) post(ctx context.Context, it *delivery.Item) error {
+	if t.h1 != nil {
+		return t.postH1(ctx, it)
+	}
 	req, err := t.request(ctx, it)
 	if err != nil {
 		return err
@@ -196,24 +222,60 @@ func (t *Target) post(ctx context.Context, it *delivery.Item) error {
 	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
 	resp.Body.Close()
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		return t.redirectError(resp)
+		where := "no Location"
+		if loc, err := resp.Location(); err == nil {
+			where = "Location " + t.redact(loc.String())
+		} else if h := resp.Header.Get("Location"); h != "" {
+			where = "Location " + t.redact(h)
+		}
+		return redirectError(resp.StatusCode, where)
 	}
-	err = StatusError(resp.StatusCode)
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		if d, ok := RetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+	return t.statusError(resp.StatusCode, resp.Header.Get("Retry-After"))
+}
+
+// postH1 is post through h1 (h1.go).
+func (t *Target) postH1(ctx context.Context, it *delivery.Item) error {
+	hdr := headerPool.Get().(http.Header)
+	defer func() { clear(hdr); headerPool.Put(hdr) }()
+	body := t.message(it, hdr)
+	a, err := t.h1.post(ctx, hdr, body, t.timeout)
+	if err != nil {
+		// As net/http words it: Post "<endpoint>": <error>.
+		return fmt.Errorf("webhook: %s", t.redact(fmt.Sprintf("Post %q: %v", t.cfg.Endpoint, err)))
+	}
+	if a.status >= 300 && a.status < 400 {
+		where := "no Location"
+		if a.location != "" {
+			if loc, err := t.url.Parse(a.location); err == nil {
+				where = "Location " + t.redact(loc.String())
+			} else {
+				where = "Location " + t.redact(a.location)
+			}
+		}
+		return redirectError(a.status, where)
+	}
+	return t.statusError(a.status, a.retryAfter)
+}
+
+// headerPool holds the header maps of h1's POSTs, which only read them.
+var headerPool = sync.Pool{New: func() any { return make(http.Header, 8) }}
+
+// statusError is StatusError with a 429's or 503's Retry-After.
+func (t *Target) statusError(code int, retryAfter string) error {
+	err := StatusError(code)
+	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+		if d, ok := RetryAfter(retryAfter, time.Now()); ok {
 			err = delivery.RetryAfter(fmt.Errorf("%w (Retry-After %s)", err, d.Round(time.Second)), d)
 		}
 	}
 	return err
 }
 
-// request builds it's POST: the body of the target's format, its headers
-// (CloudEvents binary mode's among them), the event's id, the signature
-// and the authorization. The endpoint is parsed once (New) and the
-// constant headers' values are shared by every request (the transport only
-// reads them).
-func (t *Target) request(ctx context.Context, it *delivery.Item) (*http.Request, error) {
-	hdr := make(http.Header, 6)
+// message sets it's headers in hdr and returns its body: the target's
+// format (CloudEvents binary mode's headers among them), the event's id,
+// the signature and the authorization. The constant headers' values are
+// shared by every request (they are only read).
+func (t *Target) message(it *delivery.Item, hdr http.Header) []byte {
 	body, ctype := t.cfg.Format.Encode(it, t.binding, func(k, v string) { hdr.Set(k, v) })
 	if ctype == kit.JSONContentType {
 		hdr["Content-Type"] = jsonContentType
@@ -231,6 +293,14 @@ func (t *Target) request(ctx context.Context, it *delivery.Item) (*http.Request,
 	if t.authHdr != nil {
 		hdr["Authorization"] = t.authHdr
 	}
+	return body
+}
+
+// request builds it's POST for net/http (message). The endpoint is parsed
+// once (New).
+func (t *Target) request(ctx context.Context, it *delivery.Item) (*http.Request, error) {
+	hdr := make(http.Header, 6)
+	body := t.message(it, hdr)
 	// What http.NewRequestWithContext builds, without parsing the URL:
 	// GetBody lets the transport send the POST again on a fresh connection
 	// when a kept-alive one turns out closed before it was written.
@@ -287,16 +357,9 @@ func RetryAfter(h string, now time.Time) (time.Duration, bool) {
 }
 
 // redirectError is the retryable error of a 3xx answer, naming the status
-// and where it pointed (redacted): the operator must point the endpoint at
-// the final URL.
-func (t *Target) redirectError(resp *http.Response) error {
-	where := "no Location"
-	if loc, err := resp.Location(); err == nil {
-		where = "Location " + t.redact(loc.String())
-	} else if h := resp.Header.Get("Location"); h != "" {
-		where = "Location " + t.redact(h)
-	}
-	code := resp.StatusCode
+// and where it pointed (where, redacted): the operator must point the
+// endpoint at the final URL.
+func redirectError(code int, where string) error {
 	return fmt.Errorf("webhook: endpoint answered %d %s with %s: redirects are not followed, set endpoint to the final URL", code, http.StatusText(code), where)
 }
 
@@ -325,8 +388,11 @@ func (t *Target) redact(s string) string {
 	return kit.Redact(s, append([]string{t.cfg.AuthToken}, t.cfg.SigningSecrets...)...)
 }
 
-// Close closes idle connections.
+// Close closes idle connections (and those in use once their POST ends).
 func (t *Target) Close() error {
 	t.client.CloseIdleConnections()
+	if t.h1 != nil {
+		t.h1.closeIdle(true)
+	}
 	return nil
 }
