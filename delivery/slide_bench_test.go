@@ -1,20 +1,10 @@
 package delivery_test
 
 import (
-	"context"
-	"fmt"
 	"math/rand"
-	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/bucketrelay/bucketrelay/delivery"
-	"github.com/bucketrelay/bucketrelay/delivery/targettest"
-	"github.com/bucketrelay/bucketrelay/event"
-	"github.com/bucketrelay/bucketrelay/testkit/cpuclock"
-	"github.com/bucketrelay/bucketrelay/wal"
 )
 
 // BenchmarkDrainInFlight is BenchmarkDrain through a pipeline of 4
@@ -22,7 +12,7 @@ import (
 // 1000 objects, so batches do not wait for each other's keys: the
 // relay's own cost per event in a sliding pipeline.
 func BenchmarkDrainInFlight(b *testing.B) {
-	benchDrainInFlight(b, 1000, func() {})
+	benchDrain(b, 1000, 0, 4, nil)
 }
 
 // BenchmarkDrainInFlightJitter drains through 4 batches of 10 in flight
@@ -33,51 +23,10 @@ func BenchmarkDrainInFlight(b *testing.B) {
 func BenchmarkDrainInFlightJitter(b *testing.B) {
 	var mu sync.Mutex
 	rng := rand.New(rand.NewSource(1))
-	benchDrainInFlight(b, 10, func() {
+	benchDrain(b, 1000, 10, 4, func() {
 		mu.Lock()
 		d := time.Duration(rng.Intn(10000)) * time.Microsecond
 		mu.Unlock()
 		time.Sleep(d)
 	})
-}
-
-func benchDrainInFlight(b *testing.B, maxBatch int, answer func()) {
-	l, err := wal.Open(filepath.Join(b.TempDir(), "wal.db"), wal.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	l.Register(id)
-	batch := make([]*wal.Entry, 1000)
-	for i := range batch {
-		batch[i] = targettest.Entry(targettest.Record("images", fmt.Sprintf("photos/%d.jpg", i), event.ObjectCreatedPut, i), id)
-	}
-	for n := 0; n < b.N; n += len(batch) {
-		if _, err := l.Append(context.Background(), batch...); err != nil {
-			b.Fatal(err)
-		}
-	}
-	var got atomic.Int64
-	e := delivery.New(l, delivery.Options{})
-	err = e.Add(delivery.Spec{ID: id, MaxBatch: maxBatch, Policy: delivery.Policy{InFlight: 4}, Target: &fakeTarget{send: func(items []delivery.Item) error {
-		answer()
-		got.Add(int64(len(items)))
-		return nil
-	}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	cpu0 := cpuclock.Process()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { e.Run(ctx); close(done) }()
-	want := int64((b.N + 999) / 1000 * 1000)
-	for got.Load() < want {
-		time.Sleep(time.Millisecond)
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(cpuclock.Process()-cpu0)/float64(want), "cpu-ns/event")
-	cancel()
-	<-done
 }
