@@ -42,7 +42,7 @@ func TestBackNotLoggedAfterPartialRefusal(t *testing.T) {
 	appendRecs(t, l, put("a", 0), put("bad", 1), put("c", 2), put("d", 3))
 	waitFor(t, "3 deliveries", func() bool { mu.Lock(); defer mu.Unlock(); return got == 3 })
 	waitFor(t, "the quarantine", func() bool { return e.Stats()[0].Quarantined == 1 })
-	if n := len(logs.lines("target is back")); n != 0 {
-		t.Fatalf("\"target is back\" logged though the target was never down:\n%s", strings.Join(logs.lines(""), "\n"))
+	if n := len(logs.Lines("target is back")); n != 0 {
+		t.Fatalf("\"target is back\" logged though the target was never down:\n%s", strings.Join(logs.Lines(""), "\n"))
 	}
 }

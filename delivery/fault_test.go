@@ -16,33 +16,12 @@ import (
 	"github.com/bucketrelay/bucketrelay/delivery"
 	"github.com/bucketrelay/bucketrelay/delivery/targettest"
 	"github.com/bucketrelay/bucketrelay/event"
+	"github.com/bucketrelay/bucketrelay/testkit/syncbuf"
 	"github.com/bucketrelay/bucketrelay/wal"
 )
 
 // logBuffer collects an engine's log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-// lines returns the lines containing s.
-func (b *logBuffer) lines(s string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for _, ln := range strings.Split(b.b.String(), "\n") {
-		if strings.Contains(ln, s) {
-			out = append(out, ln)
-		}
-	}
-	return out
-}
+type logBuffer struct{ syncbuf.Buffer }
 
 func (b *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -205,8 +184,8 @@ func TestRunReturnsLogFailure(t *testing.T) {
 	}
 	// Each loop that meets the failure says so, naming its target: one
 	// line, or two when both loops met it before Run stopped them.
-	if n := len(logs.lines("delivery stopped")); n < 1 || n > 2 {
-		t.Fatalf("%d \"delivery stopped\" lines, want 1 or 2:\n%s", n, strings.Join(logs.lines(""), "\n"))
+	if n := len(logs.Lines("delivery stopped")); n < 1 || n > 2 {
+		t.Fatalf("%d \"delivery stopped\" lines, want 1 or 2:\n%s", n, strings.Join(logs.Lines(""), "\n"))
 	}
 }
 
@@ -276,14 +255,14 @@ func TestReadErrorMarksTheTargetDown(t *testing.T) {
 	if st.State != delivery.StateDown || st.Up || !strings.Contains(st.LastError, "corrupt") || st.LastErrorTime.IsZero() || st.NextRetry.IsZero() {
 		t.Fatalf("stats = %+v, want the target down with the read error and a next retry", st)
 	}
-	if n := len(logs.lines("level=WARN")) + len(logs.lines("level=ERROR")); n != 1 {
-		t.Fatalf("%d warnings for %d failed reads, want 1:\n%s", n, reads.Load(), strings.Join(logs.lines("level="), "\n"))
+	if n := len(logs.Lines("level=WARN")) + len(logs.Lines("level=ERROR")); n != 1 {
+		t.Fatalf("%d warnings for %d failed reads, want 1:\n%s", n, reads.Load(), strings.Join(logs.Lines("level="), "\n"))
 	}
 	damaged.Store(false)
 	waitFor(t, "the delivery", func() bool { return got.Load() == 1 })
 	waitFor(t, "the target up", func() bool { return e.Stats()[0].State == delivery.StateUp })
-	if n := len(logs.lines("reading the log works again after")); n != 1 {
-		t.Fatalf("%d recovery lines, want 1:\n%s", n, strings.Join(logs.lines("level="), "\n"))
+	if n := len(logs.Lines("reading the log works again after")); n != 1 {
+		t.Fatalf("%d recovery lines, want 1:\n%s", n, strings.Join(logs.Lines("level="), "\n"))
 	}
 }
 
@@ -348,8 +327,8 @@ func TestBackIsLoggedOnlyAfterDown(t *testing.T) {
 	if st := e.Stats()[0]; st.State != delivery.StateUp || st.LastError != "400 rejected" {
 		t.Fatalf("stats = %+v, want up with the quarantine's reason as last error", st)
 	}
-	if n := len(logs.lines("target is back")); n != 0 {
-		t.Fatalf("\"target is back\" logged after a quarantine:\n%s", strings.Join(logs.lines("target is back"), "\n"))
+	if n := len(logs.Lines("target is back")); n != 0 {
+		t.Fatalf("\"target is back\" logged after a quarantine:\n%s", strings.Join(logs.Lines("target is back"), "\n"))
 	}
 	mu.Lock()
 	fails = 3
@@ -358,11 +337,11 @@ func TestBackIsLoggedOnlyAfterDown(t *testing.T) {
 	waitFor(t, "4 deliveries", func() bool { mu.Lock(); defer mu.Unlock(); return got == 4 })
 	// The target counts a delivery inside Send; the loop logs the
 	// recovery only after Send returns, so wait for the line.
-	waitFor(t, "the recovery line", func() bool { return len(logs.lines("target is back")) > 0 })
-	if n := len(logs.lines("send failed, retrying")); n != 1 {
+	waitFor(t, "the recovery line", func() bool { return len(logs.Lines("target is back")) > 0 })
+	if n := len(logs.Lines("send failed, retrying")); n != 1 {
 		t.Fatalf("%d \"send failed\" lines, want 1", n)
 	}
-	back := logs.lines("target is back")
+	back := logs.Lines("target is back")
 	if len(back) != 1 || !strings.Contains(back[0], "target is back after 3 failures over") {
 		t.Fatalf("recovery lines = %q, want one \"target is back after 3 failures over …\"", back)
 	}
@@ -381,7 +360,7 @@ func TestRepeatedFailuresAreSummarised(t *testing.T) {
 	appendRecs(t, l, put("a", 0))
 	waitFor(t, "40 retries", func() bool { return e.Stats()[0].Retried >= 40 })
 	time.Sleep(2 * every)
-	warns := logs.lines("level=WARN")
+	warns := logs.Lines("level=WARN")
 	elapsed := time.Since(start) // after reading the lines: no line is later
 	retried := e.Stats()[0].Retried
 	if max := 2 + int(elapsed/every); len(warns) > max || len(warns) < 2 {
@@ -416,7 +395,7 @@ func TestRetryDelayCappedAtMaxBackoff(t *testing.T) {
 	if len(seen) < 10 {
 		t.Fatalf("saw %d retries, want at least 10", len(seen))
 	}
-	first := logs.lines("send failed, retrying")
+	first := logs.Lines("send failed, retrying")
 	var d time.Duration
 	if len(first) != 1 {
 		t.Fatalf("first failure lines = %q", first)

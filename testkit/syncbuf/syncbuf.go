@@ -32,3 +32,15 @@ func (b *Buffer) String() string {
 
 // Count returns how many times s occurs in what was written so far.
 func (b *Buffer) Count(s string) int { return strings.Count(b.String(), s) }
+
+// Lines returns the lines written so far that contain s (every line for
+// "").
+func (b *Buffer) Lines(s string) []string {
+	var out []string
+	for _, ln := range strings.Split(b.String(), "\n") {
+		if ln != "" && strings.Contains(ln, s) {
+			out = append(out, ln)
+		}
+	}
+	return out
+}
