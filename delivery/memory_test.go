@@ -84,23 +84,7 @@ func TestNamespaceDrainMemoryIsBounded(t *testing.T) {
 	start := time.Now()
 	l := openLog(t)
 	l.Register(id)
-	pad := make([]byte, size-64)
-	for i := range pad {
-		pad[i] = 'a' + byte(i%26)
-	}
-	for i := 0; i < records; i += 1000 {
-		entries := make([]*wal.Entry, 1000)
-		for j := range entries {
-			n := i + j
-			entries[j] = &wal.Entry{
-				Targets: []string{id}, Key: fmt.Sprintf("b/k%d", n%keys), Name: string(event.ObjectCreatedPut),
-				Data: fmt.Appendf(nil, `{"n":%d,"pad":"%s"}`, n, pad),
-			}
-		}
-		if _, err := l.Append(context.Background(), entries...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendPadded(t, l, records, keys, size)
 	t.Logf("backlog appended in %s", time.Since(start))
 	var mu sync.Mutex
 	outage := 1 // the first send fails: the window is read again
@@ -146,6 +130,29 @@ func TestNamespaceDrainMemoryIsBounded(t *testing.T) {
 		fmt.Sscanf(k, "b/k%d", &i)
 		if want := uint64(records - keys + i + 1); newest[k] != want {
 			t.Fatalf("key %s written with sequence %d, want its newest, %d", k, newest[k], want)
+		}
+	}
+}
+
+// appendPadded appends records puts of size bytes each to l for id, over
+// keys keys (b/k0, b/k1, …) in turn, a thousand per append.
+func appendPadded(t *testing.T, l *wal.Log, records, keys, size int) {
+	t.Helper()
+	pad := make([]byte, size-64)
+	for i := range pad {
+		pad[i] = 'a' + byte(i%26)
+	}
+	for i := 0; i < records; i += 1000 {
+		entries := make([]*wal.Entry, 1000)
+		for j := range entries {
+			n := i + j
+			entries[j] = &wal.Entry{
+				Targets: []string{id}, Key: fmt.Sprintf("b/k%d", n%keys), Name: string(event.ObjectCreatedPut),
+				Data: fmt.Appendf(nil, `{"n":%d,"pad":"%s"}`, n, pad),
+			}
+		}
+		if _, err := l.Append(context.Background(), entries...); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

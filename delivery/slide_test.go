@@ -458,23 +458,7 @@ func TestSlideMemoryIsBounded(t *testing.T) {
 	const size, bound = 2 << 10, 40 << 20
 	l := openLog(t)
 	l.Register(id)
-	pad := make([]byte, size-64)
-	for i := range pad {
-		pad[i] = 'a' + byte(i%26)
-	}
-	for i := 0; i < records; i += 1000 {
-		entries := make([]*wal.Entry, 1000)
-		for j := range entries {
-			n := i + j
-			entries[j] = &wal.Entry{
-				Targets: []string{id}, Key: fmt.Sprintf("b/k%d", n), Name: string(event.ObjectCreatedPut),
-				Data: fmt.Appendf(nil, `{"n":%d,"pad":"%s"}`, n, pad),
-			}
-		}
-		if _, err := l.Append(context.Background(), entries...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendPadded(t, l, records, records, size)
 	var got atomic.Int64
 	base := heapPeak()()
 	peak := heapPeak()

@@ -1,7 +1,6 @@
 package mqtt
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,8 +10,6 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/bucketrelay/bucketrelay/delivery"
-	"github.com/bucketrelay/bucketrelay/delivery/targettest"
-	"github.com/bucketrelay/bucketrelay/event"
 	"github.com/bucketrelay/bucketrelay/internal/testenv"
 	"github.com/bucketrelay/bucketrelay/testkit/sendtest"
 )
@@ -24,24 +21,10 @@ import (
 func BenchmarkSend(b *testing.B) {
 	testenv.Require(b, "mosquitto", brokerAddr)
 	topic := fmt.Sprintf("minio/bench-%d", os.Getpid())
-	items := make([]delivery.Item, 1000)
-	for i := range items {
-		items[i] = targettest.Item("images", fmt.Sprintf("photos/%04d.jpg", i), event.ObjectCreatedPut, i)
-		items[i].LogID = "3f9a0c1d2e4b5a69"
-	}
-	for _, senders := range []int{1, 4} {
-		b.Run(fmt.Sprintf("relay-%d", senders), func(b *testing.B) {
-			tg, err := New(Config{Enable: true, Broker: brokerURL, Topic: topic, QoS: 1}, slog.New(slog.DiscardHandler))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer tg.Close()
-			if err := tg.Send(context.Background(), items); err != nil { // connect
-				b.Fatal(err)
-			}
-			sendtest.Measure(b, len(items), senders, func() error { return tg.Send(context.Background(), items) })
-		})
-	}
+	items := sendtest.BenchItems(1000)
+	sendtest.BenchTarget(b, items, func() (delivery.Target, error) {
+		return New(Config{Enable: true, Broker: brokerURL, Topic: topic, QoS: 1}, slog.New(slog.DiscardHandler))
+	})
 	b.Run("direct-1", func(b *testing.B) {
 		c := paho.NewClient(paho.NewClientOptions().AddBroker(brokerURL).SetClientID(fmt.Sprintf("bench-direct-%d", os.Getpid())).
 			SetCleanSession(true).SetAutoReconnect(false).SetOrderMatters(true))
